@@ -1,0 +1,1 @@
+"""The proven computations: numpy references and their torch twins exported to ONNX."""

@@ -1,0 +1,128 @@
+"""Krum and Multi-Krum on integer (fixed-point) updates: the numpy reference.
+
+Blanchard, El Mhamdi, Guerraoui, Stainer, "Machine Learning with Adversaries: Byzantine
+Tolerant Gradient Descent", NeurIPS 2017. Krum scores each of ``n`` updates by the sum of its
+squared distances to its ``n - f - 2`` nearest other updates; Multi-Krum keeps the ``m``
+lowest-scoring updates and averages them.
+
+Everything here is exact integer arithmetic so that the circuit (ezkl, input scale 0) computes
+the same numbers bit for bit. Two choices make that possible:
+- ties between equal scores are broken by the lower client index, so exactly ``m`` clients are
+  selected;
+- the proven aggregate is the *sum* of the selected updates; the next global update is that
+  sum divided by the public ``m`` (:func:`aggregate`), so no rounding happens in the circuit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stakelearn.errors import InputError
+
+
+@dataclass(frozen=True)
+class KrumParams:
+    """Shape of one Multi-Krum round: ``n`` clients, ``f`` tolerated Byzantine, ``m`` selected."""
+
+    n: int
+    f: int
+    m: int
+
+    def __post_init__(self) -> None:
+        if self.f < 0:
+            raise InputError(f"byzantine count f must be >= 0, got {self.f}")
+        if self.n <= 2 * self.f + 2:
+            raise InputError(
+                f"Krum needs n > 2f + 2 clients: n={self.n}, f={self.f} needs at least "
+                f"{2 * self.f + 3} clients (or lower --byzantine)"
+            )
+        if not 1 <= self.m <= self.n - self.f:
+            raise InputError(
+                f"selection m must be in 1..n-f = 1..{self.n - self.f}, got {self.m}"
+            )
+
+    @property
+    def neighbours(self) -> int:
+        """How many nearest other updates enter a Krum score: ``n - f - 2``."""
+        return self.n - self.f - 2
+
+
+def pairwise_sq_distances(updates: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances between the rows of an ``[n, d]`` integer matrix."""
+    x = np.asarray(updates, dtype=np.int64)
+    gram = x @ x.T
+    norms = np.diag(gram)
+    return norms[:, None] + norms[None, :] - 2 * gram
+
+
+def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
+    """Krum score of every row: sum of squared distances to its ``n - f - 2`` nearest others.
+
+    The distance of a row to itself is 0, the smallest possible, so summing the ``n - f - 1``
+    smallest entries of each row of the distance matrix (self included) is the same sum.
+    """
+    distances = pairwise_sq_distances(updates)
+    n = distances.shape[0]
+    params = KrumParams(n=n, f=f, m=1)
+    return np.sort(distances, axis=1)[:, : params.neighbours + 1].sum(axis=1)
+
+
+def multikrum_select(scores: np.ndarray, m: int) -> np.ndarray:
+    """Boolean mask of the ``m`` lowest scores; equal scores go to the lower index."""
+    scores = np.asarray(scores, dtype=np.int64)
+    if not 1 <= m <= scores.size:
+        raise InputError(f"selection m must be in 1..{scores.size}, got {m}")
+    order = np.lexsort((np.arange(scores.size), scores))
+    mask = np.zeros(scores.size, dtype=bool)
+    mask[order[:m]] = True
+    return mask
+
+
+def selected_sum(updates: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Sum of the selected rows: the value the circuit commits to as the aggregate."""
+    return np.asarray(updates, dtype=np.int64)[np.asarray(mask, dtype=bool)].sum(axis=0)
+
+
+def aggregate(updates: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of the selected updates (the next global update, in fixed-point units)."""
+    return selected_sum(updates, mask) / np.count_nonzero(mask)
+
+
+@dataclass(frozen=True)
+class KrumRound:
+    """Everything a Multi-Krum round computes, as the circuit exposes it."""
+
+    scores: np.ndarray
+    mask: np.ndarray
+    total: np.ndarray
+
+    @property
+    def selected(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(self.mask)]
+
+
+def krum_round(updates: np.ndarray, params: KrumParams) -> KrumRound:
+    """Scores, selection mask and selected sum of an ``[n, d]`` integer update matrix."""
+    x = np.asarray(updates, dtype=np.int64)
+    if x.ndim != 2 or x.shape[0] != params.n:
+        raise InputError(f"expected {params.n} updates as an [n, d] matrix, got shape {x.shape}")
+    scores = krum_scores(x, params.f)
+    mask = multikrum_select(scores, params.m)
+    return KrumRound(scores=scores, mask=mask, total=selected_sum(x, mask))
+
+
+def value_bound(params: KrumParams, max_int: int) -> int:
+    """Largest |value| the round circuit accepts on any input.
+
+    Updates are within ``max_int`` and the claimed sum of ``m`` of them within ``m * max_int``;
+    the circuit range-checks every input against the larger of the two.
+    """
+    return params.m * max_int
+
+
+def max_selection_key(params: KrumParams, d: int, bound: int) -> int:
+    """Upper bound of the tie-broken key ``score * n + index`` for inputs within ``bound``."""
+    max_distance = d * (2 * bound) ** 2
+    return params.n * (params.neighbours + 1) * max_distance + params.n

@@ -1,0 +1,1 @@
+"""Federated-learning models, update flattening and fixed-point quantization."""

@@ -1,0 +1,158 @@
+"""The ``stakelearn`` command: it only registers commands; the work is in the packages.
+
+Every user-facing error is one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from stakelearn.errors import StakeLearnError
+
+
+def _prove(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from stakelearn.models.quantize import FixedPoint, quantize
+    from stakelearn.models.update_io import load_updates
+    from stakelearn.prover.circuit import RoundCircuit
+    from stakelearn.prover.round import SUMMARY, prove_round
+
+    fixed_point = FixedPoint(scale_bits=args.scale_bits, clip=args.clip)
+    floats = load_updates(args.updates)
+    quantized = np.stack([quantize(row, fixed_point) for row in floats])
+    n = len(args.updates)
+    circuit = RoundCircuit(
+        n=n,
+        f=args.byzantine,
+        m=args.select if args.select is not None else n - args.byzantine,
+        d=quantized.shape[1],
+        max_int=fixed_point.max_int,
+        num_inner_cols=args.inner_cols,
+    )
+    prove_round(quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates])
+    print((args.out / SUMMARY).read_text(), end="")
+    print(f"round proof written to {args.out}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from stakelearn.prover.round import verify_round
+
+    if args.evm or args.rpc_url:
+        from stakelearn.pipeline.chain import Chain
+        from stakelearn.pipeline.evm_verify import verify_round_on_chain
+
+        chain = Chain.rpc(args.rpc_url) if args.rpc_url else Chain.embedded()
+        result = verify_round_on_chain(args.folder, chain, ceremony_srs=args.srs)
+        if not result.ok:
+            raise StakeLearnError(f"EVM verification on {chain.name} failed: {result.reason}")
+        print(f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {result.gas_used} gas")
+    outcome = verify_round(args.folder, ceremony_srs=args.srs)
+    print(f"round verified: selected {outcome.selected}, flagged "
+          f"{[i for i, bit in enumerate(outcome.mask) if bit == 0]}")
+    return 0
+
+
+def _chain(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.anvil import start_anvil
+
+    node = start_anvil(port=args.port, quiet=False)
+    print(f"anvil listening on {node.url} (pid {node.process.pid}); Ctrl-C stops it", flush=True)
+    try:
+        node.process.wait()
+    except KeyboardInterrupt:
+        node.stop()
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.bench import run_bench
+
+    rows = run_bench(points=args.points, inner_cols=args.inner_cols, out=args.out, evm=not args.no_evm)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.demo import run_demo
+
+    return run_demo(
+        out=args.out, n=args.clients, f=args.byzantine, attackers=args.attackers, d=args.dim,
+        seed=args.seed, rpc_url=args.rpc_url, inner_cols=args.inner_cols,
+    )
+
+
+def _point(text: str) -> tuple[int, int]:
+    try:
+        n, d = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not NxD (for example 16x1024)") from None
+    return n, d
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stakelearn", description="Trustless federated learning with proven Krum.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    prove = commands.add_parser("prove", help="prove one Multi-Krum round over client updates")
+    prove.add_argument("updates", nargs="+", type=Path, metavar="UPDATE", help="a client's exported .onnx model or .npy vector")
+    prove.add_argument("--byzantine", "-f", type=int, required=True, help="tolerated Byzantine clients f (needs n > 2f+2)")
+    prove.add_argument("--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)")
+    prove.add_argument("--out", type=Path, required=True, help="new folder for the proof, commitments and summary")
+    prove.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
+    prove.add_argument("--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)")
+    prove.add_argument("--inner-cols", type=int, default=16, help="ezkl cells per row; more: fewer rows, more columns")
+    prove.add_argument("--srs", type=Path, default=None, help="ceremony SRS file (default: INSECURE local SRS)")
+    prove.set_defaults(run=_prove)
+
+    verify = commands.add_parser("verify", help="verify a round folder written by `prove`")
+    verify.add_argument("folder", type=Path, metavar="DIR")
+    verify.add_argument("--evm", action="store_true", help="also verify with the generated Solidity verifier on the embedded EVM")
+    verify.add_argument("--rpc-url", default=None, help="verify on this EVM JSON-RPC node instead of the embedded one")
+    verify.add_argument("--srs", type=Path, default=None, help="the ceremony SRS file the round was proven with")
+    verify.set_defaults(run=_verify)
+
+    demo = commands.add_parser("demo", help="the main job: a proven round on sample updates, verified on an EVM")
+    demo.add_argument("--clients", type=int, default=8, help="clients n (default 8)")
+    demo.add_argument("--byzantine", type=int, default=2, help="tolerated Byzantine clients f (default 2)")
+    demo.add_argument("--attackers", type=int, default=2, help="sign-flip attackers among the clients (default 2)")
+    demo.add_argument("--dim", type=int, default=256, help="update length d (default 256)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--inner-cols", type=int, default=16, help="ezkl cells per row")
+    demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (replaced)")
+    demo.set_defaults(run=_demo)
+
+    chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
+    chain.add_argument("--port", type=int, default=8545)
+    chain.set_defaults(run=_chain)
+
+    bench = commands.add_parser("bench", help="measure rows, setup/prove/verify time, memory and gas of the round circuit")
+    bench.add_argument("--points", type=_point, nargs="+", default=[(8, 256), (16, 1024)], metavar="NxD")
+    bench.add_argument("--inner-cols", type=int, nargs="+", default=[16], help="layouts to compare (ezkl num_inner_cols)")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.json and results.md")
+    bench.add_argument("--no-evm", action="store_true", help="skip the EVM gas measurement")
+    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench.set_defaults(run=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except StakeLearnError as error:
+        print(f"stakelearn: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stakelearn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

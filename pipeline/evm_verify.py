@@ -1,0 +1,84 @@
+"""Verify a proven round on an EVM: ezkl's generated reusable verifier behind RoundVerifier.
+
+RoundVerifier (verifier_contracts/src) pins the round circuit's VKA digest, checks that the
+proof's input commitments are the signed ones and that the claimed aggregate matches, then
+calls the reusable verifier. Both contracts are deployed from the committed artifacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from stakelearn.pipeline.chain import CallResult, Chain
+from stakelearn.prover.circuit import PreparedCircuit, prepare
+from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
+from stakelearn.prover.round import circuit_of, load_round
+from stakelearn.prover.steps import PROOF
+from stakelearn.verifier_contracts.build import load_artifact
+
+REGISTER_VKA_SELECTOR = bytes.fromhex("dc8b4094")  # registerVka(bytes32[])
+
+
+@dataclass(frozen=True)
+class EvmVerification:
+    ok: bool
+    gas_used: int | None
+    selected_mask: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class DeployedRoundVerifier:
+    chain: Chain
+    contract: object  # web3 contract bound to RoundVerifier
+    deploy_gas: int
+
+
+def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
+    """Deploy the reusable verifier and a RoundVerifier pinned to ``prepared``'s VKA, and
+    register that VKA."""
+    verifier, gas_verifier = chain.deploy(load_artifact("Halo2VerifierReusable"))
+    gas_register = chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(prepared.vka)]))
+    artifact = load_artifact("RoundVerifier")
+    address, gas_round = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
+    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), gas_verifier + gas_register + gas_round)
+
+
+def verify_on_chain(
+    deployed: DeployedRoundVerifier, proof_json: Path, vka: Path, commitments: list[str]
+) -> EvmVerification:
+    """Verify one proof against the given signed commitments (hex, updates then aggregate)."""
+    proof, instances, words = verify_arguments(proof_json, vka)
+    packed = b"".join(bytes.fromhex(c) for c in commitments)
+    contract, chain = deployed.contract, deployed.chain
+    data = contract.encode_abi("verifyRound", args=[proof, instances, words, packed])
+    receipt = chain.transact(contract.address, data)
+    if receipt["status"] != 1:
+        # Replay as a call to learn which check failed (only on the failure path: it costs time).
+        result = chain.call(contract.address, data)
+        return EvmVerification(ok=False, gas_used=None, reason=_revert_reason(contract, result))
+    (event,) = contract.events.RoundVerified().process_receipt(receipt)
+    return EvmVerification(ok=True, gas_used=receipt["gasUsed"], selected_mask=event["args"]["selectedMask"])
+
+
+def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> EvmVerification:
+    """Deploy the verifiers for the circuit a round folder names, and verify its proof against
+    its commitments file."""
+    manifest, _, commitments = load_round(folder)
+    prepared = prepare(circuit_of(manifest), ceremony_srs)
+    deployed = deploy_round_verifier(chain, prepared)
+    return verify_on_chain(deployed, folder / PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
+
+
+def _revert_reason(contract, result: CallResult) -> str:
+    """The custom error's name when the revert data carries one of the contract's selectors."""
+    for item in contract.abi:
+        if item.get("type") == "error":
+            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if result.revert_data.startswith(keccak(text=signature)[:4]):
+                return item["name"]
+    return result.error or "reverted"

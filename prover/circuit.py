@@ -1,0 +1,209 @@
+"""The round circuit's ezkl configuration and its artifact cache.
+
+A :class:`RoundCircuit` fixes everything the proving and verifying keys depend on: the Krum
+shape (n, f, m), the update length d, the value bound, the ezkl layout settings and the ezkl
+version. Its digest names a folder of cached artifacts, so keys are set up once and reused by
+every epoch of the same shape:
+
+    $STAKELEARN_HOME/circuits/<digest>/            network.onnx settings.json model.compiled
+    $STAKELEARN_HOME/circuits/<digest>/keys-<srs>/ pk.key vk.key vka.bytes
+
+Each folder is built in a temporary folder and renamed into place, so an interrupted setup
+leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import ezkl
+import numpy as np
+
+from stakelearn.circuits.krum import KrumParams, krum_round, max_selection_key, value_bound
+from stakelearn.circuits.krum_module import export_onnx
+from stakelearn.errors import InputError
+from stakelearn.prover import steps
+from stakelearn.files import atomic_dir, write_json_atomic
+from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.srs import Srs, resolve_srs, stakelearn_home
+
+# Bump when the circuit's ONNX graph changes, so old cached keys are not reused.
+CIRCUIT_VERSION = "multikrum-round-1"
+
+# ezkl's range-check table has decomp_base rows; 2^8 keeps small circuits at small logrows
+# (only the n^2 comparisons are decomposed, so the extra legs cost little).
+DECOMP_BASE = 2**8
+
+
+@dataclass(frozen=True)
+class RoundCircuit:
+    """One proven Multi-Krum round shape and its ezkl layout.
+
+    ``num_inner_cols`` packs that many cells per row: rows fall by that factor while columns
+    (proof size, verifier gas) grow with it; see the benchmark in the README.
+    """
+
+    n: int
+    f: int
+    m: int
+    d: int
+    max_int: int
+    num_inner_cols: int = 16
+
+    def __post_init__(self) -> None:
+        KrumParams(self.n, self.f, self.m)
+        if self.d < 1:
+            raise InputError(f"update length d must be >= 1, got {self.d}")
+        if not 1 <= self.max_int <= 2**15:
+            raise InputError(f"max_int must be in 1..32768, got {self.max_int}")
+        if not 1 <= self.num_inner_cols <= 64:
+            raise InputError(f"num_inner_cols must be in 1..64, got {self.num_inner_cols}")
+
+    @property
+    def params(self) -> KrumParams:
+        return KrumParams(self.n, self.f, self.m)
+
+    @property
+    def bound(self) -> int:
+        return value_bound(self.params, self.max_int)
+
+    @property
+    def decomp_legs(self) -> int:
+        """Enough base-2^14 digits to range-check every comparison (the selection keys)."""
+        bits = max_selection_key(self.params, self.d, self.bound).bit_length()
+        return math.ceil(bits / math.log2(DECOMP_BASE))
+
+    def description(self) -> dict:
+        return {
+            "circuit": CIRCUIT_VERSION,
+            "ezkl": steps.EZKL_VERSION,
+            **asdict(self),
+            "decomp_base": DECOMP_BASE,
+            "decomp_legs": self.decomp_legs,
+        }
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(self.description(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def run_args(self) -> "ezkl.PyRunArgs":
+        args = ezkl.PyRunArgs()
+        # Each update is its own KZG-committed input: its commitment is the client's.
+        args.input_visibility = "polycommit"
+        args.output_visibility = "public"
+        args.param_visibility = "fixed"
+        # Integers at scale 0: every operation is exact, no rescaling.
+        args.input_scale = 0
+        args.param_scale = 0
+        args.num_inner_cols = self.num_inner_cols
+        args.decomp_base = DECOMP_BASE
+        args.decomp_legs = self.decomp_legs
+        # ezkl 23's Freivalds einsum returns its product as fresh, unconstrained values
+        # (circuit/ops/layouts.rs `einsum`): a prover could feed other numbers to later ops.
+        # Plain dot products are constrained cell by cell.
+        args.disable_freivalds = True
+        # Inputs are range-checked by the circuit's own lookup (see krum_module), which costs
+        # far fewer rows than ezkl's digit decomposition of every input element.
+        args.ignore_range_check_inputs_outputs = True
+        return args
+
+    def calibration_matrix(self) -> np.ndarray:
+        """Extreme-valued sample updates: calibration sizes ranges for the worst case."""
+        rng = np.random.default_rng(0)
+        return rng.choice([-self.max_int, 0, self.max_int], size=(self.n, self.d))
+
+
+@dataclass(frozen=True)
+class PreparedCircuit:
+    """A circuit with its compiled model, SRS and keys on disk."""
+
+    circuit: RoundCircuit
+    model_dir: Path
+    key_dir: Path
+    srs: Srs
+
+    @property
+    def settings(self) -> Path:
+        return self.model_dir / steps.SETTINGS
+
+    @property
+    def compiled(self) -> Path:
+        return self.model_dir / steps.COMPILED
+
+    @property
+    def pk(self) -> Path:
+        return self.key_dir / steps.PK
+
+    @property
+    def vk(self) -> Path:
+        return self.key_dir / steps.VK
+
+    @property
+    def vka(self) -> Path:
+        return self.key_dir / steps.VKA
+
+    @property
+    def logrows(self) -> int:
+        return self.srs.logrows
+
+    def settings_json(self) -> dict:
+        return json.loads(self.settings.read_text())
+
+
+def input_json(updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
+    """ezkl's input file: one flat list per ONNX input."""
+    return {"input_data": [row.tolist() for row in np.asarray(updates)] + [np.asarray(claimed_sum).tolist()]}
+
+
+def _build_model_dir(circuit: RoundCircuit, folder: Path) -> None:
+    network = export_onnx(circuit.params, circuit.d, folder / steps.NETWORK)
+    settings = steps.gen_settings(network, folder / steps.SETTINGS, circuit.run_args())
+    sample = circuit.calibration_matrix()
+    write_json_atomic(folder / steps.CALIBRATION, input_json(sample, krum_round(sample, circuit.params).total))
+    steps.calibrate(folder / steps.CALIBRATION, network, settings, scales=[0])
+    # Calibration widens the lookup table to what it saw; the range check needs it exact.
+    data = json.loads(settings.read_text())
+    data["run_args"]["lookup_range"] = [-circuit.bound, circuit.bound]
+    write_json_atomic(settings, data)
+    steps.compile_circuit(network, folder / steps.COMPILED, settings)
+
+
+def _setup_keys(model: Path, srs: Path, keys: Path) -> None:
+    steps.setup(model / steps.COMPILED, keys / steps.VK, keys / steps.PK, srs)
+    steps.create_vka(keys / steps.VK, model / steps.SETTINGS, keys / steps.VKA, srs)
+
+
+def model_dir(circuit: RoundCircuit, stats: dict[str, StepStats] | None = None) -> Path:
+    """The circuit's compiled model and settings, built on first use."""
+    folder = stakelearn_home() / "circuits" / circuit.digest
+    if not (folder / steps.COMPILED).exists():
+        with atomic_dir(folder) as tmp:
+            _, step = run_isolated(f"compiling round circuit n={circuit.n} d={circuit.d}", _build_model_dir, circuit, tmp)
+        if stats is not None:
+            stats["compile"] = step
+    return folder
+
+
+def prepare(
+    circuit: RoundCircuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
+) -> PreparedCircuit:
+    """Compile the circuit, resolve its SRS, and set up the keys and the VK artifact for the EVM,
+    each only once per (circuit, SRS). Steps that ran are timed into ``stats``."""
+    folder = model_dir(circuit, stats)
+    settings = json.loads((folder / steps.SETTINGS).read_text())
+    logrows = settings["run_args"]["logrows"]
+    if circuit.d >= 2**logrows - 16:
+        raise InputError(f"update length d={circuit.d} does not fit one column at logrows {logrows}")
+    srs = resolve_srs(logrows, ceremony_srs)
+    key_dir = folder / f"keys-{srs.sha256()[:16]}"
+    if not (key_dir / steps.VKA).exists():
+        with atomic_dir(key_dir) as tmp:
+            _, step = run_isolated(f"setting up keys (logrows {logrows}, {srs.label})", _setup_keys, folder, srs.path, tmp)
+        if stats is not None:
+            stats["setup"] = step
+    return PreparedCircuit(circuit=circuit, model_dir=folder, key_dir=key_dir, srs=srs)

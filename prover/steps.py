@@ -1,0 +1,131 @@
+"""ezkl's steps, each a function from files to files, with ezkl's own default file names.
+
+ezkl 23 makes some calls async (``create_evm_verifier``, ``create_evm_vka``); :func:`_run`
+awaits them here once so that the rest of the project calls plain functions. Every failure
+becomes a :class:`ProofError` with ezkl's message on one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+from pathlib import Path
+
+# ezkl logs every step at info level; keep the terminal for StakeLearn's own progress lines.
+os.environ.setdefault("RUST_LOG", "error")
+
+import ezkl  # noqa: E402  (reads RUST_LOG when first used)
+
+from stakelearn.errors import ProofError
+
+EZKL_VERSION = ezkl.__version__
+
+NETWORK = "network.onnx"
+SETTINGS = "settings.json"
+CALIBRATION = "calibration.json"
+COMPILED = "model.compiled"
+PK = "pk.key"
+VK = "vk.key"
+INPUT = "input.json"
+WITNESS = "witness.json"
+PROOF = "proof.json"
+VERIFIER_SOL = "Halo2VerifierReusable.sol"
+VERIFIER_ABI = "Halo2VerifierReusable.abi"
+VKA = "vka.bytes"
+
+
+def _run(step: str, call, *args, **kwargs):
+    try:
+        result = asyncio.run(_call(call, *args, **kwargs))
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # ezkl's Rust panics arrive as pyo3 PanicException
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise ProofError(f"ezkl {step} failed: {message}") from error
+    if result is False:
+        raise ProofError(f"ezkl {step} failed")
+    return result
+
+
+async def _call(call, *args, **kwargs):
+    # ezkl's async calls need a running event loop when they are called, not only when awaited.
+    result = call(*args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+def gen_settings(network: Path, settings: Path, run_args: "ezkl.PyRunArgs") -> Path:
+    _run("gen_settings", ezkl.gen_settings, str(network), str(settings), py_run_args=run_args)
+    return settings
+
+
+def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int]) -> Path:
+    _run(
+        "calibrate_settings",
+        ezkl.calibrate_settings,
+        str(calibration),
+        str(network),
+        str(settings),
+        "resources",
+        scales=scales,
+    )
+    return settings
+
+
+def compile_circuit(network: Path, compiled: Path, settings: Path) -> Path:
+    _run("compile_circuit", ezkl.compile_circuit, str(network), str(compiled), str(settings))
+    return compiled
+
+
+def gen_srs(srs: Path, logrows: int) -> Path:
+    _run("gen_srs", ezkl.gen_srs, str(srs), logrows)
+    return srs
+
+
+def setup(compiled: Path, vk: Path, pk: Path, srs: Path) -> tuple[Path, Path]:
+    _run("setup", ezkl.setup, str(compiled), str(vk), str(pk), str(srs))
+    return vk, pk
+
+
+def gen_witness(data: Path, compiled: Path, witness: Path) -> dict:
+    return _run("gen_witness", ezkl.gen_witness, str(data), str(compiled), str(witness))
+
+
+def prove(witness: Path, compiled: Path, pk: Path, proof: Path, srs: Path) -> dict:
+    return _run("prove", ezkl.prove, str(witness), str(compiled), str(pk), str(proof), str(srs))
+
+
+def verify(proof: Path, settings: Path, vk: Path, srs: Path) -> bool:
+    return bool(_run("verify", ezkl.verify, str(proof), str(settings), str(vk), str(srs)))
+
+
+def kzg_commit(felts: list[str], vk: Path, settings: Path, srs: Path) -> list:
+    return _run("kzg_commit", ezkl.kzg_commit, felts, str(vk), str(settings), str(srs))
+
+
+def create_reusable_verifier(vk: Path, settings: Path, sol: Path, abi: Path, srs: Path) -> Path:
+    _run(
+        "create_evm_verifier",
+        ezkl.create_evm_verifier,
+        str(vk),
+        str(settings),
+        str(sol),
+        str(abi),
+        str(srs),
+        reusable=True,
+    )
+    return sol
+
+
+def create_vka(vk: Path, settings: Path, vka: Path, srs: Path) -> Path:
+    _run("create_evm_vka", ezkl.create_evm_vka, str(vk), str(settings), str(vka), str(srs))
+    return vka
+
+
+def encode_calldata(proof: Path, calldata: Path, vka: Path) -> bytes:
+    return bytes(_run("encode_evm_calldata", ezkl.encode_evm_calldata, str(proof), str(calldata), vka_path=str(vka)))
+
+
+def felt_to_int(felt: str) -> int:
+    """A little-endian hex field element as a signed integer."""
+    return ezkl.felt_to_int(felt)

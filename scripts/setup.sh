@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up everything StakeLearn needs on a fresh machine, idempotently:
+#   .venv/          Python 3.11 virtual environment (torch pinned to the 2.13.0 CPU build)
+#   tools/          npm tools: solc-js 0.8.20 (Solidity compiler) and anvil (local EVM node)
+#   ~/.svm/0.8.20/  the solc ezkl looks for when it generates verifiers (the solc-js adapter)
+# A second run with nothing changed returns in about a second.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/.venv"
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null || python=python3
+
+stamp_of() { cat "$root/pyproject.toml" "$root/tools/package.json" "$root/scripts/setup.sh" | sha256sum | cut -c1-16; }
+stamp_file="$venv/.stakelearn-setup"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating $venv" >&2
+  "$python" -m venv "$venv"
+fi
+
+if [ "$(cat "$stamp_file" 2>/dev/null)" != "$(stamp_of)" ]; then
+  echo "setup: installing Python packages" >&2
+  "$venv/bin/pip" install --quiet --upgrade pip
+  # The pinned CPU build; any other torch version pulls a multi-GB CUDA build.
+  "$venv/bin/pip" install --quiet "torch==2.13.0"
+  "$venv/bin/pip" install --quiet -e "$root[test]"
+  echo "setup: installing npm tools into tools/" >&2
+  (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error)
+  stamp_of > "$stamp_file"
+fi
+
+# ezkl finds solc 0.8.20 only through svm's folder; offline it cannot download one. A native
+# solc placed there is left alone; a link is pointed at this checkout's adapter.
+svm_solc="$HOME/.svm/0.8.20/solc-0.8.20"
+if [ ! -e "$svm_solc" ] || [ -L "$svm_solc" ]; then
+  mkdir -p "$(dirname "$svm_solc")"
+  ln -sf "$root/tools/solc-adapter.js" "$svm_solc"
+fi

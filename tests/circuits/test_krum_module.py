@@ -1,0 +1,59 @@
+"""The circuit computes exactly what the numpy reference computes."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from stakelearn.circuits.krum import KrumParams, krum_round
+from stakelearn.circuits.krum_module import MultiKrumRound, split_outputs
+from stakelearn.files import write_json_atomic
+from stakelearn.prover import steps
+from stakelearn.prover.circuit import RoundCircuit, input_json, model_dir
+
+SHAPES = [(5, 1, 3, 8), (6, 1, 2, 12), (7, 2, 3, 5), (9, 3, 6, 10)]
+
+
+@pytest.mark.parametrize("n, f, m, d", SHAPES)
+def test_torch_module_matches_reference(n, f, m, d):
+    params = KrumParams(n=n, f=f, m=m)
+    x = np.random.default_rng(n * d).integers(-128, 129, size=(n, d))
+    reference = krum_round(x, params)
+    inputs = [torch.tensor(row, dtype=torch.float64) for row in [*x, reference.total]]
+    out = MultiKrumRound(params).double()(*inputs).numpy().astype(np.int64).tolist()
+    parts = split_outputs(out, n)
+    assert parts["scores"] == reference.scores.tolist()
+    assert parts["mask"] == reference.mask.astype(int).tolist()
+    assert parts["sum_error"] == 0
+
+
+@pytest.mark.parametrize("n, f, m, d", SHAPES)
+def test_circuit_witness_matches_reference_exactly(n, f, m, d, tmp_path):
+    circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=128, num_inner_cols=4)
+    x = np.random.default_rng(n + d).integers(-128, 129, size=(n, d))
+    x[0] = x[1]  # a duplicate update: equal scores exercise the tie-break
+    reference = krum_round(x, circuit.params)
+    folder = model_dir(circuit)
+    write_json_atomic(tmp_path / steps.INPUT, input_json(x, reference.total))
+    witness = steps.gen_witness(tmp_path / steps.INPUT, folder / steps.COMPILED, tmp_path / steps.WITNESS)
+    parts = split_outputs([steps.felt_to_int(v) for v in witness["outputs"][0]], n)
+    assert parts["scores"] == reference.scores.tolist()
+    assert parts["mask"] == reference.mask.astype(int).tolist()
+    assert parts["sum_error"] == 0
+
+
+def test_circuit_reports_a_wrong_claimed_sum(tmp_path):
+    circuit = RoundCircuit(n=5, f=1, m=3, d=8, max_int=128, num_inner_cols=4)
+    x = np.random.default_rng(3).integers(-128, 129, size=(5, 8))
+    wrong = krum_round(x, circuit.params).total + np.eye(8, dtype=np.int64)[0]
+    write_json_atomic(tmp_path / steps.INPUT, input_json(x, wrong))
+    witness = steps.gen_witness(tmp_path / steps.INPUT, model_dir(circuit) / steps.COMPILED, tmp_path / steps.WITNESS)
+    assert split_outputs([steps.felt_to_int(v) for v in witness["outputs"][0]], 5)["sum_error"] == 1
+
+
+def test_circuit_settings_pin_the_range_check(small_circuit):
+    settings = json.loads((model_dir(small_circuit) / steps.SETTINGS).read_text())
+    assert settings["run_args"]["lookup_range"] == [-small_circuit.bound, small_circuit.bound]
+    assert settings["run_args"]["input_visibility"] == "KZGCommit"
+    assert settings["run_args"]["disable_freivalds"] is True

@@ -1,0 +1,55 @@
+"""Shared fixtures: a private cache folder, and one small proven round reused by many tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Keys, SRS files and compiled circuits go to a cache of the test run's own, unless the
+    # caller points STAKELEARN_HOME somewhere on purpose (to reuse keys between runs).
+    if "STAKELEARN_HOME" not in os.environ:
+        home = Path(config.rootpath) / ".pytest_cache" / "stakelearn-home"
+        os.environ["STAKELEARN_HOME"] = str(home)
+
+
+SMALL = dict(n=5, f=1, m=3, d=16, max_int=128, num_inner_cols=4)
+
+
+@pytest.fixture(scope="session")
+def small_circuit():
+    from stakelearn.prover.circuit import RoundCircuit
+
+    return RoundCircuit(**SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_updates() -> np.ndarray:
+    """Four similar updates and one far away (client 4), integers within +-128."""
+    rng = np.random.default_rng(7)
+    base = rng.integers(-40, 41, size=SMALL["d"])
+    updates = base + rng.integers(-6, 7, size=(SMALL["n"], SMALL["d"]))
+    updates[4] = -2 * base
+    return np.clip(updates, -128, 128)
+
+
+@pytest.fixture(scope="session")
+def proven_round(tmp_path_factory, small_circuit, small_updates) -> Path:
+    """A round proven once per session; tests copy it before changing anything."""
+    from stakelearn.prover.round import prove_round
+
+    folder = tmp_path_factory.mktemp("round") / "proven"
+    prove_round(small_updates, small_circuit, folder)
+    return folder
+
+
+@pytest.fixture
+def round_copy(proven_round, tmp_path) -> Path:
+    target = tmp_path / "round"
+    shutil.copytree(proven_round, target)
+    return target

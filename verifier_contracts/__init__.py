@@ -1,0 +1,1 @@
+"""Solidity sources, generated verifiers, and their build into ABI/bytecode artifacts."""
