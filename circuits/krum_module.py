@@ -20,13 +20,13 @@ Output, one public vector: ``[scores (n), mask (n), sum_error, range_tag]``.
 
 The computation equals :func:`stakelearn.circuits.krum.krum_round` exactly on integer inputs.
 Why this formulation (rows per update element set the proving time):
-- the Gram matrix ``X X^T`` as one einsum, which ezkl lays out as ``n^2`` dot products packed
-  ``num_inner_cols`` per row; ezkl's Freivalds path for einsum is not used (its result is not
-  copy-constrained to later cells in ezkl 23, see prover/settings.py);
+- the Gram matrix from its ``n(n+1)/2`` distinct dot products (it is symmetric), each packed
+  ``num_inner_cols`` multiply-adds per row; ezkl's Freivalds path for einsum is not used (its
+  result is not copy-constrained to later cells in ezkl 23, see ``RoundCircuit.run_args``);
 - the self-distance is 0, the smallest entry of its row, so a score is the sum of the
   ``n - f - 1`` smallest entries of its row with no masking of the diagonal;
 - selection is a threshold on a tie-broken key (``score * n + index``), not TopK indices plus
-  Gather; the aggregate is a masked broadcast product summed over clients.
+  Gather; the aggregate is the mask-weighted sum of the inputs, with no stacked copy of them.
 """
 
 from __future__ import annotations
@@ -46,23 +46,24 @@ class MultiKrumRound(torch.nn.Module):
     def __init__(self, params: KrumParams) -> None:
         super().__init__()
         self.params = params
-        self.register_buffer("eye", torch.eye(params.n))
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         n, m = self.params.n, self.params.m
-        updates, claimed_sum = torch.stack(inputs[:n]), inputs[n]
-        gram = torch.einsum("ik,jk->ij", updates, updates)
-        norms = (gram * self.eye).sum(dim=1)
+        updates, claimed_sum = inputs[:n], inputs[n]
+        # The Gram matrix is symmetric: n(n+1)/2 dot products, not n^2.
+        dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
+        gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
+        norms = torch.stack([dots[i, i] for i in range(n)])
         distances = norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
         nearest = torch.topk(distances, self.params.neighbours + 1, dim=1, largest=False).values
         scores = nearest.sum(dim=1)
         key = scores * n + self.index
         threshold = torch.topk(key, m, largest=False).values.max()
         mask = (key <= threshold).float()
-        total = (mask.unsqueeze(1) * updates).sum(dim=0)
+        total = sum(mask[i] * updates[i] for i in range(n))
         sum_error = ((total - claimed_sum) ** 2).sum().reshape(1)
-        range_tag = torch.sigmoid(torch.cat([updates.reshape(-1), claimed_sum])).sum().reshape(1)
+        range_tag = sum(torch.sigmoid(x).sum() for x in inputs).reshape(1)
         return torch.cat([scores, mask, sum_error, range_tag])
 
 

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--out", type=Path, required=True, help="new folder for the proof, commitments and summary")
     prove.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
     prove.add_argument("--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)")
-    prove.add_argument("--inner-cols", type=int, default=16, help="ezkl cells per row; more: fewer rows, more columns")
+    prove.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row; more: fewer rows, more columns")
     prove.add_argument("--srs", type=Path, default=None, help="ceremony SRS file (default: INSECURE local SRS)")
     prove.set_defaults(run=_prove)
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--attackers", type=int, default=2, help="sign-flip attackers among the clients (default 2)")
     demo.add_argument("--dim", type=int, default=256, help="update length d (default 256)")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--inner-cols", type=int, default=16, help="ezkl cells per row")
+    demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (replaced)")
     demo.set_defaults(run=_demo)
@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure rows, setup/prove/verify time, memory and gas of the round circuit")
     bench.add_argument("--points", type=_point, nargs="+", default=[(8, 256), (16, 1024)], metavar="NxD")
-    bench.add_argument("--inner-cols", type=int, nargs="+", default=[16], help="layouts to compare (ezkl num_inner_cols)")
+    bench.add_argument("--inner-cols", type=int, nargs="+", default=[8], help="layouts to compare (ezkl num_inner_cols)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.json and results.md")
     bench.add_argument("--no-evm", action="store_true", help="skip the EVM gas measurement")
     bench.add_argument("--json", action="store_true", help="print the results as JSON")

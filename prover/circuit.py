@@ -15,6 +15,7 @@ leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -24,6 +25,7 @@ import ezkl
 import numpy as np
 
 from stakelearn.circuits.krum import KrumParams, krum_round, max_selection_key, value_bound
+from stakelearn.circuits import krum_module
 from stakelearn.circuits.krum_module import export_onnx
 from stakelearn.errors import InputError
 from stakelearn.prover import steps
@@ -31,8 +33,8 @@ from stakelearn.files import atomic_dir, write_json_atomic
 from stakelearn.prover.isolate import StepStats, run_isolated
 from stakelearn.prover.srs import Srs, resolve_srs, stakelearn_home
 
-# Bump when the circuit's ONNX graph changes, so old cached keys are not reused.
-CIRCUIT_VERSION = "multikrum-round-1"
+# The circuit's source is part of the digest: editing the graph never reuses old keys.
+CIRCUIT_SOURCE_DIGEST = hashlib.sha256(inspect.getsource(krum_module).encode()).hexdigest()[:16]
 
 # ezkl's range-check table has decomp_base rows; 2^8 keeps small circuits at small logrows
 # (only the n^2 comparisons are decomposed, so the extra legs cost little).
@@ -52,7 +54,7 @@ class RoundCircuit:
     m: int
     d: int
     max_int: int
-    num_inner_cols: int = 16
+    num_inner_cols: int = 8
 
     def __post_init__(self) -> None:
         KrumParams(self.n, self.f, self.m)
@@ -79,7 +81,7 @@ class RoundCircuit:
 
     def description(self) -> dict:
         return {
-            "circuit": CIRCUIT_VERSION,
+            "circuit": f"multikrum-round-{CIRCUIT_SOURCE_DIGEST}",
             "ezkl": steps.EZKL_VERSION,
             **asdict(self),
             "decomp_base": DECOMP_BASE,

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 # ezkl logs every step at info level; keep the terminal for StakeLearn's own progress lines.
@@ -59,16 +61,32 @@ def gen_settings(network: Path, settings: Path, run_args: "ezkl.PyRunArgs") -> P
     return settings
 
 
+@contextmanager
+def _stdout_silenced():
+    """Silence file descriptor 1 (Rust prints there directly, past Python's sys.stdout)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with open(os.devnull, "wb") as devnull:
+        os.dup2(devnull.fileno(), 1)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int]) -> Path:
-    _run(
-        "calibrate_settings",
-        ezkl.calibrate_settings,
-        str(calibration),
-        str(network),
-        str(settings),
-        "resources",
-        scales=scales,
-    )
+    # calibrate_settings prints a numerical-fidelity table; with scales fixed at 0 it says nothing.
+    with _stdout_silenced():
+        _run(
+            "calibrate_settings",
+            ezkl.calibrate_settings,
+            str(calibration),
+            str(network),
+            str(settings),
+            "resources",
+            scales=scales,
+        )
     return settings
 
 
