@@ -1,10 +1,16 @@
-"""`stakelearn bench`: measure the proven round at several (n, d) points and layouts.
+"""`stakelearn bench`: reproducible figures for the proven round.
 
-For each point it prints and saves: circuit rows, logrows, rows per update element (n*d),
-compile/setup/prove/verify seconds and peak memory (each step in its own process), proving
-key and proof size, the gas of verifying the round on the embedded EVM, and the plain numpy
-Krum time, so that ratios can be compared across machines. Keys are set up afresh for every
-point (in a scratch cache under --out); SRS files are reused from the user's cache.
+For each (n, d) point of a profile it measures the round circuit (`circuits/krum_module.py`)
+and, as the baseline, the same computation written naively (`circuits/naive_krum.py`, ezkl's
+defaults), plus the plain numpy Krum time:
+rows, logrows, rows per update element (n*d), compile (settings and calibration), setup,
+prove and verify seconds with each step's peak memory, proving key and proof size, the gas of
+the reusable verifier alone and of the whole RoundVerifier check on the embedded EVM.
+
+Each point runs in its own process group under a time limit: a point over the limit is
+recorded as such instead of hanging, a crash loses only that point, and every step inside
+runs in its own child so its peak memory is its own. Rows are appended to ``results.jsonl``
+as they come; ``results.json``, ``results.md`` and ``results.png`` are written at the end.
 """
 
 from __future__ import annotations
@@ -13,29 +19,42 @@ import json
 import os
 import platform
 import shutil
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from stakelearn.circuits.krum import krum_round
 from stakelearn.files import write_bytes_atomic, write_json_atomic
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.evm_verify import deploy_round_verifier, verify_on_chain
-from stakelearn.prover import steps
-from stakelearn.prover.circuit import RoundCircuit, prepare
-from stakelearn.prover.isolate import run_isolated
-from stakelearn.prover.round import COMMITMENTS, prove_round
-from stakelearn.prover.srs import stakelearn_home
 
-MAX_INT = 128  # scale 2^-7, clip 1.0: the default fixed point
+MAX_INT = 128  # the default fixed point: scale 2^-7, clip 1.0
+
+PROFILES = {
+    # A minute or two: run by the test suite so the command cannot rot.
+    "quick": {"points": [(4, 32), (5, 64)], "inner_cols": [8], "naive": [(4, 32)], "limit_s": 300},
+    # The README's table: the issue's two reference points.
+    "standard": {"points": [(8, 256), (16, 1024)], "inner_cols": [8, 4], "naive": [(8, 256)], "limit_s": 1800},
+    # The full grid; points whose steps run over the limit are recorded as such.
+    "full": {
+        "points": [(n, d) for n in (4, 8, 16, 32) for d in (64, 256, 1024, 4096)],
+        "inner_cols": [8],
+        "naive": [(4, 64), (8, 64), (4, 256), (8, 256)],
+        "limit_s": 1800,
+    },
+}
 
 
 def machine() -> dict:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    import ezkl
+
+    cpu = platform.processor()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        cpu = next((l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")), cpu)
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_gb, 1), "ezkl": steps.EZKL_VERSION}
+    return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_gb, 1), "ezkl": ezkl.__version__}
 
 
 def krum_shape(n: int) -> tuple[int, int]:
@@ -44,47 +63,141 @@ def krum_shape(n: int) -> tuple[int, int]:
     return f, n - f
 
 
-def bench_point(n: int, d: int, inner_cols: int, scratch: Path, evm: bool) -> dict:
+def sample_updates(n: int, d: int) -> np.ndarray:
+    return np.random.default_rng(n * 100_003 + d).integers(-MAX_INT, MAX_INT + 1, size=(n, d))
+
+
+def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
+    """The proven round at one point (runs inside the point's process)."""
+    from stakelearn.circuits.krum import krum_round
+    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.evm_verify import deploy_round_verifier, verify_on_chain, verifier_only_gas
+    from stakelearn.prover import steps
+    from stakelearn.prover.circuit import RoundCircuit, prepare
+    from stakelearn.prover.isolate import run_isolated
+    from stakelearn.prover.round import COMMITMENTS, prove_round
+
     f, m = krum_shape(n)
     circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=MAX_INT, num_inner_cols=inner_cols)
-    updates = np.random.default_rng(n * 100_003 + d).integers(-MAX_INT, MAX_INT + 1, size=(n, d))
-    shutil.rmtree(scratch / "circuits", ignore_errors=True)
-    stats = {}
-    round_dir = scratch / f"round-{n}x{d}-c{inner_cols}"
-    shutil.rmtree(round_dir, ignore_errors=True)
+    updates = sample_updates(n, d)
+    stats: dict = {}
+    round_dir = scratch / "round"
     prove_round(updates, circuit, round_dir, stats=stats)
     prepared = prepare(circuit)
-    _, stats["verify"] = run_isolated(
-        "verifying", steps.verify, round_dir / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path
-    )
-    settings = prepared.settings_json()
+    _, stats["verify"] = run_isolated("verifying", steps.verify, round_dir / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
     start = time.perf_counter()
     krum_round(updates, circuit.params)
-    numpy_seconds = time.perf_counter() - start
-    row = {
-        "n": n, "d": d, "f": f, "m": m, "inner_cols": inner_cols,
-        "rows": settings["num_rows"], "logrows": prepared.logrows,
-        "rows_per_element": round(settings["num_rows"] / (n * d), 3),
-        **{f"{step}_s": round(s.seconds, 2) for step, s in stats.items()},
-        **{f"{step}_peak_mb": round(s.peak_mb) for step, s in stats.items()},
+    numpy_s = time.perf_counter() - start
+    commitments = json.loads((round_dir / COMMITMENTS).read_text())
+    deployed = deploy_round_verifier(Chain.embedded(), prepared)
+    result = verify_on_chain(deployed, round_dir / steps.PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
+    settings = prepared.settings_json()
+    return {
+        "rows": settings["num_rows"],
+        "logrows": prepared.logrows,
+        **_step_columns(stats),
         "pk_mb": round(prepared.pk.stat().st_size / 2**20, 1),
         "proof_bytes": len(json.loads((round_dir / steps.PROOF).read_text())["proof"]),
-        "numpy_krum_s": round(numpy_seconds, 5),
+        "verifier_gas": verifier_only_gas(deployed, round_dir / steps.PROOF, prepared.vka),
+        "round_gas": result.gas_used if result.ok else None,
+        "numpy_krum_s": round(numpy_s, 6),
     }
-    if evm:
-        commitments = json.loads((round_dir / COMMITMENTS).read_text())
-        deployed = deploy_round_verifier(Chain.embedded(), prepared)
-        result = verify_on_chain(deployed, round_dir / steps.PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
-        row["evm_verify_gas"] = result.gas_used if result.ok else None
-    shutil.rmtree(round_dir)
-    return row
+
+
+def measure_naive(n: int, d: int, scratch: Path) -> dict:
+    """The naive baseline at one point: ezkl defaults, public inputs, no EVM."""
+    from stakelearn.circuits.krum import KrumParams, krum_round
+    from stakelearn.circuits.naive_krum import export_naive_onnx
+    from stakelearn.prover import steps
+    from stakelearn.prover.isolate import run_isolated
+    from stakelearn.prover.srs import local_insecure_srs
+
+    f, m = krum_shape(n)
+    params = KrumParams(n, f, m)
+    updates = sample_updates(n, d)
+    scratch = scratch / "naive"
+    scratch.mkdir(parents=True, exist_ok=True)
+    network = export_naive_onnx(params, d, scratch / steps.NETWORK)
+    data = scratch / steps.INPUT
+    write_json_atomic(data, {"input_data": [(row / MAX_INT).tolist() for row in updates]})
+    stats: dict = {}
+    _, stats["compile"] = run_isolated("naive: settings and calibration", _naive_compile, network, data, scratch)
+    settings = json.loads((scratch / steps.SETTINGS).read_text())
+    srs = local_insecure_srs(settings["run_args"]["logrows"]).path
+    _, stats["setup"] = run_isolated("naive: setup", steps.setup, scratch / steps.COMPILED, scratch / steps.VK, scratch / steps.PK, srs)
+    steps.gen_witness(data, scratch / steps.COMPILED, scratch / steps.WITNESS)
+    _, stats["prove"] = run_isolated("naive: proving", steps.prove, scratch / steps.WITNESS, scratch / steps.COMPILED, scratch / steps.PK, scratch / steps.PROOF, srs)
+    _, stats["verify"] = run_isolated("naive: verifying", steps.verify, scratch / steps.PROOF, scratch / steps.SETTINGS, scratch / steps.VK, srs)
+    krum_round(updates, params)
+    return {
+        "rows": settings["num_rows"],
+        "logrows": settings["run_args"]["logrows"],
+        **_step_columns(stats),
+        "pk_mb": round((scratch / steps.PK).stat().st_size / 2**20, 1),
+        "proof_bytes": len(json.loads((scratch / steps.PROOF).read_text())["proof"]),
+    }
+
+
+def _naive_compile(network: Path, data: Path, folder: Path) -> None:
+    from stakelearn.prover import steps
+
+    import ezkl
+
+    steps.gen_settings(network, folder / steps.SETTINGS, ezkl.PyRunArgs())
+    steps.calibrate(data, network, folder / steps.SETTINGS, scales=None)
+    steps.compile_circuit(network, folder / steps.COMPILED, folder / steps.SETTINGS)
+
+
+def _step_columns(stats: dict) -> dict:
+    return {
+        **{f"{name}_s": round(step.seconds, 2) for name, step in stats.items()},
+        **{f"{name}_peak_mb": round(step.peak_mb) for name, step in stats.items()},
+    }
+
+
+def run_point(spec: dict) -> dict:
+    """Measure one point (called in the point's own process)."""
+    from stakelearn.prover.srs import stakelearn_home
+
+    scratch = Path(spec["scratch"])
+    shutil.rmtree(scratch, ignore_errors=True)
+    # Compile and set up afresh in a scratch cache (they are measured), but share the user's
+    # SRS files: generating an SRS is not part of proving a round.
+    srs_cache = stakelearn_home() / "srs"
+    srs_cache.mkdir(parents=True, exist_ok=True)
+    (scratch / "home").mkdir(parents=True)
+    (scratch / "home" / "srs").symlink_to(srs_cache.resolve())
+    os.environ["STAKELEARN_HOME"] = str(scratch / "home")
+    n, d = spec["n"], spec["d"]
+    if spec["variant"] == "naive":
+        measured = measure_naive(n, d, scratch)
+    else:
+        measured = measure_round(n, d, spec["inner_cols"], scratch)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return measured
+
+
+def _run_point_process(spec: dict, limit_s: float) -> dict:
+    """Run one point in a new process group; kill the group at the time limit."""
+    command = [sys.executable, "-m", "stakelearn.pipeline.bench", json.dumps(spec)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True, text=True)
+    try:
+        out, _ = process.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        return {"status": f"over the {limit_s:.0f} s limit"}
+    if process.returncode != 0:
+        return {"status": f"failed (exit {process.returncode})"}
+    return {"status": "ok", **json.loads(out.strip().splitlines()[-1])}
 
 
 COLUMNS = [
-    ("n", "n"), ("d", "d"), ("inner_cols", "cols"), ("rows", "rows"), ("logrows", "k"),
-    ("rows_per_element", "rows/elt"), ("setup_s", "setup s"), ("setup_peak_mb", "setup MB"),
-    ("prove_s", "prove s"), ("prove_peak_mb", "prove MB"), ("verify_s", "verify s"),
-    ("pk_mb", "pk MB"), ("proof_bytes", "proof B"), ("evm_verify_gas", "EVM gas"), ("numpy_krum_s", "numpy s"),
+    ("variant", "circuit"), ("n", "n"), ("d", "d"), ("inner_cols", "cols"), ("rows", "rows"), ("logrows", "k"),
+    ("rows_per_element", "rows/elt"), ("compile_s", "compile s"), ("setup_s", "setup s"), ("setup_peak_mb", "setup MB"),
+    ("prove_s", "prove s"), ("prove_peak_mb", "prove MB"), ("verify_s", "verify s"), ("pk_mb", "pk MB"),
+    ("proof_bytes", "proof B"), ("verifier_gas", "verifier gas"), ("round_gas", "round gas"),
+    ("numpy_krum_s", "numpy s"), ("status", "status"),
 ]
 
 
@@ -95,23 +208,79 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_bench(points: list[tuple[int, int]], inner_cols: list[int], out: Path, evm: bool) -> list[dict]:
+def ratio_lines(rows: list[dict]) -> list[str]:
+    """Naive over proven-round ratios at the points where both finished."""
+    lines = []
+    for naive in (r for r in rows if r["variant"] == "naive" and r["status"] == "ok"):
+        for ours in (r for r in rows if r["variant"] == "round" and r["status"] == "ok" and (r["n"], r["d"]) == (naive["n"], naive["d"])):
+            lines.append(
+                f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: naive/round rows {naive['rows'] / ours['rows']:.1f}x, "
+                f"prove {naive['prove_s'] / ours['prove_s']:.1f}x, prove memory {naive['prove_peak_mb'] / ours['prove_peak_mb']:.1f}x"
+            )
+    for ours in (r for r in rows if r["variant"] == "round" and r["status"] == "ok"):
+        lines.append(f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: proving takes {ours['prove_s'] / ours['numpy_krum_s']:,.0f}x the plain numpy Krum")
+    return lines
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    groups = {}
+    for row in rows:
+        if row["status"] == "ok":
+            label = "naive (ezkl defaults)" if row["variant"] == "naive" else f"round, {row['inner_cols']} cols"
+            groups.setdefault(label, []).append(row)
+    for label, items in sorted(groups.items()):
+        items.sort(key=lambda r: r["n"] * r["d"])
+        x = [r["n"] * r["d"] for r in items]
+        left.plot(x, [r["prove_s"] for r in items], "o-", label=label)
+        right.plot(x, [r["rows"] for r in items], "o-", label=label)
+    for axis, title in ((left, "prove seconds"), (right, "circuit rows")):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("update elements n·d")
+        axis.set_title(title)
+        axis.grid(True, which="both", alpha=0.3)
+    left.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dict]:
+    spec = PROFILES[profile]
+    limit = limit_s or spec["limit_s"]
     out.mkdir(parents=True, exist_ok=True)
-    scratch = out / "scratch"
-    srs_cache = stakelearn_home() / "srs"
-    os.environ["STAKELEARN_HOME"] = str(scratch)
-    (scratch / "srs").mkdir(parents=True, exist_ok=True)
-    for srs in srs_cache.glob("*.srs"):  # reuse the user's SRS files: generating them is not the bench
-        target = scratch / "srs" / srs.name
-        if not target.exists():
-            os.symlink(srs, target)
+    journal = out / "results.jsonl"
+    journal.unlink(missing_ok=True)
+    jobs = [("round", n, d, cols) for n, d in spec["points"] for cols in spec["inner_cols"]]
+    jobs += [("naive", n, d, None) for n, d in spec["naive"]]
     rows = []
-    for n, d in points:
-        for cols in inner_cols:
-            rows.append(bench_point(n, d, cols, scratch, evm))
-            write_json_atomic(out / "results.json", {"machine": machine(), "points": rows})
-            print(markdown_table(rows[-1:]).splitlines()[-1], flush=True)
-    table = markdown_table(rows)
-    write_bytes_atomic(out / "results.md", (table + "\n\n" + json.dumps(machine()) + "\n").encode())
-    print(table)
+    for variant, n, d, cols in jobs:
+        print(f"bench: {variant} n={n} d={d}" + (f" cols={cols}" if cols else ""), file=sys.stderr, flush=True)
+        point = {"variant": variant, "n": n, "d": d, "inner_cols": cols, "scratch": str(out / "scratch" / f"{variant}-{n}x{d}-{cols}")}
+        row = {**point, **_run_point_process(point, limit)}
+        row.pop("scratch")
+        if row.get("rows"):
+            row["rows_per_element"] = round(row["rows"] / (n * d), 3)
+        rows.append(row)
+        with journal.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(markdown_table([row]).splitlines()[-1], flush=True)
+    shutil.rmtree(out / "scratch", ignore_errors=True)
+    write_json_atomic(out / "results.json", {"profile": profile, "machine": machine(), "points": rows})
+    report = [markdown_table(rows), "", *ratio_lines(rows), "", "machine: " + json.dumps(machine())]
+    write_bytes_atomic(out / "results.md", ("\n".join(report) + "\n").encode())
+    plot(rows, out / "results.png")
+    print("\n".join(report))
     return rows
+
+
+if __name__ == "__main__":
+    # One point, in its own process: print its measurements as the last line of stdout.
+    measured = run_point(json.loads(sys.argv[1]))
+    print(json.dumps(measured), flush=True)

@@ -72,10 +72,10 @@ def _chain(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.bench import run_bench
 
-    rows = run_bench(points=args.points, inner_cols=args.inner_cols, out=args.out, evm=not args.no_evm)
+    rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
-    return 0
+    return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -85,14 +85,6 @@ def _demo(args: argparse.Namespace) -> int:
         out=args.out, n=args.clients, f=args.byzantine, attackers=args.attackers, d=args.dim,
         seed=args.seed, rpc_url=args.rpc_url, inner_cols=args.inner_cols,
     )
-
-
-def _point(text: str) -> tuple[int, int]:
-    try:
-        n, d = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not NxD (for example 16x1024)") from None
-    return n, d
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,12 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
     chain.add_argument("--port", type=int, default=8545)
     chain.set_defaults(run=_chain)
 
-    bench = commands.add_parser("bench", help="measure rows, setup/prove/verify time, memory and gas of the round circuit")
-    bench.add_argument("--points", type=_point, nargs="+", default=[(8, 256), (16, 1024)], metavar="NxD")
-    bench.add_argument("--inner-cols", type=int, nargs="+", default=[8], help="layouts to compare (ezkl num_inner_cols)")
-    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.json and results.md")
-    bench.add_argument("--no-evm", action="store_true", help="skip the EVM gas measurement")
-    bench.add_argument("--json", action="store_true", help="print the results as JSON")
+    bench = commands.add_parser("bench", help="measure rows, time, memory and gas of the round circuit against a naive baseline")
+    bench.add_argument("--profile", choices=["quick", "standard", "full"], default="standard",
+                       help="quick: two tiny points; standard: (8,256) and (16,1024); full: n 4..32 x d 64..4096")
+    bench.add_argument("--quick", action="store_true", help="same as --profile quick (a minute or two)")
+    bench.add_argument("--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png")
+    bench.add_argument("--json", action="store_true", help="also print the results as JSON")
     bench.set_defaults(run=_bench)
     return parser
 

@@ -15,7 +15,7 @@ from eth_utils import keccak
 
 from stakelearn.pipeline.chain import CallResult, Chain
 from stakelearn.prover.circuit import PreparedCircuit, prepare
-from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
+from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
 from stakelearn.prover.round import circuit_of, load_round
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
@@ -35,6 +35,7 @@ class EvmVerification:
 class DeployedRoundVerifier:
     chain: Chain
     contract: object  # web3 contract bound to RoundVerifier
+    verifier: str  # the reusable verifier's address
     deploy_gas: int
 
 
@@ -45,7 +46,7 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
     gas_register = chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(prepared.vka)]))
     artifact = load_artifact("RoundVerifier")
     address, gas_round = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
-    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), gas_verifier + gas_register + gas_round)
+    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier, gas_verifier + gas_register + gas_round)
 
 
 def verify_on_chain(
@@ -63,6 +64,11 @@ def verify_on_chain(
         return EvmVerification(ok=False, gas_used=None, reason=_revert_reason(contract, result))
     (event,) = contract.events.RoundVerified().process_receipt(receipt)
     return EvmVerification(ok=True, gas_used=receipt["gasUsed"], selected_mask=event["args"]["selectedMask"])
+
+
+def verifier_only_gas(deployed: DeployedRoundVerifier, proof_json: Path, vka: Path) -> int:
+    """Gas of the reusable verifier's ``verifyProof`` alone, without RoundVerifier's checks."""
+    return deployed.chain.transact_checked(deployed.verifier, verify_calldata(proof_json, vka))
 
 
 def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> EvmVerification:

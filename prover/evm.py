@@ -34,12 +34,15 @@ def vka_digest(vka: Path) -> bytes:
     return keccak(b"".join(vka_words(vka)))
 
 
-def verify_arguments(proof: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:
-    """The arguments of ``verifyProof(bytes proof, uint256[] instances, bytes32[] vka)``, as
-    ezkl encodes them for the verifier."""
+def verify_calldata(proof: Path, vka: Path) -> bytes:
+    """ezkl's calldata of ``verifyProof(bytes proof, uint256[] instances, bytes32[] vka)``."""
     with tempfile.TemporaryDirectory() as tmp:
-        calldata = steps.encode_calldata(proof, Path(tmp) / "calldata.bytes", vka)
-    proof_bytes, instances, words = decode(["bytes", "uint256[]", "bytes32[]"], calldata[4:])
+        return steps.encode_calldata(proof, Path(tmp) / "calldata.bytes", vka)
+
+
+def verify_arguments(proof: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:
+    """The arguments of ``verifyProof``, decoded from ezkl's calldata."""
+    proof_bytes, instances, words = decode(["bytes", "uint256[]", "bytes32[]"], verify_calldata(proof, vka)[4:])
     return proof_bytes, list(instances), list(words)
 
 

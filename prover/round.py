@@ -59,9 +59,9 @@ def check_updates(updates: np.ndarray, circuit: RoundCircuit) -> np.ndarray:
     return x.astype(np.int64)
 
 
-def public_outputs(proof: dict, n: int) -> dict:
-    values = [steps.felt_to_int(felt) for felt in proof["instances"][0]]
-    return split_outputs(values, n)
+def public_outputs(felts: list[str], n: int) -> dict:
+    """The circuit's output vector (field elements, as ezkl writes them) by name."""
+    return split_outputs([steps.felt_to_int(felt) for felt in felts], n)
 
 
 def prove_round(
@@ -83,7 +83,7 @@ def prove_round(
     with atomic_dir(out) as tmp:
         write_json_atomic(tmp / steps.INPUT, input_json(x, reference.total))
         witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
-        outputs = split_outputs([steps.felt_to_int(v) for v in witness["outputs"][0]], circuit.n)
+        outputs = public_outputs(witness["outputs"][0], circuit.n)
         if outputs["scores"] != reference.scores.tolist() or outputs["mask"] != reference.mask.astype(int).tolist():
             raise ProofError("the circuit's witness disagrees with the numpy reference; this is a bug")
         _, stats["prove"] = run_isolated(
@@ -152,7 +152,7 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
         if want != got:
             who = f"update {i}" if i < circuit.n else "the aggregate"
             raise ProofError(f"the proof's commitment of {who} differs from the signed commitment")
-    outputs = public_outputs(proof, circuit.n)
+    outputs = public_outputs(proof["instances"][0], circuit.n)
     if outputs["sum_error"] != 0:
         raise ProofError("the claimed aggregate is not the sum of the selected updates (sum_error != 0)")
     if sorted(set(outputs["mask"])) not in ([1], [0, 1]) or sum(outputs["mask"]) != circuit.m:

@@ -75,7 +75,8 @@ def _stdout_silenced():
         os.close(saved)
 
 
-def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int]) -> Path:
+def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int] | None) -> Path:
+    """ezkl's calibration for resources; ``scales=None`` lets ezkl search its default scales."""
     # calibrate_settings prints a numerical-fidelity table; with scales fixed at 0 it says nothing.
     with _stdout_silenced():
         _run(

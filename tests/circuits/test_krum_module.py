@@ -11,6 +11,7 @@ from stakelearn.circuits.krum_module import MultiKrumRound, split_outputs
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import RoundCircuit, input_json, model_dir
+from stakelearn.prover.round import public_outputs
 
 SHAPES = [(5, 1, 3, 8), (6, 1, 2, 12), (7, 2, 3, 5), (9, 3, 6, 10)]
 
@@ -37,7 +38,7 @@ def test_circuit_witness_matches_reference_exactly(n, f, m, d, tmp_path):
     folder = model_dir(circuit)
     write_json_atomic(tmp_path / steps.INPUT, input_json(x, reference.total))
     witness = steps.gen_witness(tmp_path / steps.INPUT, folder / steps.COMPILED, tmp_path / steps.WITNESS)
-    parts = split_outputs([steps.felt_to_int(v) for v in witness["outputs"][0]], n)
+    parts = public_outputs(witness["outputs"][0], n)
     assert parts["scores"] == reference.scores.tolist()
     assert parts["mask"] == reference.mask.astype(int).tolist()
     assert parts["sum_error"] == 0
@@ -49,7 +50,7 @@ def test_circuit_reports_a_wrong_claimed_sum(tmp_path):
     wrong = krum_round(x, circuit.params).total + np.eye(8, dtype=np.int64)[0]
     write_json_atomic(tmp_path / steps.INPUT, input_json(x, wrong))
     witness = steps.gen_witness(tmp_path / steps.INPUT, model_dir(circuit) / steps.COMPILED, tmp_path / steps.WITNESS)
-    assert split_outputs([steps.felt_to_int(v) for v in witness["outputs"][0]], 5)["sum_error"] == 1
+    assert public_outputs(witness["outputs"][0], 5)["sum_error"] == 1
 
 
 def test_circuit_settings_pin_the_range_check(small_circuit):
