@@ -104,3 +104,22 @@ def test_prove_refuses_existing_output(update_files, tmp_path):
 
 def test_verify_not_a_round_folder(tmp_path):
     assert_one_line_error(run_cli("verify", tmp_path), "not a round folder")
+
+
+@pytest.mark.anvil
+def test_verify_with_rpc_url_on_anvil(proven_round, capsys):
+    from stakelearn.pipeline.anvil import running_anvil
+
+    with running_anvil() as node:
+        assert main(["verify", str(proven_round), "--rpc-url", node.url]) == 0
+    assert f"on {node.url}" in capsys.readouterr().out
+
+
+def test_verify_rejects_tampered_proof_with_exit_code(round_copy):
+    import json
+
+    proof = json.loads((round_copy / "proof.json").read_text())
+    proof["proof"][len(proof["proof"]) // 2] ^= 1  # past the commitments
+    (round_copy / "proof.json").write_text(json.dumps(proof))
+    assert_one_line_error(run_cli("verify", round_copy), "verify failed")
+    assert_one_line_error(run_cli("verify", round_copy, "--evm"), "RoundVerifier__ProofRejected")
