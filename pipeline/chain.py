@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from eth_tester import EthereumTester, PyEVMBackend
 from eth_tester.exceptions import TransactionFailed
+from eth_utils import keccak
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 from web3.providers.eth_tester import EthereumTesterProvider
@@ -27,6 +28,16 @@ class CallResult:
     data: bytes
     error: str = ""
     revert_data: bytes = b""
+
+
+def error_name(abi: list, revert_data: bytes) -> str | None:
+    """The name of the custom error in ``abi`` whose selector starts ``revert_data``."""
+    for item in abi:
+        if item.get("type") == "error":
+            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+            if revert_data[:4] == keccak(text=signature)[:4]:
+                return item["name"]
+    return None
 
 
 # Explicit gas for our own transactions: web3 would otherwise execute each one twice (once to
@@ -86,10 +97,11 @@ class Chain:
         """Send a transaction with raw calldata; return its receipt (status 0 if it reverted)."""
         return self._wait(self.w3.eth.send_transaction({"from": self.sender, "to": to, "data": data, "gas": TX_GAS}))
 
-    def call(self, to: str, data: bytes) -> CallResult:
+    def call(self, to: str, data: bytes, sender: str | None = None, value: int = 0) -> CallResult:
         """An eth_call with raw calldata; a revert is a result, not an exception."""
         try:
-            return CallResult(ok=True, data=bytes(self.w3.eth.call({"from": self.sender, "to": to, "data": data})))
+            request = {"from": sender or self.sender, "to": to, "data": data, "value": value}
+            return CallResult(ok=True, data=bytes(self.w3.eth.call(request)))
         except ContractLogicError as error:
             data = error.data if isinstance(error.data, str) and error.data.startswith("0x") else "0x"
             return CallResult(ok=False, data=b"", error=str(error.message or error), revert_data=bytes.fromhex(data[2:]))
@@ -98,6 +110,19 @@ class Chain:
             reason = str(error).removeprefix("execution reverted: ")
             raw = ast.literal_eval(reason) if reason.startswith(("b'", 'b"')) else b""
             return CallResult(ok=False, data=b"", error=str(error), revert_data=raw)
+
+    def fund(self, address: str, wei: int) -> None:
+        self._wait(self.w3.eth.send_transaction({"from": self.sender, "to": address, "value": wei, "gas": 21_000}))
+
+    def send(self, account, call, value: int = 0) -> dict:
+        """Sign ``call`` (a bound contract function) with a local ``account`` and send it;
+        return the receipt, whose status is 0 if it reverted."""
+        tx = call.build_transaction({
+            "from": account.address, "value": value, "gas": TX_GAS, "chainId": self.chain_id,
+            "nonce": self.w3.eth.get_transaction_count(account.address),
+        })
+        signed = account.sign_transaction(tx)
+        return self._wait(self.w3.eth.send_raw_transaction(signed.raw_transaction))
 
     def _wait(self, tx_hash):
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_abi import encode
-from eth_utils import keccak
+from web3.logs import DISCARD
 
-from stakelearn.pipeline.chain import CallResult, Chain
+from stakelearn.pipeline.chain import CallResult, Chain, error_name
 from stakelearn.prover.circuit import PreparedCircuit, prepare
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
 from stakelearn.prover.round import circuit_of, load_round
@@ -62,7 +62,7 @@ def verify_on_chain(
         # Replay as a call to learn which check failed (only on the failure path: it costs time).
         result = chain.call(contract.address, data)
         return EvmVerification(ok=False, gas_used=None, reason=_revert_reason(contract, result))
-    (event,) = contract.events.RoundVerified().process_receipt(receipt)
+    (event,) = contract.events.RoundVerified().process_receipt(receipt, errors=DISCARD)
     return EvmVerification(ok=True, gas_used=receipt["gasUsed"], selected_mask=event["args"]["selectedMask"])
 
 
@@ -81,10 +81,4 @@ def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None 
 
 
 def _revert_reason(contract, result: CallResult) -> str:
-    """The custom error's name when the revert data carries one of the contract's selectors."""
-    for item in contract.abi:
-        if item.get("type") == "error":
-            signature = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
-            if result.revert_data.startswith(keccak(text=signature)[:4]):
-                return item["name"]
-    return result.error or "reverted"
+    return error_name(contract.abi, result.revert_data) or result.error or "reverted"

@@ -18,16 +18,17 @@ from stakelearn.verifier_contracts.solc import SOLC_VERSION, CompiledContract, c
 
 ROOT = Path(__file__).resolve().parent
 ARTIFACTS = ROOT / "artifacts"
-CONTRACTS = ("Halo2VerifierReusable", "RoundVerifier")
+CONTRACTS = ("Halo2VerifierReusable", "RoundVerifier", "StakingRegistry", "StakeLearnProtocol")
 
 
-def sources() -> dict[str, str]:
-    files = sorted((ROOT / "src").glob("*.sol")) + sorted((ROOT / "generated").glob("*.sol"))
-    return {str(path.relative_to(ROOT)): path.read_text() for path in files}
+def sources(folder: str) -> dict[str, str]:
+    return {str(path.relative_to(ROOT)): path.read_text() for path in sorted((ROOT / folder).glob("*.sol"))}
 
 
 def compile_all() -> dict[str, CompiledContract]:
-    compiled = compile_sources(sources())
+    # Ours through the IR pipeline (submitRound needs more stack than the legacy one gives);
+    # ezkl's generated verifier, mostly assembly, as ezkl itself compiles it.
+    compiled = {**compile_sources(sources("src"), via_ir=True), **compile_sources(sources("generated"))}
     return {name: compiled[name] for name in CONTRACTS}
 
 

@@ -1,0 +1,101 @@
+"""Deploy and drive the protocol contracts (staking, tasks, the MPS rollup, slashing, rewards).
+
+Every actor is a local key (``eth_account``) that signs its own transactions, so the same code
+runs on the embedded chain and on any JSON-RPC node. Clients sign their update commitments as
+EIP-712 typed data bound to (chainId, the protocol contract, taskId, epoch).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from stakelearn.errors import StakeLearnError
+from stakelearn.pipeline.chain import Chain, error_name
+from stakelearn.pipeline.evm_verify import DeployedRoundVerifier, deploy_round_verifier
+from stakelearn.prover.circuit import PreparedCircuit
+from stakelearn.prover.evm import verify_arguments
+from stakelearn.verifier_contracts.build import load_artifact
+
+
+@dataclass(frozen=True)
+class SlashingPolicy:
+    """Slash ``slash_bps`` of the stake when flagged in ``threshold`` of the last ``window`` epochs."""
+
+    threshold: int = 2
+    window: int = 3
+    slash_bps: int = 2_000
+
+    def __post_init__(self) -> None:
+        if not (1 <= self.threshold <= self.window <= 255 and 0 <= self.slash_bps <= 10_000):
+            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 255, bps <= 10000")
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    stake_wei: int = 10**18
+    unbonding_seconds: int = 7 * 24 * 3600
+    base_fee_wei: int = 10**16
+    policy: SlashingPolicy = SlashingPolicy()
+
+
+@dataclass
+class Protocol:
+    chain: Chain
+    registry: object
+    tasks: object
+    round_verifier: DeployedRoundVerifier
+    config: ProtocolConfig
+
+    def typed_update(self, task_id: int, epoch: int, commitment: bytes) -> dict:
+        return {
+            "domain": {"name": "StakeLearn", "version": "1", "chainId": self.chain.chain_id, "verifyingContract": self.tasks.address},
+            "types": {"UpdateCommitment": [
+                {"name": "taskId", "type": "uint256"}, {"name": "epoch", "type": "uint256"}, {"name": "commitment", "type": "bytes"},
+            ]},
+            "primaryType": "UpdateCommitment",
+            "message": {"taskId": task_id, "epoch": epoch, "commitment": commitment},
+        }
+
+    def sign_update(self, account, task_id: int, epoch: int, commitment: bytes) -> bytes:
+        """A client's EIP-712 signature of its update commitment for (task, epoch)."""
+        signable = encode_typed_data(full_message=self.typed_update(task_id, epoch, commitment))
+        return bytes(account.sign_message(signable).signature)
+
+    def revert_name(self, account, contract, function: str, *args, value: int = 0) -> str | None:
+        """The custom error ``contract.function(*args)`` would revert with when ``account``
+        sends it, looked up in every contract of the deployment (None if it would succeed)."""
+        data = contract.encode_abi(function, args=list(args))
+        result = self.chain.call(contract.address, data, sender=account.address, value=value)
+        if result.ok:
+            return None
+        abi = self.tasks.abi + self.registry.abi + self.round_verifier.contract.abi
+        return error_name(abi, result.revert_data) or result.error
+
+    def round_args(self, task_id: int, epoch: int, previous_model: bytes, commitments: list[bytes],
+                   signatures: list[bytes], proof_json: Path, prepared: PreparedCircuit) -> tuple:
+        proof, instances, words = verify_arguments(proof_json, prepared.vka)
+        return (task_id, epoch, previous_model, b"".join(commitments), b"".join(signatures), proof, instances, words)
+
+
+def deploy_protocol(chain: Chain, prepared: PreparedCircuit, config: ProtocolConfig = ProtocolConfig()) -> Protocol:
+    """Deploy the verifiers for ``prepared``'s circuit, the registry and the protocol, and wire them."""
+    round_verifier = deploy_round_verifier(chain, prepared)
+    registry_artifact = load_artifact("StakingRegistry")
+    registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
+    tasks_artifact = load_artifact("StakeLearnProtocol")
+    p = config.policy
+    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window, p.slash_bps)
+    registry = chain.contract(registry_address, registry_artifact.abi)
+    chain.transact_checked(registry_address, registry.encode_abi("setProtocol", args=[tasks_address]))
+    return Protocol(chain, registry, chain.contract(tasks_address, tasks_artifact.abi), round_verifier, config)
+
+
+def new_account(chain: Chain, wei: int):
+    """A fresh local key funded with ``wei``."""
+    account = Account.create()
+    chain.fund(account.address, wei)
+    return account

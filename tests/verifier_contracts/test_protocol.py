@@ -1,0 +1,351 @@
+"""The protocol contracts on the embedded EVM: each public function's success and reverts
+(by custom error), and the threats of the issue, each a test."""
+
+import json
+
+import pytest
+from eth_utils import keccak
+from web3.logs import DISCARD
+
+from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.protocol import SlashingPolicy, new_account
+from stakelearn.prover import steps
+from stakelearn.prover.round import COMMITMENTS, prove_round
+from stakelearn.prover.circuit import prepare
+from stakelearn.verifier_contracts.solc import compile_sources
+
+from .world import ETHER, EPOCHS, FEE, INITIAL_MODEL, make_world
+
+FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+FLAGGED = 0b10010  # the session round keeps clients 0, 2, 3 (m = 3) and flags 1 and 4
+
+
+def reverts(world, account, contract, function, *args, value=0):
+    return world.protocol.revert_name(account, contract, function, *args, value=value)
+
+
+# --- StakingRegistry -------------------------------------------------------------------------
+
+def test_stake_success(world):
+    assert world.protocol.registry.functions.stakeOf(world.clients[0].address).call() == ETHER
+    assert world.balances_add_up()
+
+
+def test_stake_wrong_amount(world):
+    newcomer = new_account(world.chain, 3 * ETHER)
+    assert reverts(world, newcomer, world.protocol.registry, "stake", value=ETHER // 2) == "StakingRegistry__WrongAmount"
+
+
+def test_stake_already_staked(world):
+    assert reverts(world, world.clients[0], world.protocol.registry, "stake", value=ETHER) == "StakingRegistry__AlreadyStaked"
+
+
+def test_withdraw_after_unbonding_success(world):
+    client, registry = world.clients[0], world.protocol.registry
+    world.send(client, registry, "requestWithdrawal")
+    assert reverts(world, client, registry, "withdraw") == "StakingRegistry__UnbondingNotOver"
+    world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
+    before = world.chain.w3.eth.get_balance(client.address)
+    receipt = world.send(client, registry, "withdraw")
+    paid = world.chain.w3.eth.get_balance(client.address) - before + receipt["gasUsed"] * receipt["effectiveGasPrice"]
+    assert paid == ETHER and world.balances_add_up()
+
+
+def test_withdraw_not_unbonding(world):
+    assert reverts(world, world.clients[0], world.protocol.registry, "withdraw") == "StakingRegistry__NotUnbonding"
+
+
+def test_lock_unlock_slash_only_protocol(world):
+    registry, client = world.protocol.registry, world.clients[0]
+    for function, args in (("lock", [client.address]), ("unlock", [client.address]), ("slash", [client.address, 1])):
+        assert reverts(world, client, registry, function, *args) == "StakingRegistry__Unauthorized"
+    assert reverts(world, world.requester, registry, "setProtocol", client.address) == "StakingRegistry__Unauthorized"
+
+
+# --- TaskEscrow ------------------------------------------------------------------------------
+
+def test_createTask_success_holds_escrow_and_base_fee(world):
+    task_id = world.create_task()
+    requester, status, epochs_run, escrow, model, _ = world.protocol.tasks.functions.task(task_id).call()
+    assert (requester, status, epochs_run, escrow, model) == (world.requester.address, 1, 0, EPOCHS * FEE, INITIAL_MODEL)
+    assert world.balances_add_up()
+
+
+def test_createTask_wrong_payment(world):
+    tasks = world.protocol.tasks
+    assert reverts(world, world.requester, tasks, "createTask", world.params(), value=EPOCHS * FEE) == "TaskEscrow__WrongPayment"
+
+
+@pytest.mark.parametrize("shape", [dict(n=5, f=2, m=1), dict(n=5, f=1, m=0), dict(n=5, f=1, m=5), dict(epochs=0)])
+def test_createTask_bad_params(world, shape):
+    params = world.params(**shape)
+    value = 10**16 + params[5] * params[6]
+    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params, value=value) == "TaskEscrow__BadParams"
+
+
+def test_createTask_verifier_shape(world):
+    params = world.params(n=7, f=2, m=3)
+    value = 10**16 + params[5] * params[6]
+    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params, value=value) == "TaskEscrow__VerifierShape"
+
+
+def test_enroll_success_starts_task_at_n(world):
+    task_id = world.start_task()
+    assert world.protocol.tasks.functions.task(task_id).call()[1] == 2  # Active
+    assert world.protocol.registry.functions.locksOf(world.clients[0].address).call() == 1
+
+
+def test_enroll_not_staked(world):
+    task_id = world.create_task()
+    stranger = new_account(world.chain, ETHER)
+    assert reverts(world, stranger, world.protocol.tasks, "enroll", task_id) == "StakingRegistry__NotStaked"
+
+
+def test_enroll_twice(world):
+    task_id = world.create_task()
+    world.send(world.clients[0], world.protocol.tasks, "enroll", task_id)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "enroll", task_id) == "TaskEscrow__AlreadyEnrolled"
+
+
+def test_enroll_after_start(world):
+    task_id = world.start_task()
+    world.send(new_client := new_account(world.chain, 2 * ETHER), world.protocol.registry, "stake", value=ETHER)
+    assert reverts(world, new_client, world.protocol.tasks, "enroll", task_id) == "TaskEscrow__WrongStatus"
+
+
+def test_cancel_success_refunds_escrow_keeps_base_fee(world):
+    task_id = world.create_task()
+    world.send(world.clients[0], world.protocol.tasks, "enroll", task_id)
+    world.send(world.requester, world.protocol.tasks, "cancel", task_id)
+    tasks = world.protocol.tasks.functions
+    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE
+    assert tasks.baseFeesHeld().call() == 10**16
+    assert world.protocol.registry.functions.locksOf(world.clients[0].address).call() == 0
+    assert world.balances_add_up()
+
+
+def test_cancel_not_requester(world):
+    task_id = world.create_task()
+    assert reverts(world, world.clients[0], world.protocol.tasks, "cancel", task_id) == "TaskEscrow__NotRequester"
+
+
+def test_cancel_after_start(world):
+    task_id = world.start_task()
+    assert reverts(world, world.requester, world.protocol.tasks, "cancel", task_id) == "TaskEscrow__WrongStatus"
+
+
+# --- MPS rollup and SlashingManager ----------------------------------------------------------
+
+def test_submitRound_success_records_batch_and_flags(world):
+    task_id = world.start_task()
+    receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
+    assert event["args"]["flaggedMask"] == FLAGGED
+    assert event["args"]["commitments"] == b"".join(world.commitments)
+    _, _, epochs_run, _, model, root = world.protocol.tasks.functions.task(task_id).call()
+    assert (epochs_run, model, root) == (1, keccak(world.commitments[-1]), event["args"]["stateRoot"])
+    flagged = world.protocol.tasks.events.ClientFlagged().process_receipt(receipt, errors=DISCARD)
+    assert sorted(e["args"]["client"] for e in flagged) == sorted([world.clients[1].address, world.clients[4].address])
+
+
+def test_submitRound_rejects_tampered_proof(world, tmp_path):
+    task_id = world.start_task()
+    proof = json.loads(world.proof_json.read_text())
+    proof["proof"][len(proof["proof"]) // 2] ^= 1
+    (bad := tmp_path / "proof.json").write_text(json.dumps(proof))
+    args = world.round_args(task_id, 1, proof_json=bad)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "RoundVerifier__ProofRejected"
+
+
+def test_submitRound_rejects_proof_over_swapped_update(world):
+    task_id = world.start_task()
+    signed = list(world.commitments)
+    signed[4] = keccak(text="what client 4 really signed") * 2  # the proof is over another update
+    args = world.round_args(task_id, 1, commitments=signed)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "RoundVerifier__CommitmentMismatch"
+
+
+def test_submitRound_rejects_wrong_signer(world):
+    task_id = world.start_task()
+    signers = list(world.clients)
+    signers[2] = new_account(world.chain, ETHER)
+    args = world.round_args(task_id, 1, signatures=world.signatures(task_id, 1, signers=signers))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_submitRound_rejects_missing_signature(world):
+    task_id = world.start_task()
+    args = world.round_args(task_id, 1, signatures=world.signatures(task_id, 1)[:4])
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BatchSize"
+
+
+def test_submitRound_rejects_replay_at_next_epoch(world):
+    task_id = world.start_task()
+    epoch1 = world.signatures(task_id, 1)
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1, signatures=epoch1))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1, signatures=epoch1)) == "MPSRollup__WrongEpoch"
+    args = world.round_args(task_id, 2, signatures=epoch1)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_submitRound_rejects_replay_on_another_task(world):
+    first, second = world.start_task(), world.create_task()
+    for client in world.clients:
+        world.send(client, world.protocol.tasks, "enroll", second)
+    args = world.round_args(second, 1, signatures=world.signatures(first, 1))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_submitRound_rejects_replay_on_second_deployment(world, small_circuit, proven_round):
+    task_id = world.start_task()
+    signatures = world.signatures(task_id, 1)
+    other = make_world(world.chain, world.prepared, proven_round)
+    other.clients = world.clients  # same clients, already funded; stake again in the new registry
+    for client in other.clients:
+        other.send(client, other.protocol.registry, "stake", value=ETHER)
+    other_task = other.start_task()
+    assert other_task == task_id
+    args = other.round_args(other_task, 1, signatures=signatures)
+    assert reverts(other, other.clients[0], other.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_submitRound_rejects_signature_for_another_chain_id(world, monkeypatch):
+    task_id = world.start_task()
+    real = world.chain.chain_id
+    monkeypatch.setattr(type(world.chain), "chain_id", property(lambda self: real + 1))
+    foreign = world.signatures(task_id, 1)
+    monkeypatch.undo()
+    args = world.round_args(task_id, 1, signatures=foreign)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_submitRound_rejects_public_value_beyond_field(world):
+    task_id = world.start_task()
+    args = list(world.round_args(task_id, 1))
+    instances = list(args[6])
+    instances[0] += FIELD  # the same value modulo p, but not a canonical field element
+    args[6] = instances
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", tuple(args)) == "RoundVerifier__InstanceNotInField"
+
+
+def test_submitRound_rejects_wrong_previous_model(world):
+    task_id = world.start_task()
+    args = world.round_args(task_id, 1, previous=keccak(text="another model"))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__WrongPreviousModel"
+
+
+@pytest.fixture(scope="module")
+def duplicated_round(tmp_path_factory, small_circuit, small_updates):
+    """A round in which client 3 sent a copy of client 0's update."""
+    updates = small_updates.copy()
+    updates[3] = updates[0]
+    folder = tmp_path_factory.mktemp("duplicated") / "round"
+    prove_round(updates, small_circuit, folder)
+    return folder
+
+
+def test_submitRound_flags_duplicated_commitments(world, duplicated_round):
+    commitments = json.loads((duplicated_round / COMMITMENTS).read_text())
+    world.commitments = [bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]]
+    world.proof_json = duplicated_round / steps.PROOF
+    task_id = world.start_task()
+    receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
+    selected, flagged = event["args"]["selectedMask"], event["args"]["flaggedMask"]
+    assert selected & 0b01001  # Krum kept at least one of the two equal updates
+    assert flagged == ((~selected) & 0b11111) | 0b01001  # both copies flagged all the same
+
+
+def test_slash_after_threshold_and_withdraw_requested_before(world):
+    task_id = world.start_task()
+    outlier = world.clients[4]
+    world.send(outlier, world.protocol.registry, "requestWithdrawal")  # tries to leave before the slash
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    assert world.protocol.registry.functions.stakeOf(outlier.address).call() == ETHER  # one flag: no slash
+    receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 2))
+    slashed = world.protocol.tasks.events.ClientSlashed().process_receipt(receipt, errors=DISCARD)
+    assert {e["args"]["client"] for e in slashed} == {world.clients[1].address, outlier.address}
+    assert world.protocol.registry.functions.stakeOf(outlier.address).call() == ETHER * 8 // 10
+    world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
+    assert reverts(world, outlier, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
+    world.send(world.requester, world.protocol.tasks, "complete", task_id)
+    world.send(outlier, world.protocol.registry, "withdraw")
+    assert world.protocol.registry.functions.slashedTotal().call() == 2 * ETHER * 2 // 10
+    assert world.balances_add_up()
+
+
+def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round):
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy(threshold=1, window=1, slash_bps=8_000))
+    task_id = world.start_task()
+    for epoch in (1, 2):
+        world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
+    assert world.protocol.registry.functions.stakeOf(world.clients[4].address).call() == 0
+    assert world.protocol.registry.functions.slashedTotal().call() == 2 * ETHER
+    assert world.balances_add_up()
+
+
+# --- RewardManager ---------------------------------------------------------------------------
+
+def test_complete_pays_unflagged_epochs_and_refunds_rest(world):
+    task_id = world.start_task()
+    for epoch in (1, 2):
+        world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
+    world.send(world.requester, world.protocol.tasks, "complete", task_id)
+    tasks = world.protocol.tasks.functions
+    fees = 2 * FEE  # two epochs run
+    shares = [tasks.creditOf(c.address).call() for c in world.clients]
+    assert shares == [fees // 3, 0, fees // 3, fees // 3, 0]  # flagged clients 1 and 4 earn nothing
+    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE - sum(shares)
+    assert world.balances_add_up()
+    before = world.chain.w3.eth.get_balance(world.clients[0].address)
+    receipt = world.send(world.clients[0], world.protocol.tasks, "withdrawCredit")
+    assert world.chain.w3.eth.get_balance(world.clients[0].address) - before + receipt["gasUsed"] * receipt["effectiveGasPrice"] == fees // 3
+    assert reverts(world, world.clients[0], world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
+    assert world.balances_add_up()
+
+
+def test_complete_by_stranger_before_max_epochs(world):
+    task_id = world.start_task()
+    assert reverts(world, world.clients[0], world.protocol.tasks, "complete", task_id) == "RewardManager__NotYetCompletable"
+
+
+def test_complete_by_anyone_after_max_epochs(world):
+    task_id = world.start_task()
+    for epoch in range(1, EPOCHS + 1):
+        world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1)) == "MPSRollup__WrongEpoch"
+    world.send(world.clients[2], world.protocol.tasks, "complete", task_id)
+    assert world.protocol.tasks.functions.task(task_id).call()[1] == 3  # Completed
+
+
+REENTRANT = """
+pragma solidity ^0.8.20;
+interface ICredit { function withdrawCredit() external; function createTask(bytes calldata) external payable; }
+contract ReentrantRequester {
+    address private immutable _target;
+    uint256 public reentered;
+    constructor(address target) { _target = target; }
+    function call(bytes calldata data) external payable { (bool ok, bytes memory r) = _target.call{value: msg.value}(data); if (!ok) { assembly { revert(add(r, 32), mload(r)) } } }
+    function withdraw() external { ICredit(_target).withdrawCredit(); }
+    receive() external payable { reentered += 1; ICredit(_target).withdrawCredit(); }
+}
+"""
+
+
+def test_withdrawCredit_reentrant_receiver_gets_nothing_extra(world):
+    attacker_artifact = compile_sources({"Reentrant.sol": REENTRANT})["ReentrantRequester"]
+    address, _ = world.chain.deploy(attacker_artifact, world.protocol.tasks.address)
+    attacker = world.chain.contract(address, attacker_artifact.abi)
+    params = world.params()
+    value = 10**16 + params[5] * params[6]
+    data = world.protocol.tasks.encode_abi("createTask", args=[params])
+    world.send(world.requester, attacker, "call", data, value=value)
+    task_id = world.protocol.tasks.functions.taskCount().call()
+    # The attacker contract is the requester: cancel through it, then withdraw re-entrantly.
+    world.send(world.requester, attacker, "call", world.protocol.tasks.encode_abi("cancel", args=[task_id]))
+    assert world.protocol.tasks.functions.creditOf(address).call() == EPOCHS * FEE
+    receipt = world.chain.send(world.requester, attacker.functions.withdraw())
+    assert receipt["status"] == 0  # the re-entrant call reverts, so the whole withdrawal does
+    assert world.chain.w3.eth.get_balance(address) == 0
+    assert world.protocol.tasks.functions.creditOf(address).call() == EPOCHS * FEE
+    assert world.balances_add_up()

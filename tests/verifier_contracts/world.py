@@ -1,0 +1,91 @@
+"""A deployed protocol with five staked clients, driving tasks over the session's round."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from eth_utils import keccak
+
+from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.protocol import ProtocolConfig, SlashingPolicy, deploy_protocol, new_account
+from stakelearn.prover import steps
+from stakelearn.prover.circuit import prepare
+from stakelearn.prover.round import COMMITMENTS
+
+ETHER = 10**18
+FEE = 10**17
+EPOCHS = 3
+INITIAL_MODEL = keccak(text="initial model")
+
+
+@dataclass
+class World:
+    protocol: object
+    prepared: object
+    requester: object
+    clients: list
+    commitments: list  # the session round's commitments: n updates then the aggregate
+    proof_json: object
+    task_id: int = 0
+    gas: dict = field(default_factory=dict)
+
+    @property
+    def chain(self):
+        return self.protocol.chain
+
+    def send(self, account, contract, function, *args, value=0):
+        receipt = self.chain.send(account, getattr(contract.functions, function)(*args), value=value)
+        assert receipt["status"] == 1, f"{function} reverted"
+        self.gas[function] = receipt["gasUsed"]
+        return receipt
+
+    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE):
+        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, self.protocol.round_verifier.contract.address, INITIAL_MODEL)
+
+    def create_task(self, **kwargs) -> int:
+        params = self.params(**kwargs)
+        value = self.protocol.config.base_fee_wei + params[5] * params[6]
+        self.send(self.requester, self.protocol.tasks, "createTask", params, value=value)
+        return self.protocol.tasks.functions.taskCount().call()
+
+    def start_task(self, **kwargs) -> int:
+        task_id = self.create_task(**kwargs)
+        for client in self.clients:
+            self.send(client, self.protocol.tasks, "enroll", task_id)
+        return task_id
+
+    def signatures(self, task_id, epoch, commitments=None, signers=None):
+        commitments = commitments or self.commitments
+        signers = signers or self.clients
+        return [self.protocol.sign_update(a, task_id, epoch, c) for a, c in zip(signers, commitments)]
+
+    def round_args(self, task_id, epoch, previous=None, commitments=None, signatures=None, proof_json=None):
+        previous = previous if previous is not None else (INITIAL_MODEL if epoch == 1 else keccak(self.commitments[-1]))
+        commitments = commitments or self.commitments
+        signatures = signatures if signatures is not None else self.signatures(task_id, epoch, commitments)
+        return self.protocol.round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared)
+
+    def balances_add_up(self) -> bool:
+        w3, tasks, registry = self.chain.w3, self.protocol.tasks.functions, self.protocol.registry.functions
+        held = tasks.escrowHeld().call() + tasks.creditsHeld().call() + tasks.baseFeesHeld().call()
+        staked = registry.totalStaked().call() + registry.slashedTotal().call()
+        return (w3.eth.get_balance(self.protocol.tasks.address) == held
+                and w3.eth.get_balance(self.protocol.registry.address) == staked)
+
+
+def make_world(chain, prepared, proven_round, policy=SlashingPolicy()) -> World:
+    protocol = deploy_protocol(chain, prepared, ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy))
+    commitments = json.loads((proven_round / COMMITMENTS).read_text())
+    world = World(
+        protocol=protocol,
+        prepared=prepared,
+        requester=new_account(chain, 10 * ETHER),
+        clients=[new_account(chain, 3 * ETHER) for _ in range(5)],
+        commitments=[bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]],
+        proof_json=proven_round / steps.PROOF,
+    )
+    for client in world.clients:
+        world.send(client, protocol.registry, "stake", value=ETHER)
+    return world
+

@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {StakingRegistry} from "./StakingRegistry.sol";
+import {IRoundVerifier} from "./IRoundVerifier.sol";
+
+/// @title TaskEscrow
+/// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
+/// maxEpochs x feePerEpoch; staked clients enroll; the task starts when n have enrolled; the
+/// requester may cancel before it starts and get the escrow back.
+abstract contract TaskEscrow {
+    enum Status {
+        None,
+        Open,
+        Active,
+        Completed,
+        Cancelled
+    }
+
+    struct TaskParams {
+        bytes32 modelSpecHash;
+        uint8 n;
+        uint8 f;
+        uint8 m;
+        uint16 desiredAccuracyBps;
+        uint32 maxEpochs;
+        uint128 feePerEpoch;
+        IRoundVerifier verifier;
+        bytes32 initialModel; // keccak256 of the initial global model's commitment
+    }
+
+    struct Task {
+        TaskParams params;
+        address requester;
+        Status status;
+        uint32 epochsRun;
+        uint256 escrow; // ether still held for this task
+        bytes32 globalModel;
+        bytes32 stateRoot;
+        address[] clients;
+    }
+
+    uint256 public immutable BASE_FEE;
+    StakingRegistry public immutable REGISTRY;
+
+    mapping(uint256 => Task) internal _tasks;
+    mapping(uint256 => mapping(address => uint256)) internal _clientSlot; // index + 1
+    uint256 internal _taskCount;
+    uint256 internal _baseFeesHeld;
+    uint256 internal _escrowHeld;
+
+    event TaskCreated(uint256 indexed taskId, address indexed requester, TaskParams params, uint256 escrow);
+    event ClientEnrolled(uint256 indexed taskId, address indexed client, uint256 index);
+    event TaskStarted(uint256 indexed taskId, address[] clients);
+    event TaskCancelled(uint256 indexed taskId, uint256 refund);
+
+    error TaskEscrow__WrongPayment(uint256 sent, uint256 required);
+    error TaskEscrow__BadParams();
+    error TaskEscrow__VerifierShape(uint256 verifierClients, uint256 n);
+    error TaskEscrow__WrongStatus(uint256 taskId, Status status);
+    error TaskEscrow__AlreadyEnrolled(address client);
+    error TaskEscrow__NotRequester(address caller);
+
+    constructor(uint256 baseFee, StakingRegistry registry) {
+        BASE_FEE = baseFee;
+        REGISTRY = registry;
+    }
+
+    function createTask(TaskParams calldata params) external payable returns (uint256 taskId) {
+        if (params.n <= 2 * uint256(params.f) + 2 || params.m == 0 || params.m > params.n - params.f) {
+            revert TaskEscrow__BadParams();
+        }
+        if (params.maxEpochs == 0 || params.desiredAccuracyBps > 10_000) revert TaskEscrow__BadParams();
+        uint256 verifierClients = params.verifier.clients();
+        if (verifierClients != params.n) revert TaskEscrow__VerifierShape(verifierClients, params.n);
+        uint256 escrow = uint256(params.maxEpochs) * params.feePerEpoch;
+        if (msg.value != BASE_FEE + escrow) revert TaskEscrow__WrongPayment(msg.value, BASE_FEE + escrow);
+        taskId = ++_taskCount;
+        Task storage task = _tasks[taskId];
+        task.params = params;
+        task.requester = msg.sender;
+        task.status = Status.Open;
+        task.escrow = escrow;
+        task.globalModel = params.initialModel;
+        _baseFeesHeld += BASE_FEE;
+        _escrowHeld += escrow;
+        emit TaskCreated(taskId, msg.sender, params, escrow);
+    }
+
+    /// @notice Enrolls the caller, locking its stake until the task ends.
+    function enroll(uint256 taskId) external {
+        Task storage task = _requireStatus(taskId, Status.Open);
+        if (_clientSlot[taskId][msg.sender] != 0) revert TaskEscrow__AlreadyEnrolled(msg.sender);
+        REGISTRY.lock(msg.sender);
+        task.clients.push(msg.sender);
+        _clientSlot[taskId][msg.sender] = task.clients.length;
+        emit ClientEnrolled(taskId, msg.sender, task.clients.length - 1);
+        if (task.clients.length == task.params.n) {
+            task.status = Status.Active;
+            emit TaskStarted(taskId, task.clients);
+        }
+    }
+
+    /// @notice The requester cancels a task that has not started; the escrow comes back as a
+    /// credit (BASE_FEE is kept) and enrolled clients are unlocked.
+    function cancel(uint256 taskId) external {
+        Task storage task = _requireStatus(taskId, Status.Open);
+        if (msg.sender != task.requester) revert TaskEscrow__NotRequester(msg.sender);
+        task.status = Status.Cancelled;
+        uint256 refund = task.escrow;
+        task.escrow = 0;
+        _escrowHeld -= refund;
+        _credit(task.requester, refund);
+        _unlockAll(task);
+        emit TaskCancelled(taskId, refund);
+    }
+
+    function task(uint256 taskId)
+        external
+        view
+        returns (address requester, Status status, uint256 epochsRun, uint256 escrow, bytes32 globalModel, bytes32 stateRoot)
+    {
+        Task storage t = _tasks[taskId];
+        return (t.requester, t.status, t.epochsRun, t.escrow, t.globalModel, t.stateRoot);
+    }
+
+    function taskParams(uint256 taskId) external view returns (TaskParams memory) {
+        return _tasks[taskId].params;
+    }
+
+    function clientsOf(uint256 taskId) external view returns (address[] memory) {
+        return _tasks[taskId].clients;
+    }
+
+    function taskCount() external view returns (uint256) {
+        return _taskCount;
+    }
+
+    function baseFeesHeld() external view returns (uint256) {
+        return _baseFeesHeld;
+    }
+
+    function escrowHeld() external view returns (uint256) {
+        return _escrowHeld;
+    }
+
+    function _requireStatus(uint256 taskId, Status status) internal view returns (Task storage task) {
+        task = _tasks[taskId];
+        if (task.status != status) revert TaskEscrow__WrongStatus(taskId, task.status);
+    }
+
+    function _unlockAll(Task storage task) internal {
+        for (uint256 i = 0; i < task.clients.length; ++i) {
+            REGISTRY.unlock(task.clients[i]);
+        }
+    }
+
+    function _credit(address account, uint256 amount) internal virtual;
+}
