@@ -78,6 +78,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
 
 
+def _gas(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.gas import run_gas
+
+    run_gas(args.out, tuple(args.clients))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.demo import run_demo
 
@@ -132,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png")
     bench.add_argument("--json", action="store_true", help="also print the results as JSON")
     bench.set_defaults(run=_bench)
+
+    gas = commands.add_parser("gas", help="gas of every protocol function and of one full epoch")
+    gas.add_argument("--clients", type=int, nargs="+", default=[8, 16], help="n values to measure (default 8 16)")
+    gas.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for gas.json and gas.md")
+    gas.set_defaults(run=_gas)
     return parser
 
 

@@ -30,8 +30,8 @@ class SlashingPolicy:
     slash_bps: int = 2_000
 
     def __post_init__(self) -> None:
-        if not (1 <= self.threshold <= self.window <= 255 and 0 <= self.slash_bps <= 10_000):
-            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 255, bps <= 10000")
+        if not (1 <= self.threshold <= self.window <= 64 and 0 <= self.slash_bps <= 10_000):
+            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, bps <= 10000")
 
 
 @dataclass(frozen=True)

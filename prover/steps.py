@@ -62,23 +62,27 @@ def gen_settings(network: Path, settings: Path, run_args: "ezkl.PyRunArgs") -> P
 
 
 @contextmanager
-def _stdout_silenced():
-    """Silence file descriptor 1 (Rust prints there directly, past Python's sys.stdout)."""
+def _output_silenced():
+    """Silence file descriptors 1 and 2 (Rust writes there directly, past sys.stdout/stderr);
+    failures still arrive as exceptions."""
     sys.stdout.flush()
-    saved = os.dup(1)
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
     with open(os.devnull, "wb") as devnull:
         os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
     try:
         yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
 
 
 def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int] | None) -> Path:
     """ezkl's calibration for resources; ``scales=None`` lets ezkl search its default scales."""
     # calibrate_settings prints a numerical-fidelity table; with scales fixed at 0 it says nothing.
-    with _stdout_silenced():
+    with _output_silenced():
         _run(
             "calibrate_settings",
             ezkl.calibrate_settings,

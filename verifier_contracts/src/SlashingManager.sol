@@ -12,7 +12,7 @@ import {MPSRollup} from "./MPSRollup.sol";
 /// slashed twice for one epoch. Flagged epochs earn no reward.
 abstract contract SlashingManager is MPSRollup {
     struct ClientRecord {
-        uint256 window; // bit 0: the last epoch; 1 = flagged
+        uint64 window; // bit 0: the last epoch; 1 = flagged (one storage slot in all)
         uint32 unflaggedEpochs;
         uint32 flaggedEpochs;
         uint32 slashes;
@@ -30,7 +30,7 @@ abstract contract SlashingManager is MPSRollup {
     error SlashingManager__BadPolicy();
 
     constructor(uint256 flagThreshold, uint256 flagWindow, uint256 slashBps) {
-        if (flagWindow == 0 || flagWindow > 255 || flagThreshold == 0 || flagThreshold > flagWindow || slashBps > 10_000) {
+        if (flagWindow == 0 || flagWindow > 64 || flagThreshold == 0 || flagThreshold > flagWindow || slashBps > 10_000) {
             revert SlashingManager__BadPolicy();
         }
         FLAG_THRESHOLD = flagThreshold;
@@ -53,7 +53,7 @@ abstract contract SlashingManager is MPSRollup {
             address client = task.clients[i];
             ClientRecord storage r = _records[taskId][client];
             uint256 flagged = (flaggedMask >> i) & 1;
-            r.window = ((r.window << 1) | flagged) & windowMask;
+            r.window = uint64(((uint256(r.window) << 1) | flagged) & windowMask);
             if (flagged == 0) {
                 r.unflaggedEpochs += 1;
                 continue;

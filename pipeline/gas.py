@@ -1,0 +1,102 @@
+"""`stakelearn gas`: the gas of every protocol function and of one full epoch, at n = 8 and 16.
+
+Each point proves a real round (d = 16 parameters, one far-away update), deploys the verifier,
+registry and protocol on the embedded EVM, and runs a task through two epochs (the second one
+slashes under the default policy), completion and withdrawals. The epoch's gas is split into
+the reusable verifier alone, RoundVerifier's checks (commitments, instances, VKA pin) and the
+protocol's bookkeeping (signatures, state root, flags, slashing).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from eth_utils import keccak
+
+from stakelearn.files import write_bytes_atomic, write_json_atomic
+from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.evm_verify import verifier_only_gas, verify_on_chain
+from stakelearn.pipeline.protocol import ProtocolConfig, deploy_protocol, new_account
+from stakelearn.prover import steps
+from stakelearn.prover.circuit import RoundCircuit, prepare
+from stakelearn.prover.round import COMMITMENTS, prove_round
+
+ETHER = 10**18
+D = 16
+
+
+def _sample(n: int) -> np.ndarray:
+    rng = np.random.default_rng(n)
+    base = rng.integers(-40, 41, size=D)
+    updates = base + rng.integers(-6, 7, size=(n, D))
+    updates[-1] = -2 * base
+    return np.clip(updates, -128, 128)
+
+
+def measure(n: int, workdir: Path) -> dict:
+    f = (n - 3) // 2
+    circuit = RoundCircuit(n=n, f=f, m=n - f, d=D, max_int=128)
+    folder = workdir / f"round-{n}"
+    prove_round(_sample(n), circuit, folder)
+    prepared = prepare(circuit)
+    data = json.loads((folder / COMMITMENTS).read_text())
+    commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+    chain = Chain.embedded()
+    protocol = deploy_protocol(chain, prepared, ProtocolConfig(unbonding_seconds=0))
+    gas: dict[str, int] = {}
+
+    def send(account, contract, function, *args, value=0, label=None):
+        receipt = chain.send(account, getattr(contract.functions, function)(*args), value=value)
+        if receipt["status"] != 1:
+            raise RuntimeError(f"{function} reverted")
+        gas[label or function] = receipt["gasUsed"]
+        return receipt
+
+    requester = new_account(chain, 10 * ETHER)
+    clients = [new_account(chain, 3 * ETHER) for _ in range(n)]
+    for client in clients:
+        send(client, protocol.registry, "stake", value=ETHER)
+    fee, epochs, initial = 10**17, 3, keccak(text="initial model")
+    params = (keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address, initial)
+    send(requester, protocol.tasks, "createTask", params, value=protocol.config.base_fee_wei + epochs * fee)
+    for i, client in enumerate(clients):
+        send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
+    previous = initial
+    for epoch, label in ((1, "submitRound (epoch, flags)"), (2, "submitRound (epoch, flags, slash)")):
+        signatures = [protocol.sign_update(c, 1, epoch, commitment) for c, commitment in zip(clients, commitments)]
+        send(clients[0], protocol.tasks, "submitRound",
+             protocol.round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared), label=label)
+        previous = keccak(commitments[-1])
+    send(requester, protocol.tasks, "complete", 1)
+    paid = next(c for c in clients if protocol.tasks.functions.creditOf(c.address).call() > 0)
+    send(paid, protocol.tasks, "withdrawCredit")
+    send(clients[0], protocol.registry, "requestWithdrawal")
+    send(clients[0], protocol.registry, "withdraw")
+    hexes = [c.hex() for c in commitments]
+    gas["verifyRound (RoundVerifier)"] = verify_on_chain(protocol.round_verifier, folder / steps.PROOF, prepared.vka, hexes).gas_used
+    gas["verifyProof (ezkl verifier alone)"] = verifier_only_gas(protocol.round_verifier, folder / steps.PROOF, prepared.vka)
+    return gas
+
+
+def run_gas(out: Path, sizes: tuple[int, ...] = (8, 16)) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {n: measure(n, Path(tmp)) for n in sizes}
+    names = list(next(iter(results.values())))
+    lines = ["| function | " + " | ".join(f"n={n}" for n in sizes) + " |", "|---|" + "---|" * len(sizes)]
+    lines += [f"| {name} | " + " | ".join(f"{results[n][name]:,}" for n in sizes) + " |" for name in names]
+    epoch = "submitRound (epoch, flags, slash)"
+    for n in sizes:
+        g = results[n]
+        lines.append(
+            f"\nn={n}: one epoch {g[epoch]:,} gas = ezkl verifier {g['verifyProof (ezkl verifier alone)']:,} "
+            f"+ RoundVerifier checks {g['verifyRound (RoundVerifier)'] - g['verifyProof (ezkl verifier alone)']:,} "
+            f"+ signatures, rollup and slashing {g[epoch] - g['verifyRound (RoundVerifier)']:,}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "gas.json", {str(n): g for n, g in results.items()})
+    write_bytes_atomic(out / "gas.md", ("\n".join(lines) + "\n").encode())
+    print("\n".join(lines))
+    return results
