@@ -2,6 +2,7 @@
 (by custom error), and the threats of the issue, each a test."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 from eth_utils import keccak
@@ -62,6 +63,20 @@ def test_lock_unlock_slash_only_protocol(world):
     assert reverts(world, world.requester, registry, "setProtocol", client.address) == "StakingRegistry__Unauthorized"
 
 
+def test_requestWithdrawal_twice(world):
+    world.send(world.clients[0], world.protocol.registry, "requestWithdrawal")
+    assert reverts(world, world.clients[0], world.protocol.registry, "requestWithdrawal") == "StakingRegistry__Unbonding"
+
+
+def test_requestWithdrawal_not_staked(world):
+    assert reverts(world, world.requester, world.protocol.registry, "requestWithdrawal") == "StakingRegistry__NotStaked"
+
+
+def test_setProtocol_only_once(world):
+    deployer = SimpleNamespace(address=world.chain.sender)
+    assert reverts(world, deployer, world.protocol.registry, "setProtocol", deployer.address) == "StakingRegistry__ProtocolAlreadySet"
+
+
 # --- TaskEscrow ------------------------------------------------------------------------------
 
 def test_createTask_success_holds_escrow_and_base_fee(world):
@@ -105,6 +120,12 @@ def test_enroll_twice(world):
     task_id = world.create_task()
     world.send(world.clients[0], world.protocol.tasks, "enroll", task_id)
     assert reverts(world, world.clients[0], world.protocol.tasks, "enroll", task_id) == "TaskEscrow__AlreadyEnrolled"
+
+
+def test_enroll_while_unbonding(world):
+    task_id = world.create_task()
+    world.send(world.clients[0], world.protocol.registry, "requestWithdrawal")
+    assert reverts(world, world.clients[0], world.protocol.tasks, "enroll", task_id) == "StakingRegistry__Unbonding"
 
 
 def test_enroll_after_start(world):
@@ -307,6 +328,11 @@ def test_complete_pays_unflagged_epochs_and_refunds_rest(world):
 def test_complete_by_stranger_before_max_epochs(world):
     task_id = world.start_task()
     assert reverts(world, world.clients[0], world.protocol.tasks, "complete", task_id) == "RewardManager__NotYetCompletable"
+
+
+def test_complete_before_start(world):
+    task_id = world.create_task()
+    assert reverts(world, world.requester, world.protocol.tasks, "complete", task_id) == "TaskEscrow__WrongStatus"
 
 
 def test_complete_by_anyone_after_max_epochs(world):
