@@ -37,7 +37,18 @@ import torch
 
 from stakelearn.circuits.krum import KrumParams
 
-OUTPUT_LAYOUT = ("scores", "mask", "sum_error", "range_tag")
+
+def krum_selection(distances: torch.Tensor, params: KrumParams, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Krum scores and the Multi-Krum mask from the ``[n, n]`` squared-distance matrix.
+
+    A score is the sum of the ``n - f - 1`` smallest entries of a row (the self-distance 0 is
+    one of them); the mask keeps the ``m`` lowest tie-broken keys ``score * n + index``.
+    """
+    nearest = torch.topk(distances, params.neighbours + 1, dim=1, largest=False).values
+    scores = nearest.sum(dim=1)
+    key = scores * params.n + index
+    threshold = torch.topk(key, params.m, largest=False).values.max()
+    return scores, (key <= threshold).float()
 
 
 class MultiKrumRound(torch.nn.Module):
@@ -49,18 +60,14 @@ class MultiKrumRound(torch.nn.Module):
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        n, m = self.params.n, self.params.m
+        n = self.params.n
         updates, claimed_sum = inputs[:n], inputs[n]
         # The Gram matrix is symmetric: n(n+1)/2 dot products, not n^2.
         dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
         gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
         norms = torch.stack([dots[i, i] for i in range(n)])
         distances = norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
-        nearest = torch.topk(distances, self.params.neighbours + 1, dim=1, largest=False).values
-        scores = nearest.sum(dim=1)
-        key = scores * n + self.index
-        threshold = torch.topk(key, m, largest=False).values.max()
-        mask = (key <= threshold).float()
+        scores, mask = krum_selection(distances, self.params, self.index)
         total = sum(mask[i] * updates[i] for i in range(n))
         sum_error = ((total - claimed_sum) ** 2).sum().reshape(1)
         range_tag = sum(torch.sigmoid(x).sum() for x in inputs).reshape(1)

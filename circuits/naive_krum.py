@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from stakelearn.circuits.krum import KrumParams
+from stakelearn.circuits.krum_module import krum_selection
 
 
 class NaiveMultiKrumRound(torch.nn.Module):
@@ -22,12 +23,9 @@ class NaiveMultiKrumRound(torch.nn.Module):
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        n, m = self.params.n, self.params.m
-        updates = torch.stack(inputs[:n])
+        updates = torch.stack(inputs[: self.params.n])
         distances = ((updates.unsqueeze(1) - updates.unsqueeze(0)) ** 2).sum(dim=2)
-        scores = torch.topk(distances, self.params.neighbours + 1, dim=1, largest=False).values.sum(dim=1)
-        key = scores * n + self.index
-        mask = (key <= torch.topk(key, m, largest=False).values.max()).float()
+        scores, mask = krum_selection(distances, self.params, self.index)
         total = (mask.unsqueeze(1) * updates).sum(dim=0)
         return torch.cat([scores, mask, total])
 
