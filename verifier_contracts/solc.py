@@ -30,7 +30,7 @@ ADAPTER = TOOLS_DIR / "solc-adapter.js"
 def solc_binary() -> Path:
     """The solc 0.8.20 executable to use: native if present, else the solc-js adapter."""
     native = shutil.which("solc")
-    if native and SOLC_VERSION in solcx.wrapper.get_version_number(native).__str__():
+    if native and str(solcx.wrapper.get_version_number(native)) == SOLC_VERSION:
         return Path(native)
     for installed in solcx.get_installed_solc_versions():
         if str(installed) == SOLC_VERSION:
