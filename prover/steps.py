@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
-# ezkl logs every step at info level; keep the terminal for StakeLearn's own progress lines.
-os.environ.setdefault("RUST_LOG", "error")
+import ezkl
 
-import ezkl  # noqa: E402  (reads RUST_LOG when first used)
+# ezkl logs through Python's logging (warnings such as "SRS for poly commit does not exist",
+# which is expected with polycommit inputs); keep the terminal for StakeLearn's own lines.
+logging.getLogger("ezkl").setLevel(logging.ERROR)
 
 from stakelearn.errors import ProofError
 
