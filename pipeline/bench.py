@@ -232,20 +232,22 @@ def plot(rows: list[dict], path: Path) -> None:
     groups = {}
     for row in rows:
         if row["status"] == "ok":
-            label = "naive (ezkl defaults)" if row["variant"] == "naive" else f"round, {row['inner_cols']} cols"
+            label = (f"naive n={row['n']} (ezkl defaults)" if row["variant"] == "naive"
+                     else f"round n={row['n']}, {row['inner_cols']} cells/row")
             groups.setdefault(label, []).append(row)
-    for label, items in sorted(groups.items()):
+    for label, items in sorted(groups.items(), key=lambda item: (item[0].split()[0], int(item[0].split()[1][2:].rstrip(",")))):
         items.sort(key=lambda r: r["n"] * r["d"])
         x = [r["n"] * r["d"] for r in items]
-        left.plot(x, [r["prove_s"] for r in items], "o-", label=label)
-        right.plot(x, [r["rows"] for r in items], "o-", label=label)
+        style = "s--" if label.startswith("naive") else "o-"
+        left.plot(x, [r["prove_s"] for r in items], style, label=label)
+        right.plot(x, [r["rows"] for r in items], style, label=label)
     for axis, title in ((left, "prove seconds"), (right, "circuit rows")):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("update elements n·d")
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
-    left.legend()
+    left.legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
