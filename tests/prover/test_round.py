@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 
 from stakelearn.circuits.krum import krum_round

@@ -7,10 +7,8 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.protocol import ProtocolConfig, SlashingPolicy, deploy_protocol, new_account
 from stakelearn.prover import steps
-from stakelearn.prover.circuit import prepare
 from stakelearn.prover.round import COMMITMENTS
 
 ETHER = 10**18
