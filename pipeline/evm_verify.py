@@ -36,17 +36,16 @@ class DeployedRoundVerifier:
     chain: Chain
     contract: object  # web3 contract bound to RoundVerifier
     verifier: str  # the reusable verifier's address
-    deploy_gas: int
 
 
 def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
     """Deploy the reusable verifier and a RoundVerifier pinned to ``prepared``'s VKA, and
     register that VKA."""
-    verifier, gas_verifier = chain.deploy(load_artifact("Halo2VerifierReusable"))
-    gas_register = chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(prepared.vka)]))
+    verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
+    chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(prepared.vka)]))
     artifact = load_artifact("RoundVerifier")
-    address, gas_round = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
-    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier, gas_verifier + gas_register + gas_round)
+    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
+    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 
 def verify_on_chain(
