@@ -12,6 +12,9 @@ from pathlib import Path
 
 from stakelearn.errors import StakeLearnError
 
+# Kept here rather than imported: `stakelearn --help` should not load torch.
+ATTACK_NAMES = ("sign_flip", "noise", "label_flip", "free_rider", "alie", "ipm")
+
 
 def _prove(args: argparse.Namespace) -> int:
     import numpy as np
@@ -87,11 +90,38 @@ def _gas(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.demo import run_demo
+    from stakelearn.pipeline.federation import TaskConfig
+    from stakelearn.pipeline.report import report_text
 
-    return run_demo(
-        out=args.out, n=args.clients, f=args.byzantine, attackers=args.attackers, d=args.dim,
-        seed=args.seed, rpc_url=args.rpc_url, inner_cols=args.inner_cols,
+    config = TaskConfig(
+        clients=args.clients, byzantine=args.byzantine, attackers=args.attackers, attack=args.attack,
+        epochs=args.epochs, split=args.split, alpha=args.alpha, seed=args.seed,
     )
+    summary = run_demo(config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(report_text(summary), end="")
+        print(f"report, plots and summary.json written to {args.out / 'report'}")
+    outcome = summary["outcome"]
+    return 0 if not outcome["honest_slashed"] else 1
+
+
+def _robustness(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.robustness import run_robustness
+
+    rows = run_robustness(out=args.out, clients=args.clients, byzantine=tuple(args.byzantine), epochs=args.epochs,
+                          seed=args.seed, alpha=args.alpha)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.audit import run_audit
+
+    problems = run_audit(args.rpc_url, args.task, contract=args.contract, run_dir=args.run_dir)
+    return 0 if not problems else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,16 +146,39 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--srs", type=Path, default=None, help="the ceremony SRS file the round was proven with")
     verify.set_defaults(run=_verify)
 
-    demo = commands.add_parser("demo", help="the main job: a proven round on sample updates, verified on an EVM")
+    demo = commands.add_parser("demo", help="the main job: a federated task end to end, proven and settled on an EVM")
     demo.add_argument("--clients", type=int, default=8, help="clients n (default 8)")
-    demo.add_argument("--byzantine", type=int, default=2, help="tolerated Byzantine clients f (default 2)")
-    demo.add_argument("--attackers", type=int, default=2, help="sign-flip attackers among the clients (default 2)")
-    demo.add_argument("--dim", type=int, default=256, help="update length d (default 256)")
+    demo.add_argument("--byzantine", type=int, default=2, help="attackers Krum tolerates, f (needs n > 2f+2; default 2)")
+    demo.add_argument("--attackers", type=int, default=2, help="clients that attack, 0..f (default 2)")
+    demo.add_argument("--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)")
+    demo.add_argument("--epochs", type=int, default=4, help="epochs (default 4)")
+    demo.add_argument("--split", default="iid", help="data split among clients: iid or dirichlet (default iid)")
+    demo.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split (default 0.5)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="output folder (replaced)")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="run folder (replaced unless --resume)")
+    demo.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (needs --rpc-url)")
+    demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     demo.set_defaults(run=_demo)
+
+    audit = commands.add_parser("audit", help="rebuild a task's MPS history from chain events and re-check it")
+    audit.add_argument("--rpc-url", required=True, help="the EVM JSON-RPC node")
+    audit.add_argument("--task", type=int, required=True, help="the task id")
+    audit.add_argument("--contract", default=None, help="the protocol contract (default: the one in --run's run.json)")
+    audit.add_argument("--run", dest="run_dir", type=Path, default=None,
+                       help="an aggregator's run folder: also check its store, updates and models against the chain")
+    audit.set_defaults(run=_audit)
+
+    robustness = commands.add_parser("robustness", help="the attack grid on the numpy reference: accuracy, false and missed slashes")
+    robustness.add_argument("--clients", type=int, default=16, help="clients n, >= 16 (default 16)")
+    robustness.add_argument("--byzantine", type=int, nargs="+", default=[3, 6], help="f values; attackers = f (default 3 6)")
+    robustness.add_argument("--epochs", type=int, default=10, help="epochs per run (default 10)")
+    robustness.add_argument("--seed", type=int, default=0)
+    robustness.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split")
+    robustness.add_argument("--out", type=Path, default=Path("robustness-results"), help="folder for robustness.json/.md/.png")
+    robustness.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    robustness.set_defaults(run=_robustness)
 
     chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
     chain.add_argument("--port", type=int, default=8545)

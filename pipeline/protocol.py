@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -28,10 +29,30 @@ class SlashingPolicy:
     threshold: int = 2
     window: int = 3
     slash_bps: int = 2_000
+    # Flag a client Multi-Krum left out only if its score is over 3x the largest selected score
+    # (honest clients left out measured <= 2.4x on non-IID digits, attackers caught >= 3.3x).
+    outlier_bps: int = 30_000
 
     def __post_init__(self) -> None:
-        if not (1 <= self.threshold <= self.window <= 64 and 0 <= self.slash_bps <= 10_000):
-            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, bps <= 10000")
+        if not (1 <= self.threshold <= self.window <= 64 and 0 <= self.slash_bps <= 10_000
+                and 10_000 <= self.outlier_bps <= 2**32):
+            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, "
+                                  "bps <= 10000, outlier bps in 10000..2^32")
+
+    def slashes(self, flags: np.ndarray) -> np.ndarray:
+        """SlashingManager's rule replayed off chain: given the ``[epochs, n]`` flags, which
+        clients are slashed in which epoch (flagged in ``threshold`` of the last ``window``
+        epochs; the window then restarts)."""
+        flags = np.asarray(flags, dtype=bool)
+        slashed = np.zeros_like(flags)
+        windows = [0] * flags.shape[1]
+        for epoch, row in enumerate(flags):
+            for client, flag in enumerate(row):
+                windows[client] = ((windows[client] << 1) | int(flag)) & ((1 << self.window) - 1)
+                if flag and windows[client].bit_count() >= self.threshold:
+                    slashed[epoch, client] = True
+                    windows[client] = 0
+        return slashed
 
 
 @dataclass(frozen=True)
@@ -88,7 +109,7 @@ def deploy_protocol(chain: Chain, prepared: PreparedCircuit, config: ProtocolCon
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
     tasks_artifact = load_artifact("StakeLearnProtocol")
     p = config.policy
-    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window, p.slash_bps)
+    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window, p.slash_bps, p.outlier_bps)
     registry = chain.contract(registry_address, registry_artifact.abi)
     chain.transact_checked(registry_address, registry.encode_abi("setProtocol", args=[tasks_address]))
     return Protocol(chain, registry, chain.contract(tasks_address, tasks_artifact.abi), round_verifier, config)
@@ -99,3 +120,26 @@ def new_account(chain: Chain, wei: int):
     account = Account.create()
     chain.fund(account.address, wei)
     return account
+
+
+def attach_protocol(chain: Chain, addresses: dict, config: ProtocolConfig) -> Protocol:
+    """The deployment at ``addresses`` (as :func:`deployment_addresses` wrote them), after it
+    is checked to hold code on ``chain``."""
+    for name, address in addresses.items():
+        if not chain.w3.eth.get_code(address):
+            raise StakeLearnError(f"no contract at {address} ({name}) on {chain.name}; is this the chain the run used?")
+    tasks_artifact, registry_artifact, verifier_artifact = (
+        load_artifact(name) for name in ("StakeLearnProtocol", "StakingRegistry", "RoundVerifier"))
+    round_verifier = DeployedRoundVerifier(chain, chain.contract(addresses["round_verifier"], verifier_artifact.abi),
+                                           addresses["verifier"])
+    return Protocol(chain, chain.contract(addresses["registry"], registry_artifact.abi),
+                    chain.contract(addresses["protocol"], tasks_artifact.abi), round_verifier, config)
+
+
+def deployment_addresses(protocol: Protocol) -> dict:
+    return {
+        "protocol": protocol.tasks.address,
+        "registry": protocol.registry.address,
+        "round_verifier": protocol.round_verifier.contract.address,
+        "verifier": protocol.round_verifier.verifier,
+    }

@@ -169,6 +169,17 @@ def test_submitRound_success_records_batch_and_flags(world):
     assert sorted(e["args"]["client"] for e in flagged) == sorted([world.clients[1].address, world.clients[4].address])
 
 
+def test_submitRound_flags_only_outliers_under_the_default_policy(small_circuit, proven_round):
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy())
+    task_id = world.start_task()
+    receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
+    scores = [int(i) for i in world.round_args(task_id, 1)[6][:5]]
+    best = max(scores[i] for i in (0, 2, 3))
+    assert scores[1] < 3 * best < scores[4]  # client 1 is left out but close; client 4 is far
+    assert event["args"]["flaggedMask"] == 0b10000
+
+
 def test_submitRound_rejects_tampered_proof(world, tmp_path):
     task_id = world.start_task()
     proof = json.loads(world.proof_json.read_text())
@@ -296,7 +307,7 @@ def test_slash_after_threshold_and_withdraw_requested_before(world):
 
 
 def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy(threshold=1, window=1, slash_bps=8_000))
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000))
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))

@@ -10,6 +10,11 @@ import {TaskEscrow} from "./TaskEscrow.sol";
 /// commitment of each epoch. Its state transition is the proven Krum round: a batch lands only
 /// with a proof, checked by the task's RoundVerifier, over exactly the signed commitments.
 /// The RoundSubmitted events carry everything needed to rebuild and re-check the history.
+///
+/// Flags: Multi-Krum always leaves n - m clients out, honest ones too when fewer attack, so
+/// being left out is not enough: a client is flagged when it is left out and its proven Krum
+/// score exceeds OUTLIER_BPS / 10000 times the largest selected score, or when its commitment
+/// duplicates another's in the batch.
 abstract contract MPSRollup is TaskEscrow {
     struct Round {
         uint256 taskId;
@@ -25,6 +30,7 @@ abstract contract MPSRollup is TaskEscrow {
     bytes32 private constant _DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 public constant UPDATE_TYPEHASH = keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)");
+    uint256 public immutable OUTLIER_BPS;
     uint256 private constant _HALF_CURVE_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     event RoundSubmitted(
@@ -42,6 +48,12 @@ abstract contract MPSRollup is TaskEscrow {
     error MPSRollup__WrongPreviousModel(bytes32 recorded, bytes32 given);
     error MPSRollup__BatchSize();
     error MPSRollup__BadSignature(uint256 client);
+    error MPSRollup__BadOutlierRatio();
+
+    constructor(uint256 outlierBps) {
+        if (outlierBps < 10_000 || outlierBps > type(uint32).max) revert MPSRollup__BadOutlierRatio();
+        OUTLIER_BPS = outlierBps;
+    }
 
     function domainSeparator() public view returns (bytes32) {
         return keccak256(abi.encode(_DOMAIN_TYPEHASH, keccak256("StakeLearn"), keccak256("1"), block.chainid, address(this)));
@@ -68,7 +80,7 @@ abstract contract MPSRollup is TaskEscrow {
             }
         }
         uint256 selectedMask = task.params.verifier.verifyRound(round.proof, round.instances, round.vka, round.commitments);
-        uint256 flaggedMask = (~selectedMask | _duplicateMask(round.commitments, n)) & ((1 << n) - 1);
+        uint256 flaggedMask = _outlierMask(round.instances, selectedMask, n) | _duplicateMask(round.commitments, n);
 
         bytes32 globalModel = keccak256(round.commitments[64 * n:]);
         bytes32 stateRoot = keccak256(
@@ -83,6 +95,18 @@ abstract contract MPSRollup is TaskEscrow {
             round.taskId, round.epoch, stateRoot, globalModel, selectedMask, flaggedMask, round.commitments, round.signatures
         );
         _afterRound(task, round.taskId, round.epoch, flaggedMask);
+    }
+
+    /// @dev Clients left out whose score (instances[i], proven) is over OUTLIER_BPS / 10000 times
+    /// the largest selected score. Proven scores are far below 2^200, so the products cannot overflow.
+    function _outlierMask(uint256[] calldata scores, uint256 selectedMask, uint256 n) internal view returns (uint256 mask) {
+        uint256 best;
+        for (uint256 i = 0; i < n; ++i) {
+            if ((selectedMask >> i) & 1 == 1 && scores[i] > best) best = scores[i];
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            if ((selectedMask >> i) & 1 == 0 && scores[i] * 10_000 > best * OUTLIER_BPS) mask |= 1 << i;
+        }
     }
 
     /// @dev Clients whose commitment equals another client's in the same batch (a copied

@@ -4,9 +4,9 @@ pragma solidity ^0.8.20;
 import {MPSRollup} from "./MPSRollup.sol";
 
 /// @title SlashingManager
-/// @notice Applies the slashing policy to the clients a proven round flags (not selected by
-/// Multi-Krum, or a duplicated commitment). Krum scores are not proof of malice (an honest
-/// client with unusual data scores badly), so one flag costs nothing: a client is slashed
+/// @notice Applies the slashing policy to the clients a proven round flags (left out by
+/// Multi-Krum as an outlier, or a duplicated commitment; see MPSRollup). Krum scores are not
+/// proof of malice (an honest client with unusual data scores badly), so one flag costs nothing: a client is slashed
 /// SLASH_BPS of STAKE_AMOUNT only when flagged in FLAG_THRESHOLD of its last FLAG_WINDOW epochs
 /// of a task, and its window then starts afresh. Each epoch is processed once, so no client is
 /// slashed twice for one epoch. Flagged epochs earn no reward.

@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {StakingRegistry} from "./StakingRegistry.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
+import {MPSRollup} from "./MPSRollup.sol";
 import {SlashingManager} from "./SlashingManager.sol";
 import {RewardManager} from "./RewardManager.sol";
 
@@ -16,6 +17,7 @@ contract StakeLearnProtocol is RewardManager {
         StakingRegistry registry,
         uint256 flagThreshold,
         uint256 flagWindow,
-        uint256 slashBps
-    ) TaskEscrow(baseFee, registry) SlashingManager(flagThreshold, flagWindow, slashBps) {}
+        uint256 slashBps,
+        uint256 outlierBps
+    ) TaskEscrow(baseFee, registry) MPSRollup(outlierBps) SlashingManager(flagThreshold, flagWindow, slashBps) {}
 }

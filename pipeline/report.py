@@ -1,0 +1,121 @@
+"""The demo's report: text tables (printed and in report.md), summary.json and three plots."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from stakelearn.files import write_bytes_atomic, write_json_atomic
+
+ETHER = 10**18
+
+
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def epoch_table(summary: dict) -> str:
+    rows = [[0, f"{summary['initial_accuracy']:.3f}", "", "", "", "", ""]]
+    for e in summary["epochs"]:
+        prove = f"{e['prove_seconds']:.1f}" if e["prove_seconds"] is not None else "(resumed)"
+        rows.append([e["epoch"], f"{e['accuracy']:.3f}", e["selected"], e["flagged"] or "-", e["slashed"] or "-",
+                     f"{e['gas_used']:,}", prove])
+    return _table(["epoch", "test accuracy", "selected", "flagged", "slashed", "gas", "prove s"], rows)
+
+
+def score_table(summary: dict) -> str:
+    """Krum scores (fixed-point units squared) per client per epoch; * marks flagged."""
+    header = ["client", "role"] + [f"epoch {e['epoch']}" for e in summary["epochs"]]
+    rows = []
+    for client, role in enumerate(summary["roles"]):
+        cells = [f"{int(e['scores'][client]):,}{'*' if client in e['flagged'] else ''}" for e in summary["epochs"]]
+        rows.append([client, role, *cells])
+    return _table(header, rows)
+
+
+def balance_table(summary: dict) -> str:
+    rows = []
+    for client, (role, b) in enumerate(zip(summary["roles"], summary["balances"]["clients"])):
+        flagged = sum(client in e["flagged"] for e in summary["epochs"])
+        rows.append([client, role, b["address"][:10], flagged, f"{b['stake_wei'] / ETHER:.2f}", f"{b['reward_wei'] / ETHER:.4f}"])
+    return _table(["client", "role", "address", "flagged epochs", "stake left (ETH)", "reward (ETH)"], rows)
+
+
+def timing_table(summary: dict) -> str:
+    total = summary["timings_s"]["total"]
+    rows = [[name, f"{seconds:.1f}", f"{100 * seconds / total:.0f} %"] for name, seconds in summary["timings_s"].items()]
+    return _table(["phase", "seconds", "share"], rows)
+
+
+def report_text(summary: dict) -> str:
+    c, o = summary["config"], summary["outcome"]
+    lines = [
+        f"# StakeLearn task {summary['task_id']} on {summary['chain']['name']} (chain id {summary['chain']['chain_id']})",
+        "",
+        f"{c['clients']} clients, Krum f={c['byzantine']}, m={summary['circuit']['m']}; {c['attackers']} attackers "
+        f"({c['attack']}); {c['split']} split; {c['epochs']} epochs; circuit d={summary['circuit']['d']}, "
+        f"logrows {summary['circuit']['logrows']} ({summary['circuit']['srs']})",
+        "",
+        "## Epochs",
+        epoch_table(summary),
+        "",
+        "## Krum scores (* flagged)",
+        score_table(summary),
+        "",
+        "## Final balances",
+        balance_table(summary),
+        "",
+        f"Requester: {summary['balances']['rewarded_wei'] / ETHER:.4f} ETH paid to clients, "
+        f"{summary['balances']['refunded_wei'] / ETHER:.4f} ETH refunded.",
+        f"Attackers {o['attackers']}: slashed {o['attackers_slashed']}; honest clients slashed: "
+        f"{o['honest_slashed'] or 'none'}; every honest client rewarded: {'yes' if o['honest_rewarded'] else 'no'}.",
+        "",
+        "## Wall time",
+        timing_table(summary),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _save(figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=110)
+    write_bytes_atomic(path, buffer.getvalue())
+
+
+def write_plots(folder: Path, summary: dict) -> None:
+    """accuracy.png, scores.png and stakes.png: the three things a reader looks for first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [0] + [e["epoch"] for e in summary["epochs"]]
+    figure, axis = plt.subplots(figsize=(5.5, 4))
+    axis.plot(epochs, [summary["initial_accuracy"]] + [e["accuracy"] for e in summary["epochs"]], marker="o")
+    axis.set(title="global model test accuracy", xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    _save(figure, folder / "accuracy.png")
+
+    scores, stakes = plt.subplots(figsize=(6.5, 4)), plt.subplots(figsize=(6.5, 4))
+    for client, role in enumerate(summary["roles"]):
+        style = dict(linestyle="--", marker="x") if role != "honest" else dict(marker="o", alpha=0.7)
+        label = f"client {client} ({role})"
+        scores[1].plot(epochs[1:], [int(e["scores"][client]) for e in summary["epochs"]], label=label, **style)
+        stakes[1].plot(epochs, [row[client] / ETHER for row in summary["stakes_wei"]], label=label, **style)
+    scores[1].set(title="Krum score per client (lower: closer to the others)", xlabel="epoch", ylabel="score", yscale="log")
+    stakes[1].set(title="stake per client", xlabel="epoch", ylabel="ETH")
+    for figure, axis in (scores, stakes):
+        axis.legend(fontsize=7)
+    _save(scores[0], folder / "scores.png")
+    _save(stakes[0], folder / "stakes.png")
+    plt.close("all")
+
+
+def write_report(folder: Path, summary: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "summary.json", summary)
+    write_plots(folder, summary)
+    write_bytes_atomic(folder / "report.md", (report_text(summary) + "\n![accuracy](accuracy.png) "
+                                              "![scores](scores.png) ![stakes](stakes.png)\n").encode())
