@@ -9,6 +9,7 @@ aggregator adds the proven aggregate to.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,6 +114,18 @@ def build(parameters: np.ndarray, hidden: int) -> DigitsClassifier:
         offset += tensor.numel()
     model.load_state_dict(state)
     return model
+
+
+@contextmanager
+def one_torch_thread():
+    """Train on one thread, then restore torch's setting. The models are tiny (650 parameters by
+    default): extra threads only synchronize, and on a busy machine made training 10-30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from web3 import Web3
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.files import write_json_atomic
-from stakelearn.models.digits import LocalTraining, accuracy, initial_parameters
+from stakelearn.models.digits import LocalTraining, accuracy, initial_parameters, one_torch_thread
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.federation import TaskConfig, client_updates, make_federation
@@ -213,7 +213,7 @@ def run_epoch(epoch: int, config: TaskConfig, federation, aggregator: Aggregator
     if stage is None:
         model_before = out / "models" / f"epoch-{epoch - 1}.npy"
         global_parameters = np.load(model_before)
-        with timer.phase("training"):
+        with timer.phase("training"), one_torch_thread():
             say(f"  {config.clients} clients train locally ({config.attackers} attack: {config.attack})")
             trained = global_parameters + client_updates(federation, global_parameters, epoch)
         with timer.phase("clients: export, commit, sign"):
