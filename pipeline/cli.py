@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--byzantine", type=int, default=2, help="attackers Krum tolerates, f (needs n > 2f+2; default 2)")
     demo.add_argument("--attackers", type=int, default=2, help="clients that attack, 0..f (default 2)")
     demo.add_argument("--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)")
-    demo.add_argument("--epochs", type=int, default=4, help="epochs (default 4)")
+    demo.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     demo.add_argument("--split", default="iid", help="data split among clients: iid or dirichlet (default iid)")
     demo.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split (default 0.5)")
     demo.add_argument("--seed", type=int, default=0)

@@ -79,7 +79,11 @@ def report_text(summary: dict) -> str:
 
 
 def _save(figure, path: Path) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     buffer = io.BytesIO()
+    for axis in figure.axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
     figure.savefig(buffer, format="png", dpi=110)
     write_bytes_atomic(path, buffer.getvalue())
