@@ -27,7 +27,7 @@ from stakelearn.errors import InputError
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.federation import next_global
 from stakelearn.pipeline.protocol import Protocol
-from stakelearn.pipeline.roles import quantized_update, recover_signer
+from stakelearn.pipeline.roles import quantized_model, recover_signer
 from stakelearn.verifier_contracts.build import load_artifact
 
 COMMITMENT, SIGNATURE = 64, 65
@@ -131,8 +131,7 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 problems.append(f"epoch {epoch}: the store's commitments differ from the chain's")
             if b"".join(bytes.fromhex(u.signature) for u in updates) != chain_round["signatures"]:
                 problems.append(f"epoch {epoch}: the store's signatures differ from the chain's")
-            before = np.load(store.resolve(record["model_before"]))
-            quantized = np.stack([quantized_update(store.resolve(u.path), before, config.fixed_point) for u in updates])
+            quantized = np.stack([quantized_model(store.resolve(u.path), config.fixed_point) for u in updates])
             for u, row in zip(updates, quantized):
                 if commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() != chain_round["commitments"][u.client]:
                     problems.append(f"epoch {epoch}: client {u.client}'s stored update does not match its on-chain commitment")
@@ -144,8 +143,8 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 problems.append(f"epoch {epoch}: Krum over the stored updates does not give the proven selection")
             if record["model_after"] is not None:
                 after = np.load(store.resolve(record["model_after"]))
-                if not np.array_equal(after, next_global(before, total, circuit.m, config.fixed_point)):
-                    problems.append(f"epoch {epoch}: the stored global model is not the previous one plus the proven mean")
+                if not np.array_equal(after, next_global(total, circuit.m, config.fixed_point)):
+                    problems.append(f"epoch {epoch}: the stored global model is not the mean of the proven selection")
     finally:
         store.close()
     return problems
@@ -153,7 +152,7 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
 
 def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: Path | None = None) -> list[str]:
     """Audit and print the findings; return the problems (empty when all checks pass)."""
-    from stakelearn.pipeline.demo import PROTOCOL, RUN_FILE, config_from_json, round_circuit
+    from stakelearn.pipeline.demo import PROTOCOL, RUN_FILE, config_from_json, task_circuits
     from stakelearn.pipeline.protocol import attach_protocol
     from stakelearn.prover.circuit import prepare
 
@@ -173,7 +172,7 @@ def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: 
     problems, rounds = audit_chain(protocol, task_id)
     print(f"task {task_id} on {chain.name}: {len(rounds)} epochs rebuilt from chain events")
     if run is not None:
-        prepared = prepare(round_circuit(config_from_json(run["config"]), run["inner_cols"]))
+        prepared = prepare(task_circuits(config_from_json(run["config"]), run["inner_cols"])[0])
         problems += audit_run(run_dir, protocol, prepared, rounds)
     for problem in problems:
         print(f"INCONSISTENT: {problem}")

@@ -5,7 +5,10 @@ and, as the baseline, the same computation written naively (`circuits/naive_krum
 defaults), plus the plain numpy Krum time:
 rows, logrows, rows per update element (n*d), compile (settings and calibration), setup,
 prove and verify seconds with each step's peak memory, proving key and proof size, the gas of
-the reusable verifier alone and of the whole RoundVerifier check on the embedded EVM.
+the reusable verifier alone and of the whole RoundVerifier check on the embedded EVM. It also
+measures the accuracy proof (`circuits/accuracy.py`) for evaluation sets of the profile's sizes
+(rows "accuracy": n is the number of samples, d their 64 pixels; "wrapper gas" is then the
+AccuracyVerifier's check).
 
 Each point runs in its own process group under a time limit: a point over the limit is
 recorded as such instead of hanging, a crash loses only that point, and every step inside
@@ -33,14 +36,17 @@ MAX_INT = 128  # the default fixed point: scale 2^-7, clip 1.0
 
 PROFILES = {
     # A minute or two: run by the test suite so the command cannot rot.
-    "quick": {"points": [(4, 32), (5, 64)], "inner_cols": [8], "naive": [(4, 32)], "limit_s": 300},
-    # The README's table: the issue's two reference points.
-    "standard": {"points": [(8, 256), (16, 1024)], "inner_cols": [8, 4], "naive": [(8, 256)], "limit_s": 1800},
+    "quick": {"points": [(4, 32), (5, 64)], "inner_cols": [8], "naive": [(4, 32)], "accuracy": [8], "limit_s": 300},
+    # The README's table: the issue's two reference points, and the accuracy proof for the
+    # demo's evaluation set (64 samples) and for 100 and 360 samples.
+    "standard": {"points": [(8, 256), (16, 1024)], "inner_cols": [8, 4], "naive": [(8, 256)],
+                 "accuracy": [64, 100, 360], "limit_s": 1800},
     # The full grid; points whose steps run over the limit are recorded as such.
     "full": {
         "points": [(n, d) for n in (4, 8, 16, 32) for d in (64, 256, 1024, 4096)],
         "inner_cols": [8],
         "naive": [(4, 64), (8, 64), (4, 256), (8, 256)],
+        "accuracy": [64, 100, 360],
         "limit_s": 1800,
     },
 }
@@ -101,6 +107,40 @@ def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
         "verifier_gas": verifier_only_gas(deployed, round_dir / steps.PROOF, prepared.vka),
         "round_gas": result.gas_used if result.ok else None,
         "numpy_krum_s": round(numpy_s, 6),
+    }
+
+
+# The demo's models: m = 6 selected of 8, parameters within +-2 at scale 2^-9.
+ACCURACY_MODEL_BOUND = 6 * 1024
+
+
+def measure_accuracy(samples: int, scratch: Path) -> dict:
+    """The accuracy proof for ``samples`` evaluation samples of the digits data (its own process)."""
+    from stakelearn.models.digits import load_digits_split
+    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.evm_verify import verify_accuracy_on_chain
+    from stakelearn.prover import steps
+    from stakelearn.prover.accuracy import AccuracyCircuit, prove_accuracy
+    from stakelearn.prover.circuit import prepare
+    from stakelearn.prover.isolate import run_isolated
+
+    circuit = AccuracyCircuit(samples, model_bound=ACCURACY_MODEL_BOUND)
+    train, test = load_digits_split(0.2, seed=0)
+    data = test if samples <= len(test) else train
+    pixels, labels = np.rint(data.x[:samples] * 16).astype(np.int64), data.y[:samples]
+    model = np.random.default_rng(samples).integers(-ACCURACY_MODEL_BOUND, ACCURACY_MODEL_BOUND + 1, size=650)
+    stats: dict = {}
+    folder = scratch / "accuracy"
+    prove_accuracy(model, pixels, labels, circuit, folder, stats=stats)
+    prepared = prepare(circuit)
+    _, stats["verify"] = run_isolated("verifying", steps.verify, folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
+    return {
+        "rows": prepared.settings_json()["num_rows"],
+        "logrows": prepared.logrows,
+        **_step_columns(stats),
+        "pk_mb": round(prepared.pk.stat().st_size / 2**20, 1),
+        "proof_bytes": len(json.loads((folder / steps.PROOF).read_text())["proof"]),
+        "round_gas": verify_accuracy_on_chain(folder, Chain.embedded()),
     }
 
 
@@ -171,6 +211,8 @@ def run_point(spec: dict) -> dict:
     n, d = spec["n"], spec["d"]
     if spec["variant"] == "naive":
         measured = measure_naive(n, d, scratch)
+    elif spec["variant"] == "accuracy":
+        measured = measure_accuracy(n, scratch)
     else:
         measured = measure_round(n, d, spec["inner_cols"], scratch)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -196,7 +238,7 @@ COLUMNS = [
     ("variant", "circuit"), ("n", "n"), ("d", "d"), ("inner_cols", "cols"), ("rows", "rows"), ("logrows", "k"),
     ("rows_per_element", "rows/elt"), ("compile_s", "compile s"), ("setup_s", "setup s"), ("setup_peak_mb", "setup MB"),
     ("prove_s", "prove s"), ("prove_peak_mb", "prove MB"), ("verify_s", "verify s"), ("pk_mb", "pk MB"),
-    ("proof_bytes", "proof B"), ("verifier_gas", "verifier gas"), ("round_gas", "round gas"),
+    ("proof_bytes", "proof B"), ("verifier_gas", "verifier gas"), ("round_gas", "wrapper gas"),
     ("numpy_krum_s", "numpy s"), ("status", "status"),
 ]
 
@@ -231,7 +273,7 @@ def plot(rows: list[dict], path: Path) -> None:
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     groups = {}
     for row in rows:
-        if row["status"] == "ok":
+        if row["status"] == "ok" and row["variant"] != "accuracy":  # the accuracy proof: its own table rows
             label = (f"naive n={row['n']} (ezkl defaults)" if row["variant"] == "naive"
                      else f"round n={row['n']}, {row['inner_cols']} cells/row")
             groups.setdefault(label, []).append(row)
@@ -261,6 +303,8 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
     journal.unlink(missing_ok=True)
     jobs = [("round", n, d, cols) for n, d in spec["points"] for cols in spec["inner_cols"]]
     jobs += [("naive", n, d, None) for n, d in spec["naive"]]
+    # Accuracy: n is the number of evaluation samples, d their 64 pixels.
+    jobs += [("accuracy", samples, 64, None) for samples in spec["accuracy"]]
     rows = []
     for variant, n, d, cols in jobs:
         print(f"bench: {variant} n={n} d={d}" + (f" cols={cols}" if cols else ""), file=sys.stderr, flush=True)

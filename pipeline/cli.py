@@ -42,8 +42,37 @@ def _prove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prove_accuracy(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.demo import prove_run_accuracy
+    from stakelearn.prover.accuracy import SUMMARY
+
+    prove_run_accuracy(args.run_dir, args.evaluation, args.out)
+    print((args.out / SUMMARY).read_text(), end="")
+    print(f"accuracy proof written to {args.out}")
+    return 0
+
+
+def _verify_accuracy(args: argparse.Namespace) -> int:
+    from stakelearn.prover.accuracy import verify_accuracy
+
+    if args.evm or args.rpc_url:
+        from stakelearn.pipeline.chain import Chain
+        from stakelearn.pipeline.evm_verify import verify_accuracy_on_chain
+
+        chain = Chain.rpc(args.rpc_url) if args.rpc_url else Chain.embedded()
+        gas = verify_accuracy_on_chain(args.folder, chain, ceremony_srs=args.srs)
+        print(f"AccuracyVerifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {gas} gas")
+    outcome = verify_accuracy(args.folder, ceremony_srs=args.srs)
+    print(f"accuracy verified: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f})")
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
+    from stakelearn.prover.accuracy import is_accuracy_folder
     from stakelearn.prover.round import verify_round
+
+    if is_accuracy_folder(args.folder):
+        return _verify_accuracy(args)
 
     if args.evm or args.rpc_url:
         from stakelearn.pipeline.chain import Chain
@@ -96,6 +125,7 @@ def _demo(args: argparse.Namespace) -> int:
     config = TaskConfig(
         clients=args.clients, byzantine=args.byzantine, attackers=args.attackers, attack=args.attack,
         epochs=args.epochs, split=args.split, alpha=args.alpha, seed=args.seed,
+        evaluation_samples=args.evaluation_samples, target_accuracy=args.target_accuracy,
     )
     summary = run_demo(config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols)
     if args.json:
@@ -139,7 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     prove.add_argument("--srs", type=Path, default=None, help="ceremony SRS file (default: INSECURE local SRS)")
     prove.set_defaults(run=_prove)
 
-    verify = commands.add_parser("verify", help="verify a round folder written by `prove`")
+    prove_accuracy = commands.add_parser(
+        "prove-accuracy", help="prove how many samples of an evaluation set a run's final model gets right")
+    prove_accuracy.add_argument("--run", dest="run_dir", type=Path, required=True, help="the aggregator's run folder (demo --out)")
+    prove_accuracy.add_argument("--evaluation", type=Path, default=None,
+                                help="evaluation set .npz with 'pixels' (N x 64 grey levels 0..16) and 'labels' "
+                                     "(default: the requester's set in the run folder)")
+    prove_accuracy.add_argument("--out", type=Path, required=True, help="new folder for the proof")
+    prove_accuracy.set_defaults(run=_prove_accuracy)
+
+    verify = commands.add_parser("verify", help="verify a round folder (`prove`) or an accuracy folder (`prove-accuracy`)")
     verify.add_argument("folder", type=Path, metavar="DIR")
     verify.add_argument("--evm", action="store_true", help="also verify with the generated Solidity verifier on the embedded EVM")
     verify.add_argument("--rpc-url", default=None, help="verify on this EVM JSON-RPC node instead of the embedded one")
@@ -155,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--split", default="iid", help="data split among clients: iid or dirichlet (default iid)")
     demo.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split (default 0.5)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--evaluation-samples", type=int, default=64,
+                      help="size of the requester's private evaluation set the final accuracy is proven on (default 64)")
+    demo.add_argument("--target-accuracy", type=float, default=0.85,
+                      help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)")
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="run folder (replaced unless --resume)")

@@ -1,19 +1,25 @@
-"""Verify a proven round on an EVM: ezkl's generated reusable verifier behind RoundVerifier.
+"""Verify proofs on an EVM: ezkl's generated reusable verifier behind RoundVerifier (rounds)
+or AccuracyVerifier (accuracy).
 
-RoundVerifier (verifier_contracts/src) pins the round circuit's VKA digest, checks that the
-proof's input commitments are the signed ones and that the claimed aggregate matches, then
-calls the reusable verifier. Both contracts are deployed from the committed artifacts.
+Each wrapper (verifier_contracts/src) pins its circuit's VKA digest, checks that the proof's
+input commitments are the ones the caller supplies and the outputs are well formed, then calls
+the reusable verifier. All are deployed from the committed artifacts.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from eth_abi import encode
 from web3.logs import DISCARD
 
+from stakelearn.errors import ProofError
 from stakelearn.pipeline.chain import CallResult, Chain, error_name
+from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
+from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
+from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit, prepare
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
 from stakelearn.prover.round import circuit_of, load_round
@@ -38,14 +44,27 @@ class DeployedRoundVerifier:
     verifier: str  # the reusable verifier's address
 
 
+def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
+    chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(vka)]))
+
+
 def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
     """Deploy the reusable verifier and a RoundVerifier pinned to ``prepared``'s VKA, and
     register that VKA."""
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
-    chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(prepared.vka)]))
+    register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("RoundVerifier")
     address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
+
+
+def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str):
+    """Register the accuracy circuit's VKA with the reusable ``verifier`` and deploy an
+    AccuracyVerifier pinned to it."""
+    register_vka(chain, verifier, prepared.vka)
+    artifact = load_artifact("AccuracyVerifier")
+    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.samples)
+    return chain.contract(address, artifact.abi)
 
 
 def verify_on_chain(
@@ -81,3 +100,19 @@ def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None 
 
 def _revert_reason(contract, result: CallResult) -> str:
     return error_name(contract.abi, result.revert_data) or result.error or "reverted"
+
+
+def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> int:
+    """Deploy the verifiers for the accuracy circuit an accuracy folder names and verify its proof
+    against its commitments; return the gas, or raise ProofError naming the failed check."""
+    manifest = json.loads((folder / ACCURACY_MANIFEST).read_text())
+    prepared = prepare(accuracy_circuit_of(manifest), ceremony_srs)
+    verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
+    contract = deploy_accuracy_verifier(chain, prepared, verifier)
+    commitments = json.loads((folder / ACCURACY_COMMITMENTS).read_text())
+    proof, instances, words = verify_arguments(folder / PROOF, prepared.vka)
+    data = contract.encode_abi("verifyAccuracy", args=[proof, instances, words, bytes.fromhex(commitments["model"])])
+    receipt = chain.transact(contract.address, data)
+    if receipt["status"] != 1:
+        raise ProofError(f"EVM verification on {chain.name} failed: {_revert_reason(contract, chain.call(contract.address, data))}")
+    return receipt["gasUsed"]

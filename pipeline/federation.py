@@ -1,9 +1,13 @@
 """The federated task's arithmetic, shared by the proven demo and the robustness experiment.
 
 One epoch: every client trains from the global model on its shard; attackers replace their
-update by their attack's; updates are quantized to the task's fixed point; Multi-Krum selects
-``m``; the next global model is the previous one plus the mean of the selected updates. The
-same functions run with proofs and a chain (``pipeline.demo``) or without (``pipeline.robustness``).
+update (trained minus global) by their attack's; each client sends its model (global plus
+update) quantized to the task's fixed point; Multi-Krum selects ``m``; the next global model
+is the mean of the selected models. Krum's distances between models equal those between
+updates (all start from the same global model), and the proven aggregate, whose commitment
+the chain records, is then the global model itself (times ``m``), not a change to it.
+The same functions run with proofs and a chain (``pipeline.demo``) or without
+(``pipeline.robustness``).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from stakelearn.circuits.accuracy import GREY_LEVELS
 from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.digits import (
@@ -23,8 +28,9 @@ from stakelearn.pipeline.attacks import AttackView, flip_labels, get_attack
 
 SPLITS = ("iid", "dirichlet")
 
-# Updates are small (median |x| ~ 0.02 after the first epoch): 2^-9 resolution, clipped to +-0.5.
-TASK_FIXED_POINT = FixedPoint(scale_bits=9, clip=0.5)
+# Models: 2^-9 resolution (an epoch's update has median |x| ~ 0.02), clipped to +-2 (weights
+# measured at most 1.35 after 20 epochs, IID and non-IID).
+TASK_FIXED_POINT = FixedPoint(scale_bits=9, clip=2.0)
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,8 @@ class TaskConfig:
     hidden: int = 0
     seed: int = 0
     test_fraction: float = 0.2
+    evaluation_samples: int = 64  # the requester's private evaluation set, proven on at the end
+    target_accuracy: float = 0.85
     fixed_point: FixedPoint = TASK_FIXED_POINT
     training: LocalTraining = field(default_factory=LocalTraining)
 
@@ -54,6 +62,10 @@ class TaskConfig:
             )
         if self.epochs < 1:
             raise InputError(f"epochs must be >= 1, got {self.epochs}")
+        if not 0.0 < self.target_accuracy <= 1.0:
+            raise InputError(f"target accuracy must be in (0, 1], got {self.target_accuracy}")
+        if not 1 <= self.evaluation_samples <= 300:
+            raise InputError(f"evaluation samples must be in 1..300 (the held-out set), got {self.evaluation_samples}")
         if self.split not in SPLITS:
             raise InputError(f"unknown split '{self.split}'; choose one of: {', '.join(SPLITS)}")
         if self.attackers:
@@ -92,6 +104,13 @@ def make_federation(config: TaskConfig) -> Federation:
     return Federation(config, [train.subset(p) for p in parts], test)
 
 
+def evaluation_set(federation: Federation) -> tuple[np.ndarray, np.ndarray]:
+    """The requester's evaluation set: the first held-out samples, pixels as grey levels 0..16."""
+    n = federation.config.evaluation_samples
+    pixels = np.rint(federation.test.x[:n] * GREY_LEVELS).astype(np.int64)
+    return pixels, federation.test.y[:n].astype(np.int64)
+
+
 def _seed(config: TaskConfig, epoch: int, client: int) -> int:
     return zlib.crc32(f"{config.seed}/{epoch}/{client}".encode())
 
@@ -116,9 +135,14 @@ def client_updates(federation: Federation, global_parameters: np.ndarray, epoch:
     return updates
 
 
-def next_global(global_parameters: np.ndarray, selected_sum: np.ndarray, m: int, fixed_point: FixedPoint) -> np.ndarray:
-    """The next global model: the previous plus the mean of the ``m`` selected quantized updates."""
-    return global_parameters + dequantize(selected_sum, fixed_point) / m
+def client_models(federation: Federation, global_parameters: np.ndarray, epoch: int) -> np.ndarray:
+    """What every client sends for ``epoch``: the global model plus its (honest or crafted) update."""
+    return global_parameters + client_updates(federation, global_parameters, epoch)
+
+
+def next_global(selected_sum: np.ndarray, m: int, fixed_point: FixedPoint) -> np.ndarray:
+    """The next global model: the mean of the ``m`` selected quantized models."""
+    return dequantize(selected_sum, fixed_point) / m
 
 
 def duplicate_mask(quantized: np.ndarray) -> np.ndarray:

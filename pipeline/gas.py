@@ -21,6 +21,7 @@ from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.evm_verify import verifier_only_gas, verify_on_chain
 from stakelearn.pipeline.protocol import ProtocolConfig, deploy_protocol, new_account
 from stakelearn.prover import steps
+from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, prove_round
 
@@ -45,7 +46,10 @@ def measure(n: int, workdir: Path) -> dict:
     data = json.loads((folder / COMMITMENTS).read_text())
     commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
     chain = Chain.embedded()
-    protocol = deploy_protocol(chain, prepared, ProtocolConfig(unbonding_seconds=0))
+    # The accuracy verifier is deployed for createTask; submitAccuracy's gas comes from the demo,
+    # whose model the accuracy circuit takes (this round's d=16 vector is no model).
+    accuracy = prepare(AccuracyCircuit(samples=32, model_bound=circuit.bound))
+    protocol = deploy_protocol(chain, prepared, accuracy, ProtocolConfig(unbonding_seconds=0, evaluation_seconds=0))
     gas: dict[str, int] = {}
 
     def send(account, contract, function, *args, value=0, label=None):
@@ -60,7 +64,8 @@ def measure(n: int, workdir: Path) -> dict:
     for client in clients:
         send(client, protocol.registry, "stake", value=ETHER)
     fee, epochs, initial = 10**17, 3, keccak(text="initial model")
-    params = (keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address, initial)
+    params = (keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address, initial,
+              keccak(text="evaluation set"), 32, protocol.accuracy_verifier.address)
     send(requester, protocol.tasks, "createTask", params, value=protocol.config.base_fee_wei + epochs * fee)
     for i, client in enumerate(clients):
         send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
@@ -70,7 +75,9 @@ def measure(n: int, workdir: Path) -> dict:
         send(clients[0], protocol.tasks, "submitRound",
              protocol.round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared), label=label)
         previous = keccak(commitments[-1])
-    send(requester, protocol.tasks, "complete", 1)
+    send(requester, protocol.tasks, "endTraining", 1)
+    chain.w3.testing.timeTravel(chain.w3.eth.get_block("latest")["timestamp"] + 1)  # past the deadline
+    send(clients[1], protocol.tasks, "settle", 1, label="settle (no accuracy proof: forfeit)")
     paid = next(c for c in clients if protocol.tasks.functions.creditOf(c.address).call() > 0)
     send(paid, protocol.tasks, "withdrawCredit")
     send(clients[0], protocol.registry, "requestWithdrawal")

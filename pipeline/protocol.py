@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from eth_abi import encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_utils import keccak
 
 from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.chain import Chain, error_name
-from stakelearn.pipeline.evm_verify import DeployedRoundVerifier, deploy_round_verifier
+from stakelearn.pipeline.evm_verify import DeployedRoundVerifier, deploy_accuracy_verifier, deploy_round_verifier
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments
 from stakelearn.verifier_contracts.build import load_artifact
@@ -61,6 +63,10 @@ class ProtocolConfig:
     unbonding_seconds: int = 7 * 24 * 3600
     base_fee_wei: int = 10**16
     policy: SlashingPolicy = SlashingPolicy()
+    # After training, how long anyone may prove the final model's accuracy before the
+    # requester forfeits the escrow; and the share of the fees owed when the target is missed.
+    evaluation_seconds: int = 3 * 24 * 3600
+    work_bps: int = 5_000
 
 
 @dataclass
@@ -70,6 +76,7 @@ class Protocol:
     tasks: object
     round_verifier: DeployedRoundVerifier
     config: ProtocolConfig
+    accuracy_verifier: object = None  # web3 contract bound to AccuracyVerifier
 
     def typed_update(self, task_id: int, epoch: int, commitment: bytes) -> dict:
         return {
@@ -94,6 +101,8 @@ class Protocol:
         if result.ok:
             return None
         abi = self.tasks.abi + self.registry.abi + self.round_verifier.contract.abi
+        if self.accuracy_verifier is not None:
+            abi = abi + self.accuracy_verifier.abi
         return error_name(abi, result.revert_data) or result.error
 
     def round_args(self, task_id: int, epoch: int, previous_model: bytes, commitments: list[bytes],
@@ -102,17 +111,22 @@ class Protocol:
         return (task_id, epoch, previous_model, b"".join(commitments), b"".join(signatures), proof, instances, words)
 
 
-def deploy_protocol(chain: Chain, prepared: PreparedCircuit, config: ProtocolConfig = ProtocolConfig()) -> Protocol:
-    """Deploy the verifiers for ``prepared``'s circuit, the registry and the protocol, and wire them."""
+def deploy_protocol(chain: Chain, prepared: PreparedCircuit, accuracy: PreparedCircuit,
+                    config: ProtocolConfig = ProtocolConfig()) -> Protocol:
+    """Deploy the verifiers for the ``prepared`` round circuit and the ``accuracy`` circuit, the
+    registry and the protocol, and wire them."""
     round_verifier = deploy_round_verifier(chain, prepared)
+    accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier)
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
     tasks_artifact = load_artifact("StakeLearnProtocol")
     p = config.policy
-    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window, p.slash_bps, p.outlier_bps)
+    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window,
+                                    p.slash_bps, p.outlier_bps, config.evaluation_seconds, config.work_bps)
     registry = chain.contract(registry_address, registry_artifact.abi)
     chain.transact_checked(registry_address, registry.encode_abi("setProtocol", args=[tasks_address]))
-    return Protocol(chain, registry, chain.contract(tasks_address, tasks_artifact.abi), round_verifier, config)
+    return Protocol(chain, registry, chain.contract(tasks_address, tasks_artifact.abi), round_verifier, config,
+                    accuracy_verifier)
 
 
 def new_account(chain: Chain, wei: int):
@@ -122,18 +136,25 @@ def new_account(chain: Chain, wei: int):
     return account
 
 
+def evaluation_commitment(salt: bytes, values: list[int]) -> bytes:
+    """A requester's commitment to its evaluation set (RewardManager.evaluationCommitment)."""
+    values_hash = keccak(b"".join(v.to_bytes(32, "big") for v in values))
+    return keccak(encode(["bytes32", "bytes32"], [salt, values_hash]))
+
+
 def attach_protocol(chain: Chain, addresses: dict, config: ProtocolConfig) -> Protocol:
     """The deployment at ``addresses`` (as :func:`deployment_addresses` wrote them), after it
     is checked to hold code on ``chain``."""
     for name, address in addresses.items():
         if not chain.w3.eth.get_code(address):
             raise StakeLearnError(f"no contract at {address} ({name}) on {chain.name}; is this the chain the run used?")
-    tasks_artifact, registry_artifact, verifier_artifact = (
-        load_artifact(name) for name in ("StakeLearnProtocol", "StakingRegistry", "RoundVerifier"))
+    tasks_artifact, registry_artifact, verifier_artifact, accuracy_artifact = (
+        load_artifact(name) for name in ("StakeLearnProtocol", "StakingRegistry", "RoundVerifier", "AccuracyVerifier"))
     round_verifier = DeployedRoundVerifier(chain, chain.contract(addresses["round_verifier"], verifier_artifact.abi),
                                            addresses["verifier"])
     return Protocol(chain, chain.contract(addresses["registry"], registry_artifact.abi),
-                    chain.contract(addresses["protocol"], tasks_artifact.abi), round_verifier, config)
+                    chain.contract(addresses["protocol"], tasks_artifact.abi), round_verifier, config,
+                    chain.contract(addresses["accuracy_verifier"], accuracy_artifact.abi))
 
 
 def deployment_addresses(protocol: Protocol) -> dict:
@@ -142,4 +163,5 @@ def deployment_addresses(protocol: Protocol) -> dict:
         "registry": protocol.registry.address,
         "round_verifier": protocol.round_verifier.contract.address,
         "verifier": protocol.round_verifier.verifier,
+        "accuracy_verifier": protocol.accuracy_verifier.address,
     }

@@ -49,6 +49,14 @@ def timing_table(summary: dict) -> str:
     return _table(["phase", "seconds", "share"], rows)
 
 
+def accuracy_line(summary: dict) -> str:
+    a, target = summary["accuracy_proof"], summary["config"]["target_accuracy"]
+    return (f"Proven accuracy of the final model on the requester's {a['samples']} evaluation samples: "
+            f"{a['correct']}/{a['samples']} = {a['correct'] / a['samples']:.3f} (target {target:.2f}: "
+            f"{'reached, fees paid in full' if a['target_reached'] else 'missed, only the work share paid'}; "
+            f"proof {a['gas_used']:,} gas, the requester's reveal {a['reveal_gas_used']:,} gas).")
+
+
 def report_text(summary: dict) -> str:
     c, o = summary["config"], summary["outcome"]
     lines = [
@@ -67,6 +75,7 @@ def report_text(summary: dict) -> str:
         "## Final balances",
         balance_table(summary),
         "",
+        accuracy_line(summary),
         f"Requester: {summary['balances']['rewarded_wei'] / ETHER:.4f} ETH paid to clients, "
         f"{summary['balances']['refunded_wei'] / ETHER:.4f} ETH refunded.",
         f"Attackers {o['attackers']}: slashed {o['attackers_slashed']}; honest clients slashed: "

@@ -24,7 +24,7 @@ from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.digits import accuracy, initial_parameters, one_torch_thread
 from stakelearn.models.quantize import quantize
 from stakelearn.pipeline.attacks import ATTACKS
-from stakelearn.pipeline.federation import SPLITS, TaskConfig, client_updates, flagged, make_federation, next_global
+from stakelearn.pipeline.federation import SPLITS, TaskConfig, client_models, flagged, make_federation, next_global
 from stakelearn.pipeline.protocol import SlashingPolicy
 
 CLEAN = "none"  # the grid's name for the run without attackers
@@ -54,13 +54,13 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
     model = initial_parameters(config.hidden, config.seed)
     accuracies, selected, flags = [], [], []
     with one_torch_thread():
-        for epoch in range(config.epochs):
-            updates = client_updates(federation, model, epoch)
-            quantized = np.stack([quantize(row, config.fixed_point) for row in updates])
+        for epoch in range(1, config.epochs + 1):  # numbered as on chain: same seeds as the demo
+            models = client_models(federation, model, epoch)
+            quantized = np.stack([quantize(row, config.fixed_point) for row in models])
             round_ = krum_round(quantized, config.krum)
             selected.append(round_.mask)
             flags.append(flagged(round_.scores, round_.mask, quantized, policy.outlier_bps))
-            model = next_global(model, round_.total, config.krum.m, config.fixed_point)
+            model = next_global(round_.total, config.krum.m, config.fixed_point)
             accuracies.append(accuracy(model, federation.test, config.hidden))
     flags = np.array(flags, dtype=bool)
     return RunResult(accuracies, np.array(selected, dtype=bool), flags, policy.slashes(flags), config.attacker_ids)

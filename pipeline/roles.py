@@ -34,10 +34,15 @@ from stakelearn.prover.round import COMMITMENTS, prove_round, verify_round
 from stakelearn.prover.steps import PROOF
 
 
-def quantized_update(model: Path, global_parameters: np.ndarray, fixed_point: FixedPoint) -> np.ndarray:
-    """The update a client's ONNX model implies: its parameters minus the global model's,
-    quantized. Client and aggregator both derive it this way, so they agree to the bit."""
-    return quantize(load_update(model) - global_parameters, fixed_point)
+def quantized_model(model: Path, fixed_point: FixedPoint) -> np.ndarray:
+    """A client's ONNX model as the round circuit takes it: its parameters, quantized. Client
+    and aggregator both derive it this way, so they agree to the bit."""
+    return quantize(load_update(model), fixed_point)
+
+
+def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) -> np.ndarray:
+    """The ``[n, d]`` quantized models a store holds for ``epoch``, in client order."""
+    return np.stack([quantized_model(store.resolve(u.path), fixed_point) for u in store.updates(epoch)])
 
 
 @dataclass(frozen=True)
@@ -55,15 +60,14 @@ class Client:
     account: object  # eth_account LocalAccount
 
     def submit(self, protocol: Protocol, prepared: PreparedCircuit, task_id: int, epoch: int,
-               trained: np.ndarray, global_parameters: np.ndarray, hidden: int, fixed_point: FixedPoint,
-               folder: Path) -> SignedUpdate:
-        """Export the trained model, commit to its quantized update and sign the commitment."""
+               trained: np.ndarray, hidden: int, fixed_point: FixedPoint, folder: Path) -> SignedUpdate:
+        """Export the trained model, commit to it quantized and sign the commitment."""
         path = folder / f"client-{self.index}.onnx"
         staging = folder / f".client-{self.index}.staging.onnx"
         export_onnx(trained, hidden, staging)
         write_bytes_atomic(path, staging.read_bytes())
         staging.unlink()
-        update = quantized_update(path, global_parameters, fixed_point)
+        update = quantized_model(path, fixed_point)
         commitment = commit(update, prepared.vk, prepared.settings, prepared.srs.path)
         signature = protocol.sign_update(self.account, task_id, epoch, commitment)
         return SignedUpdate(self.index, self.account.address, path, commitment, signature)
@@ -107,12 +111,11 @@ class Aggregator:
     # --- collected ------------------------------------------------------------------------
     def collect(self, epoch: int, model_before: Path, submissions: list[SignedUpdate]) -> None:
         """Check every client's update against its signed commitment, then store the batch."""
-        global_parameters = np.load(model_before)
         if sorted(s.client for s in submissions) != list(range(self.circuit.n)):
             raise StakeLearnError(f"epoch {epoch}: expected one update from each of the {self.circuit.n} clients")
         stored = []
         for s in sorted(submissions, key=lambda s: s.client):
-            update = quantized_update(s.model, global_parameters, self.fixed_point)
+            update = quantized_model(s.model, self.fixed_point)
             if commit(update, self.prepared.vk, self.prepared.settings, self.prepared.srs.path) != s.commitment:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
             signer = recover_signer(self.protocol, self.task_id, epoch, s.commitment, s.signature)
@@ -123,10 +126,7 @@ class Aggregator:
         self.store.record_collected(epoch, model_before, stored)
 
     def quantized_updates(self, epoch: int) -> np.ndarray:
-        record = self.store.epoch(epoch)
-        global_parameters = np.load(self.store.resolve(record["model_before"]))
-        return np.stack([quantized_update(self.store.resolve(u.path), global_parameters, self.fixed_point)
-                         for u in self.store.updates(epoch)])
+        return stored_models(self.store, epoch, self.fixed_point)
 
     # --- proven ---------------------------------------------------------------------------
     def prove(self, epoch: int, round_dir: Path) -> None:
@@ -186,13 +186,12 @@ class Aggregator:
 
     # --- finalized ------------------------------------------------------------------------
     def finalize(self, epoch: int, model_after: Path, accuracy_of) -> None:
-        """Apply the proven aggregate to the global model and store it with its accuracy."""
+        """Store the next global model (the proven aggregate over m) with its accuracy."""
         record = self.store.epoch(epoch)
-        global_parameters = np.load(self.store.resolve(record["model_before"]))
         result = krum_round(self.quantized_updates(epoch), self.circuit.params)
         if result.selected != record["selected"]:
             raise StakeLearnError(f"epoch {epoch}: the stored updates no longer give the proven selection")
-        updated = next_global(global_parameters, result.total, self.circuit.m, self.fixed_point)
+        updated = next_global(result.total, self.circuit.m, self.fixed_point)
         save_array(model_after, updated)
         self.store.record_finalized(epoch, model_after, accuracy_of(updated))
 
@@ -200,6 +199,12 @@ class Aggregator:
         r = self.store.epoch(epoch)
         return EpochResult(epoch, [int(v) for v in r["scores"]], r["selected"], r["flagged"], r["slashed"],
                            r["gas_used"], r["tx_hash"], r["accuracy"], r["prove_seconds"])
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def save_array(path: Path, values: np.ndarray) -> Path:

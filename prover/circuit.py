@@ -18,7 +18,9 @@ import hashlib
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass
+import os
+import shutil
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import ezkl
@@ -55,6 +57,10 @@ class RoundCircuit:
     d: int
     max_int: int
     num_inner_cols: int = 8
+    # At least this many logrows: a task's round and accuracy circuits share one k, because a
+    # vector's KZG commitment depends on k (and the SRS) only, so the accuracy proof's model
+    # commitment equals the one the round proof put on chain.
+    min_logrows: int = 0
 
     def __post_init__(self) -> None:
         KrumParams(self.n, self.f, self.m)
@@ -78,6 +84,21 @@ class RoundCircuit:
         """Enough base-2^14 digits to range-check every comparison (the selection keys)."""
         bits = max_selection_key(self.params, self.d, self.bound).bit_length()
         return math.ceil(bits / math.log2(DECOMP_BASE))
+
+    @property
+    def label(self) -> str:
+        return f"round circuit n={self.n} d={self.d}"
+
+    @property
+    def largest_input(self) -> int:
+        return self.d
+
+    def export(self, path: Path) -> Path:
+        return export_onnx(self.params, self.d, path)
+
+    def calibration_input(self) -> dict:
+        sample = self.calibration_matrix()
+        return input_json(sample, krum_round(sample, self.params).total)
 
     def description(self) -> dict:
         return {
@@ -122,9 +143,9 @@ class RoundCircuit:
 
 @dataclass(frozen=True)
 class PreparedCircuit:
-    """A circuit with its compiled model, SRS and keys on disk."""
+    """A circuit (round or accuracy) with its compiled model, SRS and keys on disk."""
 
-    circuit: RoundCircuit
+    circuit: "RoundCircuit"
     model_dir: Path
     key_dir: Path
     srs: Srs
@@ -162,17 +183,40 @@ def input_json(updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
     return {"input_data": [row.tolist() for row in np.asarray(updates)] + [np.asarray(claimed_sum).tolist()]}
 
 
-def _build_model_dir(circuit: RoundCircuit, folder: Path) -> None:
-    network = export_onnx(circuit.params, circuit.d, folder / steps.NETWORK)
+def _build_model_dir(circuit, folder: Path) -> None:
+    network = circuit.export(folder / steps.NETWORK)
     settings = steps.gen_settings(network, folder / steps.SETTINGS, circuit.run_args())
-    sample = circuit.calibration_matrix()
-    write_json_atomic(folder / steps.CALIBRATION, input_json(sample, krum_round(sample, circuit.params).total))
+    write_json_atomic(folder / steps.CALIBRATION, circuit.calibration_input())
     steps.calibrate(folder / steps.CALIBRATION, network, settings, scales=[0])
     # Calibration widens the lookup table to what it saw; the range check needs it exact.
     data = json.loads(settings.read_text())
     data["run_args"]["lookup_range"] = [-circuit.bound, circuit.bound]
+    data["run_args"]["logrows"] = max(data["run_args"]["logrows"], circuit.min_logrows)
     write_json_atomic(settings, data)
     steps.compile_circuit(network, folder / steps.COMPILED, settings)
+    _shrink_logrows(folder, circuit)
+
+
+def _shrink_logrows(folder: Path, circuit) -> None:
+    """Calibration sizes logrows for the values it saw, before the lookup range was narrowed to
+    the bound, so a smaller k often holds the circuit: keep the smallest whose mock run of the
+    extreme-valued calibration input satisfies every constraint."""
+    settings = folder / steps.SETTINGS
+    data = json.loads(settings.read_text())
+    floor = max(circuit.min_logrows, math.ceil(math.log2(data["num_rows"] + 1)))
+    while data["run_args"]["logrows"] - 1 >= floor:
+        trial = folder / "trial"
+        trial.mkdir(exist_ok=True)
+        smaller = {**data, "run_args": {**data["run_args"], "logrows": data["run_args"]["logrows"] - 1}}
+        write_json_atomic(trial / steps.SETTINGS, smaller)
+        steps.compile_circuit(folder / steps.NETWORK, trial / steps.COMPILED, trial / steps.SETTINGS)
+        steps.gen_witness(folder / steps.CALIBRATION, trial / steps.COMPILED, trial / steps.WITNESS)
+        if not steps.mock_passes(trial / steps.WITNESS, trial / steps.COMPILED):
+            break
+        data = smaller
+        write_json_atomic(settings, data)
+        os.replace(trial / steps.COMPILED, folder / steps.COMPILED)
+    shutil.rmtree(folder / "trial", ignore_errors=True)
 
 
 def _setup_keys(model: Path, srs: Path, keys: Path) -> None:
@@ -180,27 +224,33 @@ def _setup_keys(model: Path, srs: Path, keys: Path) -> None:
     steps.create_vka(keys / steps.VK, model / steps.SETTINGS, keys / steps.VKA, srs)
 
 
-def model_dir(circuit: RoundCircuit, stats: dict[str, StepStats] | None = None) -> Path:
+def model_dir(circuit, stats: dict[str, StepStats] | None = None) -> Path:
     """The circuit's compiled model and settings, built on first use."""
     folder = stakelearn_home() / "circuits" / circuit.digest
     if not (folder / steps.COMPILED).exists():
         with atomic_dir(folder) as tmp:
-            _, step = run_isolated(f"compiling round circuit n={circuit.n} d={circuit.d}", _build_model_dir, circuit, tmp)
+            _, step = run_isolated(f"compiling {circuit.label}", _build_model_dir, circuit, tmp)
         if stats is not None:
             stats["compile"] = step
     return folder
 
 
+def natural_logrows(circuit) -> int:
+    """The logrows ezkl's calibration picks for ``circuit`` on its own (no ``min_logrows``)."""
+    settings = json.loads((model_dir(replace(circuit, min_logrows=0)) / steps.SETTINGS).read_text())
+    return settings["run_args"]["logrows"]
+
+
 def prepare(
-    circuit: RoundCircuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
+    circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
 ) -> PreparedCircuit:
     """Compile the circuit, resolve its SRS, and set up the keys and the VK artifact for the EVM,
     each only once per (circuit, SRS). Steps that ran are timed into ``stats``."""
     folder = model_dir(circuit, stats)
     settings = json.loads((folder / steps.SETTINGS).read_text())
     logrows = settings["run_args"]["logrows"]
-    if circuit.d >= 2**logrows - 16:
-        raise InputError(f"update length d={circuit.d} does not fit one column at logrows {logrows}")
+    if circuit.largest_input >= 2**logrows - 16:
+        raise InputError(f"an input of {circuit.largest_input} values does not fit one column at logrows {logrows}")
     srs = resolve_srs(logrows, ceremony_srs)
     key_dir = folder / f"keys-{srs.sha256()[:16]}"
     if not (key_dir / steps.VKA).exists():

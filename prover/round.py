@@ -130,7 +130,8 @@ def circuit_of(manifest_data: dict) -> RoundCircuit:
     fields = manifest_data["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"round was proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
-    return RoundCircuit(**{k: fields[k] for k in ("n", "f", "m", "d", "max_int", "num_inner_cols")})
+    return RoundCircuit(**{k: fields[k] for k in ("n", "f", "m", "d", "max_int", "num_inner_cols")},
+                        min_logrows=fields.get("min_logrows", 0))
 
 
 def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome:

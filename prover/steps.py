@@ -102,6 +102,14 @@ def compile_circuit(network: Path, compiled: Path, settings: Path) -> Path:
     return compiled
 
 
+def mock_passes(witness: Path, compiled: Path) -> bool:
+    """Whether the witness satisfies every constraint of the compiled circuit (no proof made)."""
+    try:
+        return bool(ezkl.mock(str(witness), str(compiled)))
+    except Exception:  # ezkl reports unsatisfied constraints as a generic RuntimeError
+        return False
+
+
 def gen_srs(srs: Path, logrows: int) -> Path:
     _run("gen_srs", ezkl.gen_srs, str(srs), logrows)
     return srs

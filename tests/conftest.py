@@ -19,6 +19,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 SMALL = dict(n=5, f=1, m=3, d=16, max_int=128, num_inner_cols=4)
+# The pipeline tests' task (5 clients, m=4, models within +-1024, 32 evaluation samples) pairs
+# its circuits at logrows 13; the contract tests deploy the same accuracy verifier.
+SMALL_ACCURACY = dict(samples=32, model_bound=4096, min_logrows=13)
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +29,14 @@ def small_circuit():
     from stakelearn.prover.circuit import RoundCircuit
 
     return RoundCircuit(**SMALL)
+
+
+@pytest.fixture(scope="session")
+def small_accuracy():
+    from stakelearn.prover.accuracy import AccuracyCircuit
+    from stakelearn.prover.circuit import prepare
+
+    return prepare(AccuracyCircuit(**SMALL_ACCURACY))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import subprocess
@@ -9,17 +10,30 @@ import sys
 
 import numpy as np
 import pytest
+from eth_account import Account
+from web3.logs import DISCARD
 
+from stakelearn.circuits.accuracy import correct_count
+from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.pipeline.audit import audit_chain, audit_run
 from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.demo import PROTOCOL, load_run, round_circuit, run_demo
-from stakelearn.pipeline.federation import TaskConfig
+from stakelearn.pipeline.demo import (
+    EVALUATION_FILE, FEE_PER_EPOCH, PROTOCOL, final_aggregate, load_run, run_demo, task_circuits,
+)
+from stakelearn.pipeline.federation import TaskConfig, make_federation
 from stakelearn.pipeline.protocol import attach_protocol
+from stakelearn.pipeline.roles import stored_models
+from stakelearn.pipeline.sequencer import SequencerStore
+from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
+from stakelearn.prover.accuracy import prove_accuracy
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.evm import verify_arguments
+from stakelearn.prover.round import COMMITMENTS
+from stakelearn.prover.steps import PROOF
 
 # One attacker among five clients, two epochs: flagged twice, slashed once (2 of the last 3).
-SMALL_TASK = TaskConfig(clients=5, byzantine=1, attackers=1, attack="sign_flip", epochs=2)
+SMALL_TASK = TaskConfig(clients=5, byzantine=1, attackers=1, attack="sign_flip", epochs=2, evaluation_samples=32)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +55,7 @@ def run_copy(demo_run, tmp_path):
 
 def audit(protocol, run_dir):
     problems, rounds = audit_chain(protocol, load_run(run_dir)["task_id"])
-    prepared = prepare(round_circuit(SMALL_TASK, load_run(run_dir)["inner_cols"]))
+    prepared = prepare(task_circuits(SMALL_TASK, load_run(run_dir)["inner_cols"])[0])
     return problems + audit_run(run_dir, protocol, prepared, rounds)
 
 
@@ -93,7 +107,7 @@ def test_audit_detects_a_global_model_that_is_not_the_proven_one(demo_run, run_c
     model = np.load(run_copy / "models" / "epoch-1.npy")
     np.save(run_copy / "models" / "epoch-1.npy", model + 1e-3)
     problems = audit(protocol, run_copy)
-    assert any("epoch 1: the stored global model is not the previous one plus the proven mean" in p for p in problems)
+    assert any("epoch 1: the stored global model is not the mean of the proven selection" in p for p in problems)
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -121,3 +135,126 @@ def test_demo_cli_rejects_bad_configuration_before_any_transaction(tmp_path, arg
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr
     assert not out.exists()
+
+
+# --- the accuracy proof gates the payout (issue: proven accuracy) -----------------------------
+
+def aggregator_of(out):
+    return Account.from_key(load_run(out)["keys"]["aggregator"])
+
+
+def evaluation_of(out):
+    with np.load(out / EVALUATION_FILE) as secret:
+        return secret["pixels"], secret["labels"], secret["salt"].tobytes()
+
+
+def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
+    summary, out, protocol = demo_run
+    tasks = protocol.tasks
+    (proven,) = tasks.events.AccuracyProven().get_logs(from_block=0, argument_filters={"taskId": 1})
+    (completed,) = tasks.events.TaskCompleted().get_logs(from_block=0, argument_filters={"taskId": 1})
+    assert completed["transactionHash"] == proven["transactionHash"]  # the payout is the proof's transaction
+    assert all(w["blockNumber"] > proven["blockNumber"] for w in tasks.events.CreditWithdrawn().get_logs(from_block=0))
+    pixels, labels, _ = evaluation_of(out)
+    assert proven["args"]["correct"] == correct_count(final_aggregate(out), pixels, labels)  # the circuit = the reference
+    assert proven["args"]["targetReached"] and summary["accuracy_proof"]["correct"] == proven["args"]["correct"]
+
+
+@pytest.fixture(scope="module")
+def replay(demo_run):
+    """Start another task like the demo's and run its epochs with the demo's own round proofs
+    (the clients re-sign their commitments for the new task), leaving it in evaluation."""
+    _, out, protocol = demo_run
+    run = load_run(out)
+    requester = Account.from_key(run["keys"]["requester"])
+    clients = [Account.from_key(key) for key in run["keys"]["clients"]]
+    prepared = prepare(task_circuits(SMALL_TASK, run["inner_cols"])[0])
+    tasks, chain = protocol.tasks, protocol.chain
+
+    def start(target_bps: int) -> int:
+        params = list(tasks.functions.taskParams(1).call())
+        params[4] = target_bps
+        escrow = PROTOCOL.base_fee_wei + params[5] * params[6]
+        assert chain.send(requester, tasks.functions.createTask(tuple(params)), value=escrow)["status"] == 1
+        task_id = tasks.functions.taskCount().call()
+        for client in clients:
+            assert chain.send(client, tasks.functions.enroll(task_id))["status"] == 1
+        for epoch in range(1, SMALL_TASK.epochs + 1):
+            folder = out / "rounds" / f"epoch-{epoch}"
+            data = json.loads((folder / COMMITMENTS).read_text())
+            commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+            signatures = [protocol.sign_update(c, task_id, epoch, m) for c, m in zip(clients, commitments)]
+            previous = tasks.functions.task(task_id).call()[4]
+            args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
+            assert chain.send(clients[0], tasks.functions.submitRound(args))["status"] == 1
+        return task_id
+
+    return start
+
+
+def accuracy_args(folder, prepared_accuracy, model_commitment=None):
+    proof, instances, words = verify_arguments(folder / PROOF, prepared_accuracy.vka)
+    model = model_commitment or bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
+    return proof, instances, words, model
+
+
+@pytest.fixture(scope="module")
+def prepared_accuracy(demo_run):
+    return prepare(task_circuits(SMALL_TASK, load_run(demo_run[1])["inner_cols"])[1])
+
+
+def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, replay, prepared_accuracy, tmp_path):
+    _, out, protocol = demo_run
+    task_id = replay(target_bps=8_500)
+    pixels, labels, salt = evaluation_of(out)
+    store = SequencerStore(out / "store.sqlite")
+    earlier = krum_round(stored_models(store, 1, SMALL_TASK.fixed_point), SMALL_TASK.krum).total  # epoch 1's model
+    store.close()
+    prove_accuracy(earlier, pixels, labels, prepared_accuracy.circuit, tmp_path / "earlier")
+    proof, instances, words, model = accuracy_args(tmp_path / "earlier", prepared_accuracy)
+    submit = (task_id, salt, proof, instances, words)
+    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, model) == \
+        "RewardManager__WrongModel"
+    final = accuracy_args(out / "accuracy", prepared_accuracy)[3]
+    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, final) == \
+        "AccuracyVerifier__CommitmentMismatch"
+
+
+def test_submitAccuracy_rejects_another_evaluation_set(demo_run, replay, prepared_accuracy, tmp_path):
+    _, out, protocol = demo_run
+    task_id = replay(target_bps=8_500)
+    _, _, salt = evaluation_of(out)
+    federation = make_federation(SMALL_TASK)
+    pixels = np.rint(federation.test.x[32:64] * 16).astype(np.int64)  # 32 samples the requester did not commit to
+    prove_accuracy(final_aggregate(out), pixels, federation.test.y[32:64], prepared_accuracy.circuit, tmp_path / "other")
+    args = accuracy_args(tmp_path / "other", prepared_accuracy)
+    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args) == \
+        "RewardManager__WrongEvaluationSet"
+
+
+def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, replay, prepared_accuracy):
+    _, out, protocol = demo_run
+    task_id = replay(target_bps=8_500)
+    _, _, salt = evaluation_of(out)
+    proof, instances, words, model = accuracy_args(out / "accuracy", prepared_accuracy)
+    tampered = proof[:200] + bytes([proof[200] ^ 1]) + proof[201:]
+    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, tampered, instances,
+                                words, model) == "AccuracyVerifier__ProofRejected"
+    inflated = [instances[0] + 1, *instances[1:]]
+    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, proof, inflated,
+                                words, model) == "AccuracyVerifier__ProofRejected"
+
+
+def test_submitAccuracy_below_the_target_pays_only_the_work_share(demo_run, replay, prepared_accuracy):
+    _, out, protocol = demo_run
+    task_id = replay(target_bps=10_000)  # 31 of 32 is not enough
+    _, _, salt = evaluation_of(out)
+    args = accuracy_args(out / "accuracy", prepared_accuracy)
+    receipt = protocol.chain.send(aggregator_of(out), protocol.tasks.functions.submitAccuracy(task_id, salt, *args))
+    assert receipt["status"] == 1
+    (proven,) = protocol.tasks.events.AccuracyProven().process_receipt(receipt, errors=DISCARD)
+    (completed,) = protocol.tasks.events.TaskCompleted().process_receipt(receipt, errors=DISCARD)
+    assert not proven["args"]["targetReached"]
+    fees = SMALL_TASK.epochs * FEE_PER_EPOCH
+    assert completed["args"]["rewarded"] == fees * PROTOCOL.work_bps // 10_000
+    assert completed["args"]["refunded"] == fees - completed["args"]["rewarded"]

@@ -18,7 +18,7 @@ from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.demo import PROTOCOL, load_run
 from stakelearn.pipeline.protocol import attach_protocol
 
-TASK = ["--clients", "5", "--byzantine", "1", "--attackers", "1", "--epochs", "2"]
+TASK = ["--clients", "5", "--byzantine", "1", "--attackers", "1", "--epochs", "2", "--evaluation-samples", "32"]
 
 
 def stakelearn(*arguments: str, **kwargs) -> subprocess.CompletedProcess:

@@ -7,5 +7,5 @@ from .world import make_world
 
 
 @pytest.fixture
-def world(small_circuit, proven_round):
-    return make_world(Chain.embedded(), prepare(small_circuit), proven_round)
+def world(small_circuit, proven_round, small_accuracy):
+    return make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy)

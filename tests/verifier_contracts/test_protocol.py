@@ -15,7 +15,10 @@ from stakelearn.prover.round import COMMITMENTS, prove_round
 from stakelearn.prover.circuit import prepare
 from stakelearn.verifier_contracts.solc import compile_sources
 
-from .world import ETHER, EPOCHS, FEE, INITIAL_MODEL, make_world
+from .world import (
+    COMPLETED, ETHER, EPOCHS, EVALUATING, EVALUATION_SALT, EVALUATION_SECONDS, EVALUATION_VALUES, FEE, INITIAL_MODEL,
+    make_world,
+)
 
 FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 FLAGGED = 0b10010  # the session round keeps clients 0, 2, 3 (m = 3) and flags 1 and 4
@@ -169,8 +172,8 @@ def test_submitRound_success_records_batch_and_flags(world):
     assert sorted(e["args"]["client"] for e in flagged) == sorted([world.clients[1].address, world.clients[4].address])
 
 
-def test_submitRound_flags_only_outliers_under_the_default_policy(small_circuit, proven_round):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy())
+def test_submitRound_flags_only_outliers_under_the_default_policy(small_circuit, proven_round, small_accuracy):
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, SlashingPolicy())
     task_id = world.start_task()
     receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
@@ -231,7 +234,7 @@ def test_submitRound_rejects_replay_on_another_task(world):
 def test_submitRound_rejects_replay_on_second_deployment(world, small_circuit, proven_round):
     task_id = world.start_task()
     signatures = world.signatures(task_id, 1)
-    other = make_world(world.chain, world.prepared, proven_round)
+    other = make_world(world.chain, world.prepared, proven_round, world.accuracy)
     other.clients = world.clients  # same clients, already funded; stake again in the new registry
     for client in other.clients:
         other.send(client, other.protocol.registry, "stake", value=ETHER)
@@ -300,14 +303,14 @@ def test_slash_after_threshold_and_withdraw_requested_before(world):
     assert world.protocol.registry.functions.stakeOf(outlier.address).call() == ETHER * 8 // 10
     world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
     assert reverts(world, outlier, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
-    world.send(world.requester, world.protocol.tasks, "complete", task_id)
+    world.finish(task_id)
     world.send(outlier, world.protocol.registry, "withdraw")
     assert world.protocol.registry.functions.slashedTotal().call() == 2 * ETHER * 2 // 10
     assert world.balances_add_up()
 
 
-def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000))
+def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round, small_accuracy):
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000))
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
@@ -318,41 +321,88 @@ def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, prove
 
 # --- RewardManager ---------------------------------------------------------------------------
 
-def test_complete_pays_unflagged_epochs_and_refunds_rest(world):
+def test_settle_after_the_deadline_forfeits_the_escrow_to_unflagged_clients(world):
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
-    world.send(world.requester, world.protocol.tasks, "complete", task_id)
+    world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "settle", task_id) == "RewardManager__DeadlineNotPassed"
+    world.let_deadline_pass(task_id)
+    world.send(world.clients[2], world.protocol.tasks, "settle", task_id)  # anyone
     tasks = world.protocol.tasks.functions
-    fees = 2 * FEE  # two epochs run
+    escrow = EPOCHS * FEE  # no accuracy proof arrived: the requester forfeits all of it
     shares = [tasks.creditOf(c.address).call() for c in world.clients]
-    assert shares == [fees // 3, 0, fees // 3, fees // 3, 0]  # flagged clients 1 and 4 earn nothing
-    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE - sum(shares)
+    assert shares == [escrow // 3, 0, escrow // 3, escrow // 3, 0]  # flagged clients 1 and 4 earn nothing
+    assert tasks.creditOf(world.requester.address).call() == escrow - sum(shares)  # rounding dust only
+    assert tasks.task(task_id).call()[1] == COMPLETED
     assert world.balances_add_up()
     before = world.chain.w3.eth.get_balance(world.clients[0].address)
     receipt = world.send(world.clients[0], world.protocol.tasks, "withdrawCredit")
-    assert world.chain.w3.eth.get_balance(world.clients[0].address) - before + receipt["gasUsed"] * receipt["effectiveGasPrice"] == fees // 3
+    assert world.chain.w3.eth.get_balance(world.clients[0].address) - before + receipt["gasUsed"] * receipt["effectiveGasPrice"] == escrow // 3
     assert reverts(world, world.clients[0], world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
     assert world.balances_add_up()
 
 
-def test_complete_by_stranger_before_max_epochs(world):
+def test_endTraining_by_stranger(world):
     task_id = world.start_task()
-    assert reverts(world, world.clients[0], world.protocol.tasks, "complete", task_id) == "RewardManager__NotYetCompletable"
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    assert reverts(world, world.clients[0], world.protocol.tasks, "endTraining", task_id) == "RewardManager__NotRequester"
 
 
-def test_complete_before_start(world):
+def test_endTraining_before_any_epoch(world):
+    task_id = world.start_task()
+    assert reverts(world, world.requester, world.protocol.tasks, "endTraining", task_id) == "RewardManager__NoEpochRun"
+
+
+def test_endTraining_before_start(world):
     task_id = world.create_task()
-    assert reverts(world, world.requester, world.protocol.tasks, "complete", task_id) == "TaskEscrow__WrongStatus"
+    assert reverts(world, world.requester, world.protocol.tasks, "endTraining", task_id) == "TaskEscrow__WrongStatus"
 
 
-def test_complete_by_anyone_after_max_epochs(world):
+def test_last_epoch_starts_the_evaluation(world):
     task_id = world.start_task()
     for epoch in range(1, EPOCHS + 1):
+        receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
+    (started,) = world.protocol.tasks.events.EvaluationStarted().process_receipt(receipt, errors=DISCARD)
+    block = world.chain.w3.eth.get_block(receipt["blockNumber"])
+    assert started["args"]["deadline"] == block["timestamp"] + EVALUATION_SECONDS
+    assert world.protocol.tasks.functions.task(task_id).call()[1] == EVALUATING
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1)) == "TaskEscrow__WrongStatus"
+
+
+def test_submitAccuracy_rejects_another_model_before_verifying(world):
+    task_id = world.start_task()
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
+    args = (task_id, EVALUATION_SALT, b"", [], [], world.commitments[0])  # an update's commitment, not the model's
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
+    world.let_deadline_pass(task_id)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args) == "RewardManager__DeadlinePassed"
+
+
+def test_revealEvaluationSet_rejects_another_set(world):
+    task_id = world.start_task()
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+    world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
+    other = [*EVALUATION_VALUES[:-1], 5]
+    reveal = (task_id, EVALUATION_SALT, other)
+    assert reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal) == "RewardManager__WrongEvaluationSet"
+
+
+def test_settle_after_a_reveal_refunds_all_but_the_work_share(world):
+    task_id = world.start_task()
+    for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1)) == "MPSRollup__WrongEpoch"
-    world.send(world.clients[2], world.protocol.tasks, "complete", task_id)
-    assert world.protocol.tasks.functions.task(task_id).call()[1] == 3  # Completed
+    world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
+    world.send(world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES)
+    world.let_deadline_pass(task_id)  # nobody proved: the requester is not at fault
+    world.send(world.clients[1], world.protocol.tasks, "settle", task_id)
+    tasks = world.protocol.tasks.functions
+    work = 2 * FEE * world.protocol.config.work_bps // 10_000
+    shares = [tasks.creditOf(c.address).call() for c in world.clients]
+    assert shares == [work // 3, 0, work // 3, work // 3, 0]
+    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE - sum(shares)
+    assert world.balances_add_up()
 
 
 REENTRANT = """

@@ -1,4 +1,4 @@
-"""Random sequences of stake, enroll, submit, slash, complete and withdraw against a Python
+"""Random sequences of stake, enroll, submit, slash, settle and withdraw against a Python
 model of what everyone is owed. After every step the contracts' ether equals stakes + escrow +
 unpaid credits + base fees + slashed funds, and nobody's credit differs from what it is owed."""
 
@@ -6,7 +6,7 @@ from collections import Counter
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from stakelearn.pipeline.chain import Chain
 from stakelearn.prover.circuit import prepare
@@ -16,7 +16,7 @@ from .world import ETHER, make_world
 KEPT = (0, 2, 3)  # the session round keeps clients 0, 2, 3 and flags 1 and 4, every epoch
 
 
-def test_protocol_accounting_state_machine(small_circuit, proven_round):
+def test_protocol_accounting_state_machine(small_circuit, proven_round, small_accuracy):
     prepared = prepare(small_circuit)
     world = None
     steps_taken = Counter()
@@ -25,7 +25,7 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round):
         def __init__(self):
             super().__init__()
             nonlocal world
-            world = make_world(Chain.embedded(), prepared, proven_round)  # a fresh chain per example
+            world = make_world(Chain.embedded(), prepared, proven_round, small_accuracy)  # a fresh chain per example
             self.tasks = {}  # task id -> dict(status, epochs, fee, run)
             self.owed = {}  # address -> credit the model says is owed
             self.unbonding = set()
@@ -36,6 +36,18 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round):
 
         def _active(self):
             return [t for t, s in self.tasks.items() if s["status"] == "active"]
+
+        def _settleable(self):
+            """Tasks whose training ended or can be ended (at least one epoch run)."""
+            return [t for t, s in self.tasks.items() if s["status"] == "evaluating" or (s["status"] == "active" and s["run"])]
+
+        @initialize()
+        def a_running_task(self):
+            """Every sequence starts with one task under way, so the paying paths are reachable."""
+            task_id = world.start_task(epochs=2, fee=10**17)
+            self.tasks[task_id] = {"status": "active", "epochs": 2, "fee": 10**17, "run": 0}
+            for client in world.clients:
+                self.locks[client.address] += 1
 
         @rule(epochs=st.integers(1, 2), fee=st.sampled_from([0, 10**15, 10**17]))
         def create_task(self, epochs, fee):
@@ -75,19 +87,21 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round):
             task = self.tasks[task_id]
             world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, task["run"] + 1))
             task["run"] += 1
+            if task["run"] == task["epochs"]:
+                task["status"] = "evaluating"  # the last epoch ends training
 
-        @precondition(lambda self: self._active())
+        @precondition(lambda self: self._settleable())
         @rule(data=st.data())
-        def complete(self, data):
-            steps_taken['complete'] += 1
-            task_id = data.draw(st.sampled_from(self._active()))
+        def settle(self, data):
+            steps_taken['settle'] += 1
+            task_id = data.draw(st.sampled_from(self._settleable()))
             task = self.tasks[task_id]
-            world.send(world.requester, world.protocol.tasks, "complete", task_id)
-            fees = task["run"] * task["fee"]
+            world.finish(task_id)  # no accuracy proof by the deadline: the escrow is forfeited
+            escrow = task["epochs"] * task["fee"]
             rewarded = 0
             if task["run"]:
                 for i in KEPT:
-                    share = fees * task["run"] // (len(KEPT) * task["run"])
+                    share = escrow * task["run"] // (len(KEPT) * task["run"])
                     address = world.clients[i].address
                     self.owed[address] = self.owed.get(address, 0) + share
                     rewarded += share
@@ -137,4 +151,4 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round):
         ),
     )
     # Derandomized, so the same sequences run every time; they must reach the paying paths.
-    assert steps_taken["submit"] and steps_taken["complete"] and steps_taken["withdraw_credit"], steps_taken
+    assert steps_taken["submit"] and steps_taken["settle"] and steps_taken["withdraw_credit"], steps_taken

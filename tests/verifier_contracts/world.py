@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from stakelearn.pipeline.protocol import ProtocolConfig, SlashingPolicy, deploy_protocol, new_account
+from stakelearn.pipeline.protocol import ProtocolConfig, SlashingPolicy, deploy_protocol, evaluation_commitment, new_account
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
@@ -15,6 +15,10 @@ ETHER = 10**18
 FEE = 10**17
 EPOCHS = 3
 INITIAL_MODEL = keccak(text="initial model")
+EVALUATION_SALT = keccak(text="salt")
+EVALUATION_VALUES = list(range(17)) * 3  # what the requester reveals (contract tests never prove on it)
+EVALUATION_SET = evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES)
+EVALUATION_SECONDS = 600
 
 
 @dataclass
@@ -25,6 +29,7 @@ class World:
     clients: list
     commitments: list  # the session round's commitments: n updates then the aggregate
     proof_json: object
+    accuracy: object = None  # the prepared accuracy circuit the deployment's AccuracyVerifier pins
     task_id: int = 0
     gas: dict = field(default_factory=dict)
 
@@ -39,7 +44,9 @@ class World:
         return receipt
 
     def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE):
-        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, self.protocol.round_verifier.contract.address, INITIAL_MODEL)
+        accuracy = self.protocol.accuracy_verifier
+        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, self.protocol.round_verifier.contract.address,
+                INITIAL_MODEL, EVALUATION_SET, accuracy.functions.samples().call(), accuracy.address)
 
     def create_task(self, **kwargs) -> int:
         params = self.params(**kwargs)
@@ -64,6 +71,18 @@ class World:
         signatures = signatures if signatures is not None else self.signatures(task_id, epoch, commitments)
         return self.protocol.round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared)
 
+    def let_deadline_pass(self, task_id):
+        deadline = self.protocol.tasks.functions.evaluationDeadline(task_id).call()
+        self.chain.w3.testing.timeTravel(deadline + 1)
+        self.chain.w3.testing.mine()  # calls see the latest block's time
+
+    def finish(self, task_id):
+        """End training (if still running) and settle after the evaluation deadline."""
+        if self.protocol.tasks.functions.task(task_id).call()[1] == ACTIVE:
+            self.send(self.requester, self.protocol.tasks, "endTraining", task_id)
+        self.let_deadline_pass(task_id)
+        return self.send(self.clients[0], self.protocol.tasks, "settle", task_id)
+
     def balances_add_up(self) -> bool:
         w3, tasks, registry = self.chain.w3, self.protocol.tasks.functions, self.protocol.registry.functions
         held = tasks.escrowHeld().call() + tasks.creditsHeld().call() + tasks.baseFeesHeld().call()
@@ -77,8 +96,13 @@ class World:
 EVERY_LEFT_OUT = SlashingPolicy(outlier_bps=10_000)
 
 
-def make_world(chain, prepared, proven_round, policy=EVERY_LEFT_OUT) -> World:
-    protocol = deploy_protocol(chain, prepared, ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy))
+ACTIVE, COMPLETED, EVALUATING = 2, 3, 5  # TaskEscrow.Status
+
+
+def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -> World:
+    config = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy,
+                            evaluation_seconds=EVALUATION_SECONDS)
+    protocol = deploy_protocol(chain, prepared, accuracy, config)
     commitments = json.loads((proven_round / COMMITMENTS).read_text())
     world = World(
         protocol=protocol,
@@ -87,6 +111,7 @@ def make_world(chain, prepared, proven_round, policy=EVERY_LEFT_OUT) -> World:
         clients=[new_account(chain, 3 * ETHER) for _ in range(5)],
         commitments=[bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]],
         proof_json=proven_round / steps.PROOF,
+        accuracy=accuracy,
     )
     for client in world.clients:
         world.send(client, protocol.registry, "stake", value=ETHER)

@@ -4,33 +4,137 @@ pragma solidity ^0.8.20;
 import {SlashingManager} from "./SlashingManager.sol";
 
 /// @title RewardManager
-/// @notice Completes a task (the requester accepts, or anyone once max epochs have run):
-/// charges the fees of the epochs run from escrow and credits each client in proportion to
-/// its unflagged epochs; the rest of the escrow, and all fees if no client earned any, go back
-/// to the requester. Everyone withdraws their credit (pull payments).
+/// @notice Pays the clients only on a proven accuracy. At creation the requester commits to a
+/// salted hash of its evaluation set. Training ends after the last epoch (or when the requester
+/// ends it early); until the evaluation deadline:
+/// - the requester reveals the set on chain (`revealEvaluationSet`, checked against its
+///   commitment), so that whoever holds the final model (the aggregator) can prove;
+/// - anyone submits an accuracy proof over exactly the task's final model commitment whose
+///   public evaluation set hashes to the requester's commitment. If correct / size reaches the
+///   desired accuracy, the fees of the epochs run are paid; otherwise only WORK_BPS of them
+///   (the clients' work is owed even when the target is missed).
+/// After the deadline without a proof: if the requester revealed its set, the task settles as a
+/// missed target (WORK_BPS of the fees to the clients, the rest refunded to the requester); if
+/// it did not, the requester forfeits the whole escrow to the clients, so withholding the set
+/// never pays. Each client's share is proportional to its unflagged epochs; whatever the
+/// clients do not get goes back to the requester. Everyone withdraws their credit (pull payments).
 abstract contract RewardManager is SlashingManager {
+    uint256 public immutable EVALUATION_PERIOD;
+    uint256 public immutable WORK_BPS;
+
     mapping(address => uint256) private _credits;
     uint256 private _creditsHeld;
     bool private _entered;
 
+    event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
+    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt);
+    event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
+    event EvaluationForfeited(uint256 indexed taskId);
     event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded);
     event CreditWithdrawn(address indexed account, uint256 amount);
 
-    error RewardManager__NotYetCompletable(uint256 epochsRun, uint256 maxEpochs);
+    error RewardManager__BadPolicy();
+    error RewardManager__NotRequester(address caller);
+    error RewardManager__NoEpochRun();
+    error RewardManager__WrongModel(bytes32 recorded, bytes32 proven);
+    error RewardManager__WrongEvaluationSet(bytes32 committed, bytes32 proven);
+    error RewardManager__DeadlinePassed(uint256 deadline);
+    error RewardManager__DeadlineNotPassed(uint256 deadline);
     error RewardManager__NothingToWithdraw();
     error RewardManager__TransferFailed();
     error RewardManager__Reentrant();
 
-    function complete(uint256 taskId) external {
+    constructor(uint256 evaluationPeriod, uint256 workBps) {
+        if (workBps > 10_000) revert RewardManager__BadPolicy();
+        EVALUATION_PERIOD = evaluationPeriod;
+        WORK_BPS = workBps;
+    }
+
+    /// @notice The requester ends training early (after at least one epoch).
+    function endTraining(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Active);
-        if (msg.sender != task.requester && task.epochsRun < task.params.maxEpochs) {
-            revert RewardManager__NotYetCompletable(task.epochsRun, task.params.maxEpochs);
+        if (msg.sender != task.requester) revert RewardManager__NotRequester(msg.sender);
+        if (task.epochsRun == 0) revert RewardManager__NoEpochRun();
+        _startEvaluation(task, taskId);
+    }
+
+    /// @notice The requester publishes its evaluation set (pixels row by row, then labels).
+    function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external {
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
+        bytes32 committed = evaluationCommitment(salt, keccak256(abi.encodePacked(values)));
+        if (committed != task.params.evaluationSet) {
+            revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
         }
+        task.evaluationRevealed = true;
+        emit EvaluationSetRevealed(taskId, salt);
+    }
+
+    /// @notice Settles the task on a proof of how many evaluation samples the final model gets right.
+    /// @param salt the requester's salt of its evaluation set commitment
+    /// @param modelCommitment the final global model's commitment (64 bytes)
+    function submitAccuracy(
+        uint256 taskId,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external {
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
+        bytes32 model = keccak256(modelCommitment);
+        if (model != task.globalModel) revert RewardManager__WrongModel(task.globalModel, model);
+        (uint256 correct, bytes32 evaluationHash) =
+            task.params.accuracyVerifier.verifyAccuracy(proof, instances, vka, modelCommitment);
+        bytes32 committed = evaluationCommitment(salt, evaluationHash);
+        if (committed != task.params.evaluationSet) {
+            revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
+        }
+        uint256 size = task.params.evaluationSize;
+        bool reached = correct * 10_000 >= uint256(task.params.desiredAccuracyBps) * size;
+        emit AccuracyProven(taskId, correct, size, reached);
+        uint256 fees = uint256(task.epochsRun) * task.params.feePerEpoch;
+        _settle(task, taskId, reached ? fees : (fees * WORK_BPS) / 10_000);
+    }
+
+    /// @notice After the deadline without an accuracy proof: a missed target if the requester
+    /// revealed its set, otherwise the requester forfeits the escrow.
+    function settle(uint256 taskId) external {
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
+        if (task.evaluationRevealed) {
+            _settle(task, taskId, (uint256(task.epochsRun) * task.params.feePerEpoch * WORK_BPS) / 10_000);
+        } else {
+            emit EvaluationForfeited(taskId);
+            _settle(task, taskId, task.escrow);
+        }
+    }
+
+    /// @notice The commitment a requester gives at task creation for a set whose values hash to
+    /// `valuesHash` (keccak256 of the values packed as uint256).
+    function evaluationCommitment(bytes32 salt, bytes32 valuesHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(salt, valuesHash));
+    }
+
+    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask) internal override {
+        super._afterRound(task, taskId, epoch, flaggedMask);
+        if (epoch == task.params.maxEpochs) _startEvaluation(task, taskId);
+    }
+
+    function _startEvaluation(Task storage task, uint256 taskId) private {
+        task.status = Status.Evaluating;
+        task.evaluationDeadline = uint64(block.timestamp + EVALUATION_PERIOD);
+        emit EvaluationStarted(taskId, task.epochsRun, task.evaluationDeadline);
+    }
+
+    /// @dev Pays `payout` to the clients in proportion to their unflagged epochs; the rest of
+    /// the escrow goes back to the requester.
+    function _settle(Task storage task, uint256 taskId, uint256 payout) private {
         task.status = Status.Completed;
         uint256 escrow = task.escrow;
         task.escrow = 0;
         _escrowHeld -= escrow;
-        uint256 fees = uint256(task.epochsRun) * task.params.feePerEpoch;
         uint256 earned;
         for (uint256 i = 0; i < task.clients.length; ++i) {
             earned += _records[taskId][task.clients[i]].unflaggedEpochs;
@@ -38,7 +142,7 @@ abstract contract RewardManager is SlashingManager {
         uint256 rewarded;
         if (earned != 0) {
             for (uint256 i = 0; i < task.clients.length; ++i) {
-                uint256 share = (fees * _records[taskId][task.clients[i]].unflaggedEpochs) / earned;
+                uint256 share = (payout * _records[taskId][task.clients[i]].unflaggedEpochs) / earned;
                 rewarded += share;
                 _credit(task.clients[i], share);
             }
@@ -46,6 +150,10 @@ abstract contract RewardManager is SlashingManager {
         _credit(task.requester, escrow - rewarded);
         _unlockAll(task);
         emit TaskCompleted(taskId, task.epochsRun, rewarded, escrow - rewarded);
+    }
+
+    function evaluationDeadline(uint256 taskId) external view returns (uint256) {
+        return _tasks[taskId].evaluationDeadline;
     }
 
     function withdrawCredit() external {

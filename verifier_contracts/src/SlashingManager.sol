@@ -47,7 +47,7 @@ abstract contract SlashingManager is MPSRollup {
         return (r.window, r.unflaggedEpochs, r.flaggedEpochs, r.slashes);
     }
 
-    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask) internal override {
+    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask) internal virtual override {
         uint256 windowMask = (1 << FLAG_WINDOW) - 1;
         for (uint256 i = 0; i < task.clients.length; ++i) {
             address client = task.clients[i];

@@ -18,6 +18,13 @@ contract StakeLearnProtocol is RewardManager {
         uint256 flagThreshold,
         uint256 flagWindow,
         uint256 slashBps,
-        uint256 outlierBps
-    ) TaskEscrow(baseFee, registry) MPSRollup(outlierBps) SlashingManager(flagThreshold, flagWindow, slashBps) {}
+        uint256 outlierBps,
+        uint256 evaluationPeriod,
+        uint256 workBps
+    )
+        TaskEscrow(baseFee, registry)
+        MPSRollup(outlierBps)
+        SlashingManager(flagThreshold, flagWindow, slashBps)
+        RewardManager(evaluationPeriod, workBps)
+    {}
 }

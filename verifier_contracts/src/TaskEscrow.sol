@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {StakingRegistry} from "./StakingRegistry.sol";
 import {IRoundVerifier} from "./IRoundVerifier.sol";
+import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 
 /// @title TaskEscrow
 /// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
@@ -14,7 +15,8 @@ abstract contract TaskEscrow {
         Open,
         Active,
         Completed,
-        Cancelled
+        Cancelled,
+        Evaluating
     }
 
     struct TaskParams {
@@ -27,6 +29,9 @@ abstract contract TaskEscrow {
         uint128 feePerEpoch;
         IRoundVerifier verifier;
         bytes32 initialModel; // keccak256 of the initial global model's commitment
+        bytes32 evaluationSet; // keccak256(abi.encode(salt, keccak256(abi.encodePacked(set values))))
+        uint32 evaluationSize; // its number of samples
+        IAccuracyVerifier accuracyVerifier;
     }
 
     struct Task {
@@ -34,6 +39,8 @@ abstract contract TaskEscrow {
         address requester;
         Status status;
         uint32 epochsRun;
+        uint64 evaluationDeadline; // set when training ends
+        bool evaluationRevealed; // the requester published its evaluation set before the deadline
         uint256 escrow; // ether still held for this task
         bytes32 globalModel;
         bytes32 stateRoot;
@@ -71,6 +78,9 @@ abstract contract TaskEscrow {
             revert TaskEscrow__BadParams();
         }
         if (params.maxEpochs == 0 || params.desiredAccuracyBps > 10_000) revert TaskEscrow__BadParams();
+        if (params.evaluationSize == 0 || params.accuracyVerifier.samples() != params.evaluationSize) {
+            revert TaskEscrow__BadParams();
+        }
         uint256 verifierClients = params.verifier.clients();
         if (verifierClients != params.n) revert TaskEscrow__VerifierShape(verifierClients, params.n);
         uint256 escrow = uint256(params.maxEpochs) * params.feePerEpoch;

@@ -1,0 +1,102 @@
+"""The accuracy circuit: how many samples of a committed evaluation set the committed global
+model classifies correctly, as a torch module for ezkl and its numpy twin.
+
+Inputs, one ONNX input each so that each gets its own KZG commitment in the proof:
+- ``model`` [650]: the proven aggregate of the last epoch, i.e. the sum of the ``m`` selected
+  quantized models (softmax regression: the 10x64 weights row by row, then the 10 biases), the
+  very vector whose commitment the chain records as the global model;
+- ``pixels`` [N*64]: the evaluation images as the data set's integer grey levels 0..16 (the
+  model sees ``pixels / 16``);
+- ``labels`` [N]: the classes 0..9.
+
+The global model is ``model / (m * 2^s)``, so its logits on ``pixels / 16`` are
+``(pixels @ W^T + 16 b) / (16 m 2^s)`` with ``W, b`` the integer parts of ``model``: a positive
+scale, so the integer logits rank the classes exactly as the model does. A sample counts as
+correct when its label's logit is the largest (a tie counts as correct).
+
+Output, one public vector ``[correct, label_error, range_tag, pixels..., labels...]``:
+``label_error`` is ``sum_i (1 - sum_c onehot_ic)^2`` with ``onehot_ic = relu(1 - (label_i -
+c)^2)``, 0 exactly when every label is a class; ``range_tag`` is the range check of every input
+(a lookup, as in the round circuit), meaningless as a value. The evaluation set itself is echoed
+as public values: ezkl has one visibility for all inputs, and the model must stay a commitment
+(the one the chain holds) while the set must be public, so that a contract can hash it and
+compare it with what the requester committed to at task creation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stakelearn.errors import InputError
+
+FEATURES, CLASSES, GREY_LEVELS = 64, 10, 16
+MODEL_LENGTH = CLASSES * FEATURES + CLASSES
+
+
+def split_model(model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    model = np.asarray(model, dtype=np.int64)
+    if model.shape != (MODEL_LENGTH,):
+        raise InputError(f"the accuracy circuit takes the softmax model's {MODEL_LENGTH} parameters, got {model.shape}")
+    return model[: CLASSES * FEATURES].reshape(CLASSES, FEATURES), model[CLASSES * FEATURES :]
+
+
+def integer_logits(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    weights, biases = split_model(model)
+    return np.asarray(pixels, dtype=np.int64).reshape(-1, FEATURES) @ weights.T + GREY_LEVELS * biases
+
+
+def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> int:
+    """The reference: samples whose label's logit is the largest (ties count as correct)."""
+    logits = integer_logits(model, pixels)
+    labels = np.asarray(labels, dtype=np.int64)
+    return int((logits[np.arange(len(labels)), labels] >= logits.max(axis=1)).sum())
+
+
+def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pixels, labels = np.asarray(pixels), np.asarray(labels)
+    if pixels.ndim != 2 or pixels.shape[1] != FEATURES or len(pixels) != len(labels) or len(labels) == 0:
+        raise InputError(f"an evaluation set is N images of {FEATURES} pixels and N labels, got {pixels.shape} and {labels.shape}")
+    if pixels.min() < 0 or pixels.max() > GREY_LEVELS or np.any(pixels != np.round(pixels)):
+        raise InputError(f"pixels must be integer grey levels 0..{GREY_LEVELS}")
+    if labels.min() < 0 or labels.max() >= CLASSES or np.any(labels != np.round(labels)):
+        raise InputError(f"labels must be classes 0..{CLASSES - 1}")
+    return pixels.astype(np.int64), labels.astype(np.int64)
+
+
+class Accuracy(torch.nn.Module):
+    def __init__(self, samples: int) -> None:
+        super().__init__()
+        self.samples = samples
+        self.register_buffer("classes", torch.arange(CLASSES, dtype=torch.float32))
+
+    def forward(self, model: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        weights = model[: CLASSES * FEATURES].reshape(CLASSES, FEATURES)
+        biases = model[CLASSES * FEATURES :]
+        logits = torch.einsum("nk,ck->nc", pixels.reshape(self.samples, FEATURES), weights) + GREY_LEVELS * biases
+        onehot = torch.relu(1 - (labels.unsqueeze(1) - self.classes) ** 2)
+        label_error = ((1 - onehot.sum(dim=1)) ** 2).sum().reshape(1)
+        label_logit = (onehot * logits).sum(dim=1)
+        best = logits.max(dim=1).values
+        correct = (label_logit >= best).float().sum().reshape(1)
+        range_tag = sum(torch.sigmoid(x).sum() for x in (model, pixels, labels)).reshape(1)
+        return torch.cat([correct, label_error, range_tag, pixels, labels])
+
+
+INPUT_NAMES = ["model", "pixels", "labels"]
+
+
+def split_outputs(values: list[int], samples: int) -> dict:
+    """Name the parts of the circuit's output vector."""
+    return {"correct": values[0], "label_error": values[1], "range_tag": values[2],
+            "pixels": values[3 : 3 + samples * FEATURES], "labels": values[3 + samples * FEATURES :]}
+
+
+def export_onnx(samples: int, path: Path) -> Path:
+    module = Accuracy(samples).eval()
+    example = (torch.zeros(MODEL_LENGTH), torch.zeros(samples * FEATURES), torch.zeros(samples))
+    torch.onnx.export(module, example, str(path), input_names=INPUT_NAMES, output_names=["accuracy"],
+                      opset_version=17, dynamo=False)
+    return path

@@ -1,0 +1,204 @@
+"""Prove and verify how many samples of an evaluation set a committed model gets right.
+
+An accuracy folder holds ``accuracy.json`` (the circuit and SRS), ``input.json``, ``proof.json``,
+``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof),
+``public.json`` and ``summary.txt``. The model commitment equals the round circuit's commitment
+of the same vector when both circuits have the same logrows, which is how a task binds the
+accuracy proof to its final global model on chain; the evaluation set is public in the proof.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import ezkl
+import numpy as np
+
+from stakelearn.circuits import accuracy as accuracy_module
+from stakelearn.circuits.accuracy import (
+    FEATURES, GREY_LEVELS, MODEL_LENGTH, check_evaluation_set, correct_count, split_outputs,
+)
+from stakelearn.errors import ArtifactError, InputError, ProofError
+from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
+from stakelearn.prover import steps
+from stakelearn.prover.circuit import DECOMP_BASE, PreparedCircuit, natural_logrows, prepare
+from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.isolate import StepStats, run_isolated
+
+SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
+MANIFEST = "accuracy.json"
+COMMITMENTS = "commitments.json"
+PUBLIC = "public.json"
+SUMMARY = "summary.txt"
+
+
+@dataclass(frozen=True)
+class AccuracyCircuit:
+    """The accuracy circuit for ``samples`` evaluation samples and models within ``model_bound``
+    (the round circuit's value bound: ``m`` times the largest quantized parameter)."""
+
+    samples: int
+    model_bound: int
+    num_inner_cols: int = 8
+    min_logrows: int = 0
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise InputError(f"an evaluation set needs at least one sample, got {self.samples}")
+        if not GREY_LEVELS <= self.model_bound <= 2**20:
+            raise InputError(f"model bound must be in {GREY_LEVELS}..2^20, got {self.model_bound}")
+
+    @property
+    def bound(self) -> int:
+        return self.model_bound
+
+    @property
+    def label(self) -> str:
+        return f"accuracy circuit N={self.samples}"
+
+    @property
+    def largest_input(self) -> int:
+        return self.samples * FEATURES
+
+    @property
+    def decomp_legs(self) -> int:
+        """Enough digits for the comparisons of logits: |logit| <= (64 * 16 + 16) * bound."""
+        bits = (2 * (FEATURES * GREY_LEVELS + GREY_LEVELS) * self.bound).bit_length() + 1
+        return math.ceil(bits / math.log2(DECOMP_BASE))
+
+    def description(self) -> dict:
+        return {"circuit": f"accuracy-{SOURCE_DIGEST}", "ezkl": steps.EZKL_VERSION, **asdict(self),
+                "decomp_base": DECOMP_BASE, "decomp_legs": self.decomp_legs}
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.description(), sort_keys=True).encode()).hexdigest()[:16]
+
+    def export(self, path: Path) -> Path:
+        return accuracy_module.export_onnx(self.samples, path)
+
+    def run_args(self) -> "ezkl.PyRunArgs":
+        args = ezkl.PyRunArgs()
+        args.input_visibility = "polycommit"
+        args.output_visibility = "public"
+        args.param_visibility = "fixed"
+        args.input_scale = 0
+        args.param_scale = 0
+        args.num_inner_cols = self.num_inner_cols
+        args.decomp_base = DECOMP_BASE
+        args.decomp_legs = self.decomp_legs
+        args.disable_freivalds = True  # see RoundCircuit.run_args
+        args.ignore_range_check_inputs_outputs = True  # the circuit's own lookup range-checks inputs
+        return args
+
+    def calibration_input(self) -> dict:
+        rng = np.random.default_rng(0)
+        model = rng.choice([-self.bound, 0, self.bound], size=MODEL_LENGTH)
+        pixels = rng.integers(0, GREY_LEVELS + 1, size=(self.samples, FEATURES))
+        labels = rng.integers(0, 10, size=self.samples)
+        return input_json(model, pixels, labels)
+
+
+def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> dict:
+    return {"input_data": [np.asarray(model).tolist(), np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]}
+
+
+def evaluation_values(pixels: np.ndarray, labels: np.ndarray) -> list[int]:
+    """The evaluation set as the proof's public values list it: pixels row by row, then labels."""
+    pixels, labels = check_evaluation_set(pixels, labels)
+    return [*pixels.ravel().tolist(), *labels.tolist()]
+
+
+@dataclass(frozen=True)
+class AccuracyOutcome:
+    correct: int
+    samples: int
+    model_commitment: str  # hex
+    evaluation: list[int]  # the public evaluation set, as evaluation_values lists it
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.samples
+
+
+def prove_accuracy(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, circuit: AccuracyCircuit, out: Path,
+                   stats: dict[str, StepStats] | None = None) -> AccuracyOutcome:
+    """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``."""
+    stats = {} if stats is None else stats
+    if out.exists():
+        raise InputError(f"output folder {out} already exists; choose another --out or remove it")
+    pixels, labels = check_evaluation_set(pixels, labels)
+    model = np.asarray(model, dtype=np.int64)
+    if len(labels) != circuit.samples:
+        raise InputError(f"the circuit takes {circuit.samples} samples, the set has {len(labels)}")
+    if model.shape != (MODEL_LENGTH,) or np.abs(model).max() > circuit.bound:
+        raise InputError(f"the model must be {MODEL_LENGTH} integers within +-{circuit.bound}")
+    prepared = prepare(circuit, stats=stats)
+    expected = correct_count(model, pixels, labels)
+    with atomic_dir(out) as tmp:
+        write_json_atomic(tmp / steps.INPUT, input_json(model, pixels, labels))
+        witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
+        outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
+        if outputs["correct"] != expected or outputs["label_error"] != 0:
+            raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+        _, stats["prove"] = run_isolated(f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})",
+                                         steps.prove, tmp / steps.WITNESS, prepared.compiled, prepared.pk,
+                                         tmp / steps.PROOF, prepared.srs.path)
+        (tmp / steps.WITNESS).unlink()
+        write_json_atomic(tmp / COMMITMENTS, {"model": commit(model, prepared.vk, prepared.settings, prepared.srs.path).hex()})
+        write_json_atomic(tmp / MANIFEST, {"kind": "accuracy", "circuit": circuit.description(),
+                                           "logrows": prepared.logrows,
+                                           "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label,
+                                                   "sha256": prepared.srs.sha256()}})
+        outcome = verify_accuracy(tmp)
+        write_json_atomic(tmp / PUBLIC, {"correct": outcome.correct, "samples": outcome.samples,
+                                         "accuracy": outcome.accuracy})
+        write_bytes_atomic(tmp / SUMMARY, (
+            f"accuracy proof: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}), "
+            f"circuit {circuit.digest}, logrows {prepared.logrows}, {prepared.srs.label}\n"
+            + f"model commitment: 0x{outcome.model_commitment}\n").encode())
+    return outcome
+
+
+def is_accuracy_folder(folder: Path) -> bool:
+    return (folder / MANIFEST).is_file()
+
+
+def circuit_of(manifest: dict) -> AccuracyCircuit:
+    fields = manifest["circuit"]
+    if fields.get("ezkl") != steps.EZKL_VERSION:
+        raise InputError(f"proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
+    return AccuracyCircuit(**{k: fields[k] for k in ("samples", "model_bound", "num_inner_cols", "min_logrows")})
+
+
+def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
+    """Check an accuracy folder: the proof, its commitments and its outputs; ProofError if any fails."""
+    try:
+        manifest, proof, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS))
+    except FileNotFoundError as error:
+        raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
+    circuit = circuit_of(manifest)
+    prepared = prepare(circuit, ceremony_srs)
+    if prepared.srs.sha256() != manifest["srs"]["sha256"]:
+        raise ProofError("the proof was made with another SRS than this machine's; pass the same SRS file with --srs")
+    steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
+    if proof_commitments(bytes(proof["proof"]), 1)[0].hex() != commitments["model"]:
+        raise ProofError("the proof's model commitment differs from the one claimed")
+    outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
+    if outputs["label_error"] != 0:
+        raise ProofError("the evaluation set has labels outside 0..9 (label_error != 0)")
+    return AccuracyOutcome(outputs["correct"], circuit.samples, commitments["model"],
+                           outputs["pixels"] + outputs["labels"])
+
+
+def paired_circuits(round_circuit, samples: int) -> tuple:
+    """A task's round circuit and accuracy circuit at one shared logrows, so that the accuracy
+    proof's model commitment equals the aggregate commitment the last round put on chain."""
+    accuracy = AccuracyCircuit(samples, model_bound=round_circuit.bound, num_inner_cols=round_circuit.num_inner_cols)
+    logrows = max(natural_logrows(round_circuit), natural_logrows(accuracy))
+    return replace(round_circuit, min_logrows=logrows), replace(accuracy, min_logrows=logrows)

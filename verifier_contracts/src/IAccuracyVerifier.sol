@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+/// @title The proven accuracy check (AccuracyVerifier.sol)
+interface IAccuracyVerifier {
+    /// @notice Number of evaluation samples the pinned accuracy circuit takes.
+    function samples() external view returns (uint256);
+
+    /// @notice Reverts unless `proof` is valid for the pinned circuit with the model committed as
+    /// `modelCommitment` (64 bytes); returns the correct count and the hash of the public
+    /// evaluation set (keccak256 of its values, packed as uint256).
+    function verifyAccuracy(
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external returns (uint256 correct, bytes32 evaluationHash);
+}
