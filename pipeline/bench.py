@@ -41,6 +41,8 @@ PROFILES = {
     # demo's evaluation set (64 samples) and for 100 and 360 samples.
     "standard": {"points": [(8, 256), (16, 1024)], "inner_cols": [8, 4], "naive": [(8, 256)],
                  "accuracy": [64, 100, 360], "limit_s": 1800},
+    # The accuracy proof alone: the demo's evaluation set (64 samples), 100 and 360.
+    "accuracy": {"points": [], "inner_cols": [8], "naive": [], "accuracy": [64, 100, 360], "limit_s": 1800},
     # The full grid; points whose steps run over the limit are recorded as such.
     "full": {
         "points": [(n, d) for n in (4, 8, 16, 32) for d in (64, 256, 1024, 4096)],

@@ -228,8 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     chain.set_defaults(run=_chain)
 
     bench = commands.add_parser("bench", help="measure rows, time, memory and gas of the round circuit against a naive baseline")
-    bench.add_argument("--profile", choices=["quick", "standard", "full"], default="standard",
-                       help="quick: two tiny points; standard: (8,256) and (16,1024); full: n 4..32 x d 64..4096")
+    bench.add_argument("--profile", choices=["quick", "standard", "accuracy", "full"], default="standard",
+                       help="quick: tiny points; standard: (8,256), (16,1024) and the accuracy proof; "
+                            "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096")
     bench.add_argument("--quick", action="store_true", help="same as --profile quick (a minute or two)")
     bench.add_argument("--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png")
