@@ -26,7 +26,9 @@ from stakelearn.circuits.accuracy import (
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
-from stakelearn.prover.circuit import DECOMP_BASE, PreparedCircuit, natural_logrows, prepare
+from stakelearn.prover.circuit import (
+    DECOMP_BASE, PreparedCircuit, committed_integer_run_args, natural_logrows, prepare,
+)
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.isolate import StepStats, run_isolated
 
@@ -83,18 +85,7 @@ class AccuracyCircuit:
         return accuracy_module.export_onnx(self.samples, path)
 
     def run_args(self) -> "ezkl.PyRunArgs":
-        args = ezkl.PyRunArgs()
-        args.input_visibility = "polycommit"
-        args.output_visibility = "public"
-        args.param_visibility = "fixed"
-        args.input_scale = 0
-        args.param_scale = 0
-        args.num_inner_cols = self.num_inner_cols
-        args.decomp_base = DECOMP_BASE
-        args.decomp_legs = self.decomp_legs
-        args.disable_freivalds = True  # see RoundCircuit.run_args
-        args.ignore_range_check_inputs_outputs = True  # the circuit's own lookup range-checks inputs
-        return args
+        return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
 
     def calibration_input(self) -> dict:
         rng = np.random.default_rng(0)

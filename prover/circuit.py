@@ -43,6 +43,29 @@ CIRCUIT_SOURCE_DIGEST = hashlib.sha256(inspect.getsource(krum_module).encode()).
 DECOMP_BASE = 2**8
 
 
+def committed_integer_run_args(num_inner_cols: int, decomp_legs: int) -> "ezkl.PyRunArgs":
+    """ezkl settings shared by our circuits: KZG-committed integer inputs, public outputs."""
+    args = ezkl.PyRunArgs()
+    # Each input is KZG-committed on its own: a client's update, the model, ...
+    args.input_visibility = "polycommit"
+    args.output_visibility = "public"
+    args.param_visibility = "fixed"
+    # Integers at scale 0: every operation is exact, no rescaling.
+    args.input_scale = 0
+    args.param_scale = 0
+    args.num_inner_cols = num_inner_cols
+    args.decomp_base = DECOMP_BASE
+    args.decomp_legs = decomp_legs
+    # ezkl 23's Freivalds einsum returns its product as fresh, unconstrained values
+    # (circuit/ops/layouts.rs `einsum`): a prover could feed other numbers to later ops.
+    # Plain dot products are constrained cell by cell.
+    args.disable_freivalds = True
+    # Inputs are range-checked by the circuit's own lookup (see krum_module), which costs
+    # far fewer rows than ezkl's digit decomposition of every input element.
+    args.ignore_range_check_inputs_outputs = True
+    return args
+
+
 @dataclass(frozen=True)
 class RoundCircuit:
     """One proven Multi-Krum round shape and its ezkl layout.
@@ -115,25 +138,7 @@ class RoundCircuit:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def run_args(self) -> "ezkl.PyRunArgs":
-        args = ezkl.PyRunArgs()
-        # Each update is its own KZG-committed input: its commitment is the client's.
-        args.input_visibility = "polycommit"
-        args.output_visibility = "public"
-        args.param_visibility = "fixed"
-        # Integers at scale 0: every operation is exact, no rescaling.
-        args.input_scale = 0
-        args.param_scale = 0
-        args.num_inner_cols = self.num_inner_cols
-        args.decomp_base = DECOMP_BASE
-        args.decomp_legs = self.decomp_legs
-        # ezkl 23's Freivalds einsum returns its product as fresh, unconstrained values
-        # (circuit/ops/layouts.rs `einsum`): a prover could feed other numbers to later ops.
-        # Plain dot products are constrained cell by cell.
-        args.disable_freivalds = True
-        # Inputs are range-checked by the circuit's own lookup (see krum_module), which costs
-        # far fewer rows than ezkl's digit decomposition of every input element.
-        args.ignore_range_check_inputs_outputs = True
-        return args
+        return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
 
     def calibration_matrix(self) -> np.ndarray:
         """Extreme-valued sample updates: calibration sizes ranges for the worst case."""

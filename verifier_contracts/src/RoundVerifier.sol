@@ -2,6 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {PinnedVerifier} from "./PinnedVerifier.sol";
 
 /// @title RoundVerifier
 /// @notice Accepts a proven Multi-Krum round only if the proof is valid for the pinned round
@@ -10,13 +11,7 @@ import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
 /// @dev Proof layout (ezkl, polycommit inputs): the KZG commitment of input i is the 64 bytes at
 /// offset 64*i of the proof; inputs are the n updates, then the aggregate (claimed sum).
 /// Public instances: scores (n), mask (n), sum_error, range_tag.
-contract RoundVerifier {
-    /// @dev BN254 scalar field modulus: instances at or above it are not field elements.
-    uint256 private constant _FIELD_MODULUS =
-        21888242871839275222246405745257275088548364400416034343698204186575808495617;
-
-    IHalo2VerifierReusable private immutable _verifier;
-    bytes32 private immutable _vkaDigest;
+contract RoundVerifier is PinnedVerifier {
     uint256 private immutable _clients;
 
     /// @notice A round's proof was verified; `selectedMask` has bit i set when client i was kept.
@@ -31,21 +26,11 @@ contract RoundVerifier {
     error RoundVerifier__MaskNotBinary(uint256 index);
     error RoundVerifier__ProofRejected();
 
-    /// @param verifier the deployed reusable verifier
-    /// @param vkaDigest digest of the round circuit's VKA (pinned: anyone can register a VKA)
-    /// @param clients n, the number of updates the circuit takes
-    constructor(IHalo2VerifierReusable verifier, bytes32 vkaDigest, uint256 clients) {
-        _verifier = verifier;
-        _vkaDigest = vkaDigest;
-        _clients = clients;
-    }
-
-    function verifier() external view returns (address) {
-        return address(_verifier);
-    }
-
-    function vkaDigest() external view returns (bytes32) {
-        return _vkaDigest;
+    /// @param verifier_ the deployed reusable verifier
+    /// @param vkaDigest_ digest of the round circuit's VKA
+    /// @param clients_ n, the number of updates the circuit takes
+    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 clients_) PinnedVerifier(verifier_, vkaDigest_) {
+        _clients = clients_;
     }
 
     function clients() external view returns (uint256) {
@@ -70,8 +55,8 @@ contract RoundVerifier {
         bytes32[] calldata vka,
         bytes calldata commitments
     ) internal returns (uint256 selectedMask) {
-        bytes32 digest = keccak256(abi.encodePacked(vka));
-        if (digest != _vkaDigest) revert RoundVerifier__WrongCircuit(digest);
+        (bool pinned, bytes32 digest) = _pinned(vka);
+        if (!pinned) revert RoundVerifier__WrongCircuit(digest);
 
         uint256 n = _clients;
         if (commitments.length != 64 * (n + 1)) revert RoundVerifier__CommitmentCount(commitments.length);
@@ -90,11 +75,6 @@ contract RoundVerifier {
             selectedMask |= bit << i;
         }
 
-        (bool called, bytes memory result) = address(_verifier).call(
-            abi.encodeCall(IHalo2VerifierReusable.verifyProof, (proof, instances, vka))
-        );
-        if (!called || result.length < 64) revert RoundVerifier__ProofRejected();
-        (bool success, bytes32 returnedDigest) = abi.decode(result, (bool, bytes32));
-        if (!success || returnedDigest != _vkaDigest) revert RoundVerifier__ProofRejected();
+        if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
     }
 }
