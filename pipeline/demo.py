@@ -1,16 +1,18 @@
 """The main job: one federated task on the digits data, end to end, on an EVM.
 
-A requester posts the task, clients stake and enroll, and every epoch each client trains, the
-attackers among them attack, every client signs a commitment to its update, and the
-aggregator checks, proves (ezkl) and submits the Multi-Krum round; the contracts verify it,
-flag and slash, and finally pay the honest clients. The run folder holds everything:
+A requester posts the task (committing to its private evaluation set), clients stake and
+enroll, and every epoch each client trains, the attackers among them attack, every client signs
+a commitment to its model, and the aggregator checks, proves (ezkl) and submits the Multi-Krum
+round; the contracts verify it, flag and slash. After the last epoch the requester reveals its
+evaluation set on chain, the aggregator proves the final model's accuracy on it, and the
+contract pays the clients on that proof. The run folder holds everything:
 
     run.json        configuration, chain id, contract addresses, task id, the demo's keys
     store.sqlite    the aggregator's sequencer store (see pipeline.sequencer)
     models/         the global model of every epoch (epoch-0 is the initial one)
     updates/        every client's ONNX model per epoch
     rounds/         every epoch's proof folder
-    requester/      the requester's private evaluation set (revealed to the aggregator at the end)
+    requester/      the requester's private evaluation set and salt (revealed on chain at the end)
     accuracy/       the accuracy proof of the final model on that set
     report/         report.md, summary.json and the plots
 
@@ -31,7 +33,6 @@ from pathlib import Path
 import numpy as np
 from eth_account import Account
 from eth_utils import keccak
-from web3 import Web3
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.files import write_bytes_atomic, write_json_atomic

@@ -27,7 +27,7 @@ from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import (
-    DECOMP_BASE, PreparedCircuit, committed_integer_run_args, natural_logrows, prepare,
+    DECOMP_BASE, committed_integer_run_args, natural_logrows, prepare,
 )
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.isolate import StepStats, run_isolated
