@@ -199,13 +199,19 @@ def accuracy_args(folder, prepared_accuracy, model_commitment=None):
 
 
 @pytest.fixture(scope="module")
+def evaluating_task(replay):
+    """One replayed task in evaluation, for the checks that only call (they change nothing)."""
+    return replay(target_bps=8_500)
+
+
+@pytest.fixture(scope="module")
 def prepared_accuracy(demo_run):
     return prepare(task_circuits(SMALL_TASK, load_run(demo_run[1])["inner_cols"])[1])
 
 
-def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, replay, prepared_accuracy, tmp_path):
+def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, evaluating_task, prepared_accuracy, tmp_path):
     _, out, protocol = demo_run
-    task_id = replay(target_bps=8_500)
+    task_id = evaluating_task
     pixels, labels, salt = evaluation_of(out)
     store = SequencerStore(out / "store.sqlite")
     earlier = krum_round(stored_models(store, 1, SMALL_TASK.fixed_point), SMALL_TASK.krum).total  # epoch 1's model
@@ -220,9 +226,9 @@ def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, replay, pre
         "AccuracyVerifier__CommitmentMismatch"
 
 
-def test_submitAccuracy_rejects_another_evaluation_set(demo_run, replay, prepared_accuracy, tmp_path):
+def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task, prepared_accuracy, tmp_path):
     _, out, protocol = demo_run
-    task_id = replay(target_bps=8_500)
+    task_id = evaluating_task
     _, _, salt = evaluation_of(out)
     federation = make_federation(SMALL_TASK)
     pixels = np.rint(federation.test.x[32:64] * 16).astype(np.int64)  # 32 samples the requester did not commit to
@@ -232,9 +238,9 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, replay, prepare
         "RewardManager__WrongEvaluationSet"
 
 
-def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, replay, prepared_accuracy):
+def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, evaluating_task, prepared_accuracy):
     _, out, protocol = demo_run
-    task_id = replay(target_bps=8_500)
+    task_id = evaluating_task
     _, _, salt = evaluation_of(out)
     proof, instances, words, model = accuracy_args(out / "accuracy", prepared_accuracy)
     tampered = proof[:200] + bytes([proof[200] ^ 1]) + proof[201:]
