@@ -232,7 +232,14 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     _, _, salt = evaluation_of(out)
     federation = make_federation(SMALL_TASK)
     pixels = np.rint(federation.test.x[32:64] * 16).astype(np.int64)  # 32 samples the requester did not commit to
-    prove_accuracy(final_aggregate(out), pixels, federation.test.y[32:64], prepared_accuracy.circuit, tmp_path / "other")
+    np.savez(tmp_path / "other.npz", pixels=pixels, labels=federation.test.y[32:64])
+    # Through the CLI, as a user would prove and check it on their own.
+    cli = [sys.executable, "-m", "stakelearn.pipeline.cli"]
+    proved = subprocess.run([*cli, "prove-accuracy", "--run", str(out), "--evaluation", str(tmp_path / "other.npz"),
+                             "--out", str(tmp_path / "other")], capture_output=True, text=True, timeout=600)
+    assert proved.returncode == 0, proved.stderr[-2000:]
+    verified = subprocess.run([*cli, "verify", str(tmp_path / "other")], capture_output=True, text=True, timeout=600)
+    assert verified.returncode == 0 and "accuracy verified:" in verified.stdout, verified.stderr[-2000:]
     args = accuracy_args(tmp_path / "other", prepared_accuracy)
     assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args) == \
         "RewardManager__WrongEvaluationSet"
