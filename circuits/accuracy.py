@@ -12,7 +12,10 @@ Inputs, one ONNX input each so that each gets its own KZG commitment in the proo
 The global model is ``model / (m * 2^s)``, so its logits on ``pixels / 16`` are
 ``(pixels @ W^T + 16 b) / (16 m 2^s)`` with ``W, b`` the integer parts of ``model``: a positive
 scale, so the integer logits rank the classes exactly as the model does. A sample counts as
-correct when its label's logit is the largest (a tie counts as correct).
+correct only when its label's logit is strictly larger than every other class's logit: a tie
+counts as wrong, or a model with equal logits (zero weights, equal biases) would score 100 %.
+The circuit counts ``ge``, the classes whose logit is at least the label's (always >= 1, the
+label's own), and ``correct = relu(2 - ge)``, 1 exactly when ``ge == 1``: integers throughout.
 
 Output, one public vector ``[correct, label_error, range_tag, pixels..., labels...]``:
 ``label_error`` is ``sum_i (1 - sum_c onehot_ic)^2`` with ``onehot_ic = relu(1 - (label_i -
@@ -49,10 +52,12 @@ def integer_logits(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
 
 
 def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> int:
-    """The reference: samples whose label's logit is the largest (ties count as correct)."""
+    """The reference: samples whose label's logit strictly beats every other class's, computed
+    as the circuit does (``relu(2 - ge)``, ``ge`` the classes at least as large as the label)."""
     logits = integer_logits(model, pixels)
     labels = np.asarray(labels, dtype=np.int64)
-    return int((logits[np.arange(len(labels)), labels] >= logits.max(axis=1)).sum())
+    ge = (logits >= logits[np.arange(len(labels)), labels][:, None]).sum(axis=1)
+    return int(np.maximum(2 - ge, 0).sum())
 
 
 def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,8 +84,10 @@ class Accuracy(torch.nn.Module):
         onehot = torch.relu(1 - (labels.unsqueeze(1) - self.classes) ** 2)
         label_error = ((1 - onehot.sum(dim=1)) ** 2).sum().reshape(1)
         label_logit = (onehot * logits).sum(dim=1)
-        best = logits.max(dim=1).values
-        correct = (label_logit >= best).float().sum().reshape(1)
+        # Strict win: only the label's own logit may reach it (ge == 1); ties and constant
+        # models count nothing.
+        ge = (logits >= label_logit.unsqueeze(1)).float().sum(dim=1)
+        correct = torch.relu(2 - ge).sum().reshape(1)
         range_tag = sum(torch.sigmoid(x).sum() for x in (model, pixels, labels)).reshape(1)
         return torch.cat([correct, label_error, range_tag, pixels, labels])
 

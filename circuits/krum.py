@@ -11,6 +11,11 @@ the same numbers bit for bit. Two choices make that possible:
   selected;
 - the proven aggregate is the *sum* of the selected updates; the next global update is that
   sum divided by the public ``m`` (:func:`aggregate`), so no rounding happens in the circuit.
+
+Absent clients (who did not commit in time) keep their slot: their distance to every client,
+themselves included, is raised by ``absent_distance`` (a power of two above any real Krum
+score), so present clients score among present clients only and no absent slot is selected,
+as long as at most ``f`` are absent.
 """
 
 from __future__ import annotations
@@ -57,14 +62,18 @@ def pairwise_sq_distances(updates: np.ndarray) -> np.ndarray:
     return norms[:, None] + norms[None, :] - 2 * gram
 
 
-def krum_scores(updates: np.ndarray, f: int) -> np.ndarray:
+def krum_scores(updates: np.ndarray, f: int, absent: np.ndarray | None = None, absent_distance: int = 0) -> np.ndarray:
     """Krum score of every row: sum of squared distances to its ``n - f - 2`` nearest others.
 
     The distance of a row to itself is 0, the smallest possible, so summing the ``n - f - 1``
-    smallest entries of each row of the distance matrix (self included) is the same sum.
+    smallest entries of each row of the distance matrix (self included) is the same sum. Rows
+    marked ``absent`` are ``absent_distance`` further from every row (see the module docstring).
     """
     distances = pairwise_sq_distances(updates)
     n = distances.shape[0]
+    if absent is not None:
+        z = np.asarray(absent, dtype=np.int64)
+        distances = distances + absent_distance * (z[:, None] + z[None, :])
     params = KrumParams(n=n, f=f, m=1)
     return np.sort(distances, axis=1)[:, : params.neighbours + 1].sum(axis=1)
 
@@ -103,26 +112,58 @@ class KrumRound:
         return [int(i) for i in np.flatnonzero(self.mask)]
 
 
-def krum_round(updates: np.ndarray, params: KrumParams) -> KrumRound:
-    """Scores, selection mask and selected sum of an ``[n, d]`` integer update matrix."""
+def krum_round(updates: np.ndarray, params: KrumParams, absent: np.ndarray | None = None,
+               absent_distance: int = 0) -> KrumRound:
+    """Scores, selection mask and selected sum of an ``[n, d]`` integer update matrix, with the
+    ``absent`` slots (a boolean mask, at most ``f``) never selected."""
     x = np.asarray(updates, dtype=np.int64)
     if x.ndim != 2 or x.shape[0] != params.n:
         raise InputError(f"expected {params.n} updates as an [n, d] matrix, got shape {x.shape}")
-    scores = krum_scores(x, params.f)
+    if absent is not None and np.count_nonzero(absent) > params.f:
+        raise InputError(f"{np.count_nonzero(absent)} clients are absent; a round tolerates at most f={params.f}")
+    scores = krum_scores(x, params.f, absent, absent_distance)
     mask = multikrum_select(scores, params.m)
     return KrumRound(scores=scores, mask=mask, total=selected_sum(x, mask))
 
 
 def value_bound(params: KrumParams, max_int: int) -> int:
-    """Largest |value| the round circuit accepts on any input.
+    """The round circuit's lookup table bound: ``m * max_int``.
 
-    Updates are within ``max_int`` and the claimed sum of ``m`` of them within ``m * max_int``;
-    the circuit range-checks every input against the larger of the two.
+    The claimed sum of ``m`` updates is within it; each update value ``v`` is checked as ``m * v``
+    and ``-m * v`` against it, which holds exactly when ``|v| <= max_int``.
     """
     return params.m * max_int
 
 
-def max_selection_key(params: KrumParams, d: int, bound: int) -> int:
-    """Upper bound of the tie-broken key ``score * n + index`` for inputs within ``bound``."""
-    max_distance = d * (2 * bound) ** 2
-    return params.n * (params.neighbours + 1) * max_distance + params.n
+def absent_distance(params: KrumParams, d: int, max_int: int) -> int:
+    """The distance added to and from an absent slot: the smallest power of two (exact in the
+    circuit's float32 ONNX constants) above ``n - f - 1`` times the largest distance between
+    two updates within ``max_int``, hence above any present client's score."""
+    largest_distance = d * (2 * max_int) ** 2
+    return 1 << ((params.neighbours + 1) * largest_distance).bit_length()
+
+
+def max_selection_key(params: KrumParams, d: int, max_int: int) -> int:
+    """Upper bound of the tie-broken key ``score * n + index`` for updates within ``max_int``."""
+    largest_entry = d * (2 * max_int) ** 2 + 2 * absent_distance(params, d, max_int)
+    return params.n * (params.neighbours + 1) * largest_entry + params.n
+
+
+def slot_tag(slot: int) -> int:
+    """The value a client appends to its update in slot ``slot``: the circuit checks it, so no
+    client can sign another slot's vector (a copied commitment cannot be proven)."""
+    return slot + 1
+
+
+def tag_update(update: np.ndarray, slot: int) -> np.ndarray:
+    """The vector client ``slot`` commits to: its quantized update followed by its slot tag."""
+    return np.append(np.asarray(update, dtype=np.int64), slot_tag(slot))
+
+
+def tagged_inputs(updates: np.ndarray, absent: np.ndarray | None = None) -> np.ndarray:
+    """The round circuit's ``[n, d + 1]`` update inputs: each update with its slot tag, and the
+    all-zero vector (tag 0) in an absent slot."""
+    rows = np.stack([tag_update(row, i) for i, row in enumerate(np.asarray(updates))])
+    if absent is not None:
+        rows[np.asarray(absent, dtype=bool)] = 0
+    return rows

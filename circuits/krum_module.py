@@ -1,22 +1,28 @@
 """The Multi-Krum round as a torch module, exported to ONNX for ezkl.
 
 Inputs, one ONNX input each so that each gets its own KZG commitment in the proof:
-``update_0 .. update_{n-1}`` of shape ``[d]`` (integer fixed-point updates) and
-``claimed_sum`` of shape ``[d]`` (the aggregator's claimed sum of the selected updates; the
-next global update is that sum divided by ``m``).
+``update_0 .. update_{n-1}`` of shape ``[d + 1]`` (an integer fixed-point update followed by its
+slot tag, :func:`stakelearn.circuits.krum.tagged_inputs`) and ``claimed_sum`` of shape ``[d]``
+(the aggregator's claimed sum of the selected updates; the next global update is that sum
+divided by ``m``).
 
-Output, one public vector: ``[scores (n), mask (n), sum_error, range_tag]``.
-- ``sum_error`` is ``sum((computed_sum - claimed_sum)**2)``. A round is valid only when it is
-  0; since every input is range-checked to ``|v| <= value_bound`` and ``d * (2 bound)^2`` is far
-  below the field modulus, 0 in the field means the claimed sum equals the computed sum, so the
-  commitment to ``claimed_sum`` is the commitment to the aggregate.
+Output, one public vector: ``[scores (n), mask (n), check_error, range_tag]``.
+- ``check_error`` is ``sum((computed_sum - claimed_sum)**2) + sum_i (tag_i (tag_i - i - 1))**2``.
+  A round is valid only when it is 0: every term is a square of a range-bounded integer, far
+  below the field modulus, so 0 means the claimed sum equals the computed sum (the commitment
+  to ``claimed_sum`` is the commitment to the aggregate) and every tag is ``i + 1`` (present) or
+  0 (absent). A tag is inside the committed vector, so a client's signed commitment belongs to
+  its slot alone: copying another client's commitment gives a vector no proof accepts.
+- An absent slot (tag 0, the zero vector) is ``absent_distance`` further from every slot, so it
+  never enters a present client's score nor the selection (see ``krum.absent_distance``).
 - ``range_tag`` is a by-product of the range check: each input element goes through a lookup
-  (a sigmoid table at scale 0). ezkl fills whole table columns from the low end of its range,
-  so the table holds ``[-value_bound, -value_bound + T)`` with ``T >= 2 value_bound + 1`` and
-  ``T < 2^(logrows + 1)``; an element outside has no row in the table and no proof exists. That
-  bound is what soundness needs (no value can wrap around the field, so distances are true
-  integers); the tighter ``|v| <= max_int`` is checked off circuit before an update is accepted.
-  The tag's value means nothing; it is an output only so that the lookup is part of the graph.
+  (a sigmoid table at scale 0) whose table holds ``[-bound, -bound + T)`` with
+  ``bound = m * max_int``, ``T >= 2 bound + 1`` and ``T < 2^(logrows + 1)`` (ezkl fills whole
+  table columns). Each update element ``v`` is looked up as ``m v`` and as ``-m v``, which both
+  lie in the table exactly when ``|v| <= max_int``: the task's clip is proven, not only checked
+  off circuit. The claimed sum is looked up once (it equals a sum of ``m`` clipped updates when
+  ``check_error`` is 0; the one-sided bound is what keeps ``check_error`` from wrapping). The
+  tag's value means nothing; it is an output only so that the lookups are part of the graph.
 
 The computation equals :func:`stakelearn.circuits.krum.krum_round` exactly on integer inputs.
 Why this formulation (rows per update element set the proving time):
@@ -35,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from stakelearn.circuits.krum import KrumParams
+from stakelearn.circuits.krum import KrumParams, slot_tag
 
 
 def krum_selection(distances: torch.Tensor, params: KrumParams, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,26 +58,34 @@ def krum_selection(distances: torch.Tensor, params: KrumParams, index: torch.Ten
 
 
 class MultiKrumRound(torch.nn.Module):
-    """Scores, Multi-Krum mask, the check of the claimed selected sum, and the range check."""
+    """Scores, Multi-Krum mask, the check of the claimed selected sum and of the slot tags, and
+    the range check."""
 
-    def __init__(self, params: KrumParams) -> None:
+    def __init__(self, params: KrumParams, absent_distance: int) -> None:
         super().__init__()
         self.params = params
+        self.absent_distance = float(absent_distance)  # a power of two: exact in float32
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        n = self.params.n
-        updates, claimed_sum = inputs[:n], inputs[n]
+        n, m = self.params.n, self.params.m
+        tagged, claimed_sum = inputs[:n], inputs[n]
+        d = claimed_sum.shape[0]
+        updates, tags = [t[:d] for t in tagged], [t[d:] for t in tagged]
         # The Gram matrix is symmetric: n(n+1)/2 dot products, not n^2.
         dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
         gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
         norms = torch.stack([dots[i, i] for i in range(n)])
-        distances = norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
+        absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0
+        distances = (norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
+                     + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0)))
         scores, mask = krum_selection(distances, self.params, self.index)
         total = sum(mask[i] * updates[i] for i in range(n))
-        sum_error = ((total - claimed_sum) ** 2).sum().reshape(1)
-        range_tag = sum(torch.sigmoid(x).sum() for x in inputs).reshape(1)
-        return torch.cat([scores, mask, sum_error, range_tag])
+        tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
+        check_error = (((total - claimed_sum) ** 2).sum() + tag_error).reshape(1)
+        range_tag = (sum(torch.sigmoid(m * x).sum() + torch.sigmoid(-m * x).sum() for x in tagged)
+                     + torch.sigmoid(claimed_sum).sum()).reshape(1)
+        return torch.cat([scores, mask, check_error, range_tag])
 
 
 def input_names(n: int) -> list[str]:
@@ -83,15 +97,15 @@ def split_outputs(values: list[int], n: int) -> dict[str, list[int]]:
     return {
         "scores": values[:n],
         "mask": values[n : 2 * n],
-        "sum_error": values[2 * n],
+        "check_error": values[2 * n],
         "range_tag": values[2 * n + 1],
     }
 
 
-def export_onnx(params: KrumParams, d: int, path: Path) -> Path:
-    """Write the round's ONNX graph for ``n`` updates of length ``d`` to ``path``."""
-    module = MultiKrumRound(params).eval()
-    example = tuple(torch.zeros(d) for _ in range(params.n + 1))
+def export_onnx(params: KrumParams, d: int, absent_distance: int, path: Path) -> Path:
+    """Write the round's ONNX graph for ``n`` tagged updates of length ``d + 1`` to ``path``."""
+    module = MultiKrumRound(params, absent_distance).eval()
+    example = (*(torch.zeros(d + 1) for _ in range(params.n)), torch.zeros(d))
     torch.onnx.export(
         module,
         example,

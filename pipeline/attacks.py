@@ -3,8 +3,7 @@
 An attack turns what the attacker knows into the update it sends. Following the papers, the two
 crafted attacks assume colluding attackers that know the honest updates of the epoch (the
 strongest, omniscient setting). Attackers that would all send the same vector add a jitter of a
-few quanta so their commitments differ: otherwise the rollup's duplicate check would flag them
-trivially, and we want to measure Krum, not that check.
+few quanta, as colluders who want to look independent would: we measure Krum, not equality.
 """
 
 from __future__ import annotations

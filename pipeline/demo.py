@@ -43,7 +43,8 @@ from stakelearn.circuits.accuracy import FEATURES
 from stakelearn.circuits.krum import krum_round
 from stakelearn.pipeline.federation import TaskConfig, client_models, evaluation_set, make_federation
 from stakelearn.pipeline.protocol import (
-    Protocol, ProtocolConfig, attach_protocol, deploy_protocol, deployment_addresses, evaluation_commitment,
+    Protocol, ProtocolConfig, attach_protocol, check_task_verifiers, deploy_protocol, deployment_addresses,
+    evaluation_commitment,
 )
 from stakelearn.pipeline.report import write_report
 from stakelearn.pipeline.roles import Aggregator, Client, npz_bytes, save_array, stored_models
@@ -114,10 +115,10 @@ def model_hash(parameters: np.ndarray) -> bytes:
 
 
 # --- set-up: accounts, deployment, task, stakes --------------------------------------------------
-def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuit: RoundCircuit, federation,
-              out: Path) -> dict:
+def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tuple, federation, out: Path) -> dict:
     """Create the actors' keys, post the task (with the requester's commitment to its evaluation
-    set), stake and enroll; record it all in ``run.json``."""
+    set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
+    circuit = circuits[0].circuit
     n = config.clients
     keys = {"requester": Account.create(), "aggregator": Account.create(),
             "clients": [Account.create() for _ in range(n)]}
@@ -139,6 +140,7 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuit: Rou
     escrow = PROTOCOL.base_fee_wei + config.epochs * FEE_PER_EPOCH
     send_checked(chain, keys["requester"], tasks.functions.createTask(params), "createTask", value=escrow)
     task_id = tasks.functions.taskCount().call()
+    check_task_verifiers(protocol, task_id, *circuits)  # every client does this before it enrolls
     for client in keys["clients"]:
         send_checked(chain, client, protocol.registry.functions.stake(), "stake", value=PROTOCOL.stake_wei)
         send_checked(chain, client, tasks.functions.enroll(task_id), "enroll")
@@ -204,7 +206,7 @@ def run_demo(config: TaskConfig, out: Path, rpc_url: str | None = None, resume: 
         with timer.phase("deployment and enrollment"):
             say(f"deploying the protocol on {chain.name} and posting the task")
             protocol = deploy_protocol(chain, prepared, prepared_accuracy, PROTOCOL)
-            run = start_run(chain, protocol, config, circuit, federation, out)
+            run = start_run(chain, protocol, config, (prepared, prepared_accuracy), federation, out)
     try:
         keys = run["keys"]
         clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eth_abi import encode
+from eth_utils import keccak
 from web3.logs import DISCARD
 
 from stakelearn.errors import ProofError
@@ -22,7 +23,7 @@ from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit, prepare
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
-from stakelearn.prover.round import circuit_of, load_round
+from stakelearn.prover.round import absent_commitment, circuit_of, load_round
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -54,7 +55,8 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("RoundVerifier")
-    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n)
+    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n,
+                              keccak(absent_commitment(prepared)))
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 

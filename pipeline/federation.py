@@ -145,19 +145,13 @@ def next_global(selected_sum: np.ndarray, m: int, fixed_point: FixedPoint) -> np
     return dequantize(selected_sum, fixed_point) / m
 
 
-def duplicate_mask(quantized: np.ndarray) -> np.ndarray:
-    """Clients whose update equals another's in the same epoch (all copies), as the rollup flags."""
-    _, inverse, counts = np.unique(np.asarray(quantized), axis=0, return_inverse=True, return_counts=True)
-    return counts[inverse.ravel()] > 1
-
-
-def flagged(scores: np.ndarray, selected: np.ndarray, quantized: np.ndarray, outlier_bps: int) -> np.ndarray:
+def flagged(scores: np.ndarray, selected: np.ndarray, outlier_bps: int) -> np.ndarray:
     """The rollup's flags (MPSRollup's rule): a client is flagged when Multi-Krum left it out and
-    its score exceeds ``outlier_bps / 10000`` times the largest selected score, or when its
-    update duplicates another's. Multi-Krum always leaves out n - m clients, honest ones too
-    when fewer attack; the outlier test keeps those from being flagged."""
+    its score exceeds ``outlier_bps / 10000`` times the largest selected score. Multi-Krum always
+    leaves out n - m clients, honest ones too when fewer attack; the outlier test keeps those
+    from being flagged. (Equal updates are not flagged: with slot tags no two slots hold the same
+    commitment, and flagging copies would let a copier frame the original.)"""
     scores = np.asarray(scores, dtype=object)  # exact integers, as on chain
     selected = np.asarray(selected, dtype=bool)
     reference = max(scores[selected])
-    outliers = np.array([(not keep) and score * 10_000 > reference * outlier_bps for score, keep in zip(scores, selected)])
-    return outliers | duplicate_mask(quantized)
+    return np.array([(not keep) and score * 10_000 > reference * outlier_bps for score, keep in zip(scores, selected)])

@@ -19,7 +19,7 @@ from eth_utils import keccak
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.evm_verify import verifier_only_gas, verify_on_chain
-from stakelearn.pipeline.protocol import ProtocolConfig, deploy_protocol, new_account
+from stakelearn.pipeline.protocol import Periods, ProtocolConfig, deploy_protocol, new_account
 from stakelearn.prover import steps
 from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.circuit import RoundCircuit, prepare
@@ -49,7 +49,7 @@ def measure(n: int, workdir: Path) -> dict:
     # The accuracy verifier is deployed for createTask; submitAccuracy's gas comes from the demo,
     # whose model the accuracy circuit takes (this round's d=16 vector is no model).
     accuracy = prepare(AccuracyCircuit(samples=32, model_bound=circuit.bound))
-    protocol = deploy_protocol(chain, prepared, accuracy, ProtocolConfig(unbonding_seconds=0, evaluation_seconds=0))
+    protocol = deploy_protocol(chain, prepared, accuracy, ProtocolConfig(unbonding_seconds=0, periods=Periods(evaluation_seconds=0)))
     gas: dict[str, int] = {}
 
     def send(account, contract, function, *args, value=0, label=None):

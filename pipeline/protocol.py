@@ -20,7 +20,8 @@ from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.chain import Chain, error_name
 from stakelearn.pipeline.evm_verify import DeployedRoundVerifier, deploy_accuracy_verifier, deploy_round_verifier
 from stakelearn.prover.circuit import PreparedCircuit
-from stakelearn.prover.evm import verify_arguments
+from stakelearn.prover.evm import verify_arguments, vka_digest
+from stakelearn.prover.round import absent_commitment
 from stakelearn.verifier_contracts.build import load_artifact
 
 
@@ -57,15 +58,37 @@ class SlashingPolicy:
         return slashed
 
 
+DAY = 24 * 3600
+
+
+@dataclass(frozen=True)
+class Periods:
+    """Every task state's deadline (StakeLearnProtocol.Periods): after each, anyone moves it on."""
+
+    enrollment_seconds: int = 7 * DAY  # an unfilled task: then anyone may cancel it
+    commit_seconds: int = DAY  # an epoch's commit window: then a round may leave absent clients out
+    round_seconds: int = 2 * DAY  # an epoch with no round: then anyone may end training
+    evaluation_seconds: int = 3 * DAY  # the requester's reveal window
+    proof_seconds: int = 3 * DAY  # after the reveal: the accuracy proof window
+
+    def __post_init__(self) -> None:
+        if self.round_seconds <= self.commit_seconds:
+            raise StakeLearnError(f"a round must be able to land after the commit window: round_seconds "
+                                  f"({self.round_seconds}) must exceed commit_seconds ({self.commit_seconds})")
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (self.enrollment_seconds, self.commit_seconds, self.round_seconds, self.evaluation_seconds,
+                self.proof_seconds)
+
+
 @dataclass(frozen=True)
 class ProtocolConfig:
     stake_wei: int = 10**18
-    unbonding_seconds: int = 7 * 24 * 3600
+    unbonding_seconds: int = 7 * DAY
     base_fee_wei: int = 10**16
     policy: SlashingPolicy = SlashingPolicy()
-    # After training, how long anyone may prove the final model's accuracy before the
-    # requester forfeits the escrow; and the share of the fees owed when the target is missed.
-    evaluation_seconds: int = 3 * 24 * 3600
+    periods: Periods = Periods()
+    # The share of the fees owed when the target is missed.
     work_bps: int = 5_000
 
 
@@ -114,7 +137,8 @@ class Protocol:
 def deploy_protocol(chain: Chain, prepared: PreparedCircuit, accuracy: PreparedCircuit,
                     config: ProtocolConfig = ProtocolConfig()) -> Protocol:
     """Deploy the verifiers for the ``prepared`` round circuit and the ``accuracy`` circuit, the
-    registry and the protocol, and wire them."""
+    registry and the protocol, wire them, and approve the verifier pair (the deployer is the
+    protocol's governance)."""
     round_verifier = deploy_round_verifier(chain, prepared)
     accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier)
     registry_artifact = load_artifact("StakingRegistry")
@@ -122,11 +146,45 @@ def deploy_protocol(chain: Chain, prepared: PreparedCircuit, accuracy: PreparedC
     tasks_artifact = load_artifact("StakeLearnProtocol")
     p = config.policy
     tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window,
-                                    p.slash_bps, p.outlier_bps, config.evaluation_seconds, config.work_bps)
+                                    p.slash_bps, p.outlier_bps, config.periods.as_tuple(), config.work_bps)
     registry = chain.contract(registry_address, registry_artifact.abi)
     chain.transact_checked(registry_address, registry.encode_abi("setProtocol", args=[tasks_address]))
-    return Protocol(chain, registry, chain.contract(tasks_address, tasks_artifact.abi), round_verifier, config,
-                    accuracy_verifier)
+    tasks = chain.contract(tasks_address, tasks_artifact.abi)
+    chain.transact_checked(tasks_address, tasks.encode_abi(
+        "approveVerifiers", args=[round_verifier.contract.address, accuracy_verifier.address]))
+    return Protocol(chain, registry, tasks, round_verifier, config, accuracy_verifier)
+
+
+def check_task_verifiers(protocol: Protocol, task_id: int, prepared: PreparedCircuit,
+                         accuracy: PreparedCircuit) -> None:
+    """What a client checks before it enrolls (and ``audit`` after): the task's verifiers are a
+    pair the protocol approved, and their code is exactly the protocol's verifiers deployed for
+    the circuits this client commits and proves with (its own VKAs and absent commitment), on
+    the protocol's reusable ezkl verifier. A contract cannot lie about its code, as it could
+    about a ``vkaDigest()``. Raises StakeLearnError naming what differs."""
+    chain = protocol.chain
+    params = protocol.tasks.functions.taskParams(task_id).call()
+    n, samples, round_address, accuracy_address = params[1], params[10], params[7], params[11]
+    if protocol.tasks.functions.approvedAccuracyVerifier(round_address).call() != accuracy_address:
+        raise StakeLearnError(f"task {task_id}: its verifiers {round_address} and {accuracy_address} are not a pair "
+                              "the protocol approved; do not enroll")
+    reusable = chain.contract(round_address, load_artifact("RoundVerifier").abi).functions.verifier()
+    try:
+        reusable = reusable.call()
+    except Exception as error:  # no such function: not one of our verifiers
+        raise StakeLearnError(f"task {task_id}: {round_address} is not a StakeLearn RoundVerifier ({error})") from None
+    expected = {
+        "round verifier": (round_address, "RoundVerifier",
+                           (reusable, vka_digest(prepared.vka), n, keccak(absent_commitment(prepared)))),
+        "accuracy verifier": (accuracy_address, "AccuracyVerifier", (reusable, vka_digest(accuracy.vka), samples)),
+        "reusable ezkl verifier": (reusable, "Halo2VerifierReusable", ()),
+    }
+    reference = Chain.embedded()
+    for what, (address, name, args) in expected.items():
+        own, _ = reference.deploy(load_artifact(name), *args)
+        if chain.w3.eth.get_code(address) != reference.w3.eth.get_code(own):
+            raise StakeLearnError(f"task {task_id}: its {what} at {address} is not the protocol's {name} for this "
+                                  "client's circuits; do not enroll")
 
 
 def new_account(chain: Chain, wei: int):

@@ -59,7 +59,7 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
             quantized = np.stack([quantize(row, config.fixed_point) for row in models])
             round_ = krum_round(quantized, config.krum)
             selected.append(round_.mask)
-            flags.append(flagged(round_.scores, round_.mask, quantized, policy.outlier_bps))
+            flags.append(flagged(round_.scores, round_.mask, policy.outlier_bps))
             model = next_global(round_.total, config.krum.m, config.fixed_point)
             accuracies.append(accuracy(model, federation.test, config.hidden))
     flags = np.array(flags, dtype=bool)
@@ -269,7 +269,7 @@ def run_robustness(out: Path, clients: int = 16, byzantine: tuple[int, ...] = (3
     setup = (
         f"n={clients} clients, {epochs} epochs, seed {seed}, Dirichlet alpha {alpha}, f attackers with Krum set to the same f "
         f"(m = n - f). A client is flagged when Multi-Krum left it out with a score above {policy.outlier_bps / 10_000:g}x the "
-        f"largest selected score, or when its update duplicates another's; it is slashed when flagged in {policy.threshold} "
+        f"largest selected score; it is slashed when flagged in {policy.threshold} "
         f"of its last {policy.window} epochs. Rates are over the run: honest clients slashed "
         f"(or flagged) at least once, attackers never slashed, and the share of the attackers' updates Multi-Krum averaged "
         f"into the model; drop is the clean run's final accuracy minus the cell's, in points. {len(rows)} runs in {seconds} s."

@@ -19,7 +19,7 @@ from eth_account.messages import encode_typed_data
 from web3 import Web3
 from web3.logs import DISCARD
 
-from stakelearn.circuits.krum import krum_round
+from stakelearn.circuits.krum import krum_round, tag_update
 from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import export_onnx
@@ -67,7 +67,7 @@ class Client:
         export_onnx(trained, hidden, staging)
         write_bytes_atomic(path, staging.read_bytes())
         staging.unlink()
-        update = quantized_model(path, fixed_point)
+        update = tag_update(quantized_model(path, fixed_point), self.index)
         commitment = commit(update, prepared.vk, prepared.settings, prepared.srs.path)
         signature = protocol.sign_update(self.account, task_id, epoch, commitment)
         return SignedUpdate(self.index, self.account.address, path, commitment, signature)
@@ -115,7 +115,7 @@ class Aggregator:
             raise StakeLearnError(f"epoch {epoch}: expected one update from each of the {self.circuit.n} clients")
         stored = []
         for s in sorted(submissions, key=lambda s: s.client):
-            update = quantized_model(s.model, self.fixed_point)
+            update = tag_update(quantized_model(s.model, self.fixed_point), s.client)
             if commit(update, self.prepared.vk, self.prepared.settings, self.prepared.srs.path) != s.commitment:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
             signer = recover_signer(self.protocol, self.task_id, epoch, s.commitment, s.signature)

@@ -142,7 +142,20 @@ class SequencerStore:
         return [StoredUpdate(r["client"], r["address"], r["path"], r["commitment"], r["signature"]) for r in rows]
 
     def resolve(self, relative: str) -> Path:
-        return self.root / relative
+        """The location of a path read from the store. The store is a file anyone may hand over
+        (to audit it, to resume a run), so a path that is absolute or that leads, symlinks
+        followed, anywhere but inside the store's folder is refused rather than read."""
+        root = self.root.resolve()
+        try:
+            path = self.root / relative
+            target = path.resolve()
+            inside = not Path(relative).is_absolute() and target != root and target.is_relative_to(root)
+        except (TypeError, ValueError, OSError, RuntimeError):  # not a path, a NUL byte, a symlink loop
+            inside = False
+        if not inside:
+            raise StakeLearnError(f"the store names {relative!r}, which is outside the run folder {root}; "
+                                  "a stored path must lie inside it (the store may have been tampered with)")
+        return path
 
     def relative(self, path: Path) -> str:
         return str(Path(path).resolve().relative_to(self.root.resolve()))

@@ -21,7 +21,7 @@ import numpy as np
 
 from stakelearn.circuits import accuracy as accuracy_module
 from stakelearn.circuits.accuracy import (
-    FEATURES, GREY_LEVELS, MODEL_LENGTH, check_evaluation_set, correct_count, split_outputs,
+    CLASSES, FEATURES, GREY_LEVELS, INPUT_NAMES, MODEL_LENGTH, check_evaluation_set, correct_count, split_outputs,
 )
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
@@ -30,6 +30,7 @@ from stakelearn.prover.circuit import (
     DECOMP_BASE, committed_integer_run_args, natural_logrows, prepare,
 )
 from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats, run_isolated
 
 SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
@@ -62,6 +63,15 @@ class AccuracyCircuit:
     @property
     def label(self) -> str:
         return f"accuracy circuit N={self.samples}"
+
+    @property
+    def input_names(self) -> list[str]:
+        return list(INPUT_NAMES)
+
+    def input_bounds(self) -> list[tuple[int, int]]:
+        """Each input's range, for :func:`check_input_range`: the model within the bound (the
+        lookup table all three inputs share is [-bound, bound]), grey levels and classes."""
+        return [(-self.bound, self.bound), (0, GREY_LEVELS), (0, CLASSES - 1)]
 
     @property
     def largest_input(self) -> int:
@@ -124,15 +134,19 @@ def prove_accuracy(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, ci
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     pixels, labels = check_evaluation_set(pixels, labels)
-    model = np.asarray(model, dtype=np.int64)
+    model = np.asarray(model)
     if len(labels) != circuit.samples:
         raise InputError(f"the circuit takes {circuit.samples} samples, the set has {len(labels)}")
-    if model.shape != (MODEL_LENGTH,) or np.abs(model).max() > circuit.bound:
-        raise InputError(f"the model must be {MODEL_LENGTH} integers within +-{circuit.bound}")
+    if model.shape != (MODEL_LENGTH,):
+        raise InputError(f"the model must be {MODEL_LENGTH} integers, got shape {model.shape}")
+    # The very data ezkl will read: a value outside the lookup table would hang the prover.
+    data = input_json(model, pixels, labels)
+    check_input_range(data, circuit.input_bounds(), circuit.input_names)
+    model = model.astype(np.int64)
     prepared = prepare(circuit, stats=stats)
     expected = correct_count(model, pixels, labels)
     with atomic_dir(out) as tmp:
-        write_json_atomic(tmp / steps.INPUT, input_json(model, pixels, labels))
+        write_json_atomic(tmp / steps.INPUT, data)
         witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
         outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
         if outputs["correct"] != expected or outputs["label_error"] != 0:

@@ -26,7 +26,9 @@ from pathlib import Path
 import ezkl
 import numpy as np
 
-from stakelearn.circuits.krum import KrumParams, krum_round, max_selection_key, value_bound
+from stakelearn.circuits.krum import (
+    KrumParams, absent_distance, krum_round, max_selection_key, tagged_inputs, value_bound,
+)
 from stakelearn.circuits import krum_module
 from stakelearn.circuits.krum_module import export_onnx
 from stakelearn.errors import InputError
@@ -103,9 +105,13 @@ class RoundCircuit:
         return value_bound(self.params, self.max_int)
 
     @property
+    def absent_distance(self) -> int:
+        return absent_distance(self.params, self.d, self.max_int)
+
+    @property
     def decomp_legs(self) -> int:
-        """Enough base-2^14 digits to range-check every comparison (the selection keys)."""
-        bits = max_selection_key(self.params, self.d, self.bound).bit_length()
+        """Enough base-2^8 digits to range-check every comparison (the selection keys)."""
+        bits = max_selection_key(self.params, self.d, self.max_int).bit_length()
         return math.ceil(bits / math.log2(DECOMP_BASE))
 
     @property
@@ -114,14 +120,26 @@ class RoundCircuit:
 
     @property
     def largest_input(self) -> int:
-        return self.d
+        return self.d + 1
+
+    @property
+    def input_names(self) -> list[str]:
+        return krum_module.input_names(self.n)
+
+    def input_bounds(self) -> list[tuple[int, int]]:
+        """Each input's range, for :func:`check_input_range`: tagged updates within the clip (the
+        circuit proves it), the claimed sum within ``m`` times it."""
+        return [(-self.max_int, self.max_int)] * self.n + [(-self.bound, self.bound)]
 
     def export(self, path: Path) -> Path:
-        return export_onnx(self.params, self.d, path)
+        return export_onnx(self.params, self.d, self.absent_distance, path)
 
     def calibration_input(self) -> dict:
+        """Extreme values, and the f last slots absent: calibration sizes for the worst case."""
         sample = self.calibration_matrix()
-        return input_json(sample, krum_round(sample, self.params).total)
+        absent = np.arange(self.n) >= self.n - self.f
+        sample[absent] = 0
+        return input_json(tagged_inputs(sample, absent), krum_round(sample, self.params, absent, self.absent_distance).total)
 
     def description(self) -> dict:
         return {
@@ -183,9 +201,9 @@ class PreparedCircuit:
         return json.loads(self.settings.read_text())
 
 
-def input_json(updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
-    """ezkl's input file: one flat list per ONNX input."""
-    return {"input_data": [row.tolist() for row in np.asarray(updates)] + [np.asarray(claimed_sum).tolist()]}
+def input_json(tagged_updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
+    """ezkl's input file: one flat list per ONNX input (the tagged updates, then the claimed sum)."""
+    return {"input_data": [row.tolist() for row in np.asarray(tagged_updates)] + [np.asarray(claimed_sum).tolist()]}
 
 
 def _build_model_dir(circuit, folder: Path) -> None:

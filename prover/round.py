@@ -2,10 +2,10 @@
 
 A round folder holds:
     round.json        the circuit (shape, layout, ezkl version) and the SRS it was proven with
-    input.json        the quantized updates and the claimed sum (ezkl's input file)
+    input.json        the quantized updates with their slot tags, and the claimed sum (ezkl's input file)
     proof.json        ezkl's proof, with its public instances
     commitments.json  the commitment of every update and of the aggregate (the claimed sum)
-    public.json       the public outputs by name: scores, mask, selected clients, sum_error
+    public.json       the public outputs by name: scores, mask, selected and absent clients, check_error
     summary.txt       the same for people
 """
 
@@ -17,12 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from stakelearn.circuits.krum import krum_round
+from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.circuits.krum_module import split_outputs
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, input_json, prepare
 from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.inputs import check_input_range
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover.isolate import StepStats, run_isolated
 
@@ -38,16 +39,17 @@ class RoundOutcome:
 
     scores: list[int]
     mask: list[int]
-    sum_error: int
+    check_error: int
     update_commitments: list[str]
     aggregate_commitment: str
+    absent: list[int]  # slots holding the absent commitment (the zero vector)
 
     @property
     def selected(self) -> list[int]:
         return [i for i, bit in enumerate(self.mask) if bit == 1]
 
 
-def check_updates(updates: np.ndarray, circuit: RoundCircuit) -> np.ndarray:
+def check_updates(updates: np.ndarray, circuit: RoundCircuit, absent: np.ndarray | None = None) -> np.ndarray:
     x = np.asarray(updates)
     if x.shape != (circuit.n, circuit.d):
         raise InputError(f"expected {circuit.n} updates of length {circuit.d}, got shape {x.shape}")
@@ -56,7 +58,14 @@ def check_updates(updates: np.ndarray, circuit: RoundCircuit) -> np.ndarray:
         raise InputError(
             f"update {too_big[0]} has values beyond +-{circuit.max_int}; quantize it with the task's fixed point"
         )
+    if absent is not None and np.count_nonzero(absent) > circuit.f:
+        raise InputError(f"{np.count_nonzero(absent)} clients are absent; a round tolerates at most f={circuit.f}")
     return x.astype(np.int64)
+
+
+def absent_commitment(prepared: PreparedCircuit) -> bytes:
+    """The commitment an absent client's slot holds: that of the all-zero vector (tag 0)."""
+    return commit(np.zeros(prepared.circuit.d + 1, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path)
 
 
 def public_outputs(felts: list[str], n: int) -> dict:
@@ -71,17 +80,21 @@ def prove_round(
     ceremony_srs: Path | None = None,
     sources: list[str] | None = None,
     stats: dict[str, StepStats] | None = None,
+    absent: np.ndarray | None = None,
 ) -> RoundOutcome:
-    """Prove the round over ``updates`` (an ``[n, d]`` integer matrix) into the new folder ``out``.
-    Steps that ran are timed into ``stats``."""
+    """Prove the round over ``updates`` (an ``[n, d]`` integer matrix; the ``absent`` slots, a
+    boolean mask, are left out) into the new folder ``out``. Steps that ran are timed into ``stats``."""
     stats = {} if stats is None else stats
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
-    x = check_updates(updates, circuit)
+    x = check_updates(updates, circuit, absent)
     prepared = prepare(circuit, ceremony_srs, stats)
-    reference = krum_round(x, circuit.params)
+    reference = krum_round(x, circuit.params, absent, circuit.absent_distance)
+    inputs = tagged_inputs(x, absent)
+    data = input_json(inputs, reference.total)
+    check_input_range(data, circuit.input_bounds(), circuit.input_names)  # an unprovable input hangs ezkl
     with atomic_dir(out) as tmp:
-        write_json_atomic(tmp / steps.INPUT, input_json(x, reference.total))
+        write_json_atomic(tmp / steps.INPUT, data)
         witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
         outputs = public_outputs(witness["outputs"][0], circuit.n)
         if outputs["scores"] != reference.scores.tolist() or outputs["mask"] != reference.mask.astype(int).tolist():
@@ -92,7 +105,7 @@ def prove_round(
         )
         (tmp / steps.WITNESS).unlink()
         commitments = [
-            commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*x, reference.total]
+            commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*inputs, reference.total]
         ]
         write_json_atomic(tmp / MANIFEST, manifest(prepared, sources))
         write_json_atomic(tmp / COMMITMENTS, {"updates": commitments[:-1], "aggregate": commitments[-1]})
@@ -154,16 +167,19 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
             who = f"update {i}" if i < circuit.n else "the aggregate"
             raise ProofError(f"the proof's commitment of {who} differs from the signed commitment")
     outputs = public_outputs(proof["instances"][0], circuit.n)
-    if outputs["sum_error"] != 0:
-        raise ProofError("the claimed aggregate is not the sum of the selected updates (sum_error != 0)")
+    if outputs["check_error"] != 0:
+        raise ProofError("the claimed aggregate is not the sum of the selected updates, or a slot tag is wrong "
+                         "(check_error != 0)")
     if sorted(set(outputs["mask"])) not in ([1], [0, 1]) or sum(outputs["mask"]) != circuit.m:
         raise ProofError(f"the selection mask does not select exactly m={circuit.m} clients")
+    vacant = absent_commitment(prepared).hex()
     return RoundOutcome(
         scores=outputs["scores"],
         mask=outputs["mask"],
-        sum_error=outputs["sum_error"],
+        check_error=outputs["check_error"],
         update_commitments=commitments["updates"],
         aggregate_commitment=commitments["aggregate"],
+        absent=[i for i, c in enumerate(commitments["updates"]) if c == vacant],
     )
 
 
@@ -172,7 +188,8 @@ def public_json(outcome: RoundOutcome) -> dict:
         "scores": outcome.scores,
         "mask": outcome.mask,
         "selected": outcome.selected,
-        "sum_error": outcome.sum_error,
+        "absent": outcome.absent,
+        "check_error": outcome.check_error,
     }
 
 
@@ -186,6 +203,7 @@ def summary_text(outcome: RoundOutcome, prepared: PreparedCircuit, sources: list
         f"{'client':>6}  {'score':>14}  {'selected':>8}  commitment  source",
     ]
     for i, (score, bit) in enumerate(zip(outcome.scores, outcome.mask)):
-        lines.append(f"{i:>6}  {score:>14}  {'yes' if bit else 'FLAGGED':>8}  {outcome.update_commitments[i][:10]}  {names[i]}")
+        status = "absent" if i in outcome.absent else "yes" if bit else "left out"
+        lines.append(f"{i:>6}  {score:>14}  {status:>8}  {outcome.update_commitments[i][:10]}  {names[i]}")
     lines += ["", f"selected: {outcome.selected}", f"aggregate (sum of selected) commitment: 0x{outcome.aggregate_commitment}"]
     return "\n".join(lines) + "\n"

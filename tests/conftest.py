@@ -59,6 +59,44 @@ def proven_round(tmp_path_factory, small_circuit, small_updates) -> Path:
     return folder
 
 
+ABSENT = np.array([False, False, False, False, True])  # client 4 never commits
+
+
+@pytest.fixture(scope="session")
+def absent_round(tmp_path_factory, small_circuit, small_updates):
+    """The session's updates proven with client 4 absent."""
+    from stakelearn.prover.round import prove_round
+
+    folder = tmp_path_factory.mktemp("absent") / "round"
+    updates = small_updates.copy()
+    updates[ABSENT] = 0
+    prove_round(updates, small_circuit, folder, absent=ABSENT)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def duplicated_round(tmp_path_factory, small_circuit, small_updates):
+    """A round in which client 3 sent client 0's numbers (under its own slot tag)."""
+    from stakelearn.prover.round import prove_round
+
+    updates = small_updates.copy()
+    updates[3] = updates[0]
+    folder = tmp_path_factory.mktemp("duplicated") / "round"
+    prove_round(updates, small_circuit, folder)
+    return folder
+
+
+@pytest.fixture
+def world(small_circuit, proven_round, small_accuracy):
+    """A fresh embedded chain with the protocol deployed and five staked clients."""
+    from stakelearn.pipeline.chain import Chain
+    from stakelearn.prover.circuit import prepare
+
+    from .verifier_contracts.world import make_world
+
+    return make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy)
+
+
 @pytest.fixture
 def round_copy(proven_round, tmp_path) -> Path:
     target = tmp_path / "round"

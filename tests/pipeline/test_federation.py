@@ -5,7 +5,7 @@ import pytest
 
 from stakelearn.errors import InputError
 from stakelearn.pipeline.attacks import ATTACKS, AttackView, alie_z, get_attack
-from stakelearn.pipeline.federation import duplicate_mask, flagged, next_global
+from stakelearn.pipeline.federation import flagged, next_global
 from stakelearn.pipeline.protocol import SlashingPolicy
 from stakelearn.models.quantize import FixedPoint
 
@@ -40,14 +40,11 @@ def test_get_attack_rejects_unknown_names():
         get_attack("poison")
 
 
-def test_flagged_needs_an_outlier_score_or_a_duplicate():
+def test_flagged_needs_an_outlier_score():
     scores = np.array([10, 11, 12, 25, 40])
     selected = np.array([True, True, True, False, False])
-    updates = np.arange(15).reshape(5, 3)
-    assert flagged(scores, selected, updates, 30_000).tolist() == [False, False, False, False, True]
-    updates[1] = updates[0]
-    assert flagged(scores, selected, updates, 30_000).tolist() == [True, True, False, False, True]
-    assert duplicate_mask(updates).tolist() == [True, True, False, False, False]
+    assert flagged(scores, selected, 30_000).tolist() == [False, False, False, False, True]
+    assert flagged(scores, selected, 10_000).tolist() == [False, False, False, True, True]
 
 
 def test_next_global_is_the_mean_of_the_selected_models():

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from stakelearn.circuits.krum import krum_round
+from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.errors import InputError, ProofError
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
@@ -19,14 +19,15 @@ def test_prove_round_outcome_matches_reference(proven_round, small_circuit, smal
     assert outcome.scores == reference.scores.tolist()
     assert outcome.mask == reference.mask.astype(int).tolist()
     assert 4 not in outcome.selected  # the far-away update is flagged
-    assert outcome.sum_error == 0
+    assert outcome.check_error == 0
 
 
 def test_off_circuit_commitments_equal_the_proof(proven_round, small_circuit, small_updates):
     prepared = prepare(small_circuit)
     proof = bytes(json.loads((proven_round / steps.PROOF).read_text())["proof"])
     total = krum_round(small_updates, small_circuit.params).total
-    expected = [commit(row, prepared.vk, prepared.settings, prepared.srs.path) for row in [*small_updates, total]]
+    rows = [*tagged_inputs(small_updates), total]  # each update with its slot tag, then the aggregate
+    expected = [commit(row, prepared.vk, prepared.settings, prepared.srs.path) for row in rows]
     assert proof_commitments(proof, small_circuit.n + 1) == expected
 
 
@@ -70,7 +71,7 @@ def test_circuit_has_no_proof_for_out_of_range_update(small_circuit, small_updat
     prepared = prepare(small_circuit)
     x = small_updates.copy()
     x[2, 3] = 10**6  # beyond the range check's lookup table (under 2^(logrows+1) entries)
-    write_json_atomic(tmp_path / steps.INPUT, input_json(x, krum_round(x, small_circuit.params).total))
+    write_json_atomic(tmp_path / steps.INPUT, input_json(tagged_inputs(x), krum_round(x, small_circuit.params).total))
     with pytest.raises(ProofError):
         steps.gen_witness(tmp_path / steps.INPUT, prepared.compiled, tmp_path / steps.WITNESS)
         steps.prove(tmp_path / steps.WITNESS, prepared.compiled, prepared.pk, tmp_path / steps.PROOF, prepared.srs.path)

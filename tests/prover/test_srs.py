@@ -25,4 +25,4 @@ def test_ceremony_srs_with_wrong_k_is_refused(small_circuit, tmp_path):
 def test_round_verifies_with_the_same_srs_given_as_a_file(proven_round, small_circuit, tmp_path):
     given = tmp_path / "ceremony.srs"
     shutil.copy(prepare(small_circuit).srs.path, given)
-    assert verify_round(proven_round, ceremony_srs=given).sum_error == 0
+    assert verify_round(proven_round, ceremony_srs=given).check_error == 0

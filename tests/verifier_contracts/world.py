@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from stakelearn.pipeline.protocol import ProtocolConfig, SlashingPolicy, deploy_protocol, evaluation_commitment, new_account
+from stakelearn.pipeline.protocol import Periods, ProtocolConfig, SlashingPolicy, deploy_protocol, evaluation_commitment, new_account
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
@@ -16,9 +16,13 @@ FEE = 10**17
 EPOCHS = 3
 INITIAL_MODEL = keccak(text="initial model")
 EVALUATION_SALT = keccak(text="salt")
-EVALUATION_VALUES = list(range(17)) * 3  # what the requester reveals (contract tests never prove on it)
+# What the requester reveals: a set the accuracy circuit can take (32 samples of 64 grey levels
+# 0..16, then 32 labels 0..9); the contract tests never prove on it.
+EVALUATION_VALUES = [i % 17 for i in range(32 * 64)] + [i % 10 for i in range(32)]
 EVALUATION_SET = evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES)
 EVALUATION_SECONDS = 600
+PERIODS = Periods(enrollment_seconds=3600, commit_seconds=600, round_seconds=1800,
+                  evaluation_seconds=EVALUATION_SECONDS, proof_seconds=EVALUATION_SECONDS)
 
 
 @dataclass
@@ -43,10 +47,11 @@ class World:
         self.gas[function] = receipt["gasUsed"]
         return receipt
 
-    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE):
+    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None):
         accuracy = self.protocol.accuracy_verifier
-        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, self.protocol.round_verifier.contract.address,
-                INITIAL_MODEL, EVALUATION_SET, accuracy.functions.samples().call(), accuracy.address)
+        round_verifier, accuracy_verifier = verifiers or (self.protocol.round_verifier.contract.address, accuracy.address)
+        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, round_verifier,
+                INITIAL_MODEL, evaluation, accuracy.functions.samples().call(), accuracy_verifier)
 
     def create_task(self, **kwargs) -> int:
         params = self.params(**kwargs)
@@ -72,9 +77,17 @@ class World:
         return self.protocol.round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared)
 
     def let_deadline_pass(self, task_id):
-        deadline = self.protocol.tasks.functions.evaluationDeadline(task_id).call()
-        self.chain.w3.testing.timeTravel(deadline + 1)
+        self.travel_to(self.protocol.tasks.functions.evaluationDeadline(task_id).call() + 1)
+
+    def travel_to(self, timestamp):
+        self.chain.w3.testing.timeTravel(timestamp)
         self.chain.w3.testing.mine()  # calls see the latest block's time
+
+    def revert_name(self, account, contract, function, *args, value=0):
+        return self.protocol.revert_name(account, contract, function, *args, value=value)
+
+    def credits(self):
+        return [self.protocol.tasks.functions.creditOf(c.address).call() for c in self.clients]
 
     def finish(self, task_id):
         """End training (if still running) and settle after the evaluation deadline."""
@@ -101,7 +114,7 @@ ACTIVE, COMPLETED, EVALUATING = 2, 3, 5  # TaskEscrow.Status
 
 def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -> World:
     config = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy,
-                            evaluation_seconds=EVALUATION_SECONDS)
+                            periods=PERIODS)
     protocol = deploy_protocol(chain, prepared, accuracy, config)
     commitments = json.loads((proven_round / COMMITMENTS).read_text())
     world = World(

@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
+import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 
 /// @title AccuracyVerifier
 /// @notice Accepts an accuracy proof only if it is valid for the pinned accuracy circuit AND was
@@ -12,7 +13,10 @@ import {PinnedVerifier} from "./PinnedVerifier.sol";
 /// @dev Proof layout (ezkl, polycommit inputs): the model's KZG commitment is the first 64 bytes
 /// of the proof. Public instances: correct, label_error, range_tag, then the evaluation set
 /// (samples x 64 pixels, then samples labels).
-contract AccuracyVerifier is PinnedVerifier {
+contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
+    uint256 private constant _FEATURES = 64;
+    uint256 private constant _GREY_LEVELS = 16;
+    uint256 private constant _CLASSES = 10;
     uint256 private immutable _samples;
 
     error AccuracyVerifier__WrongCircuit(bytes32 vkaDigest);
@@ -29,6 +33,20 @@ contract AccuracyVerifier is PinnedVerifier {
 
     function samples() external view returns (uint256) {
         return _samples;
+    }
+
+    /// @notice Whether the circuit can prove on `values` (pixels row by row, then labels): the
+    /// right length, pixels in 0..16, labels in 0..9.
+    function provable(uint256[] calldata values) external view returns (bool) {
+        uint256 pixels = _samples * _FEATURES;
+        if (values.length != pixels + _samples) return false;
+        for (uint256 i = 0; i < pixels; ++i) {
+            if (values[i] > _GREY_LEVELS) return false;
+        }
+        for (uint256 i = pixels; i < values.length; ++i) {
+            if (values[i] >= _CLASSES) return false;
+        }
+        return true;
     }
 
     function verifyAccuracy(

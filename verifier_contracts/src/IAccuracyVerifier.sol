@@ -6,6 +6,10 @@ interface IAccuracyVerifier {
     /// @notice Number of evaluation samples the pinned accuracy circuit takes.
     function samples() external view returns (uint256);
 
+    /// @notice Whether the circuit can prove on an evaluation set with these values (pixels row
+    /// by row, then labels): its length and every value within the circuit's ranges.
+    function provable(uint256[] calldata values) external view returns (bool);
+
     /// @notice Reverts unless `proof` is valid for the pinned circuit with the model committed as
     /// `modelCommitment` (64 bytes); returns the correct count and the hash of the public
     /// evaluation set (keccak256 of its values, packed as uint256).

@@ -6,6 +6,10 @@ interface IRoundVerifier {
     /// @notice Number of updates the pinned round circuit takes.
     function clients() external view returns (uint256);
 
+    /// @notice keccak256 of the 64-byte commitment an absent client's slot must hold: the
+    /// commitment of the all-zero vector, whose slot tag 0 the circuit never selects.
+    function absentCommitment() external view returns (bytes32);
+
     /// @notice Reverts unless `proof` is valid for the pinned circuit over exactly `commitments`
     /// (n updates then the aggregate, 64 bytes each); returns the selection bitmask.
     function verifyRound(

@@ -5,21 +5,28 @@ import {SlashingManager} from "./SlashingManager.sol";
 
 /// @title RewardManager
 /// @notice Pays the clients only on a proven accuracy. At creation the requester commits to a
-/// salted hash of its evaluation set. Training ends after the last epoch (or when the requester
-/// ends it early); until the evaluation deadline:
-/// - the requester reveals the set on chain (`revealEvaluationSet`, checked against its
-///   commitment), so that whoever holds the final model (the aggregator) can prove;
-/// - anyone submits an accuracy proof over exactly the task's final model commitment whose
-///   public evaluation set hashes to the requester's commitment. If correct / size reaches the
-///   desired accuracy, the fees of the epochs run are paid; otherwise only WORK_BPS of them
-///   (the clients' work is owed even when the target is missed).
+/// salted hash of its evaluation set. Training ends after the last epoch, when the requester
+/// ends it early, or when anyone ends it because no round landed for ROUND_PERIOD (an absent
+/// aggregator; with no epoch run the task is cancelled). Then, each step with its own deadline:
+/// - within EVALUATION_PERIOD the requester reveals the set on chain (`revealEvaluationSet`,
+///   checked against its commitment). A set the accuracy circuit cannot prove on (wrong length,
+///   pixel or label out of range) settles at once with the full fee to the clients;
+/// - within PROOF_PERIOD of the reveal, anyone submits an accuracy proof over exactly the
+///   task's final model commitment whose public evaluation set hashes to the requester's
+///   commitment. If correct / size reaches the desired accuracy, the fees of the epochs run are
+///   paid; otherwise only WORK_BPS of them (the clients' work is owed even when the target is
+///   missed).
 /// After the deadline without a proof: if the requester revealed its set, the task settles as a
 /// missed target (WORK_BPS of the fees to the clients, the rest refunded to the requester); if
 /// it did not, the requester forfeits the whole escrow to the clients, so withholding the set
-/// never pays. Each client's share is proportional to its unflagged epochs; whatever the
-/// clients do not get goes back to the requester. Everyone withdraws their credit (pull payments).
+/// never pays. Each client's share is proportional to its epochs neither flagged nor absent;
+/// whatever the clients do not get goes back to the requester (when no client earned anything,
+/// no work is owed, so a forfeit too returns to the requester). Everyone withdraws their credit
+/// (pull payments).
 abstract contract RewardManager is SlashingManager {
+    uint256 public immutable ROUND_PERIOD;
     uint256 public immutable EVALUATION_PERIOD;
+    uint256 public immutable PROOF_PERIOD;
     uint256 public immutable WORK_BPS;
 
     mapping(address => uint256) private _credits;
@@ -27,47 +34,69 @@ abstract contract RewardManager is SlashingManager {
     bool private _entered;
 
     event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
-    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt);
+    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt, uint256 proofDeadline);
+    event EvaluationSetUnprovable(uint256 indexed taskId);
     event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
     event EvaluationForfeited(uint256 indexed taskId);
     event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded);
     event CreditWithdrawn(address indexed account, uint256 amount);
 
     error RewardManager__BadPolicy();
-    error RewardManager__NotRequester(address caller);
     error RewardManager__NoEpochRun();
+    error RewardManager__RoundPeriodNotOver(uint256 until);
     error RewardManager__WrongModel(bytes32 recorded, bytes32 proven);
     error RewardManager__WrongEvaluationSet(bytes32 committed, bytes32 proven);
     error RewardManager__DeadlinePassed(uint256 deadline);
+    error RewardManager__AlreadyRevealed();
     error RewardManager__DeadlineNotPassed(uint256 deadline);
     error RewardManager__NothingToWithdraw();
     error RewardManager__TransferFailed();
     error RewardManager__Reentrant();
 
-    constructor(uint256 evaluationPeriod, uint256 workBps) {
+    constructor(uint256 roundPeriod, uint256 evaluationPeriod, uint256 proofPeriod, uint256 workBps) {
         if (workBps > 10_000) revert RewardManager__BadPolicy();
+        ROUND_PERIOD = roundPeriod;
         EVALUATION_PERIOD = evaluationPeriod;
+        PROOF_PERIOD = proofPeriod;
         WORK_BPS = workBps;
     }
 
-    /// @notice The requester ends training early (after at least one epoch).
+    /// @notice Ends training: the requester at any time after at least one epoch; anyone once
+    /// ROUND_PERIOD has passed since the current epoch started without a round (a task with no
+    /// epoch run is then cancelled: escrow refunded, stakes unlocked).
     function endTraining(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Active);
-        if (msg.sender != task.requester) revert RewardManager__NotRequester(msg.sender);
-        if (task.epochsRun == 0) revert RewardManager__NoEpochRun();
-        _startEvaluation(task, taskId);
+        uint256 until = uint256(task.phaseStartedAt) + ROUND_PERIOD;
+        if (block.timestamp <= until) {
+            if (msg.sender != task.requester) revert RewardManager__RoundPeriodNotOver(until);
+            if (task.epochsRun == 0) revert RewardManager__NoEpochRun();
+        }
+        if (task.epochsRun == 0) {
+            _cancel(task, taskId);
+        } else {
+            _startEvaluation(task, taskId);
+        }
     }
 
-    /// @notice The requester publishes its evaluation set (pixels row by row, then labels).
+    /// @notice The requester publishes its evaluation set (pixels row by row, then labels). The
+    /// proof window (PROOF_PERIOD) starts now. A set the circuit cannot prove on pays the clients
+    /// the full fee at once: the requester cannot buy a missed target with a malformed set.
     function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
+        if (task.evaluationRevealed) revert RewardManager__AlreadyRevealed();
         bytes32 committed = evaluationCommitment(salt, keccak256(abi.encodePacked(values)));
         if (committed != task.params.evaluationSet) {
             revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
         }
+        if (values.length != uint256(task.params.evaluationSize) * 65 || !task.params.accuracyVerifier.provable(values)) {
+            emit EvaluationSetUnprovable(taskId);
+            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch);
+            return;
+        }
         task.evaluationRevealed = true;
-        emit EvaluationSetRevealed(taskId, salt);
+        task.evaluationDeadline = uint64(block.timestamp + PROOF_PERIOD);
+        emit EvaluationSetRevealed(taskId, salt, task.evaluationDeadline);
     }
 
     /// @notice Settles the task on a proof of how many evaluation samples the final model gets right.
@@ -98,8 +127,9 @@ abstract contract RewardManager is SlashingManager {
         _settle(task, taskId, reached ? fees : (fees * WORK_BPS) / 10_000);
     }
 
-    /// @notice After the deadline without an accuracy proof: a missed target if the requester
-    /// revealed its set, otherwise the requester forfeits the escrow.
+    /// @notice After the deadline without an accuracy proof (the proof deadline once the set is
+    /// revealed, the reveal deadline before): a missed target if the requester revealed its set,
+    /// otherwise the requester forfeits the escrow.
     function settle(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
@@ -117,8 +147,11 @@ abstract contract RewardManager is SlashingManager {
         return keccak256(abi.encode(salt, valuesHash));
     }
 
-    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask) internal override {
-        super._afterRound(task, taskId, epoch, flaggedMask);
+    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)
+        internal
+        override
+    {
+        super._afterRound(task, taskId, epoch, flaggedMask, absentMask);
         if (epoch == task.params.maxEpochs) _startEvaluation(task, taskId);
     }
 

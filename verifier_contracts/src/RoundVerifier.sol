@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
+import {IRoundVerifier} from "./IRoundVerifier.sol";
 
 /// @title RoundVerifier
 /// @notice Accepts a proven Multi-Krum round only if the proof is valid for the pinned round
@@ -10,9 +11,12 @@ import {PinnedVerifier} from "./PinnedVerifier.sol";
 /// signed commitments), and the claimed aggregate is the sum of the selected updates.
 /// @dev Proof layout (ezkl, polycommit inputs): the KZG commitment of input i is the 64 bytes at
 /// offset 64*i of the proof; inputs are the n updates, then the aggregate (claimed sum).
-/// Public instances: scores (n), mask (n), sum_error, range_tag.
-contract RoundVerifier is PinnedVerifier {
+/// Public instances: scores (n), mask (n), check_error, range_tag.
+/// An absent client's slot holds the all-zero vector (its slot tag 0), which the circuit never
+/// selects; its commitment is circuit-specific, so it is pinned here as `absentCommitment`.
+contract RoundVerifier is PinnedVerifier, IRoundVerifier {
     uint256 private immutable _clients;
+    bytes32 private immutable _absentCommitment;
 
     /// @notice A round's proof was verified; `selectedMask` has bit i set when client i was kept.
     event RoundVerified(bytes32 indexed commitmentsHash, uint256 selectedMask);
@@ -29,12 +33,20 @@ contract RoundVerifier is PinnedVerifier {
     /// @param verifier_ the deployed reusable verifier
     /// @param vkaDigest_ digest of the round circuit's VKA
     /// @param clients_ n, the number of updates the circuit takes
-    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 clients_) PinnedVerifier(verifier_, vkaDigest_) {
+    /// @param absentCommitment_ keccak256 of the commitment of an absent slot (the zero vector)
+    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 clients_, bytes32 absentCommitment_)
+        PinnedVerifier(verifier_, vkaDigest_)
+    {
         _clients = clients_;
+        _absentCommitment = absentCommitment_;
     }
 
     function clients() external view returns (uint256) {
         return _clients;
+    }
+
+    function absentCommitment() external view returns (bytes32) {
+        return _absentCommitment;
     }
 
     /// @notice Verifies a round and returns the selection as a bitmask.
@@ -68,6 +80,7 @@ contract RoundVerifier is PinnedVerifier {
         for (uint256 i = 0; i < instances.length; ++i) {
             if (instances[i] >= _FIELD_MODULUS) revert RoundVerifier__InstanceNotInField(i);
         }
+        // check_error: 0 iff the claimed sum is the selected updates' sum and every slot tag is right
         if (instances[2 * n] != 0) revert RoundVerifier__AggregateMismatch();
         for (uint256 i = 0; i < n; ++i) {
             uint256 bit = instances[n + i];

@@ -5,17 +5,19 @@ import {MPSRollup} from "./MPSRollup.sol";
 
 /// @title SlashingManager
 /// @notice Applies the slashing policy to the clients a proven round flags (left out by
-/// Multi-Krum as an outlier, or a duplicated commitment; see MPSRollup). Krum scores are not
-/// proof of malice (an honest client with unusual data scores badly), so one flag costs nothing: a client is slashed
-/// SLASH_BPS of STAKE_AMOUNT only when flagged in FLAG_THRESHOLD of its last FLAG_WINDOW epochs
-/// of a task, and its window then starts afresh. Each epoch is processed once, so no client is
-/// slashed twice for one epoch. Flagged epochs earn no reward.
+/// Multi-Krum as an outlier; see MPSRollup) or records as absent. Krum scores are not proof of
+/// malice (an honest client with unusual data scores badly), and a client can miss one epoch,
+/// so one flag or absence costs nothing: a client is slashed SLASH_BPS of STAKE_AMOUNT only when
+/// flagged or absent in FLAG_THRESHOLD of its last FLAG_WINDOW epochs of a task, and its window
+/// then starts afresh. Each epoch is processed once, so no client is slashed twice for one
+/// epoch. Flagged and absent epochs earn no reward.
 abstract contract SlashingManager is MPSRollup {
     struct ClientRecord {
         uint64 window; // bit 0: the last epoch; 1 = flagged (one storage slot in all)
         uint32 unflaggedEpochs;
         uint32 flaggedEpochs;
         uint32 slashes;
+        uint32 absentEpochs;
     }
 
     uint256 public immutable FLAG_THRESHOLD;
@@ -25,6 +27,7 @@ abstract contract SlashingManager is MPSRollup {
     mapping(uint256 => mapping(address => ClientRecord)) internal _records;
 
     event ClientFlagged(uint256 indexed taskId, uint256 indexed epoch, address indexed client);
+    event ClientAbsent(uint256 indexed taskId, uint256 indexed epoch, address indexed client);
     event ClientSlashed(uint256 indexed taskId, uint256 indexed epoch, address indexed client, uint256 taken);
 
     error SlashingManager__BadPolicy();
@@ -41,25 +44,35 @@ abstract contract SlashingManager is MPSRollup {
     function record(uint256 taskId, address client)
         external
         view
-        returns (uint256 window, uint256 unflaggedEpochs, uint256 flaggedEpochs, uint256 slashes)
+        returns (uint256 window, uint256 unflaggedEpochs, uint256 flaggedEpochs, uint256 slashes, uint256 absentEpochs)
     {
         ClientRecord storage r = _records[taskId][client];
-        return (r.window, r.unflaggedEpochs, r.flaggedEpochs, r.slashes);
+        return (r.window, r.unflaggedEpochs, r.flaggedEpochs, r.slashes, r.absentEpochs);
     }
 
-    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask) internal virtual override {
+    function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)
+        internal
+        virtual
+        override
+    {
         uint256 windowMask = (1 << FLAG_WINDOW) - 1;
         for (uint256 i = 0; i < task.clients.length; ++i) {
             address client = task.clients[i];
             ClientRecord storage r = _records[taskId][client];
             uint256 flagged = (flaggedMask >> i) & 1;
-            r.window = uint64(((uint256(r.window) << 1) | flagged) & windowMask);
-            if (flagged == 0) {
+            uint256 absent = (absentMask >> i) & 1;
+            r.window = uint64(((uint256(r.window) << 1) | flagged | absent) & windowMask);
+            if (flagged | absent == 0) {
                 r.unflaggedEpochs += 1;
                 continue;
             }
-            r.flaggedEpochs += 1;
-            emit ClientFlagged(taskId, epoch, client);
+            if (absent == 1) {
+                r.absentEpochs += 1;
+                emit ClientAbsent(taskId, epoch, client);
+            } else {
+                r.flaggedEpochs += 1;
+                emit ClientFlagged(taskId, epoch, client);
+            }
             if (_popcount(r.window) >= FLAG_THRESHOLD) {
                 r.window = 0;
                 r.slashes += 1;

@@ -26,6 +26,7 @@ contract StakingRegistry {
 
     event ProtocolSet(address indexed protocol);
     event Staked(address indexed client, uint256 amount);
+    event ToppedUp(address indexed client, uint256 amount);
     event WithdrawalRequested(address indexed client, uint256 availableAt);
     event Withdrawn(address indexed client, uint256 amount);
     event Locked(address indexed client, uint256 locks);
@@ -42,6 +43,8 @@ contract StakingRegistry {
     error StakingRegistry__UnbondingNotOver(uint256 availableAt);
     error StakingRegistry__StakeLocked(uint256 locks);
     error StakingRegistry__NotLocked();
+    error StakingRegistry__StakeBelowMinimum(uint256 stake, uint256 required);
+    error StakingRegistry__NotSlashed();
     error StakingRegistry__TransferFailed();
     error StakingRegistry__Reentrant();
 
@@ -80,6 +83,20 @@ contract StakingRegistry {
         emit Staked(msg.sender, msg.value);
     }
 
+    /// @notice Brings a slashed stake back to STAKE_AMOUNT (send exactly what is missing), so
+    /// that the client can enroll again.
+    function topUp() external payable {
+        Staker storage staker = _stakers[msg.sender];
+        if (staker.stake == 0) revert StakingRegistry__NotStaked();
+        if (staker.unbondingSince != 0) revert StakingRegistry__Unbonding();
+        if (staker.stake >= STAKE_AMOUNT) revert StakingRegistry__NotSlashed();
+        uint256 missing = STAKE_AMOUNT - staker.stake;
+        if (msg.value != missing) revert StakingRegistry__WrongAmount(msg.value, missing);
+        staker.stake = STAKE_AMOUNT;
+        _totalStaked += msg.value;
+        emit ToppedUp(msg.sender, msg.value);
+    }
+
     /// @notice Starts the unbonding clock. Allowed while enrolled: the clock runs, but the
     /// withdrawal itself waits until every task the client is in has ended.
     function requestWithdrawal() external {
@@ -104,10 +121,12 @@ contract StakingRegistry {
         if (!sent) revert StakingRegistry__TransferFailed();
     }
 
-    /// @notice Locks a client's stake for a task it enrolls in. Requires an active stake.
+    /// @notice Locks a client's stake for a task it enrolls in. Requires the full STAKE_AMOUNT:
+    /// a slashed client tops up before it enrolls again.
     function lock(address client) external onlyProtocol {
         Staker storage staker = _stakers[client];
         if (staker.stake == 0) revert StakingRegistry__NotStaked();
+        if (staker.stake < STAKE_AMOUNT) revert StakingRegistry__StakeBelowMinimum(staker.stake, STAKE_AMOUNT);
         if (staker.unbondingSince != 0) revert StakingRegistry__Unbonding();
         staker.locks += 1;
         emit Locked(client, staker.locks);

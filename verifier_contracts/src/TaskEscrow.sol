@@ -7,8 +7,12 @@ import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 
 /// @title TaskEscrow
 /// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
-/// maxEpochs x feePerEpoch; staked clients enroll; the task starts when n have enrolled; the
-/// requester may cancel before it starts and get the escrow back.
+/// maxEpochs x feePerEpoch; staked clients enroll; the task starts when n have enrolled. The
+/// requester may cancel before it starts, and anyone may once ENROLLMENT_PERIOD has passed,
+/// so enrolled stakes are never locked by a task that does not fill.
+/// Verifiers are the protocol's: a task names a RoundVerifier and an AccuracyVerifier that
+/// GOVERNANCE approved as a pair (same SRS and logrows, so the accuracy proof's model commitment
+/// is the round's), never arbitrary contracts of the requester's choosing.
 abstract contract TaskEscrow {
     enum Status {
         None,
@@ -39,7 +43,8 @@ abstract contract TaskEscrow {
         address requester;
         Status status;
         uint32 epochsRun;
-        uint64 evaluationDeadline; // set when training ends
+        uint64 phaseStartedAt; // Open: creation; Active: start of the current epoch
+        uint64 evaluationDeadline; // Evaluating: the reveal deadline, then the proof deadline
         bool evaluationRevealed; // the requester published its evaluation set before the deadline
         uint256 escrow; // ether still held for this task
         bytes32 globalModel;
@@ -49,6 +54,10 @@ abstract contract TaskEscrow {
 
     uint256 public immutable BASE_FEE;
     StakingRegistry public immutable REGISTRY;
+    address public immutable GOVERNANCE;
+    uint256 public immutable ENROLLMENT_PERIOD;
+
+    mapping(address => address) private _approvedAccuracyVerifier; // round verifier => its pair
 
     mapping(uint256 => Task) internal _tasks;
     mapping(uint256 => mapping(address => uint256)) internal _clientSlot; // index + 1
@@ -60,17 +69,35 @@ abstract contract TaskEscrow {
     event ClientEnrolled(uint256 indexed taskId, address indexed client, uint256 index);
     event TaskStarted(uint256 indexed taskId, address[] clients);
     event TaskCancelled(uint256 indexed taskId, uint256 refund);
+    event VerifiersApproved(address indexed roundVerifier, address indexed accuracyVerifier);
 
     error TaskEscrow__WrongPayment(uint256 sent, uint256 required);
     error TaskEscrow__BadParams();
     error TaskEscrow__VerifierShape(uint256 verifierClients, uint256 n);
     error TaskEscrow__WrongStatus(uint256 taskId, Status status);
     error TaskEscrow__AlreadyEnrolled(address client);
-    error TaskEscrow__NotRequester(address caller);
+    error TaskEscrow__NotGovernance(address caller);
+    error TaskEscrow__VerifierNotApproved(address roundVerifier, address accuracyVerifier);
+    error TaskEscrow__EnrollmentOpen(uint256 until);
 
-    constructor(uint256 baseFee, StakingRegistry registry) {
+    constructor(uint256 baseFee, StakingRegistry registry, uint256 enrollmentPeriod) {
         BASE_FEE = baseFee;
         REGISTRY = registry;
+        GOVERNANCE = msg.sender;
+        ENROLLMENT_PERIOD = enrollmentPeriod;
+    }
+
+    /// @notice Governance vouches for a round verifier and the accuracy verifier paired with it
+    /// (both pin VKAs of circuits built for one task shape at one SRS and logrows).
+    function approveVerifiers(IRoundVerifier roundVerifier, IAccuracyVerifier accuracyVerifier) external {
+        if (msg.sender != GOVERNANCE) revert TaskEscrow__NotGovernance(msg.sender);
+        _approvedAccuracyVerifier[address(roundVerifier)] = address(accuracyVerifier);
+        emit VerifiersApproved(address(roundVerifier), address(accuracyVerifier));
+    }
+
+    /// @notice The accuracy verifier approved with `roundVerifier` (zero: not approved).
+    function approvedAccuracyVerifier(address roundVerifier) external view returns (address) {
+        return _approvedAccuracyVerifier[roundVerifier];
     }
 
     function createTask(TaskParams calldata params) external payable returns (uint256 taskId) {
@@ -78,6 +105,10 @@ abstract contract TaskEscrow {
             revert TaskEscrow__BadParams();
         }
         if (params.maxEpochs == 0 || params.desiredAccuracyBps > 10_000) revert TaskEscrow__BadParams();
+        address pair = _approvedAccuracyVerifier[address(params.verifier)];
+        if (pair == address(0) || pair != address(params.accuracyVerifier)) {
+            revert TaskEscrow__VerifierNotApproved(address(params.verifier), address(params.accuracyVerifier));
+        }
         if (params.evaluationSize == 0 || params.accuracyVerifier.samples() != params.evaluationSize) {
             revert TaskEscrow__BadParams();
         }
@@ -90,6 +121,7 @@ abstract contract TaskEscrow {
         task.params = params;
         task.requester = msg.sender;
         task.status = Status.Open;
+        task.phaseStartedAt = uint64(block.timestamp);
         task.escrow = escrow;
         task.globalModel = params.initialModel;
         _baseFeesHeld += BASE_FEE;
@@ -107,15 +139,23 @@ abstract contract TaskEscrow {
         emit ClientEnrolled(taskId, msg.sender, task.clients.length - 1);
         if (task.clients.length == task.params.n) {
             task.status = Status.Active;
+            task.phaseStartedAt = uint64(block.timestamp);
             emit TaskStarted(taskId, task.clients);
         }
     }
 
-    /// @notice The requester cancels a task that has not started; the escrow comes back as a
-    /// credit (BASE_FEE is kept) and enrolled clients are unlocked.
+    /// @notice Cancels a task that has not started: the requester at any time, anyone once
+    /// ENROLLMENT_PERIOD has passed. The escrow comes back to the requester as a credit
+    /// (BASE_FEE is kept) and enrolled clients are unlocked.
     function cancel(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Open);
-        if (msg.sender != task.requester) revert TaskEscrow__NotRequester(msg.sender);
+        uint256 until = uint256(task.phaseStartedAt) + ENROLLMENT_PERIOD;
+        if (msg.sender != task.requester && block.timestamp <= until) revert TaskEscrow__EnrollmentOpen(until);
+        _cancel(task, taskId);
+    }
+
+    /// @dev Ends a task in which no work was done: escrow refunded, stakes unlocked.
+    function _cancel(Task storage task, uint256 taskId) internal {
         task.status = Status.Cancelled;
         uint256 refund = task.escrow;
         task.escrow = 0;
@@ -132,6 +172,11 @@ abstract contract TaskEscrow {
     {
         Task storage t = _tasks[taskId];
         return (t.requester, t.status, t.epochsRun, t.escrow, t.globalModel, t.stateRoot);
+    }
+
+    /// @notice When the task's current phase started (Open: creation; Active: the current epoch).
+    function phaseStartedAt(uint256 taskId) external view returns (uint256) {
+        return _tasks[taskId].phaseStartedAt;
     }
 
     function taskParams(uint256 taskId) external view returns (TaskParams memory) {

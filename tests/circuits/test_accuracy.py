@@ -1,0 +1,81 @@
+"""The accuracy circuit's reference counts a sample only when its label strictly wins, and the
+torch module that ezkl compiles counts exactly what the reference counts."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+from stakelearn.circuits.accuracy import (
+    CLASSES, FEATURES, MODEL_LENGTH, Accuracy, correct_count, integer_logits, split_outputs,
+)
+
+
+@pytest.fixture(scope="module")
+def digits() -> tuple[np.ndarray, np.ndarray]:
+    """A real evaluation set: the data set's grey levels 0..16 and classes 0..9."""
+    data = load_digits()
+    return data.data.astype(np.int64)[:300], data.target.astype(np.int64)[:300]
+
+
+def constant_model(biases) -> np.ndarray:
+    """Zero weights and the given biases: every sample gets the same logits."""
+    model = np.zeros(MODEL_LENGTH, dtype=np.int64)
+    model[CLASSES * FEATURES :] = biases
+    return model
+
+
+def trained_like_model(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Class means as weights: a model with real wins, losses and no ties to speak of."""
+    weights = np.stack([pixels[labels == c].mean(axis=0) for c in range(CLASSES)])
+    return np.concatenate([np.rint(weights).astype(np.int64).ravel(), np.zeros(CLASSES, dtype=np.int64)])
+
+
+def module_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> int:
+    inputs = [torch.tensor(np.asarray(x).ravel(), dtype=torch.float64) for x in (model, pixels, labels)]
+    out = Accuracy(len(labels)).double()(*inputs).numpy()
+    return int(round(split_outputs(out.tolist(), len(labels))["correct"]))
+
+
+def test_all_zero_model_gets_nothing_right(digits):
+    pixels, labels = digits
+    assert correct_count(np.zeros(MODEL_LENGTH, dtype=np.int64), pixels, labels) == 0
+
+
+def test_constant_distinct_biases_score_chance(digits):
+    pixels, labels = digits
+    biases = np.arange(CLASSES) * 3 - 7  # class 9 always wins
+    assert correct_count(constant_model(biases), pixels, labels) == int((labels == 9).sum())
+
+
+def test_tied_best_classes_count_for_neither(digits):
+    pixels, labels = digits
+    biases = np.zeros(CLASSES, dtype=np.int64)
+    biases[[2, 5]] = 4  # classes 2 and 5 tie for the largest logit on every sample
+    assert correct_count(constant_model(biases), pixels, labels) == 0
+    biases[5] = 5  # break the tie: class 5 wins alone
+    assert correct_count(constant_model(biases), pixels, labels) == int((labels == 5).sum())
+
+
+def test_reference_counts_strict_argmax_wins(digits):
+    pixels, labels = digits
+    model = trained_like_model(pixels, labels)
+    logits = integer_logits(model, pixels)
+    label_logit = logits[np.arange(len(labels)), labels]
+    others = np.where(np.arange(CLASSES) == labels[:, None], np.iinfo(np.int64).min, logits)
+    count = correct_count(model, pixels, labels)
+    assert count == int((label_logit > others.max(axis=1)).sum())
+    assert count > len(labels) // 2  # a real classifier still scores
+
+
+@pytest.mark.parametrize("case", ["zero", "constant", "tied", "trained", "saturated"])
+def test_torch_module_counts_what_the_reference_counts(digits, case):
+    pixels, labels = digits[0][:64], digits[1][:64]
+    biases = np.zeros(CLASSES, dtype=np.int64)
+    biases[[2, 5]] = 4
+    model = {"zero": np.zeros(MODEL_LENGTH, dtype=np.int64),
+             "constant": constant_model(np.arange(CLASSES)),
+             "tied": constant_model(biases),
+             "trained": trained_like_model(pixels, labels),
+             "saturated": np.full(MODEL_LENGTH, 4096, dtype=np.int64)}[case]
+    assert module_count(model, pixels, labels) == correct_count(model, pixels, labels)

@@ -1,0 +1,57 @@
+"""Findings 4 and 5: the requester revealed sets no proof can match (empty, one value, label 10)
+and paid only the work share; a reveal mined at the deadline left no time to prove. A set the
+circuit cannot take now pays the clients the full fee at once, and the proof window starts at
+the reveal."""
+
+import pytest
+from web3.logs import DISCARD
+
+from stakelearn.pipeline.protocol import evaluation_commitment
+
+from ..verifier_contracts.world import EVALUATION_SALT, EVALUATION_VALUES, EVALUATING, COMPLETED, FEE, PERIODS
+
+UNPROVABLE = {
+    "empty": [],
+    "one value": [3],
+    "label 10": EVALUATION_VALUES[:-1] + [10],
+    "pixel 17": [17] + EVALUATION_VALUES[1:],
+    "one sample short": EVALUATION_VALUES[64:-1],
+}
+
+
+def trained_task(world, evaluation):
+    task_id = world.start_task(evaluation=evaluation)
+    tasks = world.protocol.tasks
+    world.send(world.clients[0], tasks, "submitRound", world.round_args(task_id, 1))
+    world.send(world.requester, tasks, "endTraining", task_id)
+    return task_id
+
+
+@pytest.mark.parametrize("name", list(UNPROVABLE))
+def test_unprovable_set_pays_the_full_fee(world, name):
+    values = UNPROVABLE[name]
+    task_id = trained_task(world, evaluation_commitment(EVALUATION_SALT, values))
+    tasks = world.protocol.tasks
+    receipt = world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, values)
+    assert tasks.events.EvaluationSetUnprovable().process_receipt(receipt, errors=DISCARD)
+    assert tasks.functions.task(task_id).call()[1] == COMPLETED
+    assert sum(world.credits()) > 0.99 * FEE  # the full fee of the one epoch run, not half
+    assert world.balances_add_up()
+
+
+def test_reveal_at_the_deadline_leaves_a_full_proof_window(world):
+    task_id = trained_task(world, evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES))
+    tasks = world.protocol.tasks
+    reveal_deadline = tasks.functions.evaluationDeadline(task_id).call()
+    world.travel_to(reveal_deadline - 1)  # the reveal is mined at the deadline
+    world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES)
+    proof_deadline = tasks.functions.evaluationDeadline(task_id).call()
+    assert proof_deadline >= reveal_deadline + PERIODS.proof_seconds - 1
+    world.travel_to(reveal_deadline + PERIODS.proof_seconds // 2)
+    assert world.revert_name(world.clients[0], tasks, "settle", task_id) == "RewardManager__DeadlineNotPassed"
+    # a prover may still submit: what stops this garbage proof is the model check, not the clock
+    args = (task_id, EVALUATION_SALT, b"", [], [], bytes(64))
+    assert world.revert_name(world.clients[0], tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
+    assert tasks.functions.task(task_id).call()[1] == EVALUATING
+    assert world.revert_name(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
+                             EVALUATION_VALUES) == "RewardManager__AlreadyRevealed"
