@@ -137,3 +137,20 @@ def test_task_that_never_fills_is_cancelled_by_anyone_after_enrollment(world):
     world.send(client, tasks, "cancel", task_id)
     assert world.protocol.registry.functions.locksOf(client.address).call() == 0
     assert tasks.functions.creditOf(world.requester.address).call() == EPOCHS * FEE
+
+
+def test_audit_reports_the_skipped_client_and_its_slash(world, absent_round):
+    from stakelearn.pipeline.audit import audit_chain
+
+    use_round(world, absent_round)
+    task_id = world.start_task()
+    tasks = world.protocol.tasks
+    previous = None
+    for epoch in (1, 2):
+        world.travel_to(tasks.functions.commitDeadline(task_id).call() + 1)
+        world.send(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, epoch, previous))
+        previous = tasks.functions.task(task_id).call()[4]
+    problems, rounds = audit_chain(world.protocol, task_id, (world.prepared, world.accuracy))
+    assert problems == []
+    assert [r["absent"] for r in rounds] == [[4], [4]]
+    assert 4 in rounds[1]["slashed"] and 4 not in rounds[0]["slashed"]
