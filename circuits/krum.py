@@ -127,11 +127,8 @@ def krum_round(updates: np.ndarray, params: KrumParams, absent: np.ndarray | Non
 
 
 def value_bound(params: KrumParams, max_int: int) -> int:
-    """The round circuit's lookup table bound: ``m * max_int``.
-
-    The claimed sum of ``m`` updates is within it; each update value ``v`` is checked as ``m * v``
-    and ``-m * v`` against it, which holds exactly when ``|v| <= max_int``.
-    """
+    """The largest |value| of the claimed sum of ``m`` updates within ``max_int``: the bound of
+    the aggregate, which the accuracy circuit takes as its model."""
     return params.m * max_int
 
 

@@ -15,14 +15,16 @@ Output, one public vector: ``[scores (n), mask (n), check_error, range_tag]``.
   its slot alone: copying another client's commitment gives a vector no proof accepts.
 - An absent slot (tag 0, the zero vector) is ``absent_distance`` further from every slot, so it
   never enters a present client's score nor the selection (see ``krum.absent_distance``).
-- ``range_tag`` is a by-product of the range check: each input element goes through a lookup
-  (a sigmoid table at scale 0) whose table holds ``[-bound, -bound + T)`` with
-  ``bound = m * max_int``, ``T >= 2 bound + 1`` and ``T < 2^(logrows + 1)`` (ezkl fills whole
-  table columns). Each update element ``v`` is looked up as ``m v`` and as ``-m v``, which both
-  lie in the table exactly when ``|v| <= max_int``: the task's clip is proven, not only checked
-  off circuit. The claimed sum is looked up once (it equals a sum of ``m`` clipped updates when
-  ``check_error`` is 0; the one-sided bound is what keeps ``check_error`` from wrapping). The
-  tag's value means nothing; it is an output only so that the lookups are part of the graph.
+- ``range_tag`` is a by-product of the range check: input elements go through a lookup (a
+  sigmoid table at scale 0) whose table holds ``[-max_int, -max_int + T)`` with
+  ``T >= 2 max_int + 1`` and ``T < 2^(logrows + 1)`` (ezkl fills whole table columns, so only
+  the lower end is tight). Each update element ``v`` is looked up as ``v`` and as ``-v``, which
+  both lie in the table exactly when ``|v| <= max_int``: the task's clip is proven, not only
+  checked off circuit. The claimed sum is looked up shifted by ``(m - 1) max_int``, which bounds
+  it to ``[-m max_int, ...)`` and from above by the table: it equals a sum of ``m`` clipped
+  updates when ``check_error`` is 0, and these loose bounds are what keep ``check_error`` from
+  wrapping around the field. The tag's value means nothing; it is an output only so that the
+  lookups are part of the graph.
 
 The computation equals :func:`stakelearn.circuits.krum.krum_round` exactly on integer inputs.
 Why this formulation (rows per update element set the proving time):
@@ -61,14 +63,15 @@ class MultiKrumRound(torch.nn.Module):
     """Scores, Multi-Krum mask, the check of the claimed selected sum and of the slot tags, and
     the range check."""
 
-    def __init__(self, params: KrumParams, absent_distance: int) -> None:
+    def __init__(self, params: KrumParams, absent_distance: int, max_int: int) -> None:
         super().__init__()
         self.params = params
         self.absent_distance = float(absent_distance)  # a power of two: exact in float32
+        self.sum_shift = float((params.m - 1) * max_int)
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        n, m = self.params.n, self.params.m
+        n = self.params.n
         tagged, claimed_sum = inputs[:n], inputs[n]
         d = claimed_sum.shape[0]
         updates, tags = [t[:d] for t in tagged], [t[d:] for t in tagged]
@@ -83,8 +86,8 @@ class MultiKrumRound(torch.nn.Module):
         total = sum(mask[i] * updates[i] for i in range(n))
         tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
         check_error = (((total - claimed_sum) ** 2).sum() + tag_error).reshape(1)
-        range_tag = (sum(torch.sigmoid(m * x).sum() + torch.sigmoid(-m * x).sum() for x in tagged)
-                     + torch.sigmoid(claimed_sum).sum()).reshape(1)
+        range_tag = (sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
+                     + torch.sigmoid(claimed_sum + self.sum_shift).sum()).reshape(1)
         return torch.cat([scores, mask, check_error, range_tag])
 
 
@@ -102,9 +105,9 @@ def split_outputs(values: list[int], n: int) -> dict[str, list[int]]:
     }
 
 
-def export_onnx(params: KrumParams, d: int, absent_distance: int, path: Path) -> Path:
+def export_onnx(params: KrumParams, d: int, absent_distance: int, max_int: int, path: Path) -> Path:
     """Write the round's ONNX graph for ``n`` tagged updates of length ``d + 1`` to ``path``."""
-    module = MultiKrumRound(params, absent_distance).eval()
+    module = MultiKrumRound(params, absent_distance, max_int).eval()
     example = (*(torch.zeros(d + 1) for _ in range(params.n)), torch.zeros(d))
     torch.onnx.export(
         module,

@@ -74,6 +74,12 @@ def quantize(update: np.ndarray, fixed_point: FixedPoint) -> np.ndarray:
     return np.clip(scaled, -fixed_point.max_int, fixed_point.max_int).astype(np.int64)
 
 
+def count_clipped(update: np.ndarray, fixed_point: FixedPoint) -> int:
+    """How many values :func:`quantize` clips: those that round beyond ``+-max_int``."""
+    scaled = np.rint(check_update(update) * 2.0**fixed_point.scale_bits)
+    return int(np.count_nonzero(np.abs(scaled) > fixed_point.max_int))
+
+
 def dequantize(quantized: np.ndarray, fixed_point: FixedPoint) -> np.ndarray:
     """Map fixed-point integers back to floats."""
     return np.asarray(quantized, dtype=np.float64) / 2.0**fixed_point.scale_bits

@@ -29,7 +29,7 @@ from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.federation import next_global
 from stakelearn.pipeline.protocol import Protocol, check_task_verifiers
-from stakelearn.pipeline.roles import quantized_model, recover_signer
+from stakelearn.pipeline.roles import quantized_model
 from stakelearn.verifier_contracts.build import load_artifact
 
 COMMITMENT, SIGNATURE = 64, 65
@@ -88,7 +88,7 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
             elif i in absent:
                 if signature != bytes(SIGNATURE) or keccak(parts[i]) != vacant:
                     problems.append(f"epoch {epoch}: client {i} is marked absent but its slot is not the absent one")
-            elif (signer := recover_signer(protocol, task_id, epoch, parts[i], signature)) != clients[i]:
+            elif (signer := protocol.recover_signer(task_id, epoch, parts[i], signature)) != clients[i]:
                 problems.append(f"epoch {epoch}: client {i}'s commitment is signed by {signer}, not {clients[i]}")
         transaction = chain.w3.eth.get_transaction(event["transactionHash"])
         _, call = tasks.decode_function_input(transaction["input"])

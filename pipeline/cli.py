@@ -16,30 +16,126 @@ from stakelearn.errors import StakeLearnError
 ATTACK_NAMES = ("sign_flip", "noise", "label_flip", "free_rider", "alie", "ipm")
 
 
-def _prove(args: argparse.Namespace) -> int:
+def _round_circuit(args: argparse.Namespace, n: int, d: int):
+    """The round circuit ``prove`` and ``commit`` agree on, from their shared options."""
+    from stakelearn.models.quantize import FixedPoint
+    from stakelearn.prover.circuit import RoundCircuit
+
+    fixed_point = FixedPoint(scale_bits=args.scale_bits, clip=args.clip)
+    m = args.select if args.select is not None else n - args.byzantine
+    return RoundCircuit(n=n, f=args.byzantine, m=m, d=d, max_int=fixed_point.max_int, num_inner_cols=args.inner_cols)
+
+
+def _quantized(args: argparse.Namespace, paths: list[Path]):
     import numpy as np
 
     from stakelearn.models.quantize import FixedPoint, quantize
     from stakelearn.models.update_io import load_updates
-    from stakelearn.prover.circuit import RoundCircuit
-    from stakelearn.prover.round import SUMMARY, prove_round
 
     fixed_point = FixedPoint(scale_bits=args.scale_bits, clip=args.clip)
-    floats = load_updates(args.updates)
-    quantized = np.stack([quantize(row, fixed_point) for row in floats])
-    n = len(args.updates)
-    circuit = RoundCircuit(
-        n=n,
-        f=args.byzantine,
-        m=args.select if args.select is not None else n - args.byzantine,
-        d=quantized.shape[1],
-        max_int=fixed_point.max_int,
-        num_inner_cols=args.inner_cols,
-    )
-    prove_round(quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates])
+    floats = load_updates(paths, fixed_point)  # also checks layouts, warns of clipped values
+    return np.stack([quantize(row, fixed_point) for row in floats])
+
+
+def _prove(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.protocol import check_signed_records
+    from stakelearn.prover.round import SUMMARY, prove_round
+
+    quantized = _quantized(args, args.updates)
+    circuit = _round_circuit(args, len(args.updates), quantized.shape[1])
+    signed = None
+    if args.signed:
+        signed = [_read_json(path) for path in args.signed]
+        check_signed_records(signed)
+    prove_round(quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates], signed=signed)
     print((args.out / SUMMARY).read_text(), end="")
     print(f"round proof written to {args.out}")
     return 0
+
+
+def _commit(args: argparse.Namespace) -> int:
+    from eth_utils import to_checksum_address
+
+    from stakelearn.circuits.krum import tag_update
+    from stakelearn.errors import InputError
+    from stakelearn.files import write_json_atomic
+    from stakelearn.pipeline.actions import account_from_env
+    from stakelearn.pipeline.protocol import UpdateCommitment, signed_record
+    from stakelearn.prover.circuit import prepare
+    from stakelearn.prover.commitments import commit
+
+    account = account_from_env(args.key_env)
+    if not 0 <= args.slot < args.clients:
+        raise InputError(f"--slot must be the client's enrollment index, 0..{args.clients - 1}, got {args.slot}")
+    if args.out.exists():
+        raise InputError(f"{args.out} already exists; choose another --out or remove it")
+    try:
+        contract = to_checksum_address(args.contract)
+    except ValueError as error:
+        raise InputError(f"bad --contract address: {error}") from None
+    (update,) = _quantized(args, [args.update])
+    prepared = prepare(_round_circuit(args, args.clients, len(update)), args.srs)
+    commitment = commit(tag_update(update, args.slot), prepared.vk, prepared.settings, prepared.srs.path)
+    record = signed_record(args.slot, account, UpdateCommitment(args.chain_id, contract, args.task, args.epoch, commitment))
+    write_json_atomic(args.out, record)
+    print(f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
+          f"{args.epoch}: 0x{commitment.hex()[:16]}...; signed commitment written to {args.out}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from stakelearn.prover.cache import cache_entries, prune
+    from stakelearn.prover.srs import stakelearn_home
+
+    if args.prune:
+        freed = prune(srs=args.srs)
+        print(f"freed {freed / 2**20:,.1f} MB in {stakelearn_home()}" + ("" if args.srs else " (SRS files kept: --srs)"))
+        return 0
+    entries = cache_entries()
+    print(f"{stakelearn_home()}: {sum(e.bytes for e in entries) / 2**20:,.1f} MB")
+    for entry in entries:
+        print(f"  {entry.kind:<8} {entry.bytes / 2**20:>10,.1f} MB  {entry.label:<40} {entry.path}")
+    return 0
+
+
+def _stake(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.actions import account_from_env, stake
+    from stakelearn.pipeline.chain import Chain
+
+    account = account_from_env(args.key_env)
+    sent = stake(Chain.rpc(args.rpc_url), account, args.contract)
+    print(f"{account.address} staked {sent} wei" if sent else f"{account.address} already holds the full stake")
+    return 0
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.actions import account_from_env, enroll
+    from stakelearn.pipeline.chain import Chain
+
+    account = account_from_env(args.key_env)
+    task = enroll(Chain.rpc(args.rpc_url), account, args.contract, args.task)
+    print(f"{account.address} enrolled in task {args.task} (n={task['clients']}; round verifier {task['round_verifier']})")
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.actions import account_from_env, submit_round
+    from stakelearn.pipeline.chain import Chain
+
+    receipt = submit_round(Chain.rpc(args.rpc_url), account_from_env(args.key_env), args.contract, args.task, args.epoch,
+                           args.folder)
+    print(f"epoch {args.epoch} of task {args.task} submitted: {receipt['gasUsed']:,} gas, "
+          f"transaction 0x{bytes(receipt['transactionHash']).hex()}")
+    return 0
+
+
+def _read_json(path: Path):
+    from stakelearn.errors import InputError
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise InputError(f"{path}: not a readable JSON file ({error})") from None
 
 
 def _prove_accuracy(args: argparse.Namespace) -> int:
@@ -69,12 +165,21 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace) -> int:
     from stakelearn.prover.accuracy import is_accuracy_folder
-    from stakelearn.prover.round import verify_round
+    from stakelearn.prover.round import SIGNED, verify_round
 
     if is_accuracy_folder(args.folder):
         return _verify_accuracy(args)
 
-    if args.evm or args.rpc_url:
+    if args.verifier:
+        from stakelearn.pipeline.actions import verify_with_task_verifier
+        from stakelearn.pipeline.chain import Chain
+
+        if not args.rpc_url:
+            raise StakeLearnError("--verifier needs --rpc-url: the node where the task's RoundVerifier is deployed")
+        mask = verify_with_task_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder)
+        print(f"the task's RoundVerifier at {args.verifier} accepts the round (selection {mask:b}): "
+              "the round was proven with the task's circuit")
+    elif args.evm or args.rpc_url:
         from stakelearn.pipeline.chain import Chain
         from stakelearn.pipeline.evm_verify import verify_round_on_chain
 
@@ -84,21 +189,21 @@ def _verify(args: argparse.Namespace) -> int:
             raise StakeLearnError(f"EVM verification on {chain.name} failed: {result.reason}")
         print(f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {result.gas_used} gas")
     outcome = verify_round(args.folder, ceremony_srs=args.srs)
-    print(f"round verified: selected {outcome.selected}, flagged "
-          f"{[i for i, bit in enumerate(outcome.mask) if bit == 0]}")
+    if (args.folder / SIGNED).exists():
+        from stakelearn.pipeline.protocol import check_signed_records
+
+        check_signed_records(_read_json(args.folder / SIGNED))  # the commitments were checked against the proof
+    left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
+    print(f"round verified: selected {outcome.selected}, left out {left_out}, absent {outcome.absent}")
+    print(f"circuit VKA digest {json.loads((args.folder / 'round.json').read_text())['vka_digest']}: "
+          "compare it with the task's RoundVerifier (vkaDigest) to know the circuit is the task's")
     return 0
 
 
 def _chain(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.anvil import start_anvil
+    from stakelearn.pipeline.anvil import serve_anvil
 
-    node = start_anvil(port=args.port, quiet=False)
-    print(f"anvil listening on {node.url} (pid {node.process.pid}); Ctrl-C stops it", flush=True)
-    try:
-        node.process.wait()
-    except KeyboardInterrupt:
-        node.stop()
-    return 0
+    return serve_anvil(args.port, say=lambda line: print(line, flush=True))
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -154,20 +259,85 @@ def _audit(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+def _version_text() -> str:
+    # Package metadata only: `stakelearn --version` must not import ezkl (or torch).
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"stakelearn {installed('stakelearn')} (ezkl {installed('ezkl')})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stakelearn", description="Trustless federated learning with proven Krum.")
+    parser.add_argument("--version", action="version", version=_version_text(),
+                        help="print stakelearn's and ezkl's versions and exit")
     commands = parser.add_subparsers(dest="command", required=True)
+
+    def add_circuit_options(command: argparse.ArgumentParser) -> None:
+        """The round circuit's options, which the clients' `commit` and the aggregator's `prove` share."""
+        command.add_argument("--byzantine", "-f", type=int, required=True, help="tolerated Byzantine clients f (needs n > 2f+2)")
+        command.add_argument("--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)")
+        command.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
+        command.add_argument("--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)")
+        command.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row; more: fewer rows, more columns")
+        command.add_argument("--srs", type=Path, default=None,
+                             help="ceremony SRS file, the task's: clients and aggregator must use the same one "
+                                  "(default: this machine's INSECURE local SRS)")
+
+    commit = commands.add_parser("commit", help="a client's step: commit to its update and sign the commitment for a task and epoch")
+    commit.add_argument("update", type=Path, metavar="UPDATE", help="the client's exported .onnx model or .npy vector")
+    commit.add_argument("--slot", type=int, required=True, help="the client's enrollment index in the task, 0..n-1")
+    commit.add_argument("--clients", type=int, required=True, help="the task's number of clients n")
+    add_circuit_options(commit)
+    commit.add_argument("--task", type=int, required=True, help="the task id")
+    commit.add_argument("--epoch", type=int, required=True, help="the epoch (round) this update is for, from 1")
+    commit.add_argument("--chain-id", type=int, required=True, help="the chain id of the protocol's chain")
+    commit.add_argument("--contract", required=True, help="the protocol contract's address")
+    commit.add_argument("--key-env", default="STAKELEARN_KEY",
+                        help="environment variable holding the client's private key (default STAKELEARN_KEY)")
+    commit.add_argument("--out", type=Path, required=True, help="the signed commitment file to write (JSON)")
+    commit.set_defaults(run=_commit)
 
     prove = commands.add_parser("prove", help="prove one Multi-Krum round over client updates")
     prove.add_argument("updates", nargs="+", type=Path, metavar="UPDATE", help="a client's exported .onnx model or .npy vector")
-    prove.add_argument("--byzantine", "-f", type=int, required=True, help="tolerated Byzantine clients f (needs n > 2f+2)")
-    prove.add_argument("--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)")
+    add_circuit_options(prove)
+    prove.add_argument("--signed", nargs="+", type=Path, default=None, metavar="SIGNED",
+                       help="the clients' signed commitments (`stakelearn commit`), one per UPDATE in the same order: "
+                            "an update that is not the one its client signed is refused")
     prove.add_argument("--out", type=Path, required=True, help="new folder for the proof, commitments and summary")
-    prove.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
-    prove.add_argument("--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)")
-    prove.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row; more: fewer rows, more columns")
-    prove.add_argument("--srs", type=Path, default=None, help="ceremony SRS file (default: INSECURE local SRS)")
     prove.set_defaults(run=_prove)
+
+    def add_chain_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--rpc-url", required=True, help="the EVM JSON-RPC node")
+        command.add_argument("--contract", required=True, help="the protocol contract's address")
+        command.add_argument("--key-env", default="STAKELEARN_KEY",
+                             help="environment variable holding your private key (default STAKELEARN_KEY)")
+
+    stake = commands.add_parser("stake", help="a client's first step: stake STAKE_AMOUNT (or top a slashed stake up)")
+    add_chain_options(stake)
+    stake.set_defaults(run=_stake)
+
+    enroll = commands.add_parser("enroll", help="enroll in a task whose verifiers the protocol approved")
+    add_chain_options(enroll)
+    enroll.add_argument("--task", type=int, required=True, help="the task id")
+    enroll.set_defaults(run=_enroll)
+
+    submit = commands.add_parser("submit", help="the aggregator's step: submit a proven round folder (with signed commitments)")
+    submit.add_argument("folder", type=Path, metavar="DIR", help="a round folder proven with --signed")
+    add_chain_options(submit)
+    submit.add_argument("--task", type=int, required=True, help="the task id")
+    submit.add_argument("--epoch", type=int, required=True, help="the epoch the round is for")
+    submit.set_defaults(run=_submit)
+
+    cache = commands.add_parser("cache", help="show the key cache ($STAKELEARN_HOME) or prune it")
+    cache.add_argument("--prune", action="store_true", help="delete compiled circuits, their keys and interrupted set-ups")
+    cache.add_argument("--srs", action="store_true", help="with --prune: delete the SRS files too")
+    cache.set_defaults(run=_cache)
 
     prove_accuracy = commands.add_parser(
         "prove-accuracy", help="prove how many samples of an evaluation set a run's final model gets right")
@@ -179,10 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     prove_accuracy.set_defaults(run=_prove_accuracy)
 
     verify = commands.add_parser("verify", help="verify a round folder (`prove`) or an accuracy folder (`prove-accuracy`)")
-    verify.add_argument("folder", type=Path, metavar="DIR")
+    verify.add_argument("folder", type=Path, metavar="DIR",
+                        help="a folder written by `prove` (round) or `prove-accuracy` (accuracy)")
     verify.add_argument("--evm", action="store_true", help="also verify with the generated Solidity verifier on the embedded EVM")
     verify.add_argument("--rpc-url", default=None, help="verify on this EVM JSON-RPC node instead of the embedded one")
     verify.add_argument("--srs", type=Path, default=None, help="the ceremony SRS file the round was proven with")
+    verify.add_argument("--verifier", default=None, metavar="ADDRESS",
+                        help="with --rpc-url: check the round with this deployed RoundVerifier (the task's, which "
+                             "pins its circuit) instead of deploying one for the folder's own circuit")
     verify.set_defaults(run=_verify)
 
     demo = commands.add_parser("demo", help="the main job: a federated task end to end, proven and settled on an EVM")
@@ -224,7 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     robustness.set_defaults(run=_robustness)
 
     chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
-    chain.add_argument("--port", type=int, default=8545)
+    chain.add_argument("--port", type=int, default=8545,
+                       help="port on 127.0.0.1 for anvil's JSON-RPC (default 8545); a taken port is an error")
     chain.set_defaults(run=_chain)
 
     bench = commands.add_parser("bench", help="measure rows, time, memory and gas of the round circuit against a naive baseline")

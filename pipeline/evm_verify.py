@@ -21,9 +21,10 @@ from stakelearn.pipeline.chain import CallResult, Chain, error_name
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
-from stakelearn.prover.circuit import PreparedCircuit, prepare
+from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
-from stakelearn.prover.round import absent_commitment, circuit_of, load_round
+from stakelearn.prover.round import absent_commitment, load_round, round_verifying_files
+from stakelearn.prover.verifying import shipped_circuit
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -92,10 +93,10 @@ def verifier_only_gas(deployed: DeployedRoundVerifier, proof_json: Path, vka: Pa
 
 
 def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> EvmVerification:
-    """Deploy the verifiers for the circuit a round folder names, and verify its proof against
+    """Deploy the verifiers for the circuit a round folder ships, and verify its proof against
     its commitments file."""
-    manifest, _, commitments = load_round(folder)
-    prepared = prepare(circuit_of(manifest), ceremony_srs)
+    _, _, commitments = load_round(folder)
+    prepared = round_verifying_files(folder, ceremony_srs)
     deployed = deploy_round_verifier(chain, prepared)
     return verify_on_chain(deployed, folder / PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
 
@@ -108,7 +109,7 @@ def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | No
     """Deploy the verifiers for the accuracy circuit an accuracy folder names and verify its proof
     against its commitments; return the gas, or raise ProofError naming the failed check."""
     manifest = json.loads((folder / ACCURACY_MANIFEST).read_text())
-    prepared = prepare(accuracy_circuit_of(manifest), ceremony_srs)
+    prepared = shipped_circuit(folder, accuracy_circuit_of(manifest), manifest, ceremony_srs)
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     contract = deploy_accuracy_verifier(chain, prepared, verifier)
     commitments = json.loads((folder / ACCURACY_COMMITMENTS).read_text())

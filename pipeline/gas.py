@@ -69,6 +69,8 @@ def measure(n: int, workdir: Path) -> dict:
     send(requester, protocol.tasks, "createTask", params, value=protocol.config.base_fee_wei + epochs * fee)
     for i, client in enumerate(clients):
         send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
+    # A client that does not trust the aggregator to include it posts its commitment itself.
+    send(clients[0], protocol.tasks, "postCommitment", 1, commitments[0], label="postCommitment (optional, per client)")
     previous = initial
     for epoch, label in ((1, "submitRound (epoch, flags)"), (2, "submitRound (epoch, flags, slash)")):
         signatures = [protocol.sign_update(c, 1, epoch, commitment) for c, commitment in zip(clients, commitments)]

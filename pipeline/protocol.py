@@ -16,7 +16,7 @@ from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 
-from stakelearn.errors import StakeLearnError
+from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain import Chain, error_name
 from stakelearn.pipeline.evm_verify import DeployedRoundVerifier, deploy_accuracy_verifier, deploy_round_verifier
 from stakelearn.prover.circuit import PreparedCircuit
@@ -92,6 +92,61 @@ class ProtocolConfig:
     work_bps: int = 5_000
 
 
+@dataclass(frozen=True)
+class UpdateCommitment:
+    """What a client signs (EIP-712, MPSRollup.updateDigest): its commitment for one epoch of one
+    task of one protocol contract on one chain, so a signature is worth nothing anywhere else."""
+
+    chain_id: int
+    contract: str
+    task_id: int
+    epoch: int
+    commitment: bytes
+
+    def typed_data(self) -> dict:
+        return {
+            "domain": {"name": "StakeLearn", "version": "1", "chainId": self.chain_id, "verifyingContract": self.contract},
+            "types": {"UpdateCommitment": [
+                {"name": "taskId", "type": "uint256"}, {"name": "epoch", "type": "uint256"}, {"name": "commitment", "type": "bytes"},
+            ]},
+            "primaryType": "UpdateCommitment",
+            "message": {"taskId": self.task_id, "epoch": self.epoch, "commitment": self.commitment},
+        }
+
+
+def sign_commitment(account, update: UpdateCommitment) -> bytes:
+    return bytes(account.sign_message(encode_typed_data(full_message=update.typed_data())).signature)
+
+
+def recover_commitment_signer(update: UpdateCommitment, signature: bytes) -> str:
+    return Account.recover_message(encode_typed_data(full_message=update.typed_data()), signature=signature)
+
+
+def signed_record(slot: int, account, update: UpdateCommitment) -> dict:
+    """The file a client hands the aggregator (``stakelearn commit``): its signed commitment."""
+    return {"slot": slot, "signer": account.address, "chain_id": update.chain_id, "contract": update.contract,
+            "task_id": update.task_id, "epoch": update.epoch, "commitment": update.commitment.hex(),
+            "signature": sign_commitment(account, update).hex()}
+
+
+def check_signed_records(records: list[dict]) -> None:
+    """Every record is for the same (chain, contract, task, epoch) and signed by the key it names.
+    Raises InputError on the first that is not."""
+    fields = ("chain_id", "contract", "task_id", "epoch")
+    for record in records:
+        try:
+            update = UpdateCommitment(*(record[k] for k in fields), bytes.fromhex(record["commitment"]))
+            signer = recover_commitment_signer(update, bytes.fromhex(record["signature"]))
+        except (KeyError, ValueError, TypeError) as error:
+            raise InputError(f"slot {record.get('slot')}: not a signed commitment record ({error}); "
+                             "`stakelearn commit` writes one") from None
+        if tuple(record[k] for k in fields) != tuple(records[0][k] for k in fields):
+            raise InputError(f"slot {record['slot']}'s commitment is signed for another chain, contract, task or epoch "
+                             f"than slot {records[0]['slot']}'s")
+        if signer != record["signer"]:
+            raise InputError(f"slot {record['slot']}'s commitment is signed by {signer}, not by {record['signer']}")
+
+
 @dataclass
 class Protocol:
     chain: Chain
@@ -101,20 +156,14 @@ class Protocol:
     config: ProtocolConfig
     accuracy_verifier: object = None  # web3 contract bound to AccuracyVerifier
 
-    def typed_update(self, task_id: int, epoch: int, commitment: bytes) -> dict:
-        return {
-            "domain": {"name": "StakeLearn", "version": "1", "chainId": self.chain.chain_id, "verifyingContract": self.tasks.address},
-            "types": {"UpdateCommitment": [
-                {"name": "taskId", "type": "uint256"}, {"name": "epoch", "type": "uint256"}, {"name": "commitment", "type": "bytes"},
-            ]},
-            "primaryType": "UpdateCommitment",
-            "message": {"taskId": task_id, "epoch": epoch, "commitment": commitment},
-        }
-
     def sign_update(self, account, task_id: int, epoch: int, commitment: bytes) -> bytes:
         """A client's EIP-712 signature of its update commitment for (task, epoch)."""
-        signable = encode_typed_data(full_message=self.typed_update(task_id, epoch, commitment))
-        return bytes(account.sign_message(signable).signature)
+        return sign_commitment(account, UpdateCommitment(self.chain.chain_id, self.tasks.address, task_id, epoch,
+                                                         commitment))
+
+    def recover_signer(self, task_id: int, epoch: int, commitment: bytes, signature: bytes) -> str:
+        return recover_commitment_signer(UpdateCommitment(self.chain.chain_id, self.tasks.address, task_id, epoch,
+                                                          commitment), signature)
 
     def revert_name(self, account, contract, function: str, *args, value: int = 0) -> str | None:
         """The custom error ``contract.function(*args)`` would revert with when ``account``

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from web3 import Web3
 from web3.logs import DISCARD
 
@@ -73,11 +71,6 @@ class Client:
         return SignedUpdate(self.index, self.account.address, path, commitment, signature)
 
 
-def recover_signer(protocol: Protocol, task_id: int, epoch: int, commitment: bytes, signature: bytes) -> str:
-    signable = encode_typed_data(full_message=protocol.typed_update(task_id, epoch, commitment))
-    return Account.recover_message(signable, signature=signature)
-
-
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int
@@ -118,7 +111,7 @@ class Aggregator:
             update = tag_update(quantized_model(s.model, self.fixed_point), s.client)
             if commit(update, self.prepared.vk, self.prepared.settings, self.prepared.srs.path) != s.commitment:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
-            signer = recover_signer(self.protocol, self.task_id, epoch, s.commitment, s.signature)
+            signer = self.protocol.recover_signer(self.task_id, epoch, s.commitment, s.signature)
             if signer != self.clients[s.client]:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s commitment is signed by {signer}, "
                                       f"not by its enrolled key {self.clients[s.client]}")

@@ -1,8 +1,10 @@
 """Prove and verify how many samples of an evaluation set a committed model gets right.
 
-An accuracy folder holds ``accuracy.json`` (the circuit and SRS), ``input.json``, ``proof.json``,
+An accuracy folder holds ``accuracy.json`` (the circuit, the SRS, the digests of the shipped
+verifying files), the circuit's ``settings.json``, ``vk.key``, ``vka.bytes`` and ``kzg.srs`` (so
+that anyone verifies it anywhere, see prover.verifying), ``input.json``, ``proof.json``,
 ``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof),
-``public.json`` and ``summary.txt``. The model commitment equals the round circuit's commitment
+``public.json`` and ``summary.txt``; verifying checks every one of them. The model commitment equals the round circuit's commitment
 of the same vector when both circuits have the same logrows, which is how a task binds the
 accuracy proof to its final global model on chain; the evaluation set is public in the proof.
 """
@@ -31,13 +33,16 @@ from stakelearn.prover.circuit import (
 )
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.inputs import check_input_range
+from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
 SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
 MANIFEST = "accuracy.json"
 COMMITMENTS = "commitments.json"
 PUBLIC = "public.json"
 SUMMARY = "summary.txt"
+ACCURACY_FILES = {MANIFEST, steps.INPUT, steps.PROOF, COMMITMENTS, PUBLIC, SUMMARY, *SHIPPED}
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,10 @@ class AccuracyCircuit:
 
     @property
     def bound(self) -> int:
+        return self.model_bound
+
+    @property
+    def lookup_bound(self) -> int:
         return self.model_bound
 
     @property
@@ -156,17 +165,19 @@ def prove_accuracy(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, ci
                                          tmp / steps.PROOF, prepared.srs.path)
         (tmp / steps.WITNESS).unlink()
         write_json_atomic(tmp / COMMITMENTS, {"model": commit(model, prepared.vk, prepared.settings, prepared.srs.path).hex()})
-        write_json_atomic(tmp / MANIFEST, {"kind": "accuracy", "circuit": circuit.description(),
-                                           "logrows": prepared.logrows,
-                                           "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label,
-                                                   "sha256": prepared.srs.sha256()}})
-        outcome = verify_accuracy(tmp)
-        write_json_atomic(tmp / PUBLIC, {"correct": outcome.correct, "samples": outcome.samples,
-                                         "accuracy": outcome.accuracy})
-        write_bytes_atomic(tmp / SUMMARY, (
-            f"accuracy proof: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}), "
-            f"circuit {circuit.digest}, logrows {prepared.logrows}, {prepared.srs.label}\n"
-            + f"model commitment: 0x{outcome.model_commitment}\n").encode())
+        manifest = {"kind": "accuracy", "circuit": circuit.description(), "circuit_digest": circuit.digest,
+                    "logrows": prepared.logrows,
+                    "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
+                    "verifying": ship_verifying_files(prepared, tmp),
+                    "vka_digest": "0x" + vka_digest(prepared.vka).hex()}
+        write_json_atomic(tmp / MANIFEST, manifest)
+        proof = json.loads((tmp / steps.PROOF).read_text())
+        outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
+        outcome = AccuracyOutcome(outputs["correct"], circuit.samples, json.loads((tmp / COMMITMENTS).read_text())["model"],
+                                  outputs["pixels"] + outputs["labels"])
+        write_json_atomic(tmp / PUBLIC, public_json(outcome))
+        write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest).encode())
+        verify_accuracy(tmp)  # the folder as a third party gets it
     return outcome
 
 
@@ -187,18 +198,36 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
         manifest, proof, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS))
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
+    unexpected_files(folder, ACCURACY_FILES)
     circuit = circuit_of(manifest)
-    prepared = prepare(circuit, ceremony_srs)
-    if prepared.srs.sha256() != manifest["srs"]["sha256"]:
-        raise ProofError("the proof was made with another SRS than this machine's; pass the same SRS file with --srs")
+    prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
     steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
     if proof_commitments(bytes(proof["proof"]), 1)[0].hex() != commitments["model"]:
         raise ProofError("the proof's model commitment differs from the one claimed")
     outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
     if outputs["label_error"] != 0:
         raise ProofError("the evaluation set has labels outside 0..9 (label_error != 0)")
-    return AccuracyOutcome(outputs["correct"], circuit.samples, commitments["model"],
-                           outputs["pixels"] + outputs["labels"])
+    outcome = AccuracyOutcome(outputs["correct"], circuit.samples, commitments["model"], outputs["pixels"] + outputs["labels"])
+    if (folder / steps.INPUT).exists():
+        model, pixels, labels = json.loads((folder / steps.INPUT).read_text())["input_data"]
+        if (commit(np.asarray(model, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex()
+                != commitments["model"] or [*pixels, *labels] != outcome.evaluation):
+            raise ProofError(f"{folder / steps.INPUT} does not hold the model and set the proof is about: "
+                             "it was edited after proving")
+    check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
+    check_text(folder / SUMMARY, summary_text(outcome, manifest))
+    return outcome
+
+
+def public_json(outcome: AccuracyOutcome) -> dict:
+    return {"correct": outcome.correct, "samples": outcome.samples, "accuracy": outcome.accuracy}
+
+
+def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
+    return (f"accuracy proof: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}), "
+            f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
+            f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
+            f"model commitment: 0x{outcome.model_commitment}\n")
 
 
 def paired_circuits(round_circuit, samples: int) -> tuple:

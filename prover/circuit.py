@@ -105,6 +105,11 @@ class RoundCircuit:
         return value_bound(self.params, self.max_int)
 
     @property
+    def lookup_bound(self) -> int:
+        """The range-check table's bound: the clip (see krum_module)."""
+        return self.max_int
+
+    @property
     def absent_distance(self) -> int:
         return absent_distance(self.params, self.d, self.max_int)
 
@@ -132,7 +137,7 @@ class RoundCircuit:
         return [(-self.max_int, self.max_int)] * self.n + [(-self.bound, self.bound)]
 
     def export(self, path: Path) -> Path:
-        return export_onnx(self.params, self.d, self.absent_distance, path)
+        return export_onnx(self.params, self.d, self.absent_distance, self.max_int, path)
 
     def calibration_input(self) -> dict:
         """Extreme values, and the f last slots absent: calibration sizes for the worst case."""
@@ -206,14 +211,18 @@ def input_json(tagged_updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
     return {"input_data": [row.tolist() for row in np.asarray(tagged_updates)] + [np.asarray(claimed_sum).tolist()]}
 
 
+DESCRIPTION = "circuit.json"
+
+
 def _build_model_dir(circuit, folder: Path) -> None:
+    write_json_atomic(folder / DESCRIPTION, {"label": circuit.label, **circuit.description()})
     network = circuit.export(folder / steps.NETWORK)
     settings = steps.gen_settings(network, folder / steps.SETTINGS, circuit.run_args())
     write_json_atomic(folder / steps.CALIBRATION, circuit.calibration_input())
     steps.calibrate(folder / steps.CALIBRATION, network, settings, scales=[0])
     # Calibration widens the lookup table to what it saw; the range check needs it exact.
     data = json.loads(settings.read_text())
-    data["run_args"]["lookup_range"] = [-circuit.bound, circuit.bound]
+    data["run_args"]["lookup_range"] = [-circuit.lookup_bound, circuit.lookup_bound]
     data["run_args"]["logrows"] = max(data["run_args"]["logrows"], circuit.min_logrows)
     write_json_atomic(settings, data)
     steps.compile_circuit(network, folder / steps.COMPILED, settings)
@@ -264,16 +273,49 @@ def natural_logrows(circuit) -> int:
     return settings["run_args"]["logrows"]
 
 
+def estimated_peak_mb(logrows: int, num_inner_cols: int) -> float:
+    """An upper estimate of the prover's peak memory (MB), the larger of set-up and proving: an
+    upper fit of the README's measurements (k=12 and 15 at 8 cells per row: 503 and 4,088 MB;
+    k=13 and 16 at 4: 424 and 3,460 MB; k=18 at 1: 7,348 MB). Memory follows the rows (2^k) and
+    the columns, which grow with the cells per row."""
+    return 2**logrows * (0.02 + 0.0135 * num_inner_cols)
+
+
+def memory_budget_mb() -> float:
+    """What a prover process may use: ``$STAKELEARN_MEMORY_MB``, else the memory available now."""
+    if "STAKELEARN_MEMORY_MB" in os.environ:
+        try:
+            return float(os.environ["STAKELEARN_MEMORY_MB"])
+        except ValueError:
+            raise InputError(f"STAKELEARN_MEMORY_MB must be a number of megabytes, got {os.environ['STAKELEARN_MEMORY_MB']!r}") from None
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    return int(fields["MemAvailable"].split()[0]) / 1024
+
+
+def check_fits(circuit, settings: dict) -> None:
+    """Refuse, before any key set-up, a circuit this machine cannot hold while proving."""
+    logrows = settings["run_args"]["logrows"]
+    needed, budget = estimated_peak_mb(logrows, circuit.num_inner_cols), memory_budget_mb()
+    if needed > budget:
+        raise InputError(
+            f"{circuit.label} needs about {needed / 1024:.1f} GB to set up and prove ({settings['num_rows']:,} rows, "
+            f"logrows {logrows}) and {budget / 1024:.1f} GB is available: use a smaller model or fewer clients per round, "
+            "or more memory (STAKELEARN_MEMORY_MB overrides the budget)")
+
+
 def prepare(
     circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
 ) -> PreparedCircuit:
     """Compile the circuit, resolve its SRS, and set up the keys and the VK artifact for the EVM,
-    each only once per (circuit, SRS). Steps that ran are timed into ``stats``."""
+    each only once per (circuit, SRS). Steps that ran are timed into ``stats``. A circuit whose
+    estimated memory exceeds the budget is refused before its SRS and keys are made."""
     folder = model_dir(circuit, stats)
     settings = json.loads((folder / steps.SETTINGS).read_text())
     logrows = settings["run_args"]["logrows"]
     if circuit.largest_input >= 2**logrows - 16:
         raise InputError(f"an input of {circuit.largest_input} values does not fit one column at logrows {logrows}")
+    check_fits(circuit, settings)
     srs = resolve_srs(logrows, ceremony_srs)
     key_dir = folder / f"keys-{srs.sha256()[:16]}"
     if not (key_dir / steps.VKA).exists():

@@ -1,12 +1,18 @@
 """Prove and verify one Multi-Krum round: files in, a self-describing round folder out.
 
-A round folder holds:
-    round.json        the circuit (shape, layout, ezkl version) and the SRS it was proven with
+A round folder holds everything a third party needs to check it, on any machine, with no
+circuit rebuilt and no key set up (see prover.verifying):
+    round.json        the circuit (shape, layout, ezkl version), the SRS, the SHA-256 of every
+                      verifying file and the VKA digest a task's RoundVerifier pins
+    settings.json, vk.key, vka.bytes, kzg.srs   the circuit's settings, verifying key, VK
+                      artifact for the EVM, and the SRS the proof was made with
     input.json        the quantized updates with their slot tags, and the claimed sum (ezkl's input file)
     proof.json        ezkl's proof, with its public instances
     commitments.json  the commitment of every update and of the aggregate (the claimed sum)
+    signed.json       (with signed commitments) each client's signed commitment record
     public.json       the public outputs by name: scores, mask, selected and absent clients, check_error
     summary.txt       the same for people
+Verifying checks every one of these files against the proof; any other file is refused.
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, input_json, prepare
 from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.inputs import check_input_range
+from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover.isolate import StepStats, run_isolated
 
@@ -31,6 +39,8 @@ MANIFEST = "round.json"
 COMMITMENTS = "commitments.json"
 PUBLIC = "public.json"
 SUMMARY = "summary.txt"
+SIGNED = "signed.json"
+ROUND_FILES = {MANIFEST, steps.INPUT, steps.PROOF, COMMITMENTS, PUBLIC, SUMMARY, SIGNED, *SHIPPED}
 
 
 @dataclass(frozen=True)
@@ -81,18 +91,26 @@ def prove_round(
     sources: list[str] | None = None,
     stats: dict[str, StepStats] | None = None,
     absent: np.ndarray | None = None,
+    signed: list[dict] | None = None,
 ) -> RoundOutcome:
     """Prove the round over ``updates`` (an ``[n, d]`` integer matrix; the ``absent`` slots, a
-    boolean mask, are left out) into the new folder ``out``. Steps that ran are timed into ``stats``."""
+    boolean mask, are left out) into the new folder ``out``. With ``signed`` (one record per
+    present client, in slot order, each with its ``commitment`` in hex: what the clients signed,
+    their signatures checked by the caller), an update whose commitment differs is refused
+    before proving, and the records are kept as ``signed.json``. Steps that ran are timed into
+    ``stats``."""
     stats = {} if stats is None else stats
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     x = check_updates(updates, circuit, absent)
-    prepared = prepare(circuit, ceremony_srs, stats)
     reference = krum_round(x, circuit.params, absent, circuit.absent_distance)
     inputs = tagged_inputs(x, absent)
     data = input_json(inputs, reference.total)
     check_input_range(data, circuit.input_bounds(), circuit.input_names)  # an unprovable input hangs ezkl
+    prepared = prepare(circuit, ceremony_srs, stats)
+    commitments = [commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*inputs, reference.total]]
+    if signed is not None:
+        check_signed(signed, commitments[:-1], absent)
     with atomic_dir(out) as tmp:
         write_json_atomic(tmp / steps.INPUT, data)
         witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
@@ -104,18 +122,33 @@ def prove_round(
             steps.prove, tmp / steps.WITNESS, prepared.compiled, prepared.pk, tmp / steps.PROOF, prepared.srs.path,
         )
         (tmp / steps.WITNESS).unlink()
-        commitments = [
-            commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*inputs, reference.total]
-        ]
-        write_json_atomic(tmp / MANIFEST, manifest(prepared, sources))
+        verifying = ship_verifying_files(prepared, tmp)
+        manifest_data = manifest(prepared, sources, verifying)
+        write_json_atomic(tmp / MANIFEST, manifest_data)
         write_json_atomic(tmp / COMMITMENTS, {"updates": commitments[:-1], "aggregate": commitments[-1]})
-        outcome = verify_round(tmp, prepared.srs.path if not prepared.srs.insecure else None)
+        if signed is not None:
+            write_json_atomic(tmp / SIGNED, signed)
+        outcome = outcome_of(public_outputs(json.loads((tmp / steps.PROOF).read_text())["instances"][0], circuit.n),
+                             commitments, absent_commitment(prepared).hex())
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
-        write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, prepared, sources).encode())
+        write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest_data).encode())
+        verify_round(tmp)  # the folder as a third party gets it
     return outcome
 
 
-def manifest(prepared: PreparedCircuit, sources: list[str] | None) -> dict:
+def check_signed(signed: list[dict], commitments: list[str], absent: np.ndarray | None) -> None:
+    """Each present slot's commitment must be the one its client signed."""
+    present = [i for i in range(len(commitments)) if absent is None or not absent[i]]
+    if [record.get("slot") for record in signed] != present:
+        raise InputError(f"expected one signed commitment per present client, slots {present} in order, "
+                         f"got slots {[record.get('slot') for record in signed]}")
+    for record in signed:
+        if record.get("commitment", "").removeprefix("0x") != commitments[record["slot"]]:
+            raise InputError(f"update {record['slot']} does not match the commitment its client signed: "
+                             "it is not the update the client committed to")
+
+
+def manifest(prepared: PreparedCircuit, sources: list[str] | None, verifying: dict[str, str]) -> dict:
     return {
         "circuit": prepared.circuit.description(),
         "circuit_digest": prepared.circuit.digest,
@@ -125,6 +158,8 @@ def manifest(prepared: PreparedCircuit, sources: list[str] | None) -> dict:
             "label": prepared.srs.label,
             "sha256": prepared.srs.sha256(),
         },
+        "verifying": verifying,
+        "vka_digest": "0x" + vka_digest(prepared.vka).hex(),
         "sources": sources or [],
     }
 
@@ -147,16 +182,32 @@ def circuit_of(manifest_data: dict) -> RoundCircuit:
                         min_logrows=fields.get("min_logrows", 0))
 
 
+def round_verifying_files(folder: Path, ceremony_srs: Path | None = None) -> PreparedCircuit:
+    """The round folder's own circuit files (checked against its manifest): nothing is rebuilt."""
+    manifest_data, _, _ = load_round(folder)
+    return shipped_circuit(folder, circuit_of(manifest_data), manifest_data, ceremony_srs)
+
+
+def outcome_of(outputs: dict, commitments: list[str], vacant: str) -> RoundOutcome:
+    return RoundOutcome(
+        scores=outputs["scores"],
+        mask=outputs["mask"],
+        check_error=outputs["check_error"],
+        update_commitments=commitments[:-1],
+        aggregate_commitment=commitments[-1],
+        absent=[i for i, c in enumerate(commitments[:-1]) if c == vacant],
+    )
+
+
 def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome:
-    """Check a round folder: the proof against this machine's keys for the circuit it names,
-    the commitments against the proof, and the public outputs. Raises ProofError if any fails."""
+    """Check a round folder with the circuit files it ships (no rebuild, no set-up): the proof,
+    the commitments against the proof, the public outputs, and every other file it holds (the
+    inputs re-committed, the public and summary files regenerated, the signed commitments).
+    Raises ProofError if any fails."""
     manifest_data, proof, commitments = load_round(folder)
+    unexpected_files(folder, ROUND_FILES)
     circuit = circuit_of(manifest_data)
-    prepared = prepare(circuit, ceremony_srs)
-    if prepared.srs.sha256() != manifest_data["srs"]["sha256"]:
-        raise ProofError(
-            "the round was proven with another SRS than this machine's; pass the same SRS file with --srs"
-        )
+    prepared = shipped_circuit(folder, circuit, manifest_data, ceremony_srs)
     steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
     claimed = [*commitments["updates"], commitments["aggregate"]]
     if len(claimed) != circuit.n + 1:
@@ -172,15 +223,28 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
                          "(check_error != 0)")
     if sorted(set(outputs["mask"])) not in ([1], [0, 1]) or sum(outputs["mask"]) != circuit.m:
         raise ProofError(f"the selection mask does not select exactly m={circuit.m} clients")
-    vacant = absent_commitment(prepared).hex()
-    return RoundOutcome(
-        scores=outputs["scores"],
-        mask=outputs["mask"],
-        check_error=outputs["check_error"],
-        update_commitments=commitments["updates"],
-        aggregate_commitment=commitments["aggregate"],
-        absent=[i for i, c in enumerate(commitments["updates"]) if c == vacant],
-    )
+    outcome = outcome_of(outputs, in_proof, absent_commitment(prepared).hex())
+    _check_inputs(folder / steps.INPUT, prepared, in_proof)
+    if (folder / SIGNED).exists():
+        signed = json.loads((folder / SIGNED).read_text())
+        try:
+            check_signed(signed, in_proof[:-1], np.isin(np.arange(circuit.n), outcome.absent))
+        except InputError as error:
+            raise ProofError(f"{SIGNED}: {error}") from None
+    check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
+    check_text(folder / SUMMARY, summary_text(outcome, manifest_data))
+    return outcome
+
+
+def _check_inputs(path: Path, prepared: PreparedCircuit, in_proof: list[str]) -> None:
+    """input.json, when shipped, must hold exactly the vectors the proof committed to."""
+    if not path.exists():
+        return
+    rows = json.loads(path.read_text())["input_data"]
+    if len(rows) != len(in_proof) or any(
+            commit(np.asarray(row, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex() != want
+            for row, want in zip(rows, in_proof)):
+        raise ProofError(f"{path} does not hold the vectors the proof committed to: it was edited after proving")
 
 
 def public_json(outcome: RoundOutcome) -> dict:
@@ -193,12 +257,13 @@ def public_json(outcome: RoundOutcome) -> dict:
     }
 
 
-def summary_text(outcome: RoundOutcome, prepared: PreparedCircuit, sources: list[str] | None) -> str:
-    c = prepared.circuit
-    names = sources or [f"update {i}" for i in range(c.n)]
+def summary_text(outcome: RoundOutcome, manifest_data: dict) -> str:
+    c = manifest_data["circuit"]
+    names = manifest_data["sources"] or [f"update {i}" for i in range(c["n"])]
     lines = [
-        f"Multi-Krum round: n={c.n} clients, f={c.f} tolerated, m={c.m} selected, d={c.d} parameters",
-        f"circuit {c.digest}, logrows {prepared.logrows}, {prepared.srs.label}",
+        f"Multi-Krum round: n={c['n']} clients, f={c['f']} tolerated, m={c['m']} selected, d={c['d']} parameters",
+        f"circuit {manifest_data['circuit_digest']}, logrows {manifest_data['logrows']}, {manifest_data['srs']['label']}",
+        f"verifying key artifact (VKA) digest {manifest_data['vka_digest']}: a task's RoundVerifier pins it",
         "",
         f"{'client':>6}  {'score':>14}  {'selected':>8}  commitment  source",
     ]

@@ -2,7 +2,8 @@
 # Set up everything StakeLearn needs on a fresh machine, idempotently:
 #   .venv/          Python 3.11 virtual environment (torch pinned to the 2.13.0 CPU build)
 #   tools/          npm tools: solc-js 0.8.20 (Solidity compiler) and anvil (local EVM node)
-#   ~/.svm/0.8.20/  the solc ezkl looks for when it generates verifiers (the solc-js adapter)
+#   ~/.svm/0.8.20/  the solc ezkl looks for when it generates verifiers: a link to the solc-js
+#                   adapter, copied with npm solc to ~/.local/share/stakelearn/solc-0.8.20/
 # A second run with nothing changed returns in about a second.
 set -euo pipefail
 
@@ -30,10 +31,6 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$(stamp_of)" ]; then
   stamp_of > "$stamp_file"
 fi
 
-# ezkl finds solc 0.8.20 only through svm's folder; offline it cannot download one. A native
-# solc placed there is left alone; a link is pointed at this checkout's adapter.
-svm_solc="$HOME/.svm/0.8.20/solc-0.8.20"
-if [ ! -e "$svm_solc" ] || [ -L "$svm_solc" ]; then
-  mkdir -p "$(dirname "$svm_solc")"
-  ln -sf "$root/tools/solc-adapter.js" "$svm_solc"
-fi
+# ezkl finds solc 0.8.20 only through svm's folder (~/.svm/0.8.20/); offline it cannot download
+# one: link the solc-js adapter there, from a copy outside this checkout.
+bash "$root/scripts/install-solc-adapter.sh"

@@ -30,7 +30,7 @@ def test_torch_module_matches_reference(n, f, m, d, absent):
     big = absent_distance(params, d, 128)
     reference = krum_round(x, params, gone, big)
     inputs = [torch.tensor(row, dtype=torch.float64) for row in [*tagged_inputs(x, gone), reference.total]]
-    out = MultiKrumRound(params, big).double()(*inputs).numpy().astype(np.int64).tolist()
+    out = MultiKrumRound(params, big, 128).double()(*inputs).numpy().astype(np.int64).tolist()
     parts = split_outputs(out, n)
     assert parts["scores"] == reference.scores.tolist()
     assert parts["mask"] == reference.mask.astype(int).tolist()
@@ -80,6 +80,6 @@ def test_circuit_reports_another_slots_tag(tmp_path):
 
 def test_circuit_settings_pin_the_range_check(small_circuit):
     settings = json.loads((model_dir(small_circuit) / steps.SETTINGS).read_text())
-    assert settings["run_args"]["lookup_range"] == [-small_circuit.bound, small_circuit.bound]
+    assert settings["run_args"]["lookup_range"] == [-small_circuit.max_int, small_circuit.max_int]
     assert settings["run_args"]["input_visibility"] == "KZGCommit"
     assert settings["run_args"]["disable_freivalds"] is True

@@ -16,16 +16,6 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "stakelearn.pipeline.cli", *map(str, args)], capture_output=True, text=True)
 
 
-@pytest.fixture
-def update_files(tmp_path, small_updates):
-    """The session's small updates as .npy files in float units (scale 2^-7)."""
-    paths = []
-    for i, row in enumerate(small_updates):
-        paths.append(tmp_path / f"client_{i}.npy")
-        np.save(paths[-1], row / 128.0)
-    return paths
-
-
 def test_prove_then_verify_locally_and_on_evm(update_files, tmp_path, small_circuit, capsys):
     out = tmp_path / "round"
     assert main(["prove", *map(str, update_files), "--byzantine", "1", "--select", "3", "--inner-cols", "4", "--out", str(out)]) == 0

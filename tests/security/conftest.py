@@ -5,8 +5,6 @@ import json
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
-from ..conftest import ABSENT  # noqa: F401 (client 4 never commits)
-
 
 def round_commitments(folder) -> list[bytes]:
     data = json.loads((folder / COMMITMENTS).read_text())

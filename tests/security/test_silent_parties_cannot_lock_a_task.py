@@ -7,7 +7,8 @@ is protected by posting its commitment on chain."""
 from web3.logs import DISCARD
 
 from ..verifier_contracts.world import ACTIVE, COMPLETED, EPOCHS, ETHER, FEE, PERIODS
-from .conftest import ABSENT, absent_signatures, round_commitments, use_round
+from ..conftest import ABSENT
+from .conftest import absent_signatures, round_commitments, use_round
 
 CANCELLED = 4
 YEAR = 365 * 24 * 3600

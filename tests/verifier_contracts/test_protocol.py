@@ -11,7 +11,7 @@ from web3.logs import DISCARD
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.protocol import SlashingPolicy, new_account
 from stakelearn.prover import steps
-from stakelearn.prover.round import COMMITMENTS, prove_round
+from stakelearn.prover.round import COMMITMENTS
 from stakelearn.prover.circuit import prepare
 from stakelearn.verifier_contracts.solc import compile_sources
 

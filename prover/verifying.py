@@ -1,0 +1,64 @@
+"""What a verifier needs, shipped with every proof folder: anyone can check it anywhere.
+
+Two builds of the same circuit are not identical (ezkl 23 orders the settings'
+``required_range_checks`` differently from one build to the next, which changes the verifying
+key), so a verifier must never rebuild the circuit: the prover copies its settings, verifying
+key, VK artifact and SRS into the folder and pins each by SHA-256 in the folder's manifest. The
+circuit a folder claims is then anchored by its VKA digest, which a task's verifier contract
+pins on chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+from stakelearn.errors import ArtifactError, ProofError
+from stakelearn.prover import steps
+from stakelearn.prover.circuit import PreparedCircuit
+from stakelearn.prover.srs import Srs
+
+SRS_FILE = "kzg.srs"
+SHIPPED = (steps.SETTINGS, steps.VK, steps.VKA, SRS_FILE)
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def ship_verifying_files(prepared: PreparedCircuit, folder: Path) -> dict[str, str]:
+    """Copy what verifies ``prepared``'s proofs into ``folder``; return each file's SHA-256."""
+    sources = {steps.SETTINGS: prepared.settings, steps.VK: prepared.vk, steps.VKA: prepared.vka,
+               SRS_FILE: prepared.srs.path}
+    for name, source in sources.items():
+        shutil.copyfile(source, folder / name)
+    return {name: sha256_file(folder / name) for name in SHIPPED}
+
+
+def shipped_circuit(folder: Path, circuit, manifest: dict, ceremony_srs: Path | None = None) -> PreparedCircuit:
+    """The circuit as the folder ships it, each file checked against the manifest's digest;
+    ``ceremony_srs``, when given, must be the very SRS the proof was made with."""
+    pinned = manifest.get("verifying", {})
+    for name in SHIPPED:
+        if not (folder / name).is_file():
+            raise ArtifactError(f"{folder} lacks {name}, which verifying needs: it was not made by this version's prover")
+        if sha256_file(folder / name) != pinned.get(name):
+            raise ProofError(f"{folder / name} is not the file the proof was made with (its SHA-256 differs from the manifest's)")
+    if ceremony_srs is not None and sha256_file(ceremony_srs) != pinned[SRS_FILE]:
+        raise ProofError(f"the proof was not made with the SRS {ceremony_srs}; it was made with the SRS shipped as {SRS_FILE}")
+    srs = Srs(path=folder / SRS_FILE, logrows=manifest["logrows"], insecure=manifest["srs"]["insecure"])
+    return PreparedCircuit(circuit=circuit, model_dir=folder, key_dir=folder, srs=srs)
+
+
+def unexpected_files(folder: Path, known: set[str]) -> None:
+    """A verifier reports on every file of a folder, so a file it does not check is an error."""
+    extra = sorted(path.name for path in folder.iterdir() if path.name not in known)
+    if extra:
+        raise ProofError(f"{folder} holds {extra[0]}, which is not part of a proof folder and would go unchecked; remove it")
+
+
+def check_text(path: Path, expected: str) -> None:
+    """A human-readable file must say exactly what the proof says."""
+    if path.exists() and path.read_text() != expected:
+        raise ProofError(f"{path} does not say what the proof says: it was edited after proving")
