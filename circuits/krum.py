@@ -49,6 +49,13 @@ class KrumParams:
             )
 
     @property
+    def allowed_absent(self) -> int:
+        """How many absent clients a round may leave out: ``min(f, n - m - f)``, so that the m
+        selected come from at least m + f present clients and no absent slot enters a present
+        client's score (MPSRollup enforces the same)."""
+        return min(self.f, self.n - self.m - self.f)
+
+    @property
     def neighbours(self) -> int:
         """How many nearest other updates enter a Krum score: ``n - f - 2``."""
         return self.n - self.f - 2
@@ -119,8 +126,9 @@ def krum_round(updates: np.ndarray, params: KrumParams, absent: np.ndarray | Non
     x = np.asarray(updates, dtype=np.int64)
     if x.ndim != 2 or x.shape[0] != params.n:
         raise InputError(f"expected {params.n} updates as an [n, d] matrix, got shape {x.shape}")
-    if absent is not None and np.count_nonzero(absent) > params.f:
-        raise InputError(f"{np.count_nonzero(absent)} clients are absent; a round tolerates at most f={params.f}")
+    if absent is not None and np.count_nonzero(absent) > params.allowed_absent:
+        raise InputError(f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
+                         f"min(f, n - m - f) = {params.allowed_absent}")
     scores = krum_scores(x, params.f, absent, absent_distance)
     mask = multikrum_select(scores, params.m)
     return KrumRound(scores=scores, mask=mask, total=selected_sum(x, mask))

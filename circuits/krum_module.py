@@ -6,7 +6,10 @@ slot tag, :func:`stakelearn.circuits.krum.tagged_inputs`) and ``claimed_sum`` of
 (the aggregator's claimed sum of the selected updates; the next global update is that sum
 divided by ``m``).
 
-Output, one public vector: ``[scores (n), mask (n), check_error, range_tag]``.
+Output, one public vector: ``[scores (n), mask (n), absent (n), check_error, range_tag]``.
+- ``absent`` is 1 for a slot whose tag is 0: the contract requires it to be exactly the slots the
+  round declares absent, so no signed slot can hide as an absent one (and more than the
+  tolerated number of slots cannot be absent).
 - ``check_error`` is ``sum((computed_sum - claimed_sum)**2) + sum_i (tag_i (tag_i - i - 1))**2``.
   A round is valid only when it is 0: every term is a square of a range-bounded integer, far
   below the field modulus, so 0 means the claimed sum equals the computed sum (the commitment
@@ -79,7 +82,7 @@ class MultiKrumRound(torch.nn.Module):
         dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
         gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
         norms = torch.stack([dots[i, i] for i in range(n)])
-        absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0
+        absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0 (it is 0 or i + 1)
         distances = (norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
                      + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0)))
         scores, mask = krum_selection(distances, self.params, self.index)
@@ -88,7 +91,7 @@ class MultiKrumRound(torch.nn.Module):
         check_error = (((total - claimed_sum) ** 2).sum() + tag_error).reshape(1)
         range_tag = (sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
                      + torch.sigmoid(claimed_sum + self.sum_shift).sum()).reshape(1)
-        return torch.cat([scores, mask, check_error, range_tag])
+        return torch.cat([scores, mask, absent, check_error, range_tag])
 
 
 def input_names(n: int) -> list[str]:
@@ -100,8 +103,9 @@ def split_outputs(values: list[int], n: int) -> dict[str, list[int]]:
     return {
         "scores": values[:n],
         "mask": values[n : 2 * n],
-        "check_error": values[2 * n],
-        "range_tag": values[2 * n + 1],
+        "absent": values[2 * n : 3 * n],
+        "check_error": values[3 * n],
+        "range_tag": values[3 * n + 1],
     }
 
 

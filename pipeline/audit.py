@@ -100,12 +100,13 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
             problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
         check = verifier.functions.verifyRound(submitted["proof"], submitted["instances"], submitted["vka"], commitments)
         try:
-            selected = check.call()
+            proven = tuple(check.call())  # (selected, absent)
         except Exception as error:  # a revert of the verifier: the proof no longer checks
             problems.append(f"epoch {epoch}: the proof does not verify ({error})")
-            selected = None
-        if selected is not None and selected != a["selectedMask"]:
-            problems.append(f"epoch {epoch}: the proof selects {selected:b}, the event says {a['selectedMask']:b}")
+            proven = None
+        if proven is not None and proven != (a["selectedMask"], a["absentMask"]):
+            problems.append(f"epoch {epoch}: the proof selects {proven[0]:b} with {proven[1]:b} absent, the event says "
+                            f"{a['selectedMask']:b} with {a['absentMask']:b} absent")
         model = keccak(parts[n])
         if a["globalModel"] != model:
             problems.append(f"epoch {epoch}: global model {_hex(a['globalModel'])} is not the hash of the aggregate commitment")

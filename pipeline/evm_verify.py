@@ -56,8 +56,8 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("RoundVerifier")
-    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.n,
-                              keccak(absent_commitment(prepared)))
+    c = prepared.circuit
+    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), c.n, c.f, c.m, keccak(absent_commitment(prepared)))
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 

@@ -213,7 +213,7 @@ def check_task_verifiers(protocol: Protocol, task_id: int, prepared: PreparedCir
     about a ``vkaDigest()``. Raises StakeLearnError naming what differs."""
     chain = protocol.chain
     params = protocol.tasks.functions.taskParams(task_id).call()
-    n, samples, round_address, accuracy_address = params[1], params[10], params[7], params[11]
+    (n, f, m), samples, round_address, accuracy_address = params[1:4], params[10], params[7], params[11]
     if protocol.tasks.functions.approvedAccuracyVerifier(round_address).call() != accuracy_address:
         raise StakeLearnError(f"task {task_id}: its verifiers {round_address} and {accuracy_address} are not a pair "
                               "the protocol approved; do not enroll")
@@ -224,7 +224,7 @@ def check_task_verifiers(protocol: Protocol, task_id: int, prepared: PreparedCir
         raise StakeLearnError(f"task {task_id}: {round_address} is not a StakeLearn RoundVerifier ({error})") from None
     expected = {
         "round verifier": (round_address, "RoundVerifier",
-                           (reusable, vka_digest(prepared.vka), n, keccak(absent_commitment(prepared)))),
+                           (reusable, vka_digest(prepared.vka), n, f, m, keccak(absent_commitment(prepared)))),
         "accuracy verifier": (accuracy_address, "AccuracyVerifier", (reusable, vka_digest(accuracy.vka), samples)),
         "reusable ezkl verifier": (reusable, "Halo2VerifierReusable", ()),
     }

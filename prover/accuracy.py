@@ -194,11 +194,12 @@ def circuit_of(manifest: dict) -> AccuracyCircuit:
 
 def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
     """Check an accuracy folder: the proof, its commitments and its outputs; ProofError if any fails."""
+    if folder.is_dir():
+        unexpected_files(folder, ACCURACY_FILES)  # before reading: a link could point anywhere
     try:
         manifest, proof, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS))
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
-    unexpected_files(folder, ACCURACY_FILES)
     circuit = circuit_of(manifest)
     prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
     steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)

@@ -140,9 +140,9 @@ class RoundCircuit:
         return export_onnx(self.params, self.d, self.absent_distance, self.max_int, path)
 
     def calibration_input(self) -> dict:
-        """Extreme values, and the f last slots absent: calibration sizes for the worst case."""
+        """Extreme values, and the most slots absent a round allows: calibration sizes for the worst case."""
         sample = self.calibration_matrix()
-        absent = np.arange(self.n) >= self.n - self.f
+        absent = np.arange(self.n) >= self.n - self.params.allowed_absent
         sample[absent] = 0
         return input_json(tagged_inputs(sample, absent), krum_round(sample, self.params, absent, self.absent_distance).total)
 

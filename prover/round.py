@@ -52,7 +52,7 @@ class RoundOutcome:
     check_error: int
     update_commitments: list[str]
     aggregate_commitment: str
-    absent: list[int]  # slots holding the absent commitment (the zero vector)
+    absent: list[int]  # slots the circuit treated as absent (tag 0: the zero vector)
 
     @property
     def selected(self) -> list[int]:
@@ -68,8 +68,9 @@ def check_updates(updates: np.ndarray, circuit: RoundCircuit, absent: np.ndarray
         raise InputError(
             f"update {too_big[0]} has values beyond +-{circuit.max_int}; quantize it with the task's fixed point"
         )
-    if absent is not None and np.count_nonzero(absent) > circuit.f:
-        raise InputError(f"{np.count_nonzero(absent)} clients are absent; a round tolerates at most f={circuit.f}")
+    if absent is not None and np.count_nonzero(absent) > circuit.params.allowed_absent:
+        raise InputError(f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
+                         f"min(f, n - m - f) = {circuit.params.allowed_absent}")
     return x.astype(np.int64)
 
 
@@ -129,7 +130,7 @@ def prove_round(
         if signed is not None:
             write_json_atomic(tmp / SIGNED, signed)
         outcome = outcome_of(public_outputs(json.loads((tmp / steps.PROOF).read_text())["instances"][0], circuit.n),
-                             commitments, absent_commitment(prepared).hex())
+                             commitments)
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
         write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest_data).encode())
         verify_round(tmp)  # the folder as a third party gets it
@@ -188,14 +189,14 @@ def round_verifying_files(folder: Path, ceremony_srs: Path | None = None) -> Pre
     return shipped_circuit(folder, circuit_of(manifest_data), manifest_data, ceremony_srs)
 
 
-def outcome_of(outputs: dict, commitments: list[str], vacant: str) -> RoundOutcome:
+def outcome_of(outputs: dict, commitments: list[str]) -> RoundOutcome:
     return RoundOutcome(
         scores=outputs["scores"],
         mask=outputs["mask"],
         check_error=outputs["check_error"],
         update_commitments=commitments[:-1],
         aggregate_commitment=commitments[-1],
-        absent=[i for i, c in enumerate(commitments[:-1]) if c == vacant],
+        absent=[i for i, bit in enumerate(outputs["absent"]) if bit == 1],
     )
 
 
@@ -204,8 +205,9 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
     the commitments against the proof, the public outputs, and every other file it holds (the
     inputs re-committed, the public and summary files regenerated, the signed commitments).
     Raises ProofError if any fails."""
+    if folder.is_dir():
+        unexpected_files(folder, ROUND_FILES)  # before reading: a link could point anywhere
     manifest_data, proof, commitments = load_round(folder)
-    unexpected_files(folder, ROUND_FILES)
     circuit = circuit_of(manifest_data)
     prepared = shipped_circuit(folder, circuit, manifest_data, ceremony_srs)
     steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
@@ -223,7 +225,9 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
                          "(check_error != 0)")
     if sorted(set(outputs["mask"])) not in ([1], [0, 1]) or sum(outputs["mask"]) != circuit.m:
         raise ProofError(f"the selection mask does not select exactly m={circuit.m} clients")
-    outcome = outcome_of(outputs, in_proof, absent_commitment(prepared).hex())
+    if sorted(set(outputs["absent"])) not in ([], [0], [1], [0, 1]):
+        raise ProofError("the absent flags are not bits")
+    outcome = outcome_of(outputs, in_proof)
     _check_inputs(folder / steps.INPUT, prepared, in_proof)
     if (folder / SIGNED).exists():
         signed = json.loads((folder / SIGNED).read_text())

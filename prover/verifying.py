@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from pathlib import Path
 
 from stakelearn.errors import ArtifactError, ProofError
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import PreparedCircuit
+from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.srs import Srs
 
 SRS_FILE = "kzg.srs"
@@ -37,25 +39,38 @@ def ship_verifying_files(prepared: PreparedCircuit, folder: Path) -> dict[str, s
 
 
 def shipped_circuit(folder: Path, circuit, manifest: dict, ceremony_srs: Path | None = None) -> PreparedCircuit:
-    """The circuit as the folder ships it, each file checked against the manifest's digest;
-    ``ceremony_srs``, when given, must be the very SRS the proof was made with."""
+    """The circuit as the folder ships it, each file checked against the manifest's digest, and
+    the VK artifact re-derived from the verifying key, settings and SRS, so that the VKA digest
+    the manifest states (the one a task's verifier contract pins) is the circuit's that verifies
+    the proof. ``ceremony_srs``, when given, must be the very SRS the proof was made with."""
     pinned = manifest.get("verifying", {})
     for name in SHIPPED:
-        if not (folder / name).is_file():
-            raise ArtifactError(f"{folder} lacks {name}, which verifying needs: it was not made by this version's prover")
-        if sha256_file(folder / name) != pinned.get(name):
-            raise ProofError(f"{folder / name} is not the file the proof was made with (its SHA-256 differs from the manifest's)")
+        path = folder / name
+        if path.is_symlink() or not path.is_file():
+            raise ArtifactError(f"{path} is missing or not a regular file: verifying needs the file itself")
+        if sha256_file(path) != pinned.get(name):
+            raise ProofError(f"{path} is not the file the proof was made with (its SHA-256 differs from the manifest's)")
     if ceremony_srs is not None and sha256_file(ceremony_srs) != pinned[SRS_FILE]:
         raise ProofError(f"the proof was not made with the SRS {ceremony_srs}; it was made with the SRS shipped as {SRS_FILE}")
+    with tempfile.TemporaryDirectory() as scratch:
+        derived = steps.create_vka(folder / steps.VK, folder / steps.SETTINGS, Path(scratch) / steps.VKA, folder / SRS_FILE)
+        if derived.read_bytes() != (folder / steps.VKA).read_bytes():
+            raise ProofError(f"{folder / steps.VKA} is not the VK artifact of the shipped verifying key")
+    if manifest.get("vka_digest") != "0x" + vka_digest(folder / steps.VKA).hex():
+        raise ProofError(f"the manifest's VKA digest is not the digest of {folder / steps.VKA}")
     srs = Srs(path=folder / SRS_FILE, logrows=manifest["logrows"], insecure=manifest["srs"]["insecure"])
     return PreparedCircuit(circuit=circuit, model_dir=folder, key_dir=folder, srs=srs)
 
 
 def unexpected_files(folder: Path, known: set[str]) -> None:
-    """A verifier reports on every file of a folder, so a file it does not check is an error."""
+    """A verifier reports on every file of a folder, so a file it does not check is an error, and
+    so is a link or a special file in place of one it checks (it could point anywhere, or block)."""
     extra = sorted(path.name for path in folder.iterdir() if path.name not in known)
     if extra:
         raise ProofError(f"{folder} holds {extra[0]}, which is not part of a proof folder and would go unchecked; remove it")
+    odd = sorted(path.name for path in folder.iterdir() if path.is_symlink() or not path.is_file())
+    if odd:
+        raise ProofError(f"{folder / odd[0]} is not a regular file: a proof folder holds only files")
 
 
 def check_text(path: Path, expected: str) -> None:

@@ -25,7 +25,7 @@ def absent_last(n: int, count: int) -> np.ndarray:
 def test_torch_module_matches_reference(n, f, m, d, absent):
     params = KrumParams(n=n, f=f, m=m)
     x = np.random.default_rng(n * d).integers(-128, 129, size=(n, d))
-    gone = absent_last(n, absent)
+    gone = absent_last(n, min(absent, params.allowed_absent))
     x[gone] = 0
     big = absent_distance(params, d, 128)
     reference = krum_round(x, params, gone, big)
@@ -35,6 +35,7 @@ def test_torch_module_matches_reference(n, f, m, d, absent):
     assert parts["scores"] == reference.scores.tolist()
     assert parts["mask"] == reference.mask.astype(int).tolist()
     assert parts["check_error"] == 0
+    assert parts["absent"] == gone.astype(int).tolist()
     assert not reference.mask[gone].any()
 
 
@@ -43,7 +44,7 @@ def test_circuit_witness_matches_reference_exactly(n, f, m, d, tmp_path):
     circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=128, num_inner_cols=4)
     x = np.random.default_rng(n + d).integers(-128, 129, size=(n, d))
     x[0] = x[1]  # equal updates: equal scores exercise the tie-break
-    gone = absent_last(n, f)  # the most absent clients a round tolerates
+    gone = absent_last(n, circuit.params.allowed_absent)  # the most absent clients a round tolerates
     x[gone] = 0
     reference = krum_round(x, circuit.params, gone, circuit.absent_distance)
     folder = model_dir(circuit)

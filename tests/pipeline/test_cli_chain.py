@@ -133,5 +133,6 @@ def test_version_names_stakelearn_and_ezkl():
 def test_every_argument_has_help(command, argument):
     result = run_cli(command, "--help")
     assert result.returncode == 0
-    line = next(line for line in result.stdout.splitlines() if line.strip().startswith(argument))
+    described = result.stdout.split("\n\n", 1)[1]  # past the usage lines, which name the argument too
+    line = next(line for line in described.splitlines() if line.strip().startswith(argument))
     assert len(line.strip()) > len(argument) + 10, result.stdout  # the help text follows on its line

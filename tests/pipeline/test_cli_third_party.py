@@ -93,6 +93,7 @@ def test_third_party_verifies_in_an_empty_home_without_rebuilding(signed_round, 
     ("input.json", lambda d: {"input_data": [[v + 1 for v in d["input_data"][0]], *d["input_data"][1:]]}),
     ("signed.json", lambda d: [{**d[0], "signature": d[1]["signature"]}, *d[1:]]),
     ("vk.key", None),
+    ("round.json", lambda d: {**d, "vka_digest": "0x" + "11" * 32}),  # a forged anchor for the chain
 ])
 def test_verify_checks_every_file_it_reports_on(signed_round, tmp_path, name, edit):
     folder = tmp_path / "round"
@@ -114,3 +115,11 @@ def test_verify_refuses_a_file_it_does_not_check(signed_round, tmp_path):
     subprocess.run(["cp", "-r", str(signed_round["round"]), str(folder)], check=True)
     (folder / "notes.txt").write_text("the aggregator says: all good")
     assert_one_line_error(run_cli("verify", folder), "notes.txt")
+
+
+def test_verify_refuses_a_link_in_place_of_a_file(signed_round, tmp_path):
+    folder = tmp_path / "round"
+    subprocess.run(["cp", "-r", str(signed_round["round"]), str(folder)], check=True)
+    (folder / "public.json").unlink()
+    (folder / "public.json").symlink_to("/dev/zero")  # would hang a reader
+    assert_one_line_error(run_cli("verify", folder), "not a regular file")

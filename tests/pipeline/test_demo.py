@@ -79,6 +79,7 @@ def test_run_demo_balances_add_up(demo_run):
     assert summary["balances"]["rewarded_wei"] + summary["balances"]["refunded_wei"] == fees
     assert sum(c["reward_wei"] for c in summary["balances"]["clients"]) == summary["balances"]["rewarded_wei"]
     assert w3.eth.get_balance(protocol.tasks.address) == tasks.creditsHeld().call() + tasks.baseFeesHeld().call()
+    assert tasks.burntHeld().call() == 0  # the target was reached: nothing burnt
     assert tasks.creditsHeld().call() == 0  # everyone withdrew
     assert w3.eth.get_balance(protocol.registry.address) == registry.totalStaked().call() + registry.slashedTotal().call()
 
@@ -273,4 +274,5 @@ def test_submitAccuracy_below_the_target_pays_only_the_work_share(demo_run, repl
     assert not proven["args"]["targetReached"]
     fees = SMALL_TASK.epochs * FEE_PER_EPOCH
     assert completed["args"]["rewarded"] == fees * PROTOCOL.work_bps // 10_000
-    assert completed["args"]["refunded"] == fees - completed["args"]["rewarded"]
+    assert completed["args"]["burnt"] == fees - completed["args"]["rewarded"]  # not refunded: a miss pays nobody
+    assert completed["args"]["refunded"] == 0

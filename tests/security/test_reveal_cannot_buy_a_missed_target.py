@@ -55,3 +55,20 @@ def test_reveal_at_the_deadline_leaves_a_full_proof_window(world):
     assert tasks.functions.task(task_id).call()[1] == EVALUATING
     assert world.revert_name(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
                              EVALUATION_VALUES) == "RewardManager__AlreadyRevealed"
+
+
+def test_a_missed_target_returns_nothing_to_the_requester(world):
+    """Review: a requester that commits to a provable set with wrong labels (or ends training
+    early) always misses the target; if the rest of the fees came back to it, it would pay half.
+    The fees of the epochs run are spent either way: the work share to the clients, the rest burnt."""
+    task_id = trained_task(world, evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES))
+    tasks = world.protocol.tasks
+    world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES)
+    world.let_deadline_pass(task_id)  # no proof reaches the target
+    world.send(world.clients[0], tasks, "settle", task_id)
+    fee_of_the_epoch_run = FEE
+    unrun = 2 * FEE  # EPOCHS = 3, one run
+    refund = tasks.functions.creditOf(world.requester.address).call()
+    assert unrun <= refund < unrun + len(world.clients)  # the unrun epochs and the shares' rounding dust
+    assert sum(world.credits()) + tasks.functions.burntHeld().call() + refund - unrun == fee_of_the_epoch_run
+    assert world.balances_add_up()

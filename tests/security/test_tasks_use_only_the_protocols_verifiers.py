@@ -16,13 +16,15 @@ pragma solidity ^0.8.20;
 contract RogueRoundVerifier {
     address public verifier;
     uint256 public clients;
+    uint256 public byzantine = 1;
+    uint256 public selected = 3;
     bytes32 public vkaDigest;
     bytes32 public absentCommitment;
     constructor(address verifier_, uint256 n, bytes32 vkaDigest_, bytes32 absent) {
         verifier = verifier_; clients = n; vkaDigest = vkaDigest_; absentCommitment = absent;
     }
     function verifyRound(bytes calldata, uint256[] calldata, bytes32[] calldata, bytes calldata)
-        external pure returns (uint256) { return 0; }  // nobody selected: everyone an outlier
+        external pure returns (uint256, uint256) { return (0, 0); }  // nobody selected: everyone an outlier
 }
 contract RogueAccuracyVerifier {
     uint256 public samples;

@@ -383,7 +383,7 @@ def test_revealEvaluationSet_rejects_another_set(world):
     assert reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal) == "RewardManager__WrongEvaluationSet"
 
 
-def test_settle_after_a_reveal_refunds_all_but_the_work_share(world):
+def test_settle_after_a_reveal_pays_the_work_share_and_burns_the_rest(world):
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
@@ -395,7 +395,9 @@ def test_settle_after_a_reveal_refunds_all_but_the_work_share(world):
     work = 2 * FEE * world.protocol.config.work_bps // 10_000
     shares = [tasks.creditOf(c.address).call() for c in world.clients]
     assert shares == [work // 3, 0, work // 3, work // 3, 0]
-    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE - sum(shares)
+    burnt = 2 * FEE - work
+    assert tasks.burntHeld().call() == burnt  # the requester does not get the missed share back
+    assert tasks.creditOf(world.requester.address).call() == EPOCHS * FEE - sum(shares) - burnt  # the unrun epoch
     assert world.balances_add_up()
 
 

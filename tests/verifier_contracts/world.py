@@ -98,7 +98,7 @@ class World:
 
     def balances_add_up(self) -> bool:
         w3, tasks, registry = self.chain.w3, self.protocol.tasks.functions, self.protocol.registry.functions
-        held = tasks.escrowHeld().call() + tasks.creditsHeld().call() + tasks.baseFeesHeld().call()
+        held = tasks.escrowHeld().call() + tasks.creditsHeld().call() + tasks.baseFeesHeld().call() + tasks.burntHeld().call()
         staked = registry.totalStaked().call() + registry.slashedTotal().call()
         return (w3.eth.get_balance(self.protocol.tasks.address) == held
                 and w3.eth.get_balance(self.protocol.registry.address) == staked)

@@ -6,16 +6,23 @@ interface IRoundVerifier {
     /// @notice Number of updates the pinned round circuit takes.
     function clients() external view returns (uint256);
 
+    /// @notice f, the Byzantine clients the pinned circuit's Krum tolerates.
+    function byzantine() external view returns (uint256);
+
+    /// @notice m, the clients the pinned circuit's Multi-Krum keeps.
+    function selected() external view returns (uint256);
+
     /// @notice keccak256 of the 64-byte commitment an absent client's slot must hold: the
     /// commitment of the all-zero vector, whose slot tag 0 the circuit never selects.
     function absentCommitment() external view returns (bytes32);
 
     /// @notice Reverts unless `proof` is valid for the pinned circuit over exactly `commitments`
-    /// (n updates then the aggregate, 64 bytes each); returns the selection bitmask.
+    /// (n updates then the aggregate, 64 bytes each); returns the selection bitmask and the
+    /// slots the circuit treated as absent (tag 0).
     function verifyRound(
         bytes calldata proof,
         uint256[] calldata instances,
         bytes32[] calldata vka,
         bytes calldata commitments
-    ) external returns (uint256 selectedMask);
+    ) external returns (uint256 selectedMask, uint256 absentMask);
 }

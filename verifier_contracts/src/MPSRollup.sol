@@ -11,11 +11,15 @@ import {TaskEscrow} from "./TaskEscrow.sol";
 /// with a proof, checked by the task's RoundVerifier, over exactly the signed commitments.
 /// The RoundSubmitted events carry everything needed to rebuild and re-check the history.
 ///
-/// Absence: a round may leave out (at most f) clients that did not commit in time. Their slot
-/// holds the verifier's absent commitment and an all-zero signature, and only once the epoch's
-/// commit window (COMMIT_PERIOD from its start) is over. So that the aggregator cannot pass an
-/// honest client off as absent, a client may post its commitment here itself during the window
-/// (`postCommitment`); a round must then carry exactly that commitment in its slot.
+/// Absence: a round may leave out clients that did not commit in time, at most min(f, n - m - f)
+/// of them, so that the m selected come from at least m + f present clients (Multi-Krum's
+/// guarantee) and no absent slot enters a present client's score. Their slot holds the
+/// verifier's absent commitment and an all-zero signature, only once the epoch's commit window
+/// (COMMIT_PERIOD from its start) is over, and the proof must treat exactly those slots as absent.
+/// An absent client earns nothing for the epoch but is not flagged: the chain cannot tell a
+/// client that did not commit from one the aggregator left out. A client that wants to be sure
+/// it is included posts its commitment here itself during the window (`postCommitment`); a round
+/// must then carry exactly that commitment in its slot.
 ///
 /// Flags: Multi-Krum always leaves n - m clients out, honest ones too when fewer attack, so
 /// being left out is not enough: a present client is flagged when it is left out and its proven
@@ -69,6 +73,7 @@ abstract contract MPSRollup is TaskEscrow {
     error MPSRollup__PostedCommitmentMissing(uint256 client);
     error MPSRollup__NotAbsentCommitment(uint256 client);
     error MPSRollup__TooManyAbsent(uint256 absent, uint256 allowed);
+    error MPSRollup__AbsenceMismatch(uint256 declared, uint256 proven);
 
     constructor(uint256 outlierBps, uint256 commitPeriod) {
         if (outlierBps < 10_000 || outlierBps > type(uint32).max) revert MPSRollup__BadOutlierRatio();
@@ -121,7 +126,10 @@ abstract contract MPSRollup is TaskEscrow {
         uint256 n = task.clients.length;
         if (round.commitments.length != 64 * (n + 1) || round.signatures.length != 65 * n) revert MPSRollup__BatchSize();
         uint256 absentMask = _checkSlots(task, round, n);
-        uint256 selectedMask = task.params.verifier.verifyRound(round.proof, round.instances, round.vka, round.commitments);
+        (uint256 selectedMask, uint256 provenAbsent) =
+            task.params.verifier.verifyRound(round.proof, round.instances, round.vka, round.commitments);
+        // A signed slot the circuit treats as absent (tag 0) would be paid for sending nothing.
+        if (provenAbsent != absentMask) revert MPSRollup__AbsenceMismatch(absentMask, provenAbsent);
         uint256 flaggedMask = _outlierMask(round.instances, selectedMask, n) & ~absentMask;
 
         bytes32 globalModel = keccak256(round.commitments[64 * n:]);
@@ -148,7 +156,7 @@ abstract contract MPSRollup is TaskEscrow {
     }
 
     /// @dev Each slot holds the client's posted commitment, or one it signed, or (after the
-    /// commit window, at most f of them) the absent commitment with an all-zero signature.
+    /// commit window, at most min(f, n - m - f) of them) the absent commitment with an all-zero signature.
     function _checkSlots(Task storage task, Round calldata round, uint256 n) private view returns (uint256 absentMask) {
         uint256 absent;
         for (uint256 i = 0; i < n; ++i) {
@@ -168,7 +176,8 @@ abstract contract MPSRollup is TaskEscrow {
         if (absent != 0) {
             uint256 closes = uint256(task.phaseStartedAt) + COMMIT_PERIOD;
             if (block.timestamp <= closes) revert MPSRollup__CommitWindowOpen(closes);
-            if (absent > task.params.f) revert MPSRollup__TooManyAbsent(absent, task.params.f);
+            uint256 allowed = _allowedAbsent(task.params);
+            if (absent > allowed) revert MPSRollup__TooManyAbsent(absent, allowed);
         }
     }
 
@@ -182,6 +191,12 @@ abstract contract MPSRollup is TaskEscrow {
         for (uint256 i = 0; i < n; ++i) {
             if ((selectedMask >> i) & 1 == 0 && scores[i] * 10_000 > best * OUTLIER_BPS) mask |= 1 << i;
         }
+    }
+
+    /// @dev min(f, n - m - f): createTask guarantees m + f <= n.
+    function _allowedAbsent(TaskParams storage params) private view returns (uint256) {
+        uint256 spare = uint256(params.n) - params.m - params.f;
+        return spare < params.f ? spare : params.f;
     }
 
     function _isZero(bytes calldata signature) private pure returns (bool) {

@@ -15,14 +15,16 @@ import {SlashingManager} from "./SlashingManager.sol";
 ///   task's final model commitment whose public evaluation set hashes to the requester's
 ///   commitment. If correct / size reaches the desired accuracy, the fees of the epochs run are
 ///   paid; otherwise only WORK_BPS of them (the clients' work is owed even when the target is
-///   missed).
+///   missed) and the rest of those fees is burnt (kept locked here for good): the requester
+///   pays the same either way, so it gains nothing by making the target unreachable (a set
+///   with wrong labels, ending training early).
 /// After the deadline without a proof: if the requester revealed its set, the task settles as a
-/// missed target (WORK_BPS of the fees to the clients, the rest refunded to the requester); if
+/// missed target (WORK_BPS of the fees to the clients, the rest burnt); if
 /// it did not, the requester forfeits the whole escrow to the clients, so withholding the set
 /// never pays. Each client's share is proportional to its epochs neither flagged nor absent;
-/// whatever the clients do not get goes back to the requester (when no client earned anything,
-/// no work is owed, so a forfeit too returns to the requester). Everyone withdraws their credit
-/// (pull payments).
+/// whatever the clients do not get and is not burnt (the fees of epochs not run, rounding dust)
+/// goes back to the requester (when no client earned anything, no work is owed, so a forfeit
+/// too returns to the requester). Everyone withdraws their credit (pull payments).
 abstract contract RewardManager is SlashingManager {
     uint256 public immutable ROUND_PERIOD;
     uint256 public immutable EVALUATION_PERIOD;
@@ -31,6 +33,7 @@ abstract contract RewardManager is SlashingManager {
 
     mapping(address => uint256) private _credits;
     uint256 private _creditsHeld;
+    uint256 private _burnt;
     bool private _entered;
 
     event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
@@ -38,7 +41,7 @@ abstract contract RewardManager is SlashingManager {
     event EvaluationSetUnprovable(uint256 indexed taskId);
     event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
     event EvaluationForfeited(uint256 indexed taskId);
-    event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded);
+    event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded, uint256 burnt);
     event CreditWithdrawn(address indexed account, uint256 amount);
 
     error RewardManager__BadPolicy();
@@ -91,7 +94,7 @@ abstract contract RewardManager is SlashingManager {
         }
         if (values.length != uint256(task.params.evaluationSize) * 65 || !task.params.accuracyVerifier.provable(values)) {
             emit EvaluationSetUnprovable(taskId);
-            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch);
+            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, false);
             return;
         }
         task.evaluationRevealed = true;
@@ -123,8 +126,7 @@ abstract contract RewardManager is SlashingManager {
         uint256 size = task.params.evaluationSize;
         bool reached = correct * 10_000 >= uint256(task.params.desiredAccuracyBps) * size;
         emit AccuracyProven(taskId, correct, size, reached);
-        uint256 fees = uint256(task.epochsRun) * task.params.feePerEpoch;
-        _settle(task, taskId, reached ? fees : (fees * WORK_BPS) / 10_000);
+        _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, !reached);
     }
 
     /// @notice After the deadline without an accuracy proof (the proof deadline once the set is
@@ -134,10 +136,10 @@ abstract contract RewardManager is SlashingManager {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
         if (task.evaluationRevealed) {
-            _settle(task, taskId, (uint256(task.epochsRun) * task.params.feePerEpoch * WORK_BPS) / 10_000);
+            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, true);
         } else {
             emit EvaluationForfeited(taskId);
-            _settle(task, taskId, task.escrow);
+            _settle(task, taskId, task.escrow, false);
         }
     }
 
@@ -161,13 +163,16 @@ abstract contract RewardManager is SlashingManager {
         emit EvaluationStarted(taskId, task.epochsRun, task.evaluationDeadline);
     }
 
-    /// @dev Pays `payout` to the clients in proportion to their unflagged epochs; the rest of
-    /// the escrow goes back to the requester.
-    function _settle(Task storage task, uint256 taskId, uint256 payout) private {
+    /// @dev Pays `fees` to the clients in proportion to the epochs they were neither flagged nor
+    /// absent, or on a `missed` target only WORK_BPS of them, burning the rest of `fees`; what is
+    /// left of the escrow goes back to the requester.
+    function _settle(Task storage task, uint256 taskId, uint256 fees, bool missed) private {
         task.status = Status.Completed;
         uint256 escrow = task.escrow;
         task.escrow = 0;
         _escrowHeld -= escrow;
+        uint256 payout = missed ? (fees * WORK_BPS) / 10_000 : fees;
+        uint256 burnt = fees - payout;
         uint256 earned;
         for (uint256 i = 0; i < task.clients.length; ++i) {
             earned += _records[taskId][task.clients[i]].unflaggedEpochs;
@@ -180,9 +185,10 @@ abstract contract RewardManager is SlashingManager {
                 _credit(task.clients[i], share);
             }
         }
-        _credit(task.requester, escrow - rewarded);
+        _burnt += burnt;
+        _credit(task.requester, escrow - rewarded - burnt);
         _unlockAll(task);
-        emit TaskCompleted(taskId, task.epochsRun, rewarded, escrow - rewarded);
+        emit TaskCompleted(taskId, task.epochsRun, rewarded, escrow - rewarded - burnt, burnt);
     }
 
     function evaluationDeadline(uint256 taskId) external view returns (uint256) {
@@ -208,6 +214,11 @@ abstract contract RewardManager is SlashingManager {
 
     function creditsHeld() external view returns (uint256) {
         return _creditsHeld;
+    }
+
+    /// @notice Fees burnt on missed targets: locked here for good, so no party profits from a miss.
+    function burntHeld() external view returns (uint256) {
+        return _burnt;
     }
 
     function _credit(address account, uint256 amount) internal override {

@@ -10,12 +10,14 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 /// circuit AND was made over exactly the update commitments the caller supplies (the clients'
 /// signed commitments), and the claimed aggregate is the sum of the selected updates.
 /// @dev Proof layout (ezkl, polycommit inputs): the KZG commitment of input i is the 64 bytes at
-/// offset 64*i of the proof; inputs are the n updates, then the aggregate (claimed sum).
-/// Public instances: scores (n), mask (n), check_error, range_tag.
+/// offset 64*i of the proof; inputs are the n tagged updates, then the aggregate (claimed sum).
+/// Public instances: scores (n), mask (n), absent (n), check_error, range_tag.
 /// An absent client's slot holds the all-zero vector (its slot tag 0), which the circuit never
 /// selects; its commitment is circuit-specific, so it is pinned here as `absentCommitment`.
 contract RoundVerifier is PinnedVerifier, IRoundVerifier {
     uint256 private immutable _clients;
+    uint256 private immutable _byzantine;
+    uint256 private immutable _selected;
     bytes32 private immutable _absentCommitment;
 
     /// @notice A round's proof was verified; `selectedMask` has bit i set when client i was kept.
@@ -33,11 +35,20 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
     /// @param verifier_ the deployed reusable verifier
     /// @param vkaDigest_ digest of the round circuit's VKA
     /// @param clients_ n, the number of updates the circuit takes
+    /// @param byzantine_ f, the Byzantine clients the circuit's Krum tolerates
+    /// @param selected_ m, the clients its Multi-Krum keeps
     /// @param absentCommitment_ keccak256 of the commitment of an absent slot (the zero vector)
-    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 clients_, bytes32 absentCommitment_)
-        PinnedVerifier(verifier_, vkaDigest_)
-    {
+    constructor(
+        IHalo2VerifierReusable verifier_,
+        bytes32 vkaDigest_,
+        uint256 clients_,
+        uint256 byzantine_,
+        uint256 selected_,
+        bytes32 absentCommitment_
+    ) PinnedVerifier(verifier_, vkaDigest_) {
         _clients = clients_;
+        _byzantine = byzantine_;
+        _selected = selected_;
         _absentCommitment = absentCommitment_;
     }
 
@@ -45,19 +56,28 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
         return _clients;
     }
 
+    function byzantine() external view returns (uint256) {
+        return _byzantine;
+    }
+
+    function selected() external view returns (uint256) {
+        return _selected;
+    }
+
     function absentCommitment() external view returns (bytes32) {
         return _absentCommitment;
     }
 
-    /// @notice Verifies a round and returns the selection as a bitmask.
+    /// @notice Verifies a round and returns the selection and the slots the circuit treated as
+    /// absent (tag 0), as bitmasks.
     /// @param commitments the n update commitments then the aggregate's, 64 bytes each
     function verifyRound(
         bytes calldata proof,
         uint256[] calldata instances,
         bytes32[] calldata vka,
         bytes calldata commitments
-    ) external returns (uint256 selectedMask) {
-        selectedMask = _checkRound(proof, instances, vka, commitments);
+    ) external returns (uint256 selectedMask, uint256 absentMask) {
+        (selectedMask, absentMask) = _checkRound(proof, instances, vka, commitments);
         emit RoundVerified(keccak256(commitments), selectedMask);
     }
 
@@ -66,7 +86,7 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
         uint256[] calldata instances,
         bytes32[] calldata vka,
         bytes calldata commitments
-    ) internal returns (uint256 selectedMask) {
+    ) internal returns (uint256 selectedMask, uint256 absentMask) {
         (bool pinned, bytes32 digest) = _pinned(vka);
         if (!pinned) revert RoundVerifier__WrongCircuit(digest);
 
@@ -76,16 +96,19 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
             revert RoundVerifier__CommitmentMismatch();
         }
 
-        if (instances.length != 2 * n + 2) revert RoundVerifier__InstanceCount(instances.length);
+        if (instances.length != 3 * n + 2) revert RoundVerifier__InstanceCount(instances.length);
         for (uint256 i = 0; i < instances.length; ++i) {
             if (instances[i] >= _FIELD_MODULUS) revert RoundVerifier__InstanceNotInField(i);
         }
         // check_error: 0 iff the claimed sum is the selected updates' sum and every slot tag is right
-        if (instances[2 * n] != 0) revert RoundVerifier__AggregateMismatch();
+        if (instances[3 * n] != 0) revert RoundVerifier__AggregateMismatch();
         for (uint256 i = 0; i < n; ++i) {
             uint256 bit = instances[n + i];
+            uint256 gone = instances[2 * n + i];
             if (bit > 1) revert RoundVerifier__MaskNotBinary(i);
+            if (gone > 1) revert RoundVerifier__MaskNotBinary(n + i);
             selectedMask |= bit << i;
+            absentMask |= gone << i;
         }
 
         if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();

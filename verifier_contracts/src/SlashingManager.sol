@@ -5,12 +5,12 @@ import {MPSRollup} from "./MPSRollup.sol";
 
 /// @title SlashingManager
 /// @notice Applies the slashing policy to the clients a proven round flags (left out by
-/// Multi-Krum as an outlier; see MPSRollup) or records as absent. Krum scores are not proof of
-/// malice (an honest client with unusual data scores badly), and a client can miss one epoch,
-/// so one flag or absence costs nothing: a client is slashed SLASH_BPS of STAKE_AMOUNT only when
-/// flagged or absent in FLAG_THRESHOLD of its last FLAG_WINDOW epochs of a task, and its window
-/// then starts afresh. Each epoch is processed once, so no client is slashed twice for one
-/// epoch. Flagged and absent epochs earn no reward.
+/// Multi-Krum as an outlier; see MPSRollup). Krum scores are not proof of malice (an honest
+/// client with unusual data scores badly), so one flag costs nothing: a client is slashed
+/// SLASH_BPS of STAKE_AMOUNT only when flagged in FLAG_THRESHOLD of its last FLAG_WINDOW epochs
+/// of a task, and its window then starts afresh. Each epoch is processed once, so no client is
+/// slashed twice for one epoch. Flagged and absent epochs earn no reward; an absence is never
+/// slashed (the chain cannot tell who is at fault for it) and leaves the window as it was.
 abstract contract SlashingManager is MPSRollup {
     struct ClientRecord {
         uint64 window; // bit 0: the last epoch; 1 = flagged (one storage slot in all)
@@ -59,20 +59,19 @@ abstract contract SlashingManager is MPSRollup {
         for (uint256 i = 0; i < task.clients.length; ++i) {
             address client = task.clients[i];
             ClientRecord storage r = _records[taskId][client];
+            if ((absentMask >> i) & 1 == 1) {
+                r.absentEpochs += 1;
+                emit ClientAbsent(taskId, epoch, client);
+                continue;
+            }
             uint256 flagged = (flaggedMask >> i) & 1;
-            uint256 absent = (absentMask >> i) & 1;
-            r.window = uint64(((uint256(r.window) << 1) | flagged | absent) & windowMask);
-            if (flagged | absent == 0) {
+            r.window = uint64(((uint256(r.window) << 1) | flagged) & windowMask);
+            if (flagged == 0) {
                 r.unflaggedEpochs += 1;
                 continue;
             }
-            if (absent == 1) {
-                r.absentEpochs += 1;
-                emit ClientAbsent(taskId, epoch, client);
-            } else {
-                r.flaggedEpochs += 1;
-                emit ClientFlagged(taskId, epoch, client);
-            }
+            r.flaggedEpochs += 1;
+            emit ClientFlagged(taskId, epoch, client);
             if (_popcount(r.window) >= FLAG_THRESHOLD) {
                 r.window = 0;
                 r.slashes += 1;

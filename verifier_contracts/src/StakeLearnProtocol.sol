@@ -10,7 +10,7 @@ import {RewardManager} from "./RewardManager.sol";
 /// @title StakeLearnProtocol
 /// @notice Task escrow, the MPS rollup, slashing and rewards in one deployment; stakes live in
 /// the StakingRegistry, which names this contract as the only one allowed to lock and slash.
-/// Ether held here always equals escrow + unpaid credits + base fees held.
+/// Ether held here always equals escrow + unpaid credits + base fees held + fees burnt.
 contract StakeLearnProtocol is RewardManager {
     /// @notice Every state's deadline, in seconds: after each, anyone can move a task on.
     struct Periods {

@@ -112,8 +112,12 @@ abstract contract TaskEscrow {
         if (params.evaluationSize == 0 || params.accuracyVerifier.samples() != params.evaluationSize) {
             revert TaskEscrow__BadParams();
         }
+        // The task's shape is the circuit's: its f and m decide how many absent clients a round
+        // may leave out (see MPSRollup).
         uint256 verifierClients = params.verifier.clients();
-        if (verifierClients != params.n) revert TaskEscrow__VerifierShape(verifierClients, params.n);
+        if (verifierClients != params.n || params.verifier.byzantine() != params.f || params.verifier.selected() != params.m) {
+            revert TaskEscrow__VerifierShape(verifierClients, params.n);
+        }
         uint256 escrow = uint256(params.maxEpochs) * params.feePerEpoch;
         if (msg.value != BASE_FEE + escrow) revert TaskEscrow__WrongPayment(msg.value, BASE_FEE + escrow);
         taskId = ++_taskCount;
