@@ -276,3 +276,55 @@ def test_submitAccuracy_below_the_target_pays_only_the_work_share(demo_run, repl
     assert completed["args"]["rewarded"] == fees * PROTOCOL.work_bps // 10_000
     assert completed["args"]["burnt"] == fees - completed["args"]["rewarded"]  # not refunded: a miss pays nobody
     assert completed["args"]["refunded"] == 0
+
+
+def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run, prepared_accuracy, tmp_path):
+    """Security finding 1, replayed on chain: five sybil stakers fill a task like the demo's and
+    each sends a model with zero weights and its own constant bias. The rounds verify and the
+    requester reveals a real digits set, but the proven count is 0 (every logit ties), so the
+    target is missed: the sybils get the work share, not the whole fee they took when a tie
+    counted as correct (32/32 was proven then)."""
+    from stakelearn.pipeline.protocol import new_account
+    from stakelearn.prover.accuracy import evaluation_values
+    from stakelearn.prover.round import prove_round
+
+    _, out, protocol = demo_run
+    run = load_run(out)
+    tasks, chain = protocol.tasks, protocol.chain
+    requester = Account.from_key(run["keys"]["requester"])
+    params = tasks.functions.taskParams(1).call()
+    escrow = PROTOCOL.base_fee_wei + params[5] * params[6]
+    assert chain.send(requester, tasks.functions.createTask(tuple(params)), value=escrow)["status"] == 1
+    task_id = tasks.functions.taskCount().call()
+    sybils = [new_account(chain, 3 * PROTOCOL.stake_wei) for _ in range(SMALL_TASK.clients)]
+    for sybil in sybils:
+        assert chain.send(sybil, protocol.registry.functions.stake(), value=PROTOCOL.stake_wei)["status"] == 1
+        assert chain.send(sybil, tasks.functions.enroll(task_id))["status"] == 1
+
+    round_circuit, _ = task_circuits(SMALL_TASK, run["inner_cols"])
+    prepared = prepare(round_circuit)
+    models = np.zeros((SMALL_TASK.clients, round_circuit.d), dtype=np.int64)
+    models[:, -10:] = 100 * np.arange(1, SMALL_TASK.clients + 1)[:, None]  # no weights, one bias for every class
+    for epoch in range(1, SMALL_TASK.epochs + 1):  # no training: the same models every epoch
+        folder = tmp_path / f"epoch-{epoch}"
+        prove_round(models, round_circuit, folder)
+        data = json.loads((folder / COMMITMENTS).read_text())
+        commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+        signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(sybils, commitments)]
+        previous = tasks.functions.task(task_id).call()[4]
+        args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
+        assert chain.send(sybils[0], tasks.functions.submitRound(args))["status"] == 1
+
+    pixels, labels, salt = evaluation_of(out)
+    reveal = tasks.functions.revealEvaluationSet(task_id, salt, evaluation_values(pixels, labels))
+    assert chain.send(requester, reveal)["status"] == 1
+    aggregate = krum_round(models, round_circuit.params).total
+    assert prove_accuracy(aggregate, pixels, labels, prepared_accuracy.circuit, tmp_path / "accuracy").correct == 0
+    args = accuracy_args(tmp_path / "accuracy", prepared_accuracy)
+    receipt = chain.send(sybils[0], tasks.functions.submitAccuracy(task_id, salt, *args))
+    assert receipt["status"] == 1
+    (proven,) = tasks.events.AccuracyProven().process_receipt(receipt, errors=DISCARD)
+    (completed,) = tasks.events.TaskCompleted().process_receipt(receipt, errors=DISCARD)
+    assert (proven["args"]["correct"], proven["args"]["targetReached"]) == (0, False)
+    fees = SMALL_TASK.epochs * FEE_PER_EPOCH
+    assert completed["args"]["rewarded"] == fees * PROTOCOL.work_bps // 10_000 < fees
