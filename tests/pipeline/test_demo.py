@@ -161,6 +161,17 @@ def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
     assert proven["args"]["targetReached"] and summary["accuracy_proof"]["correct"] == proven["args"]["correct"]
 
 
+def submit_signed_round(protocol, signers, task_id, epoch, folder, prepared):
+    """The round proven in ``folder``, its commitments signed by ``signers`` for this task and
+    epoch, submitted on top of the task's current model."""
+    data = json.loads((folder / COMMITMENTS).read_text())
+    commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+    signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(signers, commitments)]
+    previous = protocol.tasks.functions.task(task_id).call()[4]
+    args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
+    assert protocol.chain.send(signers[0], protocol.tasks.functions.submitRound(args))["status"] == 1
+
+
 @pytest.fixture(scope="module")
 def replay(demo_run):
     """Start another task like the demo's and run its epochs with the demo's own round proofs
@@ -184,13 +195,7 @@ def replay(demo_run):
                 assert chain.send(client, protocol.registry.functions.topUp(), value=missing)["status"] == 1
             assert chain.send(client, tasks.functions.enroll(task_id))["status"] == 1
         for epoch in range(1, SMALL_TASK.epochs + 1):
-            folder = out / "rounds" / f"epoch-{epoch}"
-            data = json.loads((folder / COMMITMENTS).read_text())
-            commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
-            signatures = [protocol.sign_update(c, task_id, epoch, m) for c, m in zip(clients, commitments)]
-            previous = tasks.functions.task(task_id).call()[4]
-            args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
-            assert chain.send(clients[0], tasks.functions.submitRound(args))["status"] == 1
+            submit_signed_round(protocol, clients, task_id, epoch, out / "rounds" / f"epoch-{epoch}", prepared)
         return task_id
 
     return start
@@ -306,14 +311,8 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
     models = np.zeros((SMALL_TASK.clients, round_circuit.d), dtype=np.int64)
     models[:, -10:] = 100 * np.arange(1, SMALL_TASK.clients + 1)[:, None]  # no weights, one bias for every class
     for epoch in range(1, SMALL_TASK.epochs + 1):  # no training: the same models every epoch
-        folder = tmp_path / f"epoch-{epoch}"
-        prove_round(models, round_circuit, folder)
-        data = json.loads((folder / COMMITMENTS).read_text())
-        commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
-        signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(sybils, commitments)]
-        previous = tasks.functions.task(task_id).call()[4]
-        args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
-        assert chain.send(sybils[0], tasks.functions.submitRound(args))["status"] == 1
+        prove_round(models, round_circuit, tmp_path / f"epoch-{epoch}")
+        submit_signed_round(protocol, sybils, task_id, epoch, tmp_path / f"epoch-{epoch}", prepared)
 
     pixels, labels, salt = evaluation_of(out)
     reveal = tasks.functions.revealEvaluationSet(task_id, salt, evaluation_values(pixels, labels))
