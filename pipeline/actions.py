@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain import Chain, error_name
 from stakelearn.prover.evm import verify_arguments
-from stakelearn.prover.round import SIGNED, load_round, verify_round
+from stakelearn.prover.round import SIGNED, load_round, round_commitments, verify_round
 from stakelearn.prover.steps import PROOF, VKA
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -80,7 +80,7 @@ def round_arguments(folder: Path, task_id: int, epoch: int, previous_model: byte
     """submitRound's Round from a verified round folder with its clients' signed commitments
     (an absent slot gets the all-zero signature)."""
     verify_round(folder)  # the folder is consistent before anything is sent
-    manifest, _, commitments = load_round(folder)
+    manifest, _, _ = load_round(folder)
     if not (folder / SIGNED).exists():
         raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
     signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
@@ -90,7 +90,7 @@ def round_arguments(folder: Path, task_id: int, epoch: int, previous_model: byte
                              f"not task {task_id} epoch {epoch}")
     n = manifest["circuit"]["n"]
     signatures = b"".join(bytes.fromhex(signed[i]["signature"]) if i in signed else bytes(SIGNATURE) for i in range(n))
-    packed = b"".join(bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]])
+    packed = b"".join(round_commitments(folder))
     proof, instances, words = verify_arguments(folder / PROOF, folder / VKA)
     return (task_id, epoch, previous_model, packed, signatures, proof, instances, words)
 
@@ -105,8 +105,7 @@ def verify_with_task_verifier(chain: Chain, verifier_address: str, folder: Path)
     """Check a round folder with the RoundVerifier a task pins (an eth_call: nothing is sent);
     return the selection mask it proves. The circuit is then the task's, not the folder's word."""
     verifier = chain.contract(to_checksum_address(verifier_address), load_artifact("RoundVerifier").abi)
-    _, _, commitments = load_round(folder)
-    packed = b"".join(bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]])
+    packed = b"".join(round_commitments(folder))
     proof, instances, words = verify_arguments(folder / PROOF, folder / VKA)
     data = verifier.encode_abi("verifyRound", args=[proof, instances, words, packed])
     result = chain.call(verifier.address, data)

@@ -175,6 +175,12 @@ def load_round(folder: Path) -> tuple[dict, dict, dict]:
         raise ArtifactError(f"{folder}: unreadable JSON ({error.msg})") from error
 
 
+def round_commitments(folder: Path) -> list[bytes]:
+    """A round folder's commitments as the chain takes them: the n updates', then the aggregate's."""
+    _, _, commitments = load_round(folder)
+    return [bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]]
+
+
 def circuit_of(manifest_data: dict) -> RoundCircuit:
     fields = manifest_data["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:

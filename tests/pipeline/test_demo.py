@@ -29,7 +29,7 @@ from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import prove_accuracy
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import verify_arguments
-from stakelearn.prover.round import COMMITMENTS
+from stakelearn.prover.round import round_commitments
 from stakelearn.prover.steps import PROOF
 
 # One attacker among five clients, two epochs: flagged twice, slashed once (2 of the last 3).
@@ -164,8 +164,7 @@ def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
 def submit_signed_round(protocol, signers, task_id, epoch, folder, prepared):
     """The round proven in ``folder``, its commitments signed by ``signers`` for this task and
     epoch, submitted on top of the task's current model."""
-    data = json.loads((folder / COMMITMENTS).read_text())
-    commitments = [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+    commitments = round_commitments(folder)
     signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(signers, commitments)]
     previous = protocol.tasks.functions.task(task_id).call()[4]
     args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)

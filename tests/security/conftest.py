@@ -1,14 +1,7 @@
 """Helpers for the attacks of the security review, replayed on the embedded chain with real proofs."""
 
-import json
-
 from stakelearn.prover import steps
-from stakelearn.prover.round import COMMITMENTS
-
-
-def round_commitments(folder) -> list[bytes]:
-    data = json.loads((folder / COMMITMENTS).read_text())
-    return [bytes.fromhex(c) for c in [*data["updates"], data["aggregate"]]]
+from stakelearn.prover.round import round_commitments
 
 
 def use_round(world, folder) -> None:

@@ -11,7 +11,7 @@ from web3.logs import DISCARD
 from stakelearn.pipeline.chain import Chain
 from stakelearn.pipeline.protocol import SlashingPolicy, new_account
 from stakelearn.prover import steps
-from stakelearn.prover.round import COMMITMENTS
+from stakelearn.prover.round import round_commitments
 from stakelearn.prover.circuit import prepare
 from stakelearn.verifier_contracts.solc import compile_sources
 
@@ -273,9 +273,8 @@ def test_submitRound_rejects_wrong_previous_model(world):
 
 def test_submitRound_equal_updates_keep_distinct_commitments(world, duplicated_round):
     """Slot tags make two equal updates two commitments: nothing marks either as a copy."""
-    commitments = json.loads((duplicated_round / COMMITMENTS).read_text())
-    assert commitments["updates"][0] != commitments["updates"][3]
-    world.commitments = [bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]]
+    world.commitments = round_commitments(duplicated_round)
+    assert world.commitments[0] != world.commitments[3]
     world.proof_json = duplicated_round / steps.PROOF
     task_id = world.start_task()
     receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
