@@ -31,7 +31,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.y)
 
-    def subset(self, index: np.ndarray) -> "Dataset":
+    def subset(self, index: np.ndarray) -> Dataset:
         return Dataset(self.x[index], self.y[index])
 
 

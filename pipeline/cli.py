@@ -37,8 +37,21 @@ def _quantized(args: argparse.Namespace, paths: list[Path]):
     return np.stack([quantize(row, fixed_point) for row in floats])
 
 
+def _account(args: argparse.Namespace):
+    from stakelearn.pipeline.chain.accounts import load_account
+
+    return load_account(args.private_key_env, args.keystore, args.password_env)
+
+
+def _protocol(args: argparse.Namespace):
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.pipeline.contracts.protocol import attach_protocol
+
+    return attach_protocol(Chain.rpc(args.rpc_url), {"protocol": args.contract})
+
+
 def _prove(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.protocol import check_signed_records
+    from stakelearn.pipeline.contracts.signing import check_signed_records
     from stakelearn.prover.round import SUMMARY, prove_round
 
     quantized = _quantized(args, args.updates)
@@ -56,15 +69,13 @@ def _prove(args: argparse.Namespace) -> int:
 def _commit(args: argparse.Namespace) -> int:
     from eth_utils import to_checksum_address
 
-    from stakelearn.circuits.krum import tag_update
     from stakelearn.errors import InputError
     from stakelearn.files import write_json_atomic
-    from stakelearn.pipeline.actions import account_from_env
-    from stakelearn.pipeline.protocol import UpdateCommitment, signed_record
+    from stakelearn.pipeline.contracts.signing import signed_record
+    from stakelearn.pipeline.node.client import sign_update_commitment
     from stakelearn.prover.circuit import prepare
-    from stakelearn.prover.commitments import commit
 
-    account = account_from_env(args.key_env)
+    account = _account(args)
     if not 0 <= args.slot < args.clients:
         raise InputError(f"--slot must be the client's enrollment index, 0..{args.clients - 1}, got {args.slot}")
     if args.out.exists():
@@ -75,11 +86,11 @@ def _commit(args: argparse.Namespace) -> int:
         raise InputError(f"bad --contract address: {error}") from None
     (update,) = _quantized(args, [args.update])
     prepared = prepare(_round_circuit(args, args.clients, len(update)), args.srs)
-    commitment = commit(tag_update(update, args.slot), prepared.vk, prepared.settings, prepared.srs.path)
-    record = signed_record(args.slot, account, UpdateCommitment(args.chain_id, contract, args.task, args.epoch, commitment))
-    write_json_atomic(args.out, record)
+    commitment, signature = sign_update_commitment(account, update, args.slot, prepared, args.chain_id, contract,
+                                                   args.task, args.epoch)
+    write_json_atomic(args.out, signed_record(args.slot, account.address, commitment, signature))
     print(f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
-          f"{args.epoch}: 0x{commitment.hex()[:16]}...; signed commitment written to {args.out}")
+          f"{args.epoch}: 0x{commitment.commitment.hex()[:16]}...; signed commitment written to {args.out}")
     return 0
 
 
@@ -99,31 +110,27 @@ def _cache(args: argparse.Namespace) -> int:
 
 
 def _stake(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.actions import account_from_env, stake
-    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.node.client import stake
 
-    account = account_from_env(args.key_env)
-    sent = stake(Chain.rpc(args.rpc_url), account, args.contract)
+    account = _account(args)
+    sent = stake(_protocol(args), account)
     print(f"{account.address} staked {sent} wei" if sent else f"{account.address} already holds the full stake")
     return 0
 
 
 def _enroll(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.actions import account_from_env, enroll
-    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.node.client import enroll
 
-    account = account_from_env(args.key_env)
-    task = enroll(Chain.rpc(args.rpc_url), account, args.contract, args.task)
-    print(f"{account.address} enrolled in task {args.task} (n={task['clients']}; round verifier {task['round_verifier']})")
+    account = _account(args)
+    task = enroll(_protocol(args), account, args.task)
+    print(f"{account.address} enrolled in task {args.task} (n={task.n}; round verifier {task.verifier})")
     return 0
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.actions import account_from_env, submit_round
-    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.node.aggregator import submit_round
 
-    receipt = submit_round(Chain.rpc(args.rpc_url), account_from_env(args.key_env), args.contract, args.task, args.epoch,
-                           args.folder)
+    receipt = submit_round(_protocol(args), _account(args), args.task, args.epoch, args.folder)
     print(f"epoch {args.epoch} of task {args.task} submitted: {receipt['gasUsed']:,} gas, "
           f"transaction 0x{bytes(receipt['transactionHash']).hex()}")
     return 0
@@ -139,7 +146,7 @@ def _read_json(path: Path):
 
 
 def _prove_accuracy(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.demo import prove_run_accuracy
+    from stakelearn.pipeline.apps.demo import prove_run_accuracy
     from stakelearn.prover.accuracy import SUMMARY
 
     prove_run_accuracy(args.run_dir, args.evaluation, args.out)
@@ -152,8 +159,8 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
     from stakelearn.prover.accuracy import verify_accuracy
 
     if args.evm or args.rpc_url:
-        from stakelearn.pipeline.chain import Chain
-        from stakelearn.pipeline.evm_verify import verify_accuracy_on_chain
+        from stakelearn.pipeline.chain.gateway import Chain
+        from stakelearn.pipeline.contracts.verifiers import verify_accuracy_on_chain
 
         chain = Chain.rpc(args.rpc_url) if args.rpc_url else Chain.embedded()
         gas = verify_accuracy_on_chain(args.folder, chain, ceremony_srs=args.srs)
@@ -171,8 +178,8 @@ def _verify(args: argparse.Namespace) -> int:
         return _verify_accuracy(args)
 
     if args.verifier:
-        from stakelearn.pipeline.actions import verify_with_task_verifier
-        from stakelearn.pipeline.chain import Chain
+        from stakelearn.pipeline.chain.gateway import Chain
+        from stakelearn.pipeline.contracts.verifiers import verify_with_task_verifier
 
         if not args.rpc_url:
             raise StakeLearnError("--verifier needs --rpc-url: the node where the task's RoundVerifier is deployed")
@@ -180,8 +187,8 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"the task's RoundVerifier at {args.verifier} accepts the round (selection {mask:b}): "
               "the round was proven with the task's circuit")
     elif args.evm or args.rpc_url:
-        from stakelearn.pipeline.chain import Chain
-        from stakelearn.pipeline.evm_verify import verify_round_on_chain
+        from stakelearn.pipeline.chain.gateway import Chain
+        from stakelearn.pipeline.contracts.verifiers import verify_round_on_chain
 
         chain = Chain.rpc(args.rpc_url) if args.rpc_url else Chain.embedded()
         result = verify_round_on_chain(args.folder, chain, ceremony_srs=args.srs)
@@ -190,7 +197,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {result.gas_used} gas")
     outcome = verify_round(args.folder, ceremony_srs=args.srs)
     if (args.folder / SIGNED).exists():
-        from stakelearn.pipeline.protocol import check_signed_records
+        from stakelearn.pipeline.contracts.signing import check_signed_records
 
         check_signed_records(_read_json(args.folder / SIGNED))  # the commitments were checked against the proof
     left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
@@ -201,13 +208,13 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _chain(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.anvil import serve_anvil
+    from stakelearn.pipeline.chain.anvil import serve_anvil
 
     return serve_anvil(args.port, say=lambda line: print(line, flush=True))
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.bench import run_bench
+    from stakelearn.pipeline.apps.bench import run_bench
 
     rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
     if args.json:
@@ -216,23 +223,29 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def _gas(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.gas import run_gas
+    from stakelearn.pipeline.apps.gas import run_gas
 
     run_gas(args.out, tuple(args.clients))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.demo import run_demo
-    from stakelearn.pipeline.federation import TaskConfig
-    from stakelearn.pipeline.report import report_text
+    from stakelearn.pipeline.apps.demo import run_demo
+    from stakelearn.pipeline.apps.report import report_text
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.pipeline.federation.task import TaskConfig
 
     config = TaskConfig(
         clients=args.clients, byzantine=args.byzantine, attackers=args.attackers, attack=args.attack,
         epochs=args.epochs, split=args.split, alpha=args.alpha, seed=args.seed,
         evaluation_samples=args.evaluation_samples, target_accuracy=args.target_accuracy,
     )
-    summary = run_demo(config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols)
+    # On a node without unlocked accounts (a public network), a funded key pays for the deployment.
+    chain = None
+    if args.rpc_url:
+        payer = _account(args) if args.private_key_env or args.keystore else None
+        chain = Chain.rpc(args.rpc_url, payer)
+    summary = run_demo(config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols, chain=chain)
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -243,7 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _robustness(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.robustness import run_robustness
+    from stakelearn.pipeline.apps.robustness import run_robustness
 
     rows = run_robustness(out=args.out, clients=args.clients, byzantine=tuple(args.byzantine), epochs=args.epochs,
                           seed=args.seed, alpha=args.alpha)
@@ -253,7 +266,7 @@ def _robustness(args: argparse.Namespace) -> int:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.audit import run_audit
+    from stakelearn.pipeline.apps.audit import run_audit
 
     problems = run_audit(args.rpc_url, args.task, contract=args.contract, run_dir=args.run_dir)
     return 0 if not problems else 1
@@ -289,6 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
                              help="ceremony SRS file, the task's: clients and aggregator must use the same one "
                                   "(default: this machine's INSECURE local SRS)")
 
+    def add_key_options(command: argparse.ArgumentParser, default_env: str | None = "STAKELEARN_KEY",
+                        whose: str = "your signing key") -> None:
+        """Where the signing key comes from: never the command line, where others can read it."""
+        default = f" (default {default_env})" if default_env else ""
+        command.add_argument("--private-key-env", default=default_env, metavar="VAR",
+                             help=f"environment variable holding {whose}{default}")
+        command.add_argument("--keystore", type=Path, default=None,
+                             help=f"an encrypted JSON keystore file holding {whose}, instead of --private-key-env")
+        command.add_argument("--password-env", default="STAKELEARN_KEYSTORE_PASSWORD", metavar="VAR",
+                             help="environment variable holding the keystore's password "
+                                  "(default STAKELEARN_KEYSTORE_PASSWORD)")
+
     commit = commands.add_parser("commit", help="a client's step: commit to its update and sign the commitment for a task and epoch")
     commit.add_argument("update", type=Path, metavar="UPDATE", help="the client's exported .onnx model or .npy vector")
     commit.add_argument("--slot", type=int, required=True, help="the client's enrollment index in the task, 0..n-1")
@@ -298,8 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     commit.add_argument("--epoch", type=int, required=True, help="the epoch (round) this update is for, from 1")
     commit.add_argument("--chain-id", type=int, required=True, help="the chain id of the protocol's chain")
     commit.add_argument("--contract", required=True, help="the protocol contract's address")
-    commit.add_argument("--key-env", default="STAKELEARN_KEY",
-                        help="environment variable holding the client's private key (default STAKELEARN_KEY)")
+    add_key_options(commit)
     commit.add_argument("--out", type=Path, required=True, help="the signed commitment file to write (JSON)")
     commit.set_defaults(run=_commit)
 
@@ -315,8 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_chain_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--rpc-url", required=True, help="the EVM JSON-RPC node")
         command.add_argument("--contract", required=True, help="the protocol contract's address")
-        command.add_argument("--key-env", default="STAKELEARN_KEY",
-                             help="environment variable holding your private key (default STAKELEARN_KEY)")
+        add_key_options(command)
 
     stake = commands.add_parser("stake", help="a client's first step: stake STAKE_AMOUNT (or top a slashed stake up)")
     add_chain_options(stake)
@@ -374,7 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)")
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="run folder (replaced unless --resume)")
+    add_key_options(demo, default_env=None, whose="the funded key that deploys and funds the demo's actors on a "
+                                                   "node without unlocked accounts")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"),
+                      help="new run folder (an existing non-empty one is refused), or the run to --resume")
     demo.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (needs --rpc-url)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     demo.set_defaults(run=_demo)
@@ -424,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except StakeLearnError as error:
+        print(f"stakelearn: error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:  # e.g. the node stopped answering mid-command
         print(f"stakelearn: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -23,17 +23,27 @@ import numpy as np
 
 from stakelearn.circuits import accuracy as accuracy_module
 from stakelearn.circuits.accuracy import (
-    CLASSES, FEATURES, GREY_LEVELS, INPUT_NAMES, MODEL_LENGTH, check_evaluation_set, correct_count, split_outputs,
+    CLASSES,
+    FEATURES,
+    GREY_LEVELS,
+    INPUT_NAMES,
+    MODEL_LENGTH,
+    check_evaluation_set,
+    correct_count,
+    split_outputs,
 )
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import (
-    DECOMP_BASE, committed_integer_run_args, natural_logrows, prepare,
+    DECOMP_BASE,
+    committed_integer_run_args,
+    natural_logrows,
+    prepare,
 )
 from stakelearn.prover.commitments import commit, proof_commitments
-from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.evm import vka_digest
+from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats, run_isolated
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
@@ -103,7 +113,7 @@ class AccuracyCircuit:
     def export(self, path: Path) -> Path:
         return accuracy_module.export_onnx(self.samples, path)
 
-    def run_args(self) -> "ezkl.PyRunArgs":
+    def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
 
     def calibration_input(self) -> dict:

@@ -26,14 +26,19 @@ from pathlib import Path
 import ezkl
 import numpy as np
 
-from stakelearn.circuits.krum import (
-    KrumParams, absent_distance, krum_round, max_selection_key, tagged_inputs, value_bound,
-)
 from stakelearn.circuits import krum_module
+from stakelearn.circuits.krum import (
+    KrumParams,
+    absent_distance,
+    krum_round,
+    max_selection_key,
+    tagged_inputs,
+    value_bound,
+)
 from stakelearn.circuits.krum_module import export_onnx
 from stakelearn.errors import InputError
-from stakelearn.prover import steps
 from stakelearn.files import atomic_dir, write_json_atomic
+from stakelearn.prover import steps
 from stakelearn.prover.isolate import StepStats, run_isolated
 from stakelearn.prover.srs import Srs, resolve_srs, stakelearn_home
 
@@ -45,7 +50,7 @@ CIRCUIT_SOURCE_DIGEST = hashlib.sha256(inspect.getsource(krum_module).encode()).
 DECOMP_BASE = 2**8
 
 
-def committed_integer_run_args(num_inner_cols: int, decomp_legs: int) -> "ezkl.PyRunArgs":
+def committed_integer_run_args(num_inner_cols: int, decomp_legs: int) -> ezkl.PyRunArgs:
     """ezkl settings shared by our circuits: KZG-committed integer inputs, public outputs."""
     args = ezkl.PyRunArgs()
     # Each input is KZG-committed on its own: a client's update, the model, ...
@@ -160,7 +165,7 @@ class RoundCircuit:
         text = json.dumps(self.description(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
-    def run_args(self) -> "ezkl.PyRunArgs":
+    def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
 
     def calibration_matrix(self) -> np.ndarray:
@@ -173,7 +178,7 @@ class RoundCircuit:
 class PreparedCircuit:
     """A circuit (round or accuracy) with its compiled model, SRS and keys on disk."""
 
-    circuit: "RoundCircuit"
+    circuit: RoundCircuit
     model_dir: Path
     key_dir: Path
     srs: Srs

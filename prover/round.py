@@ -26,14 +26,14 @@ import numpy as np
 from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.circuits.krum_module import split_outputs
 from stakelearn.errors import ArtifactError, InputError, ProofError
+from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, input_json, prepare
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.inputs import check_input_range
-from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
-from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
 MANIFEST = "round.json"
 COMMITMENTS = "commitments.json"

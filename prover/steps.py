@@ -17,11 +17,11 @@ from pathlib import Path
 
 import ezkl
 
+from stakelearn.errors import ProofError
+
 # ezkl logs through Python's logging (warnings such as "SRS for poly commit does not exist",
 # which is expected with polycommit inputs); keep the terminal for StakeLearn's own lines.
 logging.getLogger("ezkl").setLevel(logging.ERROR)
-
-from stakelearn.errors import ProofError
 
 EZKL_VERSION = ezkl.__version__
 
@@ -58,7 +58,7 @@ async def _call(call, *args, **kwargs):
     return await result if inspect.isawaitable(result) else result
 
 
-def gen_settings(network: Path, settings: Path, run_args: "ezkl.PyRunArgs") -> Path:
+def gen_settings(network: Path, settings: Path, run_args: ezkl.PyRunArgs) -> Path:
     _run("gen_settings", ezkl.gen_settings, str(network), str(settings), py_run_args=run_args)
     return settings
 

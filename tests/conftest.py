@@ -89,7 +89,7 @@ def duplicated_round(tmp_path_factory, small_circuit, small_updates):
 @pytest.fixture
 def world(small_circuit, proven_round, small_accuracy):
     """A fresh embedded chain with the protocol deployed and five staked clients."""
-    from stakelearn.pipeline.chain import Chain
+    from stakelearn.pipeline.chain.gateway import Chain
     from stakelearn.prover.circuit import prepare
 
     from .verifier_contracts.world import make_world

@@ -7,7 +7,13 @@ import torch
 from sklearn.datasets import load_digits
 
 from stakelearn.circuits.accuracy import (
-    CLASSES, FEATURES, MODEL_LENGTH, Accuracy, correct_count, integer_logits, split_outputs,
+    CLASSES,
+    FEATURES,
+    MODEL_LENGTH,
+    Accuracy,
+    correct_count,
+    integer_logits,
+    split_outputs,
 )
 
 

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from stakelearn.circuits.krum import KrumParams, aggregate, krum_round, krum_scores, multikrum_select, pairwise_sq_distances
+from stakelearn.circuits.krum import (
+    KrumParams,
+    aggregate,
+    krum_round,
+    krum_scores,
+    multikrum_select,
+    pairwise_sq_distances,
+)
 from stakelearn.errors import InputError
 
 # Five 1-d updates: 0, 1, 2, 3 and an outlier at 10.

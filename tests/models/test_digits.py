@@ -5,8 +5,17 @@ import pytest
 
 from stakelearn.errors import InputError
 from stakelearn.models.digits import (
-    LocalTraining, accuracy, build, export_onnx, flatten, initial_parameters, load_digits_split, parameter_count,
-    split_dirichlet, split_iid, train_local,
+    LocalTraining,
+    accuracy,
+    build,
+    export_onnx,
+    flatten,
+    initial_parameters,
+    load_digits_split,
+    parameter_count,
+    split_dirichlet,
+    split_iid,
+    train_local,
 )
 from stakelearn.models.update_io import load_update
 

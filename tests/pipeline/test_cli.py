@@ -92,13 +92,24 @@ def test_prove_refuses_existing_output(update_files, tmp_path):
     assert (out / "keep.txt").read_text() == "mine"
 
 
+def test_demo_refuses_a_folder_it_did_not_create(tmp_path):
+    """A new run never empties --out: a folder with anything in it is refused, its files kept."""
+    kept = tmp_path / "notes.txt"
+    kept.write_text("mine")
+    result = run_cli("demo", "--out", tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"stakelearn: error: {tmp_path} already exists and is not empty: resume it with --resume, or choose another --out"]
+    assert kept.read_text() == "mine" and sorted(tmp_path.iterdir()) == [kept]
+
+
 def test_verify_not_a_round_folder(tmp_path):
     assert_one_line_error(run_cli("verify", tmp_path), "not a round folder")
 
 
 @pytest.mark.anvil
 def test_verify_with_rpc_url_on_anvil(proven_round, capsys):
-    from stakelearn.pipeline.anvil import running_anvil
+    from stakelearn.pipeline.chain.anvil import running_anvil
 
     with running_anvil() as node:
         assert main(["verify", str(proven_round), "--rpc-url", node.url]) == 0

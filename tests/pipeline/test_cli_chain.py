@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stakelearn.pipeline.anvil import _answers, free_port, port_busy_reason
+from stakelearn.pipeline.chain.anvil import _answers, free_port, port_busy_reason
 
 from .test_cli import assert_one_line_error
 

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from eth_account import Account
 
-from stakelearn.pipeline.anvil import running_anvil
-from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world
@@ -26,13 +27,13 @@ def test_stake_enroll_commit_prove_submit_verify(small_circuit, proven_round, sm
         chain = ("--rpc-url", node.url, "--contract", tasks.address)
         keys = [Account.create() for _ in range(5)]
         signed, updates = [], []
-        for slot, key in enumerate(keys):
+        for key in keys:
             world.chain.fund(key.address, 3 * ETHER)
             env = {"STAKELEARN_KEY": key.key.hex()}
             for step in (("stake",), ("enroll", "--task", task_id)):
                 result = run_cli(step[0], *chain, *step[1:], env=env)
                 assert result.returncode == 0, result.stderr
-        assert tasks.functions.task(task_id).call()[1] == 2  # Active: five enrolled
+        assert world.protocol.task(task_id).status == TaskStatus.ACTIVE  # five enrolled
         for slot, key in enumerate(keys):
             updates.append(tmp_path / f"model_{slot}.npy")
             np.save(updates[-1], small_updates[slot] / 128.0)
@@ -48,7 +49,7 @@ def test_stake_enroll_commit_prove_submit_verify(small_circuit, proven_round, sm
         assert result.returncode == 1 and "signed for task" in result.stderr  # the clients signed epoch 1
         result = run_cli("submit", folder, *chain, "--task", task_id, "--epoch", 1, env=aggregator)
         assert result.returncode == 0, result.stderr
-        assert tasks.functions.task(task_id).call()[2] == 1  # one epoch on chain
+        assert world.protocol.task(task_id).epochs_run == 1
         replay = run_cli("submit", folder, *chain, "--task", task_id, "--epoch", 1, env=aggregator)
         assert replay.returncode == 1 and "MPSRollup__WrongEpoch" in replay.stderr
 

@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,15 +17,17 @@ from web3.logs import DISCARD
 from stakelearn.circuits.accuracy import correct_count
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
-from stakelearn.pipeline.audit import audit_chain, audit_run
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.demo import (
-    EVALUATION_FILE, FEE_PER_EPOCH, PROTOCOL, final_aggregate, load_run, run_demo, task_circuits,
-)
-from stakelearn.pipeline.federation import TaskConfig, make_federation
-from stakelearn.pipeline.protocol import attach_protocol
-from stakelearn.pipeline.roles import stored_models
-from stakelearn.pipeline.sequencer import SequencerStore
+from stakelearn.pipeline.apps.audit import audit_chain, audit_run
+from stakelearn.pipeline.apps.demo import FEE_PER_EPOCH, PROTOCOL, final_aggregate, run_demo
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import attach_protocol, round_args
+from stakelearn.pipeline.federation.rules import flagged, slashed
+from stakelearn.pipeline.federation.task import TaskConfig, make_federation
+from stakelearn.pipeline.node.aggregator import stored_models
+from stakelearn.pipeline.node.client import enroll, stake
+from stakelearn.pipeline.node.requester import post_task
+from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, task_circuits
+from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import prove_accuracy
 from stakelearn.prover.circuit import prepare
@@ -70,6 +73,20 @@ def test_run_demo_slashes_the_attacker_and_pays_only_the_honest(demo_run):
     assert summary["epochs"][-1]["accuracy"] > summary["initial_accuracy"] + 0.5
     assert (out := demo_run[1] / "report").is_dir() and {p.name for p in out.iterdir()} >= {
         "report.md", "summary.json", "accuracy.png", "scores.png", "stakes.png"}
+
+
+def test_the_off_chain_rules_agree_with_what_the_chain_did(demo_run):
+    """federation.rules, which the robustness experiment replays without a chain, flags and
+    slashes exactly the clients the contracts flagged and slashed in the demo."""
+    summary, _, _ = demo_run
+    n = SMALL_TASK.clients
+    masks = [np.isin(np.arange(n), e["selected"]) for e in summary["epochs"]]
+    flags = np.array([flagged([int(s) for s in e["scores"]], mask, PROTOCOL.policy.outlier_bps)
+                      for e, mask in zip(summary["epochs"], masks)])
+    assert [list(np.flatnonzero(row)) for row in flags] == [e["flagged"] for e in summary["epochs"]]
+    marks = slashed(flags, PROTOCOL.policy)
+    assert [list(np.flatnonzero(row)) for row in marks] == [e["slashed"] for e in summary["epochs"]]
+    assert [e["left_out"] for e in summary["epochs"]] == [[i for i in range(n) if not mask[i]] for mask in masks]
 
 
 def test_run_demo_balances_add_up(demo_run):
@@ -166,9 +183,9 @@ def submit_signed_round(protocol, signers, task_id, epoch, folder, prepared):
     epoch, submitted on top of the task's current model."""
     commitments = round_commitments(folder)
     signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(signers, commitments)]
-    previous = protocol.tasks.functions.task(task_id).call()[4]
-    args = protocol.round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared)
-    assert protocol.chain.send(signers[0], protocol.tasks.functions.submitRound(args))["status"] == 1
+    previous = protocol.task(task_id).global_model
+    protocol.execute(signers[0], "submitRound",
+                     round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared.vka))
 
 
 @pytest.fixture(scope="module")
@@ -180,19 +197,12 @@ def replay(demo_run):
     requester = Account.from_key(run["keys"]["requester"])
     clients = [Account.from_key(key) for key in run["keys"]["clients"]]
     prepared = prepare(task_circuits(SMALL_TASK, run["inner_cols"])[0])
-    tasks, chain = protocol.tasks, protocol.chain
 
     def start(target_bps: int) -> int:
-        params = list(tasks.functions.taskParams(1).call())
-        params[4] = target_bps
-        escrow = PROTOCOL.base_fee_wei + params[5] * params[6]
-        assert chain.send(requester, tasks.functions.createTask(tuple(params)), value=escrow)["status"] == 1
-        task_id = tasks.functions.taskCount().call()
+        task_id = post_task(protocol, requester, replace(protocol.task_params(1), desired_accuracy_bps=target_bps))
         for client in clients:
-            missing = PROTOCOL.stake_wei - protocol.registry.functions.stakeOf(client.address).call()
-            if missing:  # slashed in the demo: enrolling again takes the full stake
-                assert chain.send(client, protocol.registry.functions.topUp(), value=missing)["status"] == 1
-            assert chain.send(client, tasks.functions.enroll(task_id))["status"] == 1
+            stake(protocol, client)  # slashed in the demo: enrolling again takes the full stake
+            enroll(protocol, client, task_id)
         for epoch in range(1, SMALL_TASK.epochs + 1):
             submit_signed_round(protocol, clients, task_id, epoch, out / "rounds" / f"epoch-{epoch}", prepared)
         return task_id
@@ -227,10 +237,10 @@ def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, evaluating_
     prove_accuracy(earlier, pixels, labels, prepared_accuracy.circuit, tmp_path / "earlier")
     proof, instances, words, model = accuracy_args(tmp_path / "earlier", prepared_accuracy)
     submit = (task_id, salt, proof, instances, words)
-    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, model) == \
+    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, model) == \
         "RewardManager__WrongModel"
     final = accuracy_args(out / "accuracy", prepared_accuracy)[3]
-    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, final) == \
+    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, final) == \
         "AccuracyVerifier__CommitmentMismatch"
 
 
@@ -249,7 +259,7 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     verified = subprocess.run([*cli, "verify", str(tmp_path / "other")], capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0 and "accuracy verified:" in verified.stdout, verified.stderr[-2000:]
     args = accuracy_args(tmp_path / "other", prepared_accuracy)
-    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args) == \
+    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args) == \
         "RewardManager__WrongEvaluationSet"
 
 
@@ -259,10 +269,10 @@ def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, evaluating_t
     _, _, salt = evaluation_of(out)
     proof, instances, words, model = accuracy_args(out / "accuracy", prepared_accuracy)
     tampered = proof[:200] + bytes([proof[200] ^ 1]) + proof[201:]
-    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, tampered, instances,
+    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, tampered, instances,
                                 words, model) == "AccuracyVerifier__ProofRejected"
     inflated = [instances[0] + 1, *instances[1:]]
-    assert protocol.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, proof, inflated,
+    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, proof, inflated,
                                 words, model) == "AccuracyVerifier__ProofRejected"
 
 
@@ -288,7 +298,7 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
     requester reveals a real digits set, but the proven count is 0 (every logit ties), so the
     target is missed: the sybils get the work share, not the whole fee they took when a tie
     counted as correct (32/32 was proven then)."""
-    from stakelearn.pipeline.protocol import new_account
+    from stakelearn.pipeline.contracts.protocol import new_account
     from stakelearn.prover.accuracy import evaluation_values
     from stakelearn.prover.round import prove_round
 
@@ -296,14 +306,11 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
     run = load_run(out)
     tasks, chain = protocol.tasks, protocol.chain
     requester = Account.from_key(run["keys"]["requester"])
-    params = tasks.functions.taskParams(1).call()
-    escrow = PROTOCOL.base_fee_wei + params[5] * params[6]
-    assert chain.send(requester, tasks.functions.createTask(tuple(params)), value=escrow)["status"] == 1
-    task_id = tasks.functions.taskCount().call()
+    task_id = post_task(protocol, requester, protocol.task_params(1))
     sybils = [new_account(chain, 3 * PROTOCOL.stake_wei) for _ in range(SMALL_TASK.clients)]
     for sybil in sybils:
-        assert chain.send(sybil, protocol.registry.functions.stake(), value=PROTOCOL.stake_wei)["status"] == 1
-        assert chain.send(sybil, tasks.functions.enroll(task_id))["status"] == 1
+        stake(protocol, sybil)
+        enroll(protocol, sybil, task_id)
 
     round_circuit, _ = task_circuits(SMALL_TASK, run["inner_cols"])
     prepared = prepare(round_circuit)
@@ -314,13 +321,11 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
         submit_signed_round(protocol, sybils, task_id, epoch, tmp_path / f"epoch-{epoch}", prepared)
 
     pixels, labels, salt = evaluation_of(out)
-    reveal = tasks.functions.revealEvaluationSet(task_id, salt, evaluation_values(pixels, labels))
-    assert chain.send(requester, reveal)["status"] == 1
+    protocol.execute(requester, "revealEvaluationSet", task_id, salt, evaluation_values(pixels, labels))
     aggregate = krum_round(models, round_circuit.params).total
     assert prove_accuracy(aggregate, pixels, labels, prepared_accuracy.circuit, tmp_path / "accuracy").correct == 0
     args = accuracy_args(tmp_path / "accuracy", prepared_accuracy)
-    receipt = chain.send(sybils[0], tasks.functions.submitAccuracy(task_id, salt, *args))
-    assert receipt["status"] == 1
+    receipt = protocol.execute(sybils[0], "submitAccuracy", task_id, salt, *args)
     (proven,) = tasks.events.AccuracyProven().process_receipt(receipt, errors=DISCARD)
     (completed,) = tasks.events.TaskCompleted().process_receipt(receipt, errors=DISCARD)
     assert (proven["args"]["correct"], proven["args"]["targetReached"]) == (0, False)

@@ -1,5 +1,6 @@
-"""The demo as a user runs it, against an anvil node started by the test on 127.0.0.1: the
-whole task with its aggregator killed mid-epoch and resumed, then the audit command."""
+"""The demo as a user runs it, against an anvil node started by the test on 127.0.0.1 that holds
+no unlocked account, like a public node: a funded key named by --private-key-env deploys, the
+whole task runs with its aggregator killed mid-epoch and resumed, then the audit command."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import sys
 import time
 
 import pytest
+from eth_account import Account
 
-from stakelearn.pipeline.anvil import running_anvil
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.demo import PROTOCOL, load_run
-from stakelearn.pipeline.protocol import attach_protocol
+from stakelearn.pipeline.apps.demo import PROTOCOL
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import attach_protocol
+from stakelearn.pipeline.node.run_folder import load_run
 
 TASK = ["--clients", "5", "--byzantine", "1", "--attackers", "1", "--epochs", "2", "--evaluation-samples", "32"]
 
@@ -38,16 +41,23 @@ def stage_of(store, epoch: int) -> str | None:
 
 
 def round_events(url: str, out) -> list:
-    protocol = attach_protocol(Chain.rpc(url), load_run(out)["addresses"], PROTOCOL)
-    return protocol.tasks.events.RoundSubmitted().get_logs(from_block=0, argument_filters={"taskId": 1})
+    return attach_protocol(Chain.rpc(url), load_run(out)["addresses"], PROTOCOL).logs("RoundSubmitted", taskId=1)
 
 
 @pytest.mark.anvil
 def test_demo_resumes_after_the_aggregator_is_killed_mid_epoch(tmp_path):
     out, store = tmp_path / "run", tmp_path / "run" / "store.sqlite"
-    with running_anvil() as node:
-        command = [sys.executable, "-m", "stakelearn.pipeline.cli", "demo", *TASK, "--rpc-url", node.url, "--out", str(out)]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deployer = Account.create()
+    with running_anvil(unlocked_accounts=0) as node:
+        chain = Chain.rpc(node.url)
+        assert chain.payer is None  # nothing to pay from but the key we give
+        chain.w3.provider.make_request("anvil_setBalance", [deployer.address, hex(10**20)])
+        without_key = stakelearn("demo", *TASK, "--rpc-url", node.url, "--out", str(tmp_path / "refused"))
+        assert without_key.returncode == 1 and "no unlocked account" in without_key.stderr
+        command = [sys.executable, "-m", "stakelearn.pipeline.cli", "demo", *TASK, "--rpc-url", node.url, "--out", str(out),
+                   "--private-key-env", "DEPLOYER_KEY"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                                   env={**os.environ, "DEPLOYER_KEY": deployer.key.hex()})
         try:
             deadline = time.monotonic() + 600
             while stage_of(store, 2) != "collected":  # epoch 2's updates are stored, its proof is running

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.attacks import ATTACKS, AttackView, alie_z, get_attack
-from stakelearn.pipeline.federation import flagged, next_global
-from stakelearn.pipeline.protocol import SlashingPolicy
 from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.federation.attacks import ATTACKS, AttackView, alie_z, get_attack
+from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, slashed
+from stakelearn.pipeline.federation.task import next_global
 
 
 def view(seed=0):
@@ -52,9 +52,9 @@ def test_next_global_is_the_mean_of_the_selected_models():
     assert next_global(np.array([8, -4]), 2, fixed_point).tolist() == [1.0, -0.5]
 
 
-def test_slashes_follows_the_contract_rule():
+def test_slashed_follows_the_contract_rule():
     flags = np.array([[1, 0], [0, 1], [1, 0], [1, 1], [1, 1]], dtype=bool)
-    slashed = SlashingPolicy(threshold=2, window=3).slashes(flags)
+    marks = slashed(flags, SlashingPolicy(threshold=2, window=3))
     # client 0: epochs 1 and 3 (2 of the last 3) -> slashed at 3, window restarts, 4 and 5 -> slashed at 5
-    assert slashed[:, 0].tolist() == [False, False, True, False, True]
-    assert slashed[:, 1].tolist() == [False, False, False, True, False]
+    assert marks[:, 0].tolist() == [False, False, True, False, True]
+    assert marks[:, 1].tolist() == [False, False, False, True, False]

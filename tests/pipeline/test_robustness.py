@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.attacks import ATTACKS
-from stakelearn.pipeline.federation import TaskConfig
-from stakelearn.pipeline.protocol import SlashingPolicy
-from stakelearn.pipeline.robustness import CLEAN, honest_ever_rate, missed_rate, run_robustness, simulate
+from stakelearn.pipeline.apps.robustness import CLEAN, honest_ever_rate, missed_rate, run_robustness, simulate
+from stakelearn.pipeline.federation.attacks import ATTACKS
+from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.task import TaskConfig
 
 ROW_FIELDS = {"attack", "split", "f", "attackers", "final_accuracy", "clean_accuracy", "drop_points",
               "false_slash_rate", "missed_attacker_rate", "honest_flagged_rate", "accuracy_per_epoch"}

@@ -6,9 +6,9 @@ import pytest
 
 from stakelearn.circuits.krum import krum_round
 from stakelearn.files import write_json_atomic
-from stakelearn.pipeline.anvil import running_anvil
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.evm_verify import deploy_round_verifier, verify_on_chain
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verify_on_chain
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import generate_reusable_verifier

@@ -10,8 +10,8 @@ from web3.logs import DISCARD
 
 from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.files import write_json_atomic
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.protocol import SlashingPolicy
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import input_json, prepare
 from stakelearn.prover.commitments import proof_commitments

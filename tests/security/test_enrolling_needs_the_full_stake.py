@@ -1,8 +1,8 @@
 """Finding 8: a slashed client kept enrolling with less than STAKE_AMOUNT. Enrollment now needs
 the full stake; a slashed client tops up first."""
 
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.protocol import SlashingPolicy
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world

@@ -6,9 +6,10 @@ the reveal."""
 import pytest
 from web3.logs import DISCARD
 
-from stakelearn.pipeline.protocol import evaluation_commitment
+from stakelearn.pipeline.contracts.protocol import evaluation_commitment
+from stakelearn.pipeline.contracts.types import TaskStatus
 
-from ..verifier_contracts.world import EVALUATION_SALT, EVALUATION_VALUES, EVALUATING, COMPLETED, FEE, PERIODS
+from ..verifier_contracts.world import EVALUATION_SALT, EVALUATION_VALUES, FEE, PERIODS
 
 UNPROVABLE = {
     "empty": [],
@@ -34,7 +35,7 @@ def test_unprovable_set_pays_the_full_fee(world, name):
     tasks = world.protocol.tasks
     receipt = world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, values)
     assert tasks.events.EvaluationSetUnprovable().process_receipt(receipt, errors=DISCARD)
-    assert tasks.functions.task(task_id).call()[1] == COMPLETED
+    assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
     assert sum(world.credits()) > 0.99 * FEE  # the full fee of the one epoch run, not half
     assert world.balances_add_up()
 
@@ -52,7 +53,7 @@ def test_reveal_at_the_deadline_leaves_a_full_proof_window(world):
     # a prover may still submit: what stops this garbage proof is the model check, not the clock
     args = (task_id, EVALUATION_SALT, b"", [], [], bytes(64))
     assert world.revert_name(world.clients[0], tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
-    assert tasks.functions.task(task_id).call()[1] == EVALUATING
+    assert world.protocol.task(task_id).status == TaskStatus.EVALUATING
     assert world.revert_name(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
                              EVALUATION_VALUES) == "RewardManager__AlreadyRevealed"
 

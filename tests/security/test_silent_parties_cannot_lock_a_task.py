@@ -7,11 +7,12 @@ chain."""
 
 from web3.logs import DISCARD
 
-from ..verifier_contracts.world import ACTIVE, COMPLETED, EPOCHS, ETHER, FEE, PERIODS
+from stakelearn.pipeline.contracts.types import TaskStatus
+
 from ..conftest import ABSENT
+from ..verifier_contracts.world import EPOCHS, ETHER, FEE, PERIODS
 from .conftest import absent_signatures, round_commitments, use_round
 
-CANCELLED = 4
 YEAR = 365 * 24 * 3600
 
 
@@ -50,7 +51,7 @@ def test_silent_client_loses_its_reward_but_not_its_stake(world, absent_round):
     for epoch in (1, 2):
         world.travel_to(tasks.functions.commitDeadline(task_id).call() + 1)
         receipt = world.send(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, epoch, previous))
-        previous = tasks.functions.task(task_id).call()[4]
+        previous = world.protocol.task(task_id).global_model
     slashed = tasks.events.ClientSlashed().process_receipt(receipt, errors=DISCARD)
     assert silent.address not in {e["args"]["client"] for e in slashed}
     assert world.protocol.registry.functions.stakeOf(silent.address).call() == ETHER
@@ -118,9 +119,9 @@ def test_absent_aggregator_a_year_later_anyone_cancels_and_stakes_unlock(world):
     for client in world.clients:
         world.send(client, registry, "requestWithdrawal")
     world.travel_to(now(world) + YEAR)
-    assert tasks.functions.task(task_id).call()[1] == ACTIVE
+    assert world.protocol.task(task_id).status == TaskStatus.ACTIVE
     world.send(world.clients[0], tasks, "endTraining", task_id)  # a client, not the requester
-    assert tasks.functions.task(task_id).call()[1] == CANCELLED  # no epoch ran: nothing is owed
+    assert world.protocol.task(task_id).status == TaskStatus.CANCELLED  # no epoch ran: nothing is owed
     assert tasks.functions.creditOf(world.requester.address).call() == EPOCHS * FEE
     for client in world.clients:
         world.send(client, registry, "withdraw")
@@ -136,7 +137,7 @@ def test_aggregator_gone_after_an_epoch_clients_are_paid_for_it(world):
     world.send(world.clients[2], tasks, "endTraining", task_id)
     world.let_deadline_pass(task_id)  # and the requester never reveals: it forfeits
     world.send(world.clients[2], tasks, "settle", task_id)
-    assert tasks.functions.task(task_id).call()[1] == COMPLETED
+    assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
     assert sum(world.credits()) > 0.99 * EPOCHS * FEE  # the whole escrow, to the clients that worked
     assert world.credits()[1] == world.credits()[4] == 0  # the flagged ones earn nothing
     assert world.balances_add_up()
@@ -154,7 +155,7 @@ def test_task_that_never_fills_is_cancelled_by_anyone_after_enrollment(world):
 
 
 def test_audit_reports_the_skipped_client_and_the_slashed_one(world, absent_round):
-    from stakelearn.pipeline.audit import audit_chain
+    from stakelearn.pipeline.apps.audit import audit_chain
 
     use_round(world, absent_round)
     task_id = world.start_task()
@@ -163,7 +164,7 @@ def test_audit_reports_the_skipped_client_and_the_slashed_one(world, absent_roun
     for epoch in (1, 2):
         world.travel_to(tasks.functions.commitDeadline(task_id).call() + 1)
         world.send(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, epoch, previous))
-        previous = tasks.functions.task(task_id).call()[4]
+        previous = world.protocol.task(task_id).global_model
     problems, rounds = audit_chain(world.protocol, task_id, (world.prepared, world.accuracy))
     assert problems == []
     assert [r["absent"] for r in rounds] == [[4], [4]]

@@ -5,7 +5,7 @@ path must name a location inside the store's folder."""
 import pytest
 
 from stakelearn.errors import StakeLearnError
-from stakelearn.pipeline.sequencer import SequencerStore
+from stakelearn.pipeline.node.store import SequencerStore
 
 
 @pytest.fixture

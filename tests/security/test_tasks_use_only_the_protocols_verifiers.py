@@ -6,7 +6,7 @@ name a verifier pair the protocol approved; clients check the verifiers' code be
 import pytest
 
 from stakelearn.errors import StakeLearnError
-from stakelearn.pipeline.protocol import check_task_verifiers
+from stakelearn.pipeline.contracts.protocol import check_task_verifiers
 from stakelearn.verifier_contracts.solc import compile_sources
 
 from ..verifier_contracts.world import EPOCHS, FEE
@@ -52,7 +52,7 @@ def deploy_rogue_pair(world, rogue_artifacts):
 
 def create(world, verifiers):
     params = world.params(verifiers=verifiers)
-    return world.revert_name(world.requester, world.protocol.tasks, "createTask", params,
+    return world.revert_name(world.requester, world.protocol.tasks, "createTask", params.as_abi(),
                              value=world.protocol.config.base_fee_wei + EPOCHS * FEE)
 
 
@@ -74,11 +74,11 @@ def test_only_governance_approves_verifiers(world, rogue_artifacts):
 def test_clients_and_audit_refuse_rogue_verifiers_even_if_approved(world, rogue_artifacts):
     """Governance approved a rogue pair by mistake: a client's check of the code still refuses
     to enroll, and the audit reports the task."""
-    from stakelearn.pipeline.audit import audit_chain
+    from stakelearn.pipeline.apps.audit import audit_chain
 
     pair = deploy_rogue_pair(world, rogue_artifacts)
     tasks = world.protocol.tasks
-    world.chain.transact_checked(tasks.address, tasks.encode_abi("approveVerifiers", args=list(pair)))
+    world.chain.execute(world.chain.payer, tasks, "approveVerifiers", *pair)
     assert create(world, pair) is None
     task_id = world.create_task(verifiers=pair)
     with pytest.raises(StakeLearnError, match="round verifier .* is not the protocol's RoundVerifier"):

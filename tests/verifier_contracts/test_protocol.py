@@ -2,21 +2,28 @@
 (by custom error), and the threats of the issue, each a test."""
 
 import json
-from types import SimpleNamespace
 
 import pytest
 from eth_utils import keccak
 from web3.logs import DISCARD
 
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.protocol import SlashingPolicy, new_account
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import new_account
+from stakelearn.pipeline.contracts.types import TaskStatus
+from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.prover import steps
-from stakelearn.prover.round import round_commitments
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.round import round_commitments
 from stakelearn.verifier_contracts.solc import compile_sources
 
 from .world import (
-    COMPLETED, ETHER, EPOCHS, EVALUATING, EVALUATION_SALT, EVALUATION_SECONDS, EVALUATION_VALUES, FEE, INITIAL_MODEL,
+    EPOCHS,
+    ETHER,
+    EVALUATION_SALT,
+    EVALUATION_SECONDS,
+    EVALUATION_VALUES,
+    FEE,
+    INITIAL_MODEL,
     make_world,
 )
 
@@ -25,7 +32,7 @@ FLAGGED = 0b10010  # the session round keeps clients 0, 2, 3 (m = 3) and flags 1
 
 
 def reverts(world, account, contract, function, *args, value=0):
-    return world.protocol.revert_name(account, contract, function, *args, value=value)
+    return world.chain.revert_name(account, contract, function, *args, value=value)
 
 
 # --- StakingRegistry -------------------------------------------------------------------------
@@ -76,8 +83,8 @@ def test_requestWithdrawal_not_staked(world):
 
 
 def test_setProtocol_only_once(world):
-    deployer = SimpleNamespace(address=world.chain.sender)
-    assert reverts(world, deployer, world.protocol.registry, "setProtocol", deployer.address) == "StakingRegistry__ProtocolAlreadySet"
+    deployer = world.chain.payer
+    assert reverts(world, deployer, world.protocol.registry, "setProtocol", deployer) == "StakingRegistry__ProtocolAlreadySet"
 
 
 # --- TaskEscrow ------------------------------------------------------------------------------
@@ -91,25 +98,25 @@ def test_createTask_success_holds_escrow_and_base_fee(world):
 
 def test_createTask_wrong_payment(world):
     tasks = world.protocol.tasks
-    assert reverts(world, world.requester, tasks, "createTask", world.params(), value=EPOCHS * FEE) == "TaskEscrow__WrongPayment"
+    assert reverts(world, world.requester, tasks, "createTask", world.params().as_abi(), value=EPOCHS * FEE) == "TaskEscrow__WrongPayment"
 
 
 @pytest.mark.parametrize("shape", [dict(n=5, f=2, m=1), dict(n=5, f=1, m=0), dict(n=5, f=1, m=5), dict(epochs=0)])
 def test_createTask_bad_params(world, shape):
     params = world.params(**shape)
-    value = 10**16 + params[5] * params[6]
-    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params, value=value) == "TaskEscrow__BadParams"
+    value = 10**16 + params.escrow
+    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value) == "TaskEscrow__BadParams"
 
 
 def test_createTask_verifier_shape(world):
     params = world.params(n=7, f=2, m=3)
-    value = 10**16 + params[5] * params[6]
-    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params, value=value) == "TaskEscrow__VerifierShape"
+    value = 10**16 + params.escrow
+    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value) == "TaskEscrow__VerifierShape"
 
 
 def test_enroll_success_starts_task_at_n(world):
     task_id = world.start_task()
-    assert world.protocol.tasks.functions.task(task_id).call()[1] == 2  # Active
+    assert world.protocol.task(task_id).status == TaskStatus.ACTIVE
     assert world.protocol.registry.functions.locksOf(world.clients[0].address).call() == 1
 
 
@@ -327,7 +334,7 @@ def test_settle_after_the_deadline_forfeits_the_escrow_to_unflagged_clients(worl
     shares = [tasks.creditOf(c.address).call() for c in world.clients]
     assert shares == [escrow // 3, 0, escrow // 3, escrow // 3, 0]  # flagged clients 1 and 4 earn nothing
     assert tasks.creditOf(world.requester.address).call() == escrow - sum(shares)  # rounding dust only
-    assert tasks.task(task_id).call()[1] == COMPLETED
+    assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
     assert world.balances_add_up()
     before = world.chain.w3.eth.get_balance(world.clients[0].address)
     receipt = world.send(world.clients[0], world.protocol.tasks, "withdrawCredit")
@@ -359,7 +366,7 @@ def test_last_epoch_starts_the_evaluation(world):
     (started,) = world.protocol.tasks.events.EvaluationStarted().process_receipt(receipt, errors=DISCARD)
     block = world.chain.w3.eth.get_block(receipt["blockNumber"])
     assert started["args"]["deadline"] == block["timestamp"] + EVALUATION_SECONDS
-    assert world.protocol.tasks.functions.task(task_id).call()[1] == EVALUATING
+    assert world.protocol.task(task_id).status == TaskStatus.EVALUATING
     assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1)) == "TaskEscrow__WrongStatus"
 
 
@@ -419,8 +426,8 @@ def test_withdrawCredit_reentrant_receiver_gets_nothing_extra(world):
     address, _ = world.chain.deploy(attacker_artifact, world.protocol.tasks.address)
     attacker = world.chain.contract(address, attacker_artifact.abi)
     params = world.params()
-    value = 10**16 + params[5] * params[6]
-    data = world.protocol.tasks.encode_abi("createTask", args=[params])
+    value = 10**16 + params.escrow
+    data = world.protocol.tasks.encode_abi("createTask", args=[params.as_abi()])
     world.send(world.requester, attacker, "call", data, value=value)
     task_id = world.protocol.tasks.functions.taskCount().call()
     # The attacker contract is the requester: cancel through it, then withdraw re-entrantly.

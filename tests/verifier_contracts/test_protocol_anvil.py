@@ -3,8 +3,8 @@
 import pytest
 from eth_utils import keccak
 
-from stakelearn.pipeline.anvil import running_anvil
-from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.circuit import prepare
 
 from .world import EVALUATION_SECONDS, make_world
@@ -25,6 +25,6 @@ def test_task_end_to_end_on_anvil(small_circuit, proven_round, small_accuracy):
         assert world.protocol.registry.functions.stakeOf(world.clients[4].address).call() < 10**18  # slashed
         assert world.protocol.tasks.functions.creditOf(world.clients[0].address).call() > 0
         assert world.balances_add_up()
-        replay = world.protocol.revert_name(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+        replay = world.chain.revert_name(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
         assert replay == "TaskEscrow__WrongStatus"
     assert node.process.poll() is not None

@@ -6,9 +6,16 @@ from collections import Counter
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from stakelearn.pipeline.chain import Chain
+from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.circuit import prepare
 
 from .world import ETHER, make_world
@@ -61,7 +68,7 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round, small_ac
             steps_taken['enroll_all'] += 1
             task_id = data.draw(st.sampled_from(self._open()))
             if any(c.address in self.unbonding for c in world.clients):
-                assert world.protocol.revert_name(world.clients[0], world.protocol.tasks, "enroll", task_id) in (
+                assert world.chain.revert_name(world.clients[0], world.protocol.tasks, "enroll", task_id) in (
                     None, "StakingRegistry__Unbonding")
                 return
             for client in world.clients:
@@ -115,7 +122,7 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round, small_ac
             steps_taken['withdraw_credit'] += 1
             account = world.requester if who == 5 else world.clients[who]
             if self.owed.get(account.address, 0) == 0:
-                assert world.protocol.revert_name(account, world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
+                assert world.chain.revert_name(account, world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
                 return
             world.send(account, world.protocol.tasks, "withdrawCredit")
             self.owed[account.address] = 0
@@ -130,7 +137,7 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round, small_ac
                 return
             world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
             if self.locks[client.address]:
-                assert world.protocol.revert_name(client, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
+                assert world.chain.revert_name(client, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
                 return
             world.send(client, world.protocol.registry, "withdraw")
             self.unbonding.discard(client.address)

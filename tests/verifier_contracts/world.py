@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from eth_utils import keccak
 
-from stakelearn.pipeline.protocol import Periods, ProtocolConfig, SlashingPolicy, deploy_protocol, evaluation_commitment, new_account
+from stakelearn.pipeline.contracts.protocol import deploy_protocol, evaluation_commitment, new_account, round_args
+from stakelearn.pipeline.contracts.types import Periods, ProtocolConfig, TaskParams, TaskStatus
+from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
@@ -50,13 +52,13 @@ class World:
     def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None):
         accuracy = self.protocol.accuracy_verifier
         round_verifier, accuracy_verifier = verifiers or (self.protocol.round_verifier.contract.address, accuracy.address)
-        return (keccak(text="model spec"), n, f, m, 9_000, epochs, fee, round_verifier,
-                INITIAL_MODEL, evaluation, accuracy.functions.samples().call(), accuracy_verifier)
+        return TaskParams(keccak(text="model spec"), n, f, m, 9_000, epochs, fee, round_verifier,
+                          INITIAL_MODEL, evaluation, accuracy.functions.samples().call(), accuracy_verifier)
 
     def create_task(self, **kwargs) -> int:
         params = self.params(**kwargs)
-        value = self.protocol.config.base_fee_wei + params[5] * params[6]
-        self.send(self.requester, self.protocol.tasks, "createTask", params, value=value)
+        value = self.protocol.config.base_fee_wei + params.escrow
+        self.send(self.requester, self.protocol.tasks, "createTask", params.as_abi(), value=value)
         return self.protocol.tasks.functions.taskCount().call()
 
     def start_task(self, **kwargs) -> int:
@@ -74,7 +76,7 @@ class World:
         previous = previous if previous is not None else (INITIAL_MODEL if epoch == 1 else keccak(self.commitments[-1]))
         commitments = commitments or self.commitments
         signatures = signatures if signatures is not None else self.signatures(task_id, epoch, commitments)
-        return self.protocol.round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared)
+        return round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared.vka)
 
     def let_deadline_pass(self, task_id):
         self.travel_to(self.protocol.tasks.functions.evaluationDeadline(task_id).call() + 1)
@@ -84,14 +86,14 @@ class World:
         self.chain.w3.testing.mine()  # calls see the latest block's time
 
     def revert_name(self, account, contract, function, *args, value=0):
-        return self.protocol.revert_name(account, contract, function, *args, value=value)
+        return self.chain.revert_name(account, contract, function, *args, value=value)
 
     def credits(self):
         return [self.protocol.tasks.functions.creditOf(c.address).call() for c in self.clients]
 
     def finish(self, task_id):
         """End training (if still running) and settle after the evaluation deadline."""
-        if self.protocol.tasks.functions.task(task_id).call()[1] == ACTIVE:
+        if self.protocol.task(task_id).status == TaskStatus.ACTIVE:
             self.send(self.requester, self.protocol.tasks, "endTraining", task_id)
         self.let_deadline_pass(task_id)
         return self.send(self.clients[0], self.protocol.tasks, "settle", task_id)
@@ -107,9 +109,6 @@ class World:
 # Flag every client Multi-Krum leaves out (outlier ratio 1x), as the contract tests expect of
 # the session round; the default 3x ratio has its own test.
 EVERY_LEFT_OUT = SlashingPolicy(outlier_bps=10_000)
-
-
-ACTIVE, COMPLETED, EVALUATING = 2, 3, 5  # TaskEscrow.Status
 
 
 def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -> World:

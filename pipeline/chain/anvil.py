@@ -122,8 +122,9 @@ def _die_with_parent() -> None:
 
 
 def start_anvil(port: int | None = None, chain_id: int = 31337, quiet: bool = True,
-                die_with_parent: bool = False) -> AnvilNode:
-    """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC.
+                die_with_parent: bool = False, unlocked_accounts: int = 10) -> AnvilNode:
+    """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC. With ``unlocked_accounts=0``
+    it holds no keys, like a public node: every transaction must then be signed locally.
 
     A port that is taken is an InputError (one line) before anvil starts; an anvil that exits
     before it answers is a ToolchainError with anvil's own last line.
@@ -136,7 +137,7 @@ def start_anvil(port: int | None = None, chain_id: int = 31337, quiet: bool = Tr
             raise InputError(port_in_use_message(port, reason))
     command = [
         str(anvil_binary()), "--host", HOST, "--port", str(port), "--chain-id", str(chain_id),
-        "--code-size-limit", "24576", "--gas-limit", "30000000",
+        "--code-size-limit", "24576", "--gas-limit", "30000000", "--accounts", str(unlocked_accounts),
     ]
     errors = tempfile.TemporaryFile()
     preexec = _die_with_parent if die_with_parent and sys.platform.startswith("linux") else None

@@ -1,41 +1,33 @@
-"""The task's actors, each with its own key: requester, clients and the aggregator.
+"""The aggregator's steps: collect and check the clients' signed updates, prove the round,
+submit it, and keep the next global model.
 
-Clients hand the aggregator an ONNX model and a signed commitment to the update it implies;
-the aggregator checks both before storing them, proves the round, and submits it. The
-aggregator's epoch is a sequence of stages recorded in its :class:`SequencerStore`, each of
-which can be re-entered after a crash: nothing done is redone, nothing is submitted twice.
+The aggregator's epoch is a sequence of stages recorded in its :class:`SequencerStore`, each of
+which can be re-entered after a crash: nothing done is redone, nothing is submitted twice. The
+round folder it proves holds the clients' signed commitments (``signed.json``), so a folder is
+submitted the same way by the demo and by ``stakelearn submit``.
 """
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from web3 import Web3
-from web3.logs import DISCARD
+from eth_utils import to_hex
 
-from stakelearn.circuits.krum import krum_round, tag_update
-from stakelearn.errors import ProofError, StakeLearnError
-from stakelearn.files import write_bytes_atomic
-from stakelearn.models.digits import export_onnx
-from stakelearn.models.quantize import FixedPoint, quantize
-from stakelearn.models.update_io import load_update
-from stakelearn.pipeline.federation import next_global
-from stakelearn.pipeline.protocol import Protocol
-from stakelearn.pipeline.sequencer import SequencerStore, StoredUpdate
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import InputError, ProofError, StakeLearnError
+from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.contracts.protocol import Protocol, round_args
+from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, signed_record
+from stakelearn.pipeline.federation.task import next_global
+from stakelearn.pipeline.node.client import SignedUpdate, quantized_model, update_commitment
+from stakelearn.pipeline.node.run_folder import save_array
+from stakelearn.pipeline.node.store import SequencerStore, StoredUpdate
 from stakelearn.prover.circuit import PreparedCircuit
-from stakelearn.prover.commitments import commit
-from stakelearn.prover.round import COMMITMENTS, prove_round, verify_round
-from stakelearn.prover.steps import PROOF
-
-
-def quantized_model(model: Path, fixed_point: FixedPoint) -> np.ndarray:
-    """A client's ONNX model as the round circuit takes it: its parameters, quantized. Client
-    and aggregator both derive it this way, so they agree to the bit."""
-    return quantize(load_update(model), fixed_point)
+from stakelearn.prover.round import SIGNED, load_round, prove_round, round_commitments, verify_round
+from stakelearn.prover.steps import PROOF, VKA
 
 
 def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) -> np.ndarray:
@@ -43,32 +35,28 @@ def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) ->
     return np.stack([quantized_model(store.resolve(u.path), fixed_point) for u in store.updates(epoch)])
 
 
-@dataclass(frozen=True)
-class SignedUpdate:
-    client: int
-    address: str
-    model: Path
-    commitment: bytes
-    signature: bytes
+def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: bytes) -> tuple:
+    """submitRound's Round from a verified round folder with its clients' signed commitments
+    (an absent slot gets the all-zero signature)."""
+    verify_round(folder)  # the folder is consistent before anything is sent
+    manifest, _, _ = load_round(folder)
+    if not (folder / SIGNED).exists():
+        raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
+    signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
+    for record in signed.values():
+        if (record["task_id"], record["epoch"]) != (task_id, epoch):
+            raise InputError(f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
+                             f"not task {task_id} epoch {epoch}")
+    signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE
+                  for i in range(manifest["circuit"]["n"])]
+    return round_args(task_id, epoch, previous_model, round_commitments(folder), signatures, folder / PROOF,
+                      folder / VKA)
 
 
-@dataclass(frozen=True)
-class Client:
-    index: int
-    account: object  # eth_account LocalAccount
-
-    def submit(self, protocol: Protocol, prepared: PreparedCircuit, task_id: int, epoch: int,
-               trained: np.ndarray, hidden: int, fixed_point: FixedPoint, folder: Path) -> SignedUpdate:
-        """Export the trained model, commit to it quantized and sign the commitment."""
-        path = folder / f"client-{self.index}.onnx"
-        staging = folder / f".client-{self.index}.staging.onnx"
-        export_onnx(trained, hidden, staging)
-        write_bytes_atomic(path, staging.read_bytes())
-        staging.unlink()
-        update = tag_update(quantized_model(path, fixed_point), self.index)
-        commitment = commit(update, prepared.vk, prepared.settings, prepared.srs.path)
-        signature = protocol.sign_update(self.account, task_id, epoch, commitment)
-        return SignedUpdate(self.index, self.account.address, path, commitment, signature)
+def submit_round(protocol: Protocol, account, task_id: int, epoch: int, folder: Path) -> dict:
+    """``stakelearn submit``: send a proven round folder; return the receipt."""
+    previous = protocol.task(task_id).global_model
+    return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous))
 
 
 @dataclass(frozen=True)
@@ -108,8 +96,7 @@ class Aggregator:
             raise StakeLearnError(f"epoch {epoch}: expected one update from each of the {self.circuit.n} clients")
         stored = []
         for s in sorted(submissions, key=lambda s: s.client):
-            update = tag_update(quantized_model(s.model, self.fixed_point), s.client)
-            if commit(update, self.prepared.vk, self.prepared.settings, self.prepared.srs.path) != s.commitment:
+            if update_commitment(quantized_model(s.model, self.fixed_point), s.client, self.prepared) != s.commitment:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
             signer = self.protocol.recover_signer(self.task_id, epoch, s.commitment, s.signature)
             if signer != self.clients[s.client]:
@@ -123,15 +110,18 @@ class Aggregator:
 
     # --- proven ---------------------------------------------------------------------------
     def prove(self, epoch: int, round_dir: Path) -> None:
-        updates = self.quantized_updates(epoch)
+        """Prove the stored batch into ``round_dir`` with the clients' signed commitments."""
+        updates = self.store.updates(epoch)
         stats: dict = {}
         if round_dir.exists():  # proven before a crash, not yet recorded: check it, keep it
             outcome = verify_round(round_dir)
         else:
-            sources = [u.path for u in self.store.updates(epoch)]
-            outcome = prove_round(updates, self.circuit, round_dir, sources=sources, stats=stats)
-        signed = [u.commitment for u in self.store.updates(epoch)]
-        if outcome.update_commitments != signed:
+            signed = [signed_record(u.client, u.address,
+                                    self.protocol.update_commitment(self.task_id, epoch, bytes.fromhex(u.commitment)),
+                                    bytes.fromhex(u.signature)) for u in updates]
+            outcome = prove_round(self.quantized_updates(epoch), self.circuit, round_dir,
+                                  sources=[u.path for u in updates], stats=stats, signed=signed)
+        if outcome.update_commitments != [u.commitment for u in updates]:
             raise ProofError(f"epoch {epoch}: the proof's commitments differ from the clients' signed commitments")
         prove_seconds = stats["prove"].seconds if "prove" in stats else None
         self.store.record_proven(epoch, round_dir, prove_seconds, outcome.scores, outcome.selected)
@@ -139,43 +129,32 @@ class Aggregator:
     # --- submitted ------------------------------------------------------------------------
     def submit(self, epoch: int) -> None:
         """Submit the proven round unless the chain already has it (sent before a crash)."""
-        tasks = self.protocol.tasks
         landed = self._round_event(epoch)
         if landed is None:
-            _, _, epochs_run, _, global_model, _ = tasks.functions.task(self.task_id).call()
-            if epochs_run != epoch - 1:
-                raise StakeLearnError(f"the chain is at epoch {epochs_run} of task {self.task_id}, "
+            state = self.protocol.task(self.task_id)
+            if state.epochs_run != epoch - 1:
+                raise StakeLearnError(f"the chain is at epoch {state.epochs_run} of task {self.task_id}, "
                                       f"the store at epoch {epoch}; they belong to different runs")
-            record = self.store.epoch(epoch)
-            round_dir = self.store.resolve(record["round_dir"])
-            commitments = [bytes.fromhex(u.commitment) for u in self.store.updates(epoch)]
-            aggregate = bytes.fromhex(json.loads((round_dir / COMMITMENTS).read_text())["aggregate"])
-            signatures = [bytes.fromhex(u.signature) for u in self.store.updates(epoch)]
-            args = self.protocol.round_args(self.task_id, epoch, global_model, [*commitments, aggregate], signatures,
-                                            round_dir / PROOF, self.prepared)
-            receipt = self.protocol.chain.send(self.account, tasks.functions.submitRound(args))
-            if receipt["status"] != 1:
-                name = self.protocol.revert_name(self.account, tasks, "submitRound", args)
-                raise StakeLearnError(f"epoch {epoch}: the round was rejected on chain ({name or 'reverted'})")
+            round_dir = self.store.resolve(self.store.epoch(epoch)["round_dir"])
+            self.protocol.execute(self.account, "submitRound",
+                                  folder_round_args(round_dir, self.task_id, epoch, state.global_model))
             landed = self._round_event(epoch)
         event, receipt = landed
-        slashed = tasks.events.ClientSlashed().process_receipt(receipt, errors=DISCARD)
+        slashed = self.protocol.events_in(receipt, "ClientSlashed")
         flagged_mask = event["args"]["flaggedMask"]
         self.store.record_submitted(
-            epoch, Web3.to_hex(receipt["transactionHash"]), receipt["gasUsed"],
+            epoch, to_hex(receipt["transactionHash"]), receipt["gasUsed"],
             [i for i in range(self.circuit.n) if flagged_mask >> i & 1],
             sorted(self.clients.index(e["args"]["client"]) for e in slashed),
         )
 
     def _round_event(self, epoch: int):
         """The RoundSubmitted event of ``epoch`` and its receipt, if the round is on chain."""
-        tasks = self.protocol.tasks
-        logs = tasks.events.RoundSubmitted().get_logs(
-            from_block=0, argument_filters={"taskId": self.task_id, "epoch": epoch})
+        logs = self.protocol.logs("RoundSubmitted", taskId=self.task_id, epoch=epoch)
         if not logs:
             return None
         (event,) = logs
-        return event, self.protocol.chain.w3.eth.get_transaction_receipt(event["transactionHash"])
+        return event, self.protocol.chain.receipt(event["transactionHash"])
 
     # --- finalized ------------------------------------------------------------------------
     def finalize(self, epoch: int, model_after: Path, accuracy_of) -> None:
@@ -192,15 +171,3 @@ class Aggregator:
         r = self.store.epoch(epoch)
         return EpochResult(epoch, [int(v) for v in r["scores"]], r["selected"], r["flagged"], r["slashed"],
                            r["gas_used"], r["tx_hash"], r["accuracy"], r["prove_seconds"])
-
-
-def npz_bytes(**arrays: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    return buffer.getvalue()
-
-
-def save_array(path: Path, values: np.ndarray) -> Path:
-    buffer = io.BytesIO()
-    np.save(buffer, values)
-    return write_bytes_atomic(path, buffer.getvalue())

@@ -17,15 +17,16 @@ import numpy as np
 from eth_utils import keccak
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.evm_verify import verifier_only_gas, verify_on_chain
-from stakelearn.pipeline.protocol import Periods, ProtocolConfig, deploy_protocol, new_account
+from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import deploy_protocol, new_account, round_args
+from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, TaskParams
+from stakelearn.pipeline.contracts.verifiers import verifier_only_gas, verify_on_chain
 from stakelearn.prover import steps
 from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, prove_round
 
-ETHER = 10**18
 D = 16
 
 
@@ -53,20 +54,16 @@ def measure(n: int, workdir: Path) -> dict:
     gas: dict[str, int] = {}
 
     def send(account, contract, function, *args, value=0, label=None):
-        receipt = chain.send(account, getattr(contract.functions, function)(*args), value=value)
-        if receipt["status"] != 1:
-            raise RuntimeError(f"{function} reverted")
-        gas[label or function] = receipt["gasUsed"]
-        return receipt
+        gas[label or function] = chain.execute(account, contract, function, *args, value=value)["gasUsed"]
 
     requester = new_account(chain, 10 * ETHER)
     clients = [new_account(chain, 3 * ETHER) for _ in range(n)]
     for client in clients:
         send(client, protocol.registry, "stake", value=ETHER)
     fee, epochs, initial = 10**17, 3, keccak(text="initial model")
-    params = (keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address, initial,
-              keccak(text="evaluation set"), 32, protocol.accuracy_verifier.address)
-    send(requester, protocol.tasks, "createTask", params, value=protocol.config.base_fee_wei + epochs * fee)
+    params = TaskParams(keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address,
+                        initial, keccak(text="evaluation set"), 32, protocol.accuracy_verifier.address)
+    send(requester, protocol.tasks, "createTask", params.as_abi(), value=protocol.config.base_fee_wei + params.escrow)
     for i, client in enumerate(clients):
         send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
     # A client that does not trust the aggregator to include it posts its commitment itself.
@@ -75,12 +72,12 @@ def measure(n: int, workdir: Path) -> dict:
     for epoch, label in ((1, "submitRound (epoch, flags)"), (2, "submitRound (epoch, flags, slash)")):
         signatures = [protocol.sign_update(c, 1, epoch, commitment) for c, commitment in zip(clients, commitments)]
         send(clients[0], protocol.tasks, "submitRound",
-             protocol.round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared), label=label)
+             round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared.vka), label=label)
         previous = keccak(commitments[-1])
     send(requester, protocol.tasks, "endTraining", 1)
-    chain.w3.testing.timeTravel(chain.w3.eth.get_block("latest")["timestamp"] + 1)  # past the deadline
+    chain.travel(1)  # past the deadline
     send(clients[1], protocol.tasks, "settle", 1, label="settle (no accuracy proof: forfeit)")
-    paid = next(c for c in clients if protocol.tasks.functions.creditOf(c.address).call() > 0)
+    paid = next(c for c in clients if protocol.credit_of(c.address) > 0)
     send(paid, protocol.tasks, "withdrawCredit")
     send(clients[0], protocol.registry, "requestWithdrawal")
     send(clients[0], protocol.registry, "withdraw")
@@ -94,8 +91,8 @@ def run_gas(out: Path, sizes: tuple[int, ...] = (8, 16)) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: measure(n, Path(tmp)) for n in sizes}
     names = list(next(iter(results.values())))
-    lines = ["| function | " + " | ".join(f"n={n}" for n in sizes) + " |", "|---|" + "---|" * len(sizes)]
-    lines += [f"| {name} | " + " | ".join(f"{results[n][name]:,}" for n in sizes) + " |" for name in names]
+    lines = [markdown_table(["function", *(f"n={n}" for n in sizes)],
+                            [[name, *(f"{results[n][name]:,}" for n in sizes)] for name in names])]
     epoch = "submitRound (epoch, flags, slash)"
     for n in sizes:
         g = results[n]

@@ -6,8 +6,8 @@ update) quantized to the task's fixed point; Multi-Krum selects ``m``; the next 
 is the mean of the selected models. Krum's distances between models equal those between
 updates (all start from the same global model), and the proven aggregate, whose commitment
 the chain records, is then the global model itself (times ``m``), not a change to it.
-The same functions run with proofs and a chain (``pipeline.demo``) or without
-(``pipeline.robustness``).
+The same functions run with proofs and a chain (``pipeline.apps.demo``) or without
+(``pipeline.apps.robustness``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,16 @@ from stakelearn.circuits.accuracy import GREY_LEVELS
 from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.digits import (
-    Dataset, LocalTraining, load_digits_split, parameter_count, split_dirichlet, split_iid, train_local,
+    Dataset,
+    LocalTraining,
+    load_digits_split,
+    parameter_count,
+    split_dirichlet,
+    split_iid,
+    train_local,
 )
 from stakelearn.models.quantize import FixedPoint, dequantize
-from stakelearn.pipeline.attacks import AttackView, flip_labels, get_attack
+from stakelearn.pipeline.federation.attacks import AttackView, flip_labels, get_attack
 
 SPLITS = ("iid", "dirichlet")
 
@@ -54,7 +60,7 @@ class TaskConfig:
     training: LocalTraining = field(default_factory=LocalTraining)
 
     def __post_init__(self) -> None:
-        self.krum  # validates n, f, m
+        _ = self.krum  # KrumParams validates n, f and m
         if not 0 <= self.attackers <= self.byzantine:
             raise InputError(
                 f"{self.attackers} attackers exceed the Krum bound f={self.byzantine}: with n={self.clients}, "
@@ -143,15 +149,3 @@ def client_models(federation: Federation, global_parameters: np.ndarray, epoch: 
 def next_global(selected_sum: np.ndarray, m: int, fixed_point: FixedPoint) -> np.ndarray:
     """The next global model: the mean of the ``m`` selected quantized models."""
     return dequantize(selected_sum, fixed_point) / m
-
-
-def flagged(scores: np.ndarray, selected: np.ndarray, outlier_bps: int) -> np.ndarray:
-    """The rollup's flags (MPSRollup's rule): a client is flagged when Multi-Krum left it out and
-    its score exceeds ``outlier_bps / 10000`` times the largest selected score. Multi-Krum always
-    leaves out n - m clients, honest ones too when fewer attack; the outlier test keeps those
-    from being flagged. (Equal updates are not flagged: with slot tags no two slots hold the same
-    commitment, and flagging copies would let a copier frame the original.)"""
-    scores = np.asarray(scores, dtype=object)  # exact integers, as on chain
-    selected = np.asarray(selected, dtype=bool)
-    reference = max(scores[selected])
-    return np.array([(not keep) and score * 10_000 > reference * outlier_bps for score, keep in zip(scores, selected)])

@@ -16,130 +16,126 @@ the proven mean.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 from eth_abi import encode
-from eth_utils import keccak
-from web3 import Web3
+from eth_utils import keccak, to_hex
 
 from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.errors import InputError, StakeLearnError
-from stakelearn.pipeline.chain import Chain
-from stakelearn.pipeline.federation import next_global
-from stakelearn.pipeline.protocol import Protocol, check_task_verifiers
-from stakelearn.pipeline.roles import quantized_model
-from stakelearn.verifier_contracts.build import load_artifact
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import (
+    Protocol,
+    attach_protocol,
+    check_task_verifiers,
+    check_verifiers_approved,
+)
+from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, SIGNATURE_BYTES
+from stakelearn.pipeline.contracts.types import TaskParams
+from stakelearn.pipeline.contracts.verifiers import absent_commitment_hash, check_round
+from stakelearn.pipeline.federation.task import next_global
+from stakelearn.pipeline.node.client import quantized_model
+from stakelearn.pipeline.node.requester import model_hash
+from stakelearn.pipeline.node.run_folder import RUN_FILE, STORE_FILE, config_from_json, load_run, run_circuits
+from stakelearn.pipeline.node.store import SequencerStore
+from stakelearn.prover.circuit import prepare
+from stakelearn.prover.commitments import commit
 
-COMMITMENT, SIGNATURE = 64, 65
-
-
-def _hex(value: bytes) -> str:
-    return Web3.to_hex(value)
+COMMITMENT_BYTES = 64
 
 
 def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> tuple[list[str], list[dict]]:
     """Problems found in the task's on-chain history, and its rounds as rebuilt from events.
     ``circuits`` (the prepared round and accuracy circuits, when known) lets the audit check the
     verifiers' code, not only that the protocol approved them."""
-    tasks, chain = protocol.tasks, protocol.chain
+    chain = protocol.chain
     problems: list[str] = []
-    created = tasks.events.TaskCreated().get_logs(from_block=0, argument_filters={"taskId": task_id})
+    created = protocol.logs("TaskCreated", taskId=task_id)
     if not created:
         return [f"task {task_id} was never created on this contract"], []
-    params = created[0]["args"]["params"]
+    params = TaskParams.from_abi(created[0]["args"]["params"])
     try:
         if circuits is not None:
             check_task_verifiers(protocol, task_id, *circuits)
-        elif tasks.functions.approvedAccuracyVerifier(params["verifier"]).call() != params["accuracyVerifier"]:
-            raise StakeLearnError(f"task {task_id}: its verifiers are not a pair the protocol approved")
+        else:
+            check_verifiers_approved(protocol, task_id, params)
     except StakeLearnError as error:
         problems.append(str(error).replace("; do not enroll", ""))
-    started = tasks.events.TaskStarted().get_logs(from_block=0, argument_filters={"taskId": task_id})
+    started = protocol.logs("TaskStarted", taskId=task_id)
     if not started:
         return problems + [f"task {task_id} was never started"], []
     clients = list(started[0]["args"]["clients"])
     n = len(clients)
-    verifier = chain.contract(params["verifier"], load_artifact("RoundVerifier").abi)
-    vacant = verifier.functions.absentCommitment().call()
+    vacant = absent_commitment_hash(chain, params.verifier)
     posted = {(e["args"]["epoch"], clients.index(e["args"]["client"])): bytes(e["args"]["commitment"])
-              for e in tasks.events.CommitmentPosted().get_logs(from_block=0, argument_filters={"taskId": task_id})}
-    slashed = tasks.events.ClientSlashed().get_logs(from_block=0, argument_filters={"taskId": task_id})
-    events = sorted(tasks.events.RoundSubmitted().get_logs(from_block=0, argument_filters={"taskId": task_id}),
-                    key=lambda e: e["args"]["epoch"])
+              for e in protocol.logs("CommitmentPosted", taskId=task_id)}
+    slashed = protocol.logs("ClientSlashed", taskId=task_id)
+    events = sorted(protocol.logs("RoundSubmitted", taskId=task_id), key=lambda e: e["args"]["epoch"])
     epochs = [e["args"]["epoch"] for e in events]
     if epochs != list(range(1, len(events) + 1)):
         problems.append(f"epochs on chain are {epochs}, expected 1..{len(events)} each exactly once")
-    root, model, rounds = b"\0" * 32, params["initialModel"], []
+    root, model, rounds = b"\0" * 32, params.initial_model, []
     for event in events:
         a, epoch = event["args"], event["args"]["epoch"]
         commitments, signatures = bytes(a["commitments"]), bytes(a["signatures"])
-        if len(commitments) != COMMITMENT * (n + 1) or len(signatures) != SIGNATURE * n:
+        if len(commitments) != COMMITMENT_BYTES * (n + 1) or len(signatures) != SIGNATURE_BYTES * n:
             problems.append(f"epoch {epoch}: batch sizes do not match n={n}")
             continue
-        parts = [commitments[COMMITMENT * i : COMMITMENT * (i + 1)] for i in range(n + 1)]
+        parts = [commitments[COMMITMENT_BYTES * i : COMMITMENT_BYTES * (i + 1)] for i in range(n + 1)]
         absent = [i for i in range(n) if a["absentMask"] >> i & 1]
         for i in range(n):
-            signature = signatures[SIGNATURE * i : SIGNATURE * (i + 1)]
+            signature = signatures[SIGNATURE_BYTES * i : SIGNATURE_BYTES * (i + 1)]
             if (epoch, i) in posted:
                 if parts[i] != posted[epoch, i]:
                     problems.append(f"epoch {epoch}: client {i} posted its commitment on chain, the batch holds another")
             elif i in absent:
-                if signature != bytes(SIGNATURE) or keccak(parts[i]) != vacant:
+                if signature != ABSENT_SIGNATURE or keccak(parts[i]) != vacant:
                     problems.append(f"epoch {epoch}: client {i} is marked absent but its slot is not the absent one")
             elif (signer := protocol.recover_signer(task_id, epoch, parts[i], signature)) != clients[i]:
                 problems.append(f"epoch {epoch}: client {i}'s commitment is signed by {signer}, not {clients[i]}")
-        transaction = chain.w3.eth.get_transaction(event["transactionHash"])
-        _, call = tasks.decode_function_input(transaction["input"])
+        _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
         submitted = call["round"]
         if submitted["previousModel"] != model:
-            problems.append(f"epoch {epoch}: starts from model {_hex(submitted['previousModel'])}, "
-                            f"the previous epoch ended at {_hex(model)}")
+            problems.append(f"epoch {epoch}: starts from model {to_hex(submitted['previousModel'])}, "
+                            f"the previous epoch ended at {to_hex(model)}")
         if bytes(submitted["commitments"]) != commitments:
             problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
-        check = verifier.functions.verifyRound(submitted["proof"], submitted["instances"], submitted["vka"], commitments)
-        try:
-            proven = tuple(check.call())  # (selected, absent)
-        except Exception as error:  # a revert of the verifier: the proof no longer checks
-            problems.append(f"epoch {epoch}: the proof does not verify ({error})")
-            proven = None
-        if proven is not None and proven != (a["selectedMask"], a["absentMask"]):
-            problems.append(f"epoch {epoch}: the proof selects {proven[0]:b} with {proven[1]:b} absent, the event says "
-                            f"{a['selectedMask']:b} with {a['absentMask']:b} absent")
+        check = check_round(chain, params.verifier, submitted["proof"], submitted["instances"], submitted["vka"],
+                            commitments)
+        if not check.ok:  # the verifier reverts: the proof no longer checks
+            problems.append(f"epoch {epoch}: the proof does not verify ({check.reason})")
+        elif (check.selected_mask, check.absent_mask) != (a["selectedMask"], a["absentMask"]):
+            problems.append(f"epoch {epoch}: the proof selects {check.selected_mask:b} with {check.absent_mask:b} absent, "
+                            f"the event says {a['selectedMask']:b} with {a['absentMask']:b} absent")
         model = keccak(parts[n])
         if a["globalModel"] != model:
-            problems.append(f"epoch {epoch}: global model {_hex(a['globalModel'])} is not the hash of the aggregate commitment")
+            problems.append(f"epoch {epoch}: global model {to_hex(a['globalModel'])} is not the hash of the aggregate commitment")
         root = keccak(encode(
             ["bytes32", "uint256", "uint256", "bytes32", "bytes32", "uint256", "uint256", "bytes32"],
             [root, task_id, epoch, keccak(commitments), keccak(signatures), a["flaggedMask"], a["absentMask"], model],
         ))
         if a["stateRoot"] != root:
-            problems.append(f"epoch {epoch}: state root {_hex(a['stateRoot'])} differs from the rebuilt {_hex(root)}")
+            problems.append(f"epoch {epoch}: state root {to_hex(a['stateRoot'])} differs from the rebuilt {to_hex(root)}")
         rounds.append({"epoch": epoch, "commitments": [p.hex() for p in parts], "signatures": signatures,
-                       "selected_mask": a["selectedMask"], "tx_hash": _hex(event["transactionHash"]),
+                       "selected_mask": a["selectedMask"], "tx_hash": to_hex(event["transactionHash"]),
                        "absent": absent, "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
                        "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed
                                          if e["args"]["epoch"] == epoch)})
-    _, _, epochs_run, _, global_model, state_root = tasks.functions.task(task_id).call()
-    if (epochs_run, global_model, state_root) != (len(events), model, root):
+    state = protocol.task(task_id)
+    if (state.epochs_run, state.global_model, state.state_root) != (len(events), model, root):
         problems.append("the task's current state (epochs, model, root) is not the end of its rebuilt history")
     return problems, rounds
 
 
 def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -> list[str]:
     """Problems found comparing an aggregator's run folder with the rounds rebuilt from the chain."""
-    from stakelearn.pipeline.demo import RUN_FILE, STORE_FILE, config_from_json, model_hash
-    from stakelearn.pipeline.sequencer import SequencerStore
-    from stakelearn.prover.commitments import commit
-
-    run = json.loads((run_dir / RUN_FILE).read_text())
+    run = load_run(run_dir)
     config = config_from_json(run["config"])
     circuit = prepared.circuit
     problems = []
     initial = np.load(run_dir / "models" / run["initial_model"])
-    params = protocol.tasks.functions.taskParams(run["task_id"]).call()
-    if model_hash(initial) != params[8]:
+    if model_hash(initial) != protocol.task_params(run["task_id"]).initial_model:
         problems.append("the stored initial model is not the one the task was created with")
     store = SequencerStore(run_dir / STORE_FILE)
     try:
@@ -153,7 +149,7 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 problems.append(f"epoch {epoch}: the store's transaction {record['tx_hash']} is not the chain's")
             if any(u.commitment != chain_round["commitments"][u.client] for u in updates):
                 problems.append(f"epoch {epoch}: the store's commitments differ from the chain's")
-            if any(bytes.fromhex(u.signature) != chain_round["signatures"][65 * u.client : 65 * (u.client + 1)]
+            if any(bytes.fromhex(u.signature) != chain_round["signatures"][SIGNATURE_BYTES * u.client : SIGNATURE_BYTES * (u.client + 1)]
                    for u in updates):
                 problems.append(f"epoch {epoch}: the store's signatures differ from the chain's")
             quantized = np.zeros((circuit.n, circuit.d), dtype=np.int64)
@@ -181,30 +177,20 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
 
 def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: Path | None = None) -> list[str]:
     """Audit and print the findings; return the problems (empty when all checks pass)."""
-    from stakelearn.pipeline.demo import PROTOCOL, RUN_FILE, config_from_json, task_circuits
-    from stakelearn.pipeline.protocol import attach_protocol
-    from stakelearn.prover.circuit import prepare
-
     chain = Chain.rpc(rpc_url)
     run = None
     if run_dir is not None:
         if not (run_dir / RUN_FILE).is_file():
             raise InputError(f"{run_dir} is not a run folder ({RUN_FILE} is missing)")
-        run = json.loads((run_dir / RUN_FILE).read_text())
-    addresses = dict(run["addresses"]) if run else {}
-    if contract is not None:
-        addresses = {"protocol": Web3.to_checksum_address(contract)}
-    if "protocol" not in addresses:
+        run = load_run(run_dir)
+    if contract is None and run is None:
         raise InputError("name the protocol contract with --contract ADDRESS (or give --run with a run.json)")
-    protocol = attach_chain_only(chain, addresses["protocol"]) if run is None else attach_protocol(
-        chain, addresses, PROTOCOL)
-    circuits = None
-    if run is not None:
-        circuits = tuple(prepare(c) for c in task_circuits(config_from_json(run["config"]), run["inner_cols"]))
+    protocol = attach_protocol(chain, {"protocol": contract} if contract is not None else run["addresses"])
+    circuits = tuple(prepare(c) for c in run_circuits(run)) if run is not None else None
     problems, rounds = audit_chain(protocol, task_id, circuits)
     print(f"task {task_id} on {chain.name}: {len(rounds)} epochs rebuilt from chain events")
     for chain_round in rounds:
-        for what in ("absent", "slashed"):
+        for what in ("absent", "flagged", "slashed"):
             if chain_round[what]:
                 print(f"epoch {chain_round['epoch']}: clients {chain_round[what]} {what}")
     if run is not None:
@@ -214,11 +200,3 @@ def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: 
     print("audit passed: signatures, proofs, model commitments and state roots all check" if not problems
           else f"audit found {len(problems)} inconsistencies")
     return problems
-
-
-def attach_chain_only(chain: Chain, address: str) -> Protocol:
-    """Just enough of a deployment to read one protocol contract's history."""
-    artifact = load_artifact("StakeLearnProtocol")
-    if not chain.w3.eth.get_code(address):
-        raise InputError(f"no contract at {address} on {chain.name}")
-    return Protocol(chain, None, chain.contract(address, artifact.abi), None, None)

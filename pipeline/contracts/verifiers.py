@@ -12,20 +12,20 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
-from stakelearn.errors import ProofError
-from stakelearn.pipeline.chain import CallResult, Chain, error_name
+from stakelearn.errors import ProofError, StakeLearnError
+from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
-from stakelearn.prover.round import absent_commitment, load_round, round_verifying_files
+from stakelearn.prover.round import absent_commitment, load_round, round_commitments, round_verifying_files
+from stakelearn.prover.steps import PROOF, VKA
 from stakelearn.prover.verifying import shipped_circuit
-from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
 REGISTER_VKA_SELECTOR = bytes.fromhex("dc8b4094")  # registerVka(bytes32[])
@@ -47,7 +47,9 @@ class DeployedRoundVerifier:
 
 
 def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
-    chain.transact_checked(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(vka)]))
+    receipt = chain.transact(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(vka)]))
+    if receipt["status"] != 1:
+        raise ProofError(f"the reusable verifier at {verifier} refused to register the VKA {vka}")
 
 
 def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
@@ -81,15 +83,17 @@ def verify_on_chain(
     receipt = chain.transact(contract.address, data)
     if receipt["status"] != 1:
         # Replay as a call to learn which check failed (only on the failure path: it costs time).
-        result = chain.call(contract.address, data)
-        return EvmVerification(ok=False, gas_used=None, reason=_revert_reason(contract, result))
+        return EvmVerification(ok=False, gas_used=None, reason=chain.call(contract.address, data).reason)
     (event,) = contract.events.RoundVerified().process_receipt(receipt, errors=DISCARD)
     return EvmVerification(ok=True, gas_used=receipt["gasUsed"], selected_mask=event["args"]["selectedMask"])
 
 
 def verifier_only_gas(deployed: DeployedRoundVerifier, proof_json: Path, vka: Path) -> int:
     """Gas of the reusable verifier's ``verifyProof`` alone, without RoundVerifier's checks."""
-    return deployed.chain.transact_checked(deployed.verifier, verify_calldata(proof_json, vka))
+    receipt = deployed.chain.transact(deployed.verifier, verify_calldata(proof_json, vka))
+    if receipt["status"] != 1:
+        raise ProofError(f"the reusable verifier rejects {proof_json}")
+    return receipt["gasUsed"]
 
 
 def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> EvmVerification:
@@ -99,10 +103,6 @@ def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None 
     prepared = round_verifying_files(folder, ceremony_srs)
     deployed = deploy_round_verifier(chain, prepared)
     return verify_on_chain(deployed, folder / PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
-
-
-def _revert_reason(contract, result: CallResult) -> str:
-    return error_name(contract.abi, result.revert_data) or result.error or "reverted"
 
 
 def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> int:
@@ -117,5 +117,41 @@ def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | No
     data = contract.encode_abi("verifyAccuracy", args=[proof, instances, words, bytes.fromhex(commitments["model"])])
     receipt = chain.transact(contract.address, data)
     if receipt["status"] != 1:
-        raise ProofError(f"EVM verification on {chain.name} failed: {_revert_reason(contract, chain.call(contract.address, data))}")
+        raise ProofError(f"EVM verification on {chain.name} failed: {chain.call(contract.address, data).reason}")
     return receipt["gasUsed"]
+
+
+@dataclass(frozen=True)
+class RoundCheck:
+    """What a deployed RoundVerifier says of a round (an eth_call: nothing is sent)."""
+
+    ok: bool
+    selected_mask: int = 0
+    absent_mask: int = 0
+    reason: str = ""
+
+
+def check_round(chain: Chain, verifier_address: str, proof: bytes, instances: list, vka: list,
+                commitments: bytes) -> RoundCheck:
+    """Ask the RoundVerifier at ``verifier_address`` whether the proof holds over ``commitments``."""
+    verifier = chain.contract(to_checksum_address(verifier_address), load_artifact("RoundVerifier").abi)
+    result = chain.call(verifier.address, verifier.encode_abi("verifyRound", args=[proof, instances, vka, commitments]))
+    if not result.ok:
+        return RoundCheck(ok=False, reason=result.reason)
+    selected, absent = decode(["uint256", "uint256"], result.data)
+    return RoundCheck(ok=True, selected_mask=selected, absent_mask=absent)
+
+
+def absent_commitment_hash(chain: Chain, verifier_address: str) -> bytes:
+    """keccak256 of the commitment an absent slot must hold, as the RoundVerifier pins it."""
+    return chain.contract(verifier_address, load_artifact("RoundVerifier").abi).functions.absentCommitment().call()
+
+
+def verify_with_task_verifier(chain: Chain, verifier_address: str, folder: Path) -> int:
+    """Check a round folder with the RoundVerifier a task pins; return the selection mask it
+    proves. The circuit is then the task's, not the folder's word."""
+    proof, instances, words = verify_arguments(folder / PROOF, folder / VKA)
+    check = check_round(chain, verifier_address, proof, instances, words, b"".join(round_commitments(folder)))
+    if not check.ok:
+        raise StakeLearnError(f"the task's RoundVerifier at {verifier_address} rejects the round: {check.reason}")
+    return check.selected_mask

@@ -23,9 +23,10 @@ from stakelearn.errors import InputError
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.digits import accuracy, initial_parameters, one_torch_thread
 from stakelearn.models.quantize import quantize
-from stakelearn.pipeline.attacks import ATTACKS
-from stakelearn.pipeline.federation import SPLITS, TaskConfig, client_models, flagged, make_federation, next_global
-from stakelearn.pipeline.protocol import SlashingPolicy
+from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.pipeline.federation.attacks import ATTACKS
+from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, slashed
+from stakelearn.pipeline.federation.task import SPLITS, TaskConfig, client_models, make_federation, next_global
 
 CLEAN = "none"  # the grid's name for the run without attackers
 MIN_CLIENTS = 16  # below this, f=6 (the interesting end) breaks Krum's n > 2f + 2
@@ -63,7 +64,7 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
             model = next_global(round_.total, config.krum.m, config.fixed_point)
             accuracies.append(accuracy(model, federation.test, config.hidden))
     flags = np.array(flags, dtype=bool)
-    return RunResult(accuracies, np.array(selected, dtype=bool), flags, policy.slashes(flags), config.attacker_ids)
+    return RunResult(accuracies, np.array(selected, dtype=bool), flags, slashed(flags, policy), config.attacker_ids)
 
 
 # The rates, from the [epochs, n] flags or slashes: "ever" means in at least one epoch.
@@ -143,10 +144,9 @@ def _cell(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(row[key], 1 if key == "drop_points" else 3) for key, _ in COLUMNS) + " |" for row in rows]
-    return "\n".join(lines)
+def results_table(rows: list[dict]) -> str:
+    return markdown_table([title for _, title in COLUMNS],
+                          [[_cell(row[key], 1 if key == "drop_points" else 3) for key, _ in COLUMNS] for row in rows])
 
 
 def _where(rows: list[dict]) -> str:
@@ -279,7 +279,7 @@ def run_robustness(out: Path, clients: int = 16, byzantine: tuple[int, ...] = (3
         "",
         setup,
         "",
-        markdown_table(rows),
+        results_table(rows),
         "",
         "\n\n".join(findings(rows)),
     ]

@@ -6,47 +6,41 @@ import io
 from pathlib import Path
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
-
-ETHER = 10**18
-
-
-def _table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.pipeline.contracts.types import ETHER
 
 
-def epoch_table(summary: dict) -> str:
-    rows = [[0, f"{summary['initial_accuracy']:.3f}", "", "", "", "", ""]]
+def epochmarkdown_table(summary: dict) -> str:
+    rows = [[0, f"{summary['initial_accuracy']:.3f}", "", "", "", "", "", ""]]
     for e in summary["epochs"]:
         prove = f"{e['prove_seconds']:.1f}" if e["prove_seconds"] is not None else "(resumed)"
-        rows.append([e["epoch"], f"{e['accuracy']:.3f}", e["selected"], e["flagged"] or "-", e["slashed"] or "-",
-                     f"{e['gas_used']:,}", prove])
-    return _table(["epoch", "test accuracy", "selected", "flagged", "slashed", "gas", "prove s"], rows)
+        rows.append([e["epoch"], f"{e['accuracy']:.3f}", e["selected"], e["left_out"] or "-", e["flagged"] or "-",
+                     e["slashed"] or "-", f"{e['gas_used']:,}", prove])
+    return markdown_table(["epoch", "test accuracy", "selected", "left out", "flagged", "slashed", "gas", "prove s"], rows)
 
 
-def score_table(summary: dict) -> str:
+def scoremarkdown_table(summary: dict) -> str:
     """Krum scores (fixed-point units squared) per client per epoch; * marks flagged."""
     header = ["client", "role"] + [f"epoch {e['epoch']}" for e in summary["epochs"]]
     rows = []
     for client, role in enumerate(summary["roles"]):
         cells = [f"{int(e['scores'][client]):,}{'*' if client in e['flagged'] else ''}" for e in summary["epochs"]]
         rows.append([client, role, *cells])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
-def balance_table(summary: dict) -> str:
+def balancemarkdown_table(summary: dict) -> str:
     rows = []
     for client, (role, b) in enumerate(zip(summary["roles"], summary["balances"]["clients"])):
         flagged = sum(client in e["flagged"] for e in summary["epochs"])
         rows.append([client, role, b["address"][:10], flagged, f"{b['stake_wei'] / ETHER:.2f}", f"{b['reward_wei'] / ETHER:.4f}"])
-    return _table(["client", "role", "address", "flagged epochs", "stake left (ETH)", "reward (ETH)"], rows)
+    return markdown_table(["client", "role", "address", "flagged epochs", "stake left (ETH)", "reward (ETH)"], rows)
 
 
-def timing_table(summary: dict) -> str:
+def timingmarkdown_table(summary: dict) -> str:
     total = summary["timings_s"]["total"]
     rows = [[name, f"{seconds:.1f}", f"{100 * seconds / total:.0f} %"] for name, seconds in summary["timings_s"].items()]
-    return _table(["phase", "seconds", "share"], rows)
+    return markdown_table(["phase", "seconds", "share"], rows)
 
 
 def accuracy_line(summary: dict) -> str:
@@ -67,13 +61,13 @@ def report_text(summary: dict) -> str:
         f"logrows {summary['circuit']['logrows']} ({summary['circuit']['srs']})",
         "",
         "## Epochs",
-        epoch_table(summary),
+        epochmarkdown_table(summary),
         "",
         "## Krum scores (* flagged)",
-        score_table(summary),
+        scoremarkdown_table(summary),
         "",
         "## Final balances",
-        balance_table(summary),
+        balancemarkdown_table(summary),
         "",
         accuracy_line(summary),
         f"Requester: {summary['balances']['rewarded_wei'] / ETHER:.4f} ETH paid to clients, "
@@ -82,7 +76,7 @@ def report_text(summary: dict) -> str:
         f"{o['honest_slashed'] or 'none'}; every honest client rewarded: {'yes' if o['honest_rewarded'] else 'no'}.",
         "",
         "## Wall time",
-        timing_table(summary),
+        timingmarkdown_table(summary),
     ]
     return "\n".join(lines) + "\n"
 
@@ -119,7 +113,7 @@ def write_plots(folder: Path, summary: dict) -> None:
         stakes[1].plot(epochs, [row[client] / ETHER for row in summary["stakes_wei"]], label=label, **style)
     scores[1].set(title="Krum score per client (lower: closer to the others)", xlabel="epoch", ylabel="score", yscale="log")
     stakes[1].set(title="stake per client", xlabel="epoch", ylabel="ETH")
-    for figure, axis in (scores, stakes):
+    for _, axis in (scores, stakes):
         axis.legend(fontsize=7)
     _save(scores[0], folder / "scores.png")
     _save(stakes[0], folder / "stakes.png")

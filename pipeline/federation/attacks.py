@@ -8,9 +8,9 @@ few quanta, as colluders who want to look independent would: we measure Krum, no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Callable
 
 import numpy as np
 

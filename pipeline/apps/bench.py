@@ -25,12 +25,14 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
+from stakelearn.pipeline.apps.tables import markdown_table
 
 MAX_INT = 128  # the default fixed point: scale 2^-7, clip 1.0
 
@@ -61,7 +63,8 @@ def machine() -> dict:
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        cpu = next((l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines() if l.startswith("model name")), cpu)
+        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                    if line.startswith("model name")), cpu)
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_gb, 1), "ezkl": ezkl.__version__}
 
@@ -79,8 +82,8 @@ def sample_updates(n: int, d: int) -> np.ndarray:
 def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
     """The proven round at one point (runs inside the point's process)."""
     from stakelearn.circuits.krum import krum_round
-    from stakelearn.pipeline.chain import Chain
-    from stakelearn.pipeline.evm_verify import deploy_round_verifier, verify_on_chain, verifier_only_gas
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verifier_only_gas, verify_on_chain
     from stakelearn.prover import steps
     from stakelearn.prover.circuit import RoundCircuit, prepare
     from stakelearn.prover.isolate import run_isolated
@@ -123,8 +126,8 @@ def measure_accuracy(samples: int, bound: int, scratch: Path) -> dict:
     ``bound`` (its own process)."""
     from stakelearn.errors import ProofError
     from stakelearn.models.digits import load_digits_split
-    from stakelearn.pipeline.chain import Chain
-    from stakelearn.pipeline.evm_verify import verify_accuracy_on_chain
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.pipeline.contracts.verifiers import verify_accuracy_on_chain
     from stakelearn.prover import steps
     from stakelearn.prover.accuracy import AccuracyCircuit, prove_accuracy
     from stakelearn.prover.circuit import prepare
@@ -190,9 +193,9 @@ def measure_naive(n: int, d: int, scratch: Path) -> dict:
 
 
 def _naive_compile(network: Path, data: Path, folder: Path) -> None:
-    from stakelearn.prover import steps
-
     import ezkl
+
+    from stakelearn.prover import steps
 
     steps.gen_settings(network, folder / steps.SETTINGS, ezkl.PyRunArgs())
     steps.calibrate(data, network, folder / steps.SETTINGS, scales=None)
@@ -210,8 +213,7 @@ def run_point(spec: dict) -> dict:
     """Measure one point (called in the point's own process)."""
     from stakelearn.prover.srs import stakelearn_home
 
-    scratch = Path(spec["scratch"])
-    shutil.rmtree(scratch, ignore_errors=True)
+    scratch = Path(spec["scratch"])  # a new folder inside run_bench's temporary one
     # Compile and set up afresh in a scratch cache (they are measured), but share the user's
     # SRS files: generating an SRS is not part of proving a round.
     srs_cache = stakelearn_home() / "srs"
@@ -232,7 +234,7 @@ def run_point(spec: dict) -> dict:
 
 def _run_point_process(spec: dict, limit_s: float) -> dict:
     """Run one point in a new process group; kill the group at the time limit."""
-    command = [sys.executable, "-m", "stakelearn.pipeline.bench", json.dumps(spec)]
+    command = [sys.executable, "-m", "stakelearn.pipeline.apps.bench", json.dumps(spec)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True, text=True)
     try:
         out, _ = process.communicate(timeout=limit_s)
@@ -254,11 +256,8 @@ COLUMNS = [
 ]
 
 
-def markdown_table(rows: list[dict]) -> str:
-    lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in rows:
-        lines.append("| " + " | ".join(str(row.get(key, "")) for key, _ in COLUMNS) + " |")
-    return "\n".join(lines)
+def results_table(rows: list[dict]) -> str:
+    return markdown_table([title for _, title in COLUMNS], [[row.get(key, "") for key, _ in COLUMNS] for row in rows])
 
 
 def ratio_lines(rows: list[dict]) -> list[str]:
@@ -318,10 +317,11 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
     jobs += [("accuracy", samples, 64, None) for samples in spec["accuracy"]]
     bound = spec.get("accuracy_bound", ACCURACY_MODEL_BOUND)
     rows = []
+    scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
     for variant, n, d, cols in jobs:
         print(f"bench: {variant} n={n} d={d}" + (f" cols={cols}" if cols else ""), file=sys.stderr, flush=True)
         point = {"variant": variant, "n": n, "d": d, "inner_cols": cols, "bound": bound,
-                 "scratch": str(out / "scratch" / f"{variant}-{n}x{d}-{cols}")}
+                 "scratch": str(scratch_root / f"{variant}-{n}x{d}-{cols}")}
         row = {**point, **_run_point_process(point, limit)}
         row.pop("scratch")
         if variant != "accuracy":
@@ -331,10 +331,10 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
         rows.append(row)
         with journal.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
-        print(markdown_table([row]).splitlines()[-1], flush=True)
-    shutil.rmtree(out / "scratch", ignore_errors=True)
+        print(results_table([row]).splitlines()[-1], flush=True)
+    shutil.rmtree(scratch_root, ignore_errors=True)
     write_json_atomic(out / "results.json", {"profile": profile, "machine": machine(), "points": rows})
-    report = [markdown_table(rows), "", *ratio_lines(rows), "", "machine: " + json.dumps(machine())]
+    report = [results_table(rows), "", *ratio_lines(rows), "", "machine: " + json.dumps(machine())]
     write_bytes_atomic(out / "results.md", ("\n".join(report) + "\n").encode())
     plot(rows, out / "results.png")
     print("\n".join(report))

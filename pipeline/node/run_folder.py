@@ -1,0 +1,92 @@
+"""The run folder: everything one task leaves on disk, and the only code that knows its layout.
+
+    run.json        configuration, chain id, contract addresses, task id, the demo's keys
+    store.sqlite    the aggregator's sequencer store (node.store)
+    models/         the global model of every epoch (epoch-0 is the initial one)
+    updates/        every client's ONNX model per epoch
+    rounds/         every epoch's proof folder
+    requester/      the requester's private evaluation set and salt (revealed on chain at the end)
+    accuracy/       the accuracy proof of the final model on that set
+    report/         report.md, summary.json and the plots
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from stakelearn.errors import InputError
+from stakelearn.files import write_bytes_atomic
+from stakelearn.models.digits import LocalTraining
+from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.federation.task import TaskConfig
+from stakelearn.prover.accuracy import AccuracyCircuit, paired_circuits
+from stakelearn.prover.circuit import RoundCircuit
+
+RUN_FILE = "run.json"
+STORE_FILE = "store.sqlite"
+EVALUATION_FILE = "requester/evaluation.npz"
+
+
+def model_path(out: Path, epoch: int) -> Path:
+    return out / "models" / f"epoch-{epoch}.npy"
+
+
+def updates_folder(out: Path, epoch: int) -> Path:
+    return out / "updates" / f"epoch-{epoch}"
+
+
+def round_folder(out: Path, epoch: int) -> Path:
+    return out / "rounds" / f"epoch-{epoch}"
+
+
+def check_new_run_folder(out: Path) -> None:
+    """A new run's folder must not exist or be empty. It is refused, never emptied: it may hold
+    a run that can still be resumed, or anything else the user keeps there."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} already exists and is not empty: resume it with --resume, or choose another --out")
+
+
+def load_run(out: Path) -> dict:
+    try:
+        return json.loads((out / RUN_FILE).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{out} is not a run folder ({RUN_FILE} is missing): `stakelearn demo --out DIR` makes one") from None
+
+
+def config_to_json(config: TaskConfig) -> dict:
+    return asdict(config)
+
+
+def config_from_json(data: dict) -> TaskConfig:
+    return TaskConfig(**{**data, "fixed_point": FixedPoint(**data["fixed_point"]),
+                         "training": LocalTraining(**data["training"])})
+
+
+def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit, AccuracyCircuit]:
+    """The task's round and accuracy circuits, at one shared logrows (see paired_circuits)."""
+    k = config.krum
+    round_circuit = RoundCircuit(n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=config.fixed_point.max_int,
+                                 num_inner_cols=inner_cols)
+    return paired_circuits(round_circuit, config.evaluation_samples)
+
+
+def run_circuits(run: dict) -> tuple[RoundCircuit, AccuracyCircuit]:
+    """The circuits of the run that ``run.json`` describes."""
+    return task_circuits(config_from_json(run["config"]), run["inner_cols"])
+
+
+def npz_bytes(**arrays: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def save_array(path: Path, values: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    return write_bytes_atomic(path, buffer.getvalue())

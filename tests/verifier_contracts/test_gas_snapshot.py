@@ -1,0 +1,60 @@
+"""Gas per protocol function against the committed snapshot (gas-snapshot.json): a change over
+1 % either way fails until the snapshot is updated on purpose, with
+
+    STAKELEARN_UPDATE_GAS_SNAPSHOT=1 scripts/test.sh tests/verifier_contracts/test_gas_snapshot.py
+
+and the new figures are reviewed in the diff. One task of the session round (n = 5) runs
+through every state: stake, create, enroll (the last one starts the task), post a commitment,
+two rounds (the second slashes), end training, reveal, settle, withdraw credit and stake."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from stakelearn.files import write_json_atomic
+
+from .world import EVALUATION_SALT, EVALUATION_VALUES
+
+SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
+TOLERANCE = 0.01
+
+
+def one_task_of_every_function(world) -> dict[str, int]:
+    tasks, registry, clients = world.protocol.tasks, world.protocol.registry, world.clients
+    gas = {"stake": world.gas["stake"]}
+
+    def send(label, account, contract, function, *args, value=0):
+        gas[label] = world.send(account, contract, function, *args, value=value)["gasUsed"]
+
+    params = world.params()
+    send("createTask", world.requester, tasks, "createTask", params.as_abi(),
+         value=world.protocol.config.base_fee_wei + params.escrow)
+    task_id = world.protocol.task_count()
+    for i, client in enumerate(clients):
+        send("enroll (starts the task)" if i == len(clients) - 1 else "enroll", client, tasks, "enroll", task_id)
+    send("postCommitment", clients[0], tasks, "postCommitment", task_id, world.commitments[0])
+    send("submitRound (flags)", clients[0], tasks, "submitRound", world.round_args(task_id, 1))
+    send("submitRound (flags, slashes)", clients[0], tasks, "submitRound", world.round_args(task_id, 2))
+    send("endTraining", world.requester, tasks, "endTraining", task_id)
+    send("revealEvaluationSet", world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
+         EVALUATION_VALUES)
+    world.let_deadline_pass(task_id)
+    send("settle (no accuracy proof)", clients[1], tasks, "settle", task_id)
+    send("withdrawCredit", clients[0], tasks, "withdrawCredit")
+    send("requestWithdrawal", clients[0], registry, "requestWithdrawal")
+    world.travel_to(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)  # past unbonding
+    send("withdraw", clients[0], registry, "withdraw")
+    return gas
+
+
+def test_gas_per_function_matches_the_snapshot(world):
+    measured = one_task_of_every_function(world)
+    if os.environ.get("STAKELEARN_UPDATE_GAS_SNAPSHOT"):
+        write_json_atomic(SNAPSHOT, measured)
+    snapshot = json.loads(SNAPSHOT.read_text())
+    assert set(measured) == set(snapshot), "functions measured differ from the snapshot's: update it on purpose"
+    changed = {name: f"{snapshot[name]:,} -> {gas:,} ({gas / snapshot[name] - 1:+.1%})"
+               for name, gas in measured.items() if abs(gas / snapshot[name] - 1) > TOLERANCE}
+    assert not changed, f"gas moved more than {TOLERANCE:.0%}: {changed}; if intended, update the snapshot"
