@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything StakeLearn needs on a fresh machine, idempotently:
 #   .venv/          Python 3.11 virtual environment (torch pinned to the 2.13.0 CPU build)
-#   tools/          npm tools: solc-js 0.8.20 (Solidity compiler) and anvil (local EVM node)
+#   tools/          npm tools: solc-js 0.8.20 (Solidity compiler), anvil (local EVM node) and
+#                   OpenZeppelin Contracts 5.0.2 (Solidity sources the build compiles in)
 #   ~/.svm/0.8.20/  the solc ezkl looks for when it generates verifiers: a link to the solc-js
 #                   adapter, copied with npm solc to ~/.local/share/stakelearn/solc-0.8.20/
 # A second run with nothing changed returns in about a second.

@@ -3,11 +3,18 @@
 A native ``solc`` 0.8.20 is used when one is installed (on PATH or where py-solc-x keeps its
 compilers); otherwise the project's adapter over npm ``solc@0.8.20`` (``tools/solc-adapter.js``,
 installed by ``scripts/setup.sh``). Both speak solc's standard JSON, so py-solc-x drives either.
+
+Library imports (``import {ECDSA} from "@openzeppelin/contracts/...";``) are read from the npm
+packages in ``tools/node_modules`` (pinned by ``tools/package-lock.json``) and passed to solc as
+sources under their import names: no file system access by the compiler, no absolute path in
+the metadata, so the same sources always give the same bytecode.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
+import re
 import shutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +31,10 @@ EIP170_CODE_SIZE_LIMIT = 24_576
 # tools/ sits beside the design card's folders in a checkout.
 TOOLS_DIR = Path(os.environ.get("STAKELEARN_TOOLS", Path(__file__).resolve().parents[1] / "tools"))
 ADAPTER = TOOLS_DIR / "solc-adapter.js"
+NODE_MODULES = TOOLS_DIR / "node_modules"
+
+# `import "x";`, `import {A} from "x";`, `import * as A from "x";`, `import "x" as A;`
+_IMPORT = re.compile(r"""^\s*import\s+(?:[^"';]*?\bfrom\s+)?["']([^"']+)["']""", re.MULTILINE)
 
 
 @lru_cache(maxsize=1)
@@ -43,6 +54,26 @@ def solc_binary() -> Path:
     )
 
 
+def with_imports(sources: dict[str, str]) -> dict[str, str]:
+    """``sources`` plus every library file they import, transitively, read from ``tools/node_modules``.
+    Relative imports resolve against the importing file's name, as solc resolves them."""
+    resolved = dict(sources)
+    todo = list(sources)
+    while todo:
+        importer = todo.pop()
+        for path in _IMPORT.findall(resolved[importer]):
+            name = posixpath.normpath(posixpath.join(posixpath.dirname(importer), path)) if path.startswith(".") else path
+            if name in resolved:
+                continue
+            file = NODE_MODULES / name
+            if importer in sources and path.startswith(".") or not file.is_file():
+                raise ToolchainError(f"{importer} imports {path}: not among the sources nor in {NODE_MODULES} "
+                                     "(run scripts/setup.sh)")
+            resolved[name] = file.read_text()
+            todo.append(name)
+    return resolved
+
+
 @dataclass(frozen=True)
 class CompiledContract:
     name: str
@@ -58,10 +89,11 @@ class CompiledContract:
 def compile_sources(
     sources: dict[str, str], optimize_runs: int = 200, via_ir: bool = False
 ) -> dict[str, CompiledContract]:
-    """Compile ``{file name: source}`` and return every contract by name."""
+    """Compile ``{file name: source}`` (and the library files it imports) and return every
+    contract by name."""
     request = {
         "language": "Solidity",
-        "sources": {name: {"content": text} for name, text in sources.items()},
+        "sources": {name: {"content": text} for name, text in with_imports(sources).items()},
         "settings": {
             "optimizer": {"enabled": True, "runs": optimize_runs},
             "viaIR": via_ir,

@@ -4,6 +4,7 @@
 import json
 
 import pytest
+from eth_account.messages import encode_typed_data
 from eth_utils import keccak
 from web3.logs import DISCARD
 
@@ -11,6 +12,7 @@ from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.round import round_commitments
@@ -29,6 +31,7 @@ from .world import (
 
 FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 FLAGGED = 0b10010  # the session round keeps clients 0, 2, 3 (m = 3) and flags 1 and 4
+SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def reverts(world, account, contract, function, *args, value=0):
@@ -87,7 +90,30 @@ def test_setProtocol_only_once(world):
     assert reverts(world, deployer, world.protocol.registry, "setProtocol", deployer) == "StakingRegistry__ProtocolAlreadySet"
 
 
+def test_withdraw_reentrant_receiver_is_stopped_by_the_guard(world):
+    registry = world.protocol.registry
+    address, reenterer = deploy_reenterer(world, registry.address)
+    stake = registry.encode_abi("stake")
+    world.send(world.requester, reenterer, "call", stake, b"", value=ETHER)
+    world.send(world.requester, reenterer, "call", registry.encode_abi("requestWithdrawal"), b"")
+    world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
+    withdraw = registry.encode_abi("withdraw")
+    world.send(world.requester, reenterer, "call", withdraw, withdraw)  # receive() calls withdraw again
+    assert reenterer.functions.reason().call() == REENTRANT_CALL
+    assert world.chain.w3.eth.get_balance(address) == ETHER  # paid once
+    assert registry.functions.stakeOf(address).call() == 0 and world.balances_add_up()
+
+
 # --- TaskEscrow ------------------------------------------------------------------------------
+
+def test_DEPLOYMENT_BLOCK_is_the_block_that_created_the_protocol(world):
+    tasks, w3 = world.protocol.tasks, world.chain.w3
+    block = tasks.functions.DEPLOYMENT_BLOCK().call()
+    assert w3.eth.get_code(tasks.address, block) and not w3.eth.get_code(tasks.address, block - 1)
+    task_id = world.create_task()
+    (created,) = tasks.events.TaskCreated().get_logs(from_block=block, to_block=w3.eth.block_number)
+    assert created["args"]["taskId"] == task_id
+
 
 def test_createTask_success_holds_escrow_and_base_fee(world):
     task_id = world.create_task()
@@ -213,6 +239,33 @@ def test_submitRound_rejects_wrong_signer(world):
     signers[2] = new_account(world.chain, ETHER)
     args = world.round_args(task_id, 1, signatures=world.signatures(task_id, 1, signers=signers))
     assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+@pytest.mark.parametrize("forgery", ["malleated high s", "v not 27 or 28", "no such signer"])
+def test_submitRound_rejects_malformed_signature(world, forgery):
+    """OZ's ECDSA.tryRecover refuses them; the round reverts with the protocol's own error."""
+    task_id = world.start_task()
+    signatures = world.signatures(task_id, 1)
+    r, s, v = signatures[2][:32], int.from_bytes(signatures[2][32:64], "big"), signatures[2][64]
+    signatures[2] = {
+        "malleated high s": r + (SECP256K1_ORDER - s).to_bytes(32, "big") + bytes([55 - v]),  # ecrecover accepts it
+        "v not 27 or 28": r + s.to_bytes(32, "big") + bytes([v + 2]),
+        "no such signer": b"\x01" * 64 + bytes([27]),
+    }[forgery]
+    args = world.round_args(task_id, 1, signatures=signatures)
+    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
+
+
+def test_eip712_domain_and_digest_are_what_clients_sign(world):
+    tasks = world.protocol.tasks
+    fields, name, version, chain_id, contract, salt, extensions = tasks.functions.eip712Domain().call()
+    assert (fields, name, version, chain_id, contract) == (b"\x0f", "StakeLearn", "1", world.chain.chain_id, tasks.address)
+    assert salt == bytes(32) and extensions == []
+    update = UpdateCommitment(world.chain.chain_id, tasks.address, 7, 2, world.commitments[0])
+    signable = encode_typed_data(full_message=update.typed_data())
+    assert tasks.functions.domainSeparator().call() == signable.header
+    digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+    assert tasks.functions.updateDigest(7, 2, world.commitments[0]).call() == digest
 
 
 def test_submitRound_rejects_missing_signature(world):
@@ -407,6 +460,31 @@ def test_settle_after_a_reveal_pays_the_work_share_and_burns_the_rest(world):
     assert world.balances_add_up()
 
 
+REENTERER = """
+pragma solidity ^0.8.20;
+contract Reenterer {
+    address private immutable _target;
+    bytes private _reenter;
+    bytes public reason; // what the re-entrant call reverted with
+    constructor(address target) { _target = target; }
+    function call(bytes calldata data, bytes calldata reenter) external payable {
+        _reenter = reenter;
+        (bool ok, bytes memory r) = _target.call{value: msg.value}(data);
+        if (!ok) { assembly { revert(add(r, 32), mload(r)) } }
+    }
+    // Re-enters when paid, and lets the payment succeed whatever the re-entrant call did.
+    receive() external payable { (bool ok, bytes memory r) = _target.call(_reenter); if (!ok) reason = r; }
+}
+"""
+REENTRANT_CALL = keccak(text="ReentrancyGuardReentrantCall()")[:4]
+
+
+def deploy_reenterer(world, target):
+    artifact = compile_sources({"Reenterer.sol": REENTERER})["Reenterer"]
+    address, _ = world.chain.deploy(artifact, target)
+    return address, world.chain.contract(address, artifact.abi)
+
+
 REENTRANT = """
 pragma solidity ^0.8.20;
 interface ICredit { function withdrawCredit() external; function createTask(bytes calldata) external payable; }
@@ -438,3 +516,18 @@ def test_withdrawCredit_reentrant_receiver_gets_nothing_extra(world):
     assert world.chain.w3.eth.get_balance(address) == 0
     assert world.protocol.tasks.functions.creditOf(address).call() == EPOCHS * FEE
     assert world.balances_add_up()
+
+
+def test_withdrawCredit_reentrant_call_is_stopped_by_the_guard(world):
+    tasks = world.protocol.tasks
+    address, reenterer = deploy_reenterer(world, tasks.address)
+    params = world.params()
+    world.send(world.requester, reenterer, "call", tasks.encode_abi("createTask", args=[params]), b"",
+               value=world.protocol.config.base_fee_wei + params[5] * params[6])
+    task_id = tasks.functions.taskCount().call()
+    world.send(world.requester, reenterer, "call", tasks.encode_abi("cancel", args=[task_id]), b"")
+    withdraw = tasks.encode_abi("withdrawCredit")
+    world.send(world.requester, reenterer, "call", withdraw, withdraw)  # receive() calls withdrawCredit again
+    assert reenterer.functions.reason().call() == REENTRANT_CALL
+    assert world.chain.w3.eth.get_balance(address) == EPOCHS * FEE  # paid once
+    assert tasks.functions.creditOf(address).call() == 0 and world.balances_add_up()

@@ -13,19 +13,12 @@ import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 /// @dev Proof layout (ezkl, polycommit inputs): the model's KZG commitment is the first 64 bytes
 /// of the proof. Public instances: correct, label_error, range_tag, then the evaluation set
 /// (samples x 64 pixels, then samples labels).
+/// @dev Its external functions, events and errors are declared (and documented) in IAccuracyVerifier.
 contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
     uint256 private constant _FEATURES = 64;
     uint256 private constant _GREY_LEVELS = 16;
     uint256 private constant _CLASSES = 10;
     uint256 private immutable _samples;
-
-    error AccuracyVerifier__WrongCircuit(bytes32 vkaDigest);
-    error AccuracyVerifier__CommitmentMismatch();
-    error AccuracyVerifier__InstanceCount(uint256 length);
-    error AccuracyVerifier__InstanceNotInField(uint256 index);
-    error AccuracyVerifier__LabelNotAClass();
-    error AccuracyVerifier__WrongModelCommitmentLength(uint256 length);
-    error AccuracyVerifier__ProofRejected();
 
     constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 samples_) PinnedVerifier(verifier_, vkaDigest_) {
         _samples = samples_;

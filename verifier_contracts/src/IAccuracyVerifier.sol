@@ -1,8 +1,18 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {IPinnedVerifier} from "./IPinnedVerifier.sol";
+
 /// @title The proven accuracy check (AccuracyVerifier.sol)
-interface IAccuracyVerifier {
+interface IAccuracyVerifier is IPinnedVerifier {
+    error AccuracyVerifier__WrongCircuit(bytes32 vkaDigest);
+    error AccuracyVerifier__CommitmentMismatch();
+    error AccuracyVerifier__InstanceCount(uint256 length);
+    error AccuracyVerifier__InstanceNotInField(uint256 index);
+    error AccuracyVerifier__LabelNotAClass();
+    error AccuracyVerifier__WrongModelCommitmentLength(uint256 length);
+    error AccuracyVerifier__ProofRejected();
+
     /// @notice Number of evaluation samples the pinned accuracy circuit takes.
     function samples() external view returns (uint256);
 

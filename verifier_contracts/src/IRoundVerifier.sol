@@ -1,8 +1,22 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {IPinnedVerifier} from "./IPinnedVerifier.sol";
+
 /// @title The proven Multi-Krum round check (RoundVerifier.sol)
-interface IRoundVerifier {
+interface IRoundVerifier is IPinnedVerifier {
+    /// @notice A round's proof was verified; `selectedMask` has bit i set when client i was kept.
+    event RoundVerified(bytes32 indexed commitmentsHash, uint256 selectedMask);
+
+    error RoundVerifier__WrongCircuit(bytes32 vkaDigest);
+    error RoundVerifier__CommitmentCount(uint256 length);
+    error RoundVerifier__CommitmentMismatch();
+    error RoundVerifier__InstanceCount(uint256 length);
+    error RoundVerifier__InstanceNotInField(uint256 index);
+    error RoundVerifier__AggregateMismatch();
+    error RoundVerifier__MaskNotBinary(uint256 index);
+    error RoundVerifier__ProofRejected();
+
     /// @notice Number of updates the pinned round circuit takes.
     function clients() external view returns (uint256);
 

@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
+import {IMPSRollup} from "./IMPSRollup.sol";
 
 /// @title MPSRollup
 /// @notice The Model Parameters Sharing chain: one batch per (task, epoch) holding each
@@ -26,79 +29,34 @@ import {TaskEscrow} from "./TaskEscrow.sol";
 /// Krum score exceeds OUTLIER_BPS / 10000 times the largest selected score. Copies cannot frame
 /// anyone: each committed vector carries its slot's tag, checked by the circuit, so no two
 /// slots can hold the same commitment.
-abstract contract MPSRollup is TaskEscrow {
-    struct Round {
-        uint256 taskId;
-        uint256 epoch;
-        bytes32 previousModel; // keccak256 of the global model commitment the round starts from
-        bytes commitments; // n update commitments then the aggregate's, 64 bytes each
-        bytes signatures; // n signatures, 65 bytes each (r, s, v), in enrollment order; zero: absent
-        bytes proof;
-        uint256[] instances;
-        bytes32[] vka;
-    }
-
-    bytes32 private constant _DOMAIN_TYPEHASH =
-        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+/// @dev Its external functions, events and errors are declared (and documented) in IMPSRollup.
+abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
     bytes32 public constant UPDATE_TYPEHASH = keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)");
     uint256 public immutable OUTLIER_BPS;
     uint256 public immutable COMMIT_PERIOD;
-    uint256 private constant _HALF_CURVE_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     // taskId => epoch => slot => keccak256 of the commitment the client posted itself
     mapping(uint256 => mapping(uint256 => mapping(uint256 => bytes32))) private _posted;
 
-    event RoundSubmitted(
-        uint256 indexed taskId,
-        uint256 indexed epoch,
-        bytes32 stateRoot,
-        bytes32 globalModel,
-        uint256 selectedMask,
-        uint256 flaggedMask,
-        uint256 absentMask,
-        bytes commitments,
-        bytes signatures
-    );
-    event CommitmentPosted(uint256 indexed taskId, uint256 indexed epoch, address indexed client, bytes commitment);
-
-    error MPSRollup__WrongEpoch(uint256 expected, uint256 given);
-    error MPSRollup__WrongPreviousModel(bytes32 recorded, bytes32 given);
-    error MPSRollup__BatchSize();
-    error MPSRollup__BadSignature(uint256 client);
-    error MPSRollup__BadOutlierRatio();
-    error MPSRollup__NotEnrolled(address caller);
-    error MPSRollup__CommitWindowClosed(uint256 closedAt);
-    error MPSRollup__CommitWindowOpen(uint256 until);
-    error MPSRollup__AlreadyPosted(uint256 client);
-    error MPSRollup__PostedCommitmentMissing(uint256 client);
-    error MPSRollup__NotAbsentCommitment(uint256 client);
-    error MPSRollup__TooManyAbsent(uint256 absent, uint256 allowed);
-    error MPSRollup__AbsenceMismatch(uint256 declared, uint256 proven);
-
-    constructor(uint256 outlierBps, uint256 commitPeriod) {
+    /// @dev The domain the Python clients sign under (eth_account's encode_typed_data): keep it.
+    constructor(uint256 outlierBps, uint256 commitPeriod) EIP712("StakeLearn", "1") {
         if (outlierBps < 10_000 || outlierBps > type(uint32).max) revert MPSRollup__BadOutlierRatio();
         OUTLIER_BPS = outlierBps;
         COMMIT_PERIOD = commitPeriod;
     }
 
-    function domainSeparator() public view returns (bytes32) {
-        return keccak256(abi.encode(_DOMAIN_TYPEHASH, keccak256("StakeLearn"), keccak256("1"), block.chainid, address(this)));
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
     }
 
-    /// @notice The digest client `i` signs for its commitment (EIP-712).
     function updateDigest(uint256 taskId, uint256 epoch, bytes calldata commitment) public view returns (bytes32) {
-        bytes32 structHash = keccak256(abi.encode(UPDATE_TYPEHASH, taskId, epoch, keccak256(commitment)));
-        return keccak256(abi.encodePacked("\x19\x01", domainSeparator(), structHash));
+        return _hashTypedDataV4(keccak256(abi.encode(UPDATE_TYPEHASH, taskId, epoch, keccak256(commitment))));
     }
 
-    /// @notice When the current epoch's commit window closes: after it, a round may leave out
-    /// the clients that neither signed nor posted a commitment.
     function commitDeadline(uint256 taskId) public view returns (uint256) {
         return uint256(_tasks[taskId].phaseStartedAt) + COMMIT_PERIOD;
     }
 
-    /// @notice An enrolled client puts its commitment for the current epoch on chain itself,
-    /// during the commit window: the round must then include it (no one can pass it off as absent).
     function postCommitment(uint256 taskId, bytes calldata commitment) external {
         Task storage task = _requireStatus(taskId, Status.Active);
         uint256 slot = _clientSlot[taskId][msg.sender];
@@ -112,12 +70,10 @@ abstract contract MPSRollup is TaskEscrow {
         emit CommitmentPosted(taskId, epoch, msg.sender, commitment);
     }
 
-    /// @notice keccak256 of the commitment client `slot` posted for `epoch` (zero: none).
     function postedCommitment(uint256 taskId, uint256 epoch, uint256 slot) external view returns (bytes32) {
         return _posted[taskId][epoch][slot];
     }
 
-    /// @notice Submits one epoch of a task: exactly once, in order, from the recorded model.
     function submitRound(Round calldata round) external {
         Task storage task = _requireStatus(round.taskId, Status.Active);
         uint256 expected = uint256(task.epochsRun) + 1;
@@ -169,7 +125,7 @@ abstract contract MPSRollup is TaskEscrow {
                 if (keccak256(commitment) != task.params.verifier.absentCommitment()) revert MPSRollup__NotAbsentCommitment(i);
                 absentMask |= 1 << i;
                 ++absent;
-            } else if (_recover(updateDigest(round.taskId, round.epoch, commitment), signature) != task.clients[i]) {
+            } else if (!_signedBy(updateDigest(round.taskId, round.epoch, commitment), signature, task.clients[i])) {
                 revert MPSRollup__BadSignature(i);
             }
         }
@@ -203,12 +159,13 @@ abstract contract MPSRollup is TaskEscrow {
         return bytes32(signature[0:32]) == 0 && bytes32(signature[32:64]) == 0 && signature[64] == 0;
     }
 
-    function _recover(bytes32 digest, bytes calldata signature) internal pure returns (address) {
-        bytes32 r = bytes32(signature[0:32]);
-        bytes32 s = bytes32(signature[32:64]);
-        uint8 v = uint8(signature[64]);
-        if (uint256(s) > _HALF_CURVE_ORDER || (v != 27 && v != 28)) return address(0);
-        return ecrecover(digest, v, r, s);
+    /// @dev Whether the 65-byte (r, s, v) `signature` of `digest` is `signer`'s. tryRecover, not
+    /// recover: a bad signature reverts with our MPSRollup__BadSignature(client), not OZ's error.
+    /// It rejects high-s (malleable) signatures; a v other than 27 or 28 recovers no address.
+    function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
+        (address recovered, ECDSA.RecoverError error,) =
+            ECDSA.tryRecover(digest, uint8(signature[64]), bytes32(signature[0:32]), bytes32(signature[32:64]));
+        return error == ECDSA.RecoverError.NoError && recovered == signer;
     }
 
     function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)

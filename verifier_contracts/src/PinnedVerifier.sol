@@ -2,12 +2,14 @@
 pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {IPinnedVerifier} from "./IPinnedVerifier.sol";
 
 /// @title PinnedVerifier
 /// @notice The part RoundVerifier and AccuracyVerifier share: ezkl's reusable verifier accepts a
 /// proof for any registered VKA, and anyone can register one, so each wrapper pins the digest
 /// of its own circuit's VKA and accepts only proofs the reusable verifier checked against it.
-abstract contract PinnedVerifier {
+/// @dev Its external functions are declared (and documented) in IPinnedVerifier.
+abstract contract PinnedVerifier is IPinnedVerifier {
     /// @dev BN254 scalar field modulus: instances at or above it are not field elements.
     uint256 internal constant _FIELD_MODULUS =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;

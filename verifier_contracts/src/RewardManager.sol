@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SlashingManager} from "./SlashingManager.sol";
+import {IRewardManager} from "./IRewardManager.sol";
 
 /// @title RewardManager
 /// @notice Pays the clients only on a proven accuracy. At creation the requester commits to a
@@ -25,7 +27,8 @@ import {SlashingManager} from "./SlashingManager.sol";
 /// whatever the clients do not get and is not burnt (the fees of epochs not run, rounding dust)
 /// goes back to the requester (when no client earned anything, no work is owed, so a forfeit
 /// too returns to the requester). Everyone withdraws their credit (pull payments).
-abstract contract RewardManager is SlashingManager {
+/// @dev Its external functions, events and errors are declared (and documented) in IRewardManager.
+abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardManager {
     uint256 public immutable ROUND_PERIOD;
     uint256 public immutable EVALUATION_PERIOD;
     uint256 public immutable PROOF_PERIOD;
@@ -34,27 +37,6 @@ abstract contract RewardManager is SlashingManager {
     mapping(address => uint256) private _credits;
     uint256 private _creditsHeld;
     uint256 private _burnt;
-    bool private _entered;
-
-    event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
-    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt, uint256 proofDeadline);
-    event EvaluationSetUnprovable(uint256 indexed taskId);
-    event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
-    event EvaluationForfeited(uint256 indexed taskId);
-    event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded, uint256 burnt);
-    event CreditWithdrawn(address indexed account, uint256 amount);
-
-    error RewardManager__BadPolicy();
-    error RewardManager__NoEpochRun();
-    error RewardManager__RoundPeriodNotOver(uint256 until);
-    error RewardManager__WrongModel(bytes32 recorded, bytes32 proven);
-    error RewardManager__WrongEvaluationSet(bytes32 committed, bytes32 proven);
-    error RewardManager__DeadlinePassed(uint256 deadline);
-    error RewardManager__AlreadyRevealed();
-    error RewardManager__DeadlineNotPassed(uint256 deadline);
-    error RewardManager__NothingToWithdraw();
-    error RewardManager__TransferFailed();
-    error RewardManager__Reentrant();
 
     constructor(uint256 roundPeriod, uint256 evaluationPeriod, uint256 proofPeriod, uint256 workBps) {
         if (workBps > 10_000) revert RewardManager__BadPolicy();
@@ -64,9 +46,6 @@ abstract contract RewardManager is SlashingManager {
         WORK_BPS = workBps;
     }
 
-    /// @notice Ends training: the requester at any time after at least one epoch; anyone once
-    /// ROUND_PERIOD has passed since the current epoch started without a round (a task with no
-    /// epoch run is then cancelled: escrow refunded, stakes unlocked).
     function endTraining(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Active);
         uint256 until = uint256(task.phaseStartedAt) + ROUND_PERIOD;
@@ -81,9 +60,6 @@ abstract contract RewardManager is SlashingManager {
         }
     }
 
-    /// @notice The requester publishes its evaluation set (pixels row by row, then labels). The
-    /// proof window (PROOF_PERIOD) starts now. A set the circuit cannot prove on pays the clients
-    /// the full fee at once: the requester cannot buy a missed target with a malformed set.
     function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
@@ -102,9 +78,6 @@ abstract contract RewardManager is SlashingManager {
         emit EvaluationSetRevealed(taskId, salt, task.evaluationDeadline);
     }
 
-    /// @notice Settles the task on a proof of how many evaluation samples the final model gets right.
-    /// @param salt the requester's salt of its evaluation set commitment
-    /// @param modelCommitment the final global model's commitment (64 bytes)
     function submitAccuracy(
         uint256 taskId,
         bytes32 salt,
@@ -129,9 +102,6 @@ abstract contract RewardManager is SlashingManager {
         _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, !reached);
     }
 
-    /// @notice After the deadline without an accuracy proof (the proof deadline once the set is
-    /// revealed, the reveal deadline before): a missed target if the requester revealed its set,
-    /// otherwise the requester forfeits the escrow.
     function settle(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
@@ -143,8 +113,6 @@ abstract contract RewardManager is SlashingManager {
         }
     }
 
-    /// @notice The commitment a requester gives at task creation for a set whose values hash to
-    /// `valuesHash` (keccak256 of the values packed as uint256).
     function evaluationCommitment(bytes32 salt, bytes32 valuesHash) public pure returns (bytes32) {
         return keccak256(abi.encode(salt, valuesHash));
     }
@@ -195,9 +163,7 @@ abstract contract RewardManager is SlashingManager {
         return _tasks[taskId].evaluationDeadline;
     }
 
-    function withdrawCredit() external {
-        if (_entered) revert RewardManager__Reentrant();
-        _entered = true;
+    function withdrawCredit() external nonReentrant {
         uint256 amount = _credits[msg.sender];
         if (amount == 0) revert RewardManager__NothingToWithdraw();
         _credits[msg.sender] = 0;
@@ -205,7 +171,6 @@ abstract contract RewardManager is SlashingManager {
         emit CreditWithdrawn(msg.sender, amount);
         (bool sent,) = msg.sender.call{value: amount}("");
         if (!sent) revert RewardManager__TransferFailed();
-        _entered = false;
     }
 
     function creditOf(address account) external view returns (uint256) {
@@ -216,7 +181,6 @@ abstract contract RewardManager is SlashingManager {
         return _creditsHeld;
     }
 
-    /// @notice Fees burnt on missed targets: locked here for good, so no party profits from a miss.
     function burntHeld() external view returns (uint256) {
         return _burnt;
     }

@@ -14,23 +14,12 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 /// Public instances: scores (n), mask (n), absent (n), check_error, range_tag.
 /// An absent client's slot holds the all-zero vector (its slot tag 0), which the circuit never
 /// selects; its commitment is circuit-specific, so it is pinned here as `absentCommitment`.
+/// @dev Its external functions, events and errors are declared (and documented) in IRoundVerifier.
 contract RoundVerifier is PinnedVerifier, IRoundVerifier {
     uint256 private immutable _clients;
     uint256 private immutable _byzantine;
     uint256 private immutable _selected;
     bytes32 private immutable _absentCommitment;
-
-    /// @notice A round's proof was verified; `selectedMask` has bit i set when client i was kept.
-    event RoundVerified(bytes32 indexed commitmentsHash, uint256 selectedMask);
-
-    error RoundVerifier__WrongCircuit(bytes32 vkaDigest);
-    error RoundVerifier__CommitmentCount(uint256 length);
-    error RoundVerifier__CommitmentMismatch();
-    error RoundVerifier__InstanceCount(uint256 length);
-    error RoundVerifier__InstanceNotInField(uint256 index);
-    error RoundVerifier__AggregateMismatch();
-    error RoundVerifier__MaskNotBinary(uint256 index);
-    error RoundVerifier__ProofRejected();
 
     /// @param verifier_ the deployed reusable verifier
     /// @param vkaDigest_ digest of the round circuit's VKA

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {MPSRollup} from "./MPSRollup.sol";
+import {ISlashingManager} from "./ISlashingManager.sol";
 
 /// @title SlashingManager
 /// @notice Applies the slashing policy to the clients a proven round flags (left out by
@@ -11,7 +12,8 @@ import {MPSRollup} from "./MPSRollup.sol";
 /// of a task, and its window then starts afresh. Each epoch is processed once, so no client is
 /// slashed twice for one epoch. Flagged and absent epochs earn no reward; an absence is never
 /// slashed (the chain cannot tell who is at fault for it) and leaves the window as it was.
-abstract contract SlashingManager is MPSRollup {
+/// @dev Its external functions, events and errors are declared (and documented) in ISlashingManager.
+abstract contract SlashingManager is MPSRollup, ISlashingManager {
     struct ClientRecord {
         uint64 window; // bit 0: the last epoch; 1 = flagged (one storage slot in all)
         uint32 unflaggedEpochs;
@@ -25,12 +27,6 @@ abstract contract SlashingManager is MPSRollup {
     uint256 public immutable SLASH_BPS;
 
     mapping(uint256 => mapping(address => ClientRecord)) internal _records;
-
-    event ClientFlagged(uint256 indexed taskId, uint256 indexed epoch, address indexed client);
-    event ClientAbsent(uint256 indexed taskId, uint256 indexed epoch, address indexed client);
-    event ClientSlashed(uint256 indexed taskId, uint256 indexed epoch, address indexed client, uint256 taken);
-
-    error SlashingManager__BadPolicy();
 
     constructor(uint256 flagThreshold, uint256 flagWindow, uint256 slashBps) {
         if (flagWindow == 0 || flagWindow > 64 || flagThreshold == 0 || flagThreshold > flagWindow || slashBps > 10_000) {

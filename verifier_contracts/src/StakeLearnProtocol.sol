@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {StakingRegistry} from "./StakingRegistry.sol";
+import {IStakingRegistry} from "./IStakingRegistry.sol";
+import {IStakeLearnProtocol} from "./IStakeLearnProtocol.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
 import {MPSRollup} from "./MPSRollup.sol";
 import {SlashingManager} from "./SlashingManager.sol";
@@ -11,21 +12,11 @@ import {RewardManager} from "./RewardManager.sol";
 /// @notice Task escrow, the MPS rollup, slashing and rewards in one deployment; stakes live in
 /// the StakingRegistry, which names this contract as the only one allowed to lock and slash.
 /// Ether held here always equals escrow + unpaid credits + base fees held + fees burnt.
-contract StakeLearnProtocol is RewardManager {
-    /// @notice Every state's deadline, in seconds: after each, anyone can move a task on.
-    struct Periods {
-        uint256 enrollment; // Open: then anyone may cancel
-        uint256 commit; // an epoch's commit window: then a round may leave out absent clients
-        uint256 round; // an epoch without a round: then anyone may end training
-        uint256 evaluation; // Evaluating: the requester's reveal window
-        uint256 proof; // after the reveal: the accuracy proof window
-    }
-
-    error StakeLearnProtocol__BadPeriods();
-
+/// @dev IStakeLearnProtocol declares all its functions, events and errors (OpenZeppelin's errors aside).
+contract StakeLearnProtocol is RewardManager, IStakeLearnProtocol {
     constructor(
         uint256 baseFee,
-        StakingRegistry registry,
+        IStakingRegistry registry,
         uint256 flagThreshold,
         uint256 flagWindow,
         uint256 slashBps,

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IStakingRegistry} from "./IStakingRegistry.sol";
+
 /// @title StakingRegistry
 /// @notice Clients stake STAKE_AMOUNT of ether to take part in tasks. A withdrawal completes only
 /// after an unbonding period and only while the client is enrolled in no active task, so nobody
 /// escapes a slash that is still to come. Only the slasher (the protocol contract) can slash;
 /// a slash takes min(penalty, stake) and never reverts for lack of stake. Slashed ether stays
 /// locked here for good (a burn): nobody profits from a slash, so nobody gains by framing.
-contract StakingRegistry {
+/// @dev Its external functions, events and errors are declared (and documented) in IStakingRegistry.
+contract StakingRegistry is IStakingRegistry, ReentrancyGuard {
     struct Staker {
         uint256 stake;
         uint64 unbondingSince; // 0: not unbonding
@@ -22,42 +26,10 @@ contract StakingRegistry {
     mapping(address => Staker) private _stakers;
     uint256 private _totalStaked;
     uint256 private _slashedTotal;
-    bool private _entered;
-
-    event ProtocolSet(address indexed protocol);
-    event Staked(address indexed client, uint256 amount);
-    event ToppedUp(address indexed client, uint256 amount);
-    event WithdrawalRequested(address indexed client, uint256 availableAt);
-    event Withdrawn(address indexed client, uint256 amount);
-    event Locked(address indexed client, uint256 locks);
-    event Unlocked(address indexed client, uint256 locks);
-    event Slashed(address indexed client, uint256 taken, uint256 penalty);
-
-    error StakingRegistry__Unauthorized(address caller);
-    error StakingRegistry__ProtocolAlreadySet();
-    error StakingRegistry__WrongAmount(uint256 sent, uint256 required);
-    error StakingRegistry__AlreadyStaked();
-    error StakingRegistry__NotStaked();
-    error StakingRegistry__Unbonding();
-    error StakingRegistry__NotUnbonding();
-    error StakingRegistry__UnbondingNotOver(uint256 availableAt);
-    error StakingRegistry__StakeLocked(uint256 locks);
-    error StakingRegistry__NotLocked();
-    error StakingRegistry__StakeBelowMinimum(uint256 stake, uint256 required);
-    error StakingRegistry__NotSlashed();
-    error StakingRegistry__TransferFailed();
-    error StakingRegistry__Reentrant();
 
     modifier onlyProtocol() {
         if (msg.sender != _protocol) revert StakingRegistry__Unauthorized(msg.sender);
         _;
-    }
-
-    modifier nonReentrant() {
-        if (_entered) revert StakingRegistry__Reentrant();
-        _entered = true;
-        _;
-        _entered = false;
     }
 
     constructor(uint256 stakeAmount, uint256 unbondingPeriod) {
@@ -66,7 +38,6 @@ contract StakingRegistry {
         _deployer = msg.sender;
     }
 
-    /// @notice Names the protocol contract allowed to lock, unlock and slash; once, by the deployer.
     function setProtocol(address protocol) external {
         if (msg.sender != _deployer) revert StakingRegistry__Unauthorized(msg.sender);
         if (_protocol != address(0)) revert StakingRegistry__ProtocolAlreadySet();
@@ -83,8 +54,6 @@ contract StakingRegistry {
         emit Staked(msg.sender, msg.value);
     }
 
-    /// @notice Brings a slashed stake back to STAKE_AMOUNT (send exactly what is missing), so
-    /// that the client can enroll again.
     function topUp() external payable {
         Staker storage staker = _stakers[msg.sender];
         if (staker.stake == 0) revert StakingRegistry__NotStaked();
@@ -97,8 +66,6 @@ contract StakingRegistry {
         emit ToppedUp(msg.sender, msg.value);
     }
 
-    /// @notice Starts the unbonding clock. Allowed while enrolled: the clock runs, but the
-    /// withdrawal itself waits until every task the client is in has ended.
     function requestWithdrawal() external {
         Staker storage staker = _stakers[msg.sender];
         if (staker.stake == 0) revert StakingRegistry__NotStaked();
@@ -121,8 +88,6 @@ contract StakingRegistry {
         if (!sent) revert StakingRegistry__TransferFailed();
     }
 
-    /// @notice Locks a client's stake for a task it enrolls in. Requires the full STAKE_AMOUNT:
-    /// a slashed client tops up before it enrolls again.
     function lock(address client) external onlyProtocol {
         Staker storage staker = _stakers[client];
         if (staker.stake == 0) revert StakingRegistry__NotStaked();
@@ -139,7 +104,6 @@ contract StakingRegistry {
         emit Unlocked(client, staker.locks);
     }
 
-    /// @notice Takes min(penalty, stake); never reverts for lack of stake.
     function slash(address client, uint256 penalty) external onlyProtocol returns (uint256 taken) {
         Staker storage staker = _stakers[client];
         taken = penalty < staker.stake ? penalty : staker.stake;

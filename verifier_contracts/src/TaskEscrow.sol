@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {StakingRegistry} from "./StakingRegistry.sol";
+import {IStakingRegistry} from "./IStakingRegistry.sol";
 import {IRoundVerifier} from "./IRoundVerifier.sol";
 import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
+import {ITaskEscrow} from "./ITaskEscrow.sol";
 
 /// @title TaskEscrow
 /// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
@@ -13,31 +14,8 @@ import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 /// Verifiers are the protocol's: a task names a RoundVerifier and an AccuracyVerifier that
 /// GOVERNANCE approved as a pair (same SRS and logrows, so the accuracy proof's model commitment
 /// is the round's), never arbitrary contracts of the requester's choosing.
-abstract contract TaskEscrow {
-    enum Status {
-        None,
-        Open,
-        Active,
-        Completed,
-        Cancelled,
-        Evaluating
-    }
-
-    struct TaskParams {
-        bytes32 modelSpecHash;
-        uint8 n;
-        uint8 f;
-        uint8 m;
-        uint16 desiredAccuracyBps;
-        uint32 maxEpochs;
-        uint128 feePerEpoch;
-        IRoundVerifier verifier;
-        bytes32 initialModel; // keccak256 of the initial global model's commitment
-        bytes32 evaluationSet; // keccak256(abi.encode(salt, keccak256(abi.encodePacked(set values))))
-        uint32 evaluationSize; // its number of samples
-        IAccuracyVerifier accuracyVerifier;
-    }
-
+/// @dev Its external functions, events and errors are declared (and documented) in ITaskEscrow.
+abstract contract TaskEscrow is ITaskEscrow {
     struct Task {
         TaskParams params;
         address requester;
@@ -53,9 +31,12 @@ abstract contract TaskEscrow {
     }
 
     uint256 public immutable BASE_FEE;
-    StakingRegistry public immutable REGISTRY;
+    IStakingRegistry public immutable REGISTRY;
     address public immutable GOVERNANCE;
     uint256 public immutable ENROLLMENT_PERIOD;
+    /// @notice Where clients and auditors start reading this contract's event logs, in bounded
+    /// ranges: public RPC nodes refuse `fromBlock=0` scans.
+    uint256 public immutable DEPLOYMENT_BLOCK;
 
     mapping(address => address) private _approvedAccuracyVerifier; // round verifier => its pair
 
@@ -65,37 +46,20 @@ abstract contract TaskEscrow {
     uint256 internal _baseFeesHeld;
     uint256 internal _escrowHeld;
 
-    event TaskCreated(uint256 indexed taskId, address indexed requester, TaskParams params, uint256 escrow);
-    event ClientEnrolled(uint256 indexed taskId, address indexed client, uint256 index);
-    event TaskStarted(uint256 indexed taskId, address[] clients);
-    event TaskCancelled(uint256 indexed taskId, uint256 refund);
-    event VerifiersApproved(address indexed roundVerifier, address indexed accuracyVerifier);
-
-    error TaskEscrow__WrongPayment(uint256 sent, uint256 required);
-    error TaskEscrow__BadParams();
-    error TaskEscrow__VerifierShape(uint256 verifierClients, uint256 n);
-    error TaskEscrow__WrongStatus(uint256 taskId, Status status);
-    error TaskEscrow__AlreadyEnrolled(address client);
-    error TaskEscrow__NotGovernance(address caller);
-    error TaskEscrow__VerifierNotApproved(address roundVerifier, address accuracyVerifier);
-    error TaskEscrow__EnrollmentOpen(uint256 until);
-
-    constructor(uint256 baseFee, StakingRegistry registry, uint256 enrollmentPeriod) {
+    constructor(uint256 baseFee, IStakingRegistry registry, uint256 enrollmentPeriod) {
         BASE_FEE = baseFee;
         REGISTRY = registry;
         GOVERNANCE = msg.sender;
         ENROLLMENT_PERIOD = enrollmentPeriod;
+        DEPLOYMENT_BLOCK = block.number;
     }
 
-    /// @notice Governance vouches for a round verifier and the accuracy verifier paired with it
-    /// (both pin VKAs of circuits built for one task shape at one SRS and logrows).
     function approveVerifiers(IRoundVerifier roundVerifier, IAccuracyVerifier accuracyVerifier) external {
         if (msg.sender != GOVERNANCE) revert TaskEscrow__NotGovernance(msg.sender);
         _approvedAccuracyVerifier[address(roundVerifier)] = address(accuracyVerifier);
         emit VerifiersApproved(address(roundVerifier), address(accuracyVerifier));
     }
 
-    /// @notice The accuracy verifier approved with `roundVerifier` (zero: not approved).
     function approvedAccuracyVerifier(address roundVerifier) external view returns (address) {
         return _approvedAccuracyVerifier[roundVerifier];
     }
@@ -133,7 +97,6 @@ abstract contract TaskEscrow {
         emit TaskCreated(taskId, msg.sender, params, escrow);
     }
 
-    /// @notice Enrolls the caller, locking its stake until the task ends.
     function enroll(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Open);
         if (_clientSlot[taskId][msg.sender] != 0) revert TaskEscrow__AlreadyEnrolled(msg.sender);
@@ -148,9 +111,6 @@ abstract contract TaskEscrow {
         }
     }
 
-    /// @notice Cancels a task that has not started: the requester at any time, anyone once
-    /// ENROLLMENT_PERIOD has passed. The escrow comes back to the requester as a credit
-    /// (BASE_FEE is kept) and enrolled clients are unlocked.
     function cancel(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Open);
         uint256 until = uint256(task.phaseStartedAt) + ENROLLMENT_PERIOD;
@@ -178,7 +138,6 @@ abstract contract TaskEscrow {
         return (t.requester, t.status, t.epochsRun, t.escrow, t.globalModel, t.stateRoot);
     }
 
-    /// @notice When the task's current phase started (Open: creation; Active: the current epoch).
     function phaseStartedAt(uint256 taskId) external view returns (uint256) {
         return _tasks[taskId].phaseStartedAt;
     }

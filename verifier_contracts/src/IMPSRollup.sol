@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
+
+/// @title The Model Parameters Sharing chain: one proven, signed batch per epoch (MPSRollup.sol)
+/// @notice Clients sign their update commitments with EIP-712, domain (name "StakeLearn",
+/// version "1", chainId, this contract), type UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment);
+/// `eip712Domain()` (EIP-5267) returns that domain.
+interface IMPSRollup is IERC5267 {
+    struct Round {
+        uint256 taskId;
+        uint256 epoch;
+        bytes32 previousModel; // keccak256 of the global model commitment the round starts from
+        bytes commitments; // n update commitments then the aggregate's, 64 bytes each
+        bytes signatures; // n signatures, 65 bytes each (r, s, v), in enrollment order; zero: absent
+        bytes proof;
+        uint256[] instances;
+        bytes32[] vka;
+    }
+
+    event RoundSubmitted(
+        uint256 indexed taskId,
+        uint256 indexed epoch,
+        bytes32 stateRoot,
+        bytes32 globalModel,
+        uint256 selectedMask,
+        uint256 flaggedMask,
+        uint256 absentMask,
+        bytes commitments,
+        bytes signatures
+    );
+    event CommitmentPosted(uint256 indexed taskId, uint256 indexed epoch, address indexed client, bytes commitment);
+
+    error MPSRollup__WrongEpoch(uint256 expected, uint256 given);
+    error MPSRollup__WrongPreviousModel(bytes32 recorded, bytes32 given);
+    error MPSRollup__BatchSize();
+    error MPSRollup__BadSignature(uint256 client);
+    error MPSRollup__BadOutlierRatio();
+    error MPSRollup__NotEnrolled(address caller);
+    error MPSRollup__CommitWindowClosed(uint256 closedAt);
+    error MPSRollup__CommitWindowOpen(uint256 until);
+    error MPSRollup__AlreadyPosted(uint256 client);
+    error MPSRollup__PostedCommitmentMissing(uint256 client);
+    error MPSRollup__NotAbsentCommitment(uint256 client);
+    error MPSRollup__TooManyAbsent(uint256 absent, uint256 allowed);
+    error MPSRollup__AbsenceMismatch(uint256 declared, uint256 proven);
+
+    /// @notice keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)").
+    function UPDATE_TYPEHASH() external view returns (bytes32);
+
+    /// @notice A left-out client is flagged when its Krum score exceeds OUTLIER_BPS / 10000 times
+    /// the largest selected score.
+    function OUTLIER_BPS() external view returns (uint256);
+
+    /// @notice Seconds from an epoch's start during which a round may not leave out any client.
+    function COMMIT_PERIOD() external view returns (uint256);
+
+    /// @notice The EIP-712 domain separator the clients sign under.
+    function domainSeparator() external view returns (bytes32);
+
+    /// @notice The digest a client signs for its commitment (EIP-712).
+    function updateDigest(uint256 taskId, uint256 epoch, bytes calldata commitment) external view returns (bytes32);
+
+    /// @notice When the current epoch's commit window closes: after it, a round may leave out
+    /// the clients that neither signed nor posted a commitment.
+    function commitDeadline(uint256 taskId) external view returns (uint256);
+
+    /// @notice An enrolled client puts its commitment for the current epoch on chain itself,
+    /// during the commit window: the round must then include it (no one can pass it off as absent).
+    function postCommitment(uint256 taskId, bytes calldata commitment) external;
+
+    /// @notice keccak256 of the commitment client `slot` posted for `epoch` (zero: none).
+    function postedCommitment(uint256 taskId, uint256 epoch, uint256 slot) external view returns (bytes32);
+
+    /// @notice Submits one epoch of a task: exactly once, in order, from the recorded model, with
+    /// a proof the task's RoundVerifier accepts over exactly the signed (or posted) commitments.
+    function submitRound(Round calldata round) external;
+}
