@@ -63,7 +63,9 @@ def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> 
 def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     pixels, labels = np.asarray(pixels), np.asarray(labels)
     if pixels.ndim != 2 or pixels.shape[1] != FEATURES or len(pixels) != len(labels) or len(labels) == 0:
-        raise InputError(f"an evaluation set is N images of {FEATURES} pixels and N labels, got {pixels.shape} and {labels.shape}")
+        raise InputError(
+            f"an evaluation set is N images of {FEATURES} pixels and N labels, got {pixels.shape} and {labels.shape}"
+        )
     if pixels.min() < 0 or pixels.max() > GREY_LEVELS or np.any(pixels != np.round(pixels)):
         raise InputError(f"pixels must be integer grey levels 0..{GREY_LEVELS}")
     if labels.min() < 0 or labels.max() >= CLASSES or np.any(labels != np.round(labels)):
@@ -97,13 +99,19 @@ INPUT_NAMES = ["model", "pixels", "labels"]
 
 def split_outputs(values: list[int], samples: int) -> dict:
     """Name the parts of the circuit's output vector."""
-    return {"correct": values[0], "label_error": values[1], "range_tag": values[2],
-            "pixels": values[3 : 3 + samples * FEATURES], "labels": values[3 + samples * FEATURES :]}
+    return {
+        "correct": values[0],
+        "label_error": values[1],
+        "range_tag": values[2],
+        "pixels": values[3 : 3 + samples * FEATURES],
+        "labels": values[3 + samples * FEATURES :],
+    }
 
 
 def export_onnx(samples: int, path: Path) -> Path:
     module = Accuracy(samples).eval()
     example = (torch.zeros(MODEL_LENGTH), torch.zeros(samples * FEATURES), torch.zeros(samples))
-    torch.onnx.export(module, example, str(path), input_names=INPUT_NAMES, output_names=["accuracy"],
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(
+        module, example, str(path), input_names=INPUT_NAMES, output_names=["accuracy"], opset_version=17, dynamo=False
+    )
     return path

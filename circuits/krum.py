@@ -44,9 +44,7 @@ class KrumParams:
                 f"{2 * self.f + 3} clients (or lower --byzantine)"
             )
         if not 1 <= self.m <= self.n - self.f:
-            raise InputError(
-                f"selection m must be in 1..n-f = 1..{self.n - self.f}, got {self.m}"
-            )
+            raise InputError(f"selection m must be in 1..n-f = 1..{self.n - self.f}, got {self.m}")
 
     @property
     def allowed_absent(self) -> int:
@@ -119,16 +117,19 @@ class KrumRound:
         return [int(i) for i in np.flatnonzero(self.mask)]
 
 
-def krum_round(updates: np.ndarray, params: KrumParams, absent: np.ndarray | None = None,
-               absent_distance: int = 0) -> KrumRound:
+def krum_round(
+    updates: np.ndarray, params: KrumParams, absent: np.ndarray | None = None, absent_distance: int = 0
+) -> KrumRound:
     """Scores, selection mask and selected sum of an ``[n, d]`` integer update matrix, with the
     ``absent`` slots (a boolean mask, at most ``f``) never selected."""
     x = np.asarray(updates, dtype=np.int64)
     if x.ndim != 2 or x.shape[0] != params.n:
         raise InputError(f"expected {params.n} updates as an [n, d] matrix, got shape {x.shape}")
     if absent is not None and np.count_nonzero(absent) > params.allowed_absent:
-        raise InputError(f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
-                         f"min(f, n - m - f) = {params.allowed_absent}")
+        raise InputError(
+            f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
+            f"min(f, n - m - f) = {params.allowed_absent}"
+        )
     scores = krum_scores(x, params.f, absent, absent_distance)
     mask = multikrum_select(scores, params.m)
     return KrumRound(scores=scores, mask=mask, total=selected_sum(x, mask))

@@ -49,7 +49,9 @@ import torch
 from stakelearn.circuits.krum import KrumParams, slot_tag
 
 
-def krum_selection(distances: torch.Tensor, params: KrumParams, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def krum_selection(
+    distances: torch.Tensor, params: KrumParams, index: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Krum scores and the Multi-Krum mask from the ``[n, n]`` squared-distance matrix.
 
     A score is the sum of the ``n - f - 1`` smallest entries of a row (the self-distance 0 is
@@ -83,14 +85,20 @@ class MultiKrumRound(torch.nn.Module):
         gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
         norms = torch.stack([dots[i, i] for i in range(n)])
         absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0 (it is 0 or i + 1)
-        distances = (norms.unsqueeze(1) + norms.unsqueeze(0) - 2 * gram
-                     + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0)))
+        distances = (
+            norms.unsqueeze(1)
+            + norms.unsqueeze(0)
+            - 2 * gram
+            + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
+        )
         scores, mask = krum_selection(distances, self.params, self.index)
         total = sum(mask[i] * updates[i] for i in range(n))
         tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
         check_error = (((total - claimed_sum) ** 2).sum() + tag_error).reshape(1)
-        range_tag = (sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
-                     + torch.sigmoid(claimed_sum + self.sum_shift).sum()).reshape(1)
+        range_tag = (
+            sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
+            + torch.sigmoid(claimed_sum + self.sum_shift).sum()
+        ).reshape(1)
         return torch.cat([scores, mask, absent, check_error, range_tag])
 
 

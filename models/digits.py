@@ -54,8 +54,9 @@ def split_iid(labels: np.ndarray, clients: int, rng: np.random.Generator) -> lis
     return [np.sort(part) for part in np.array_split(rng.permutation(len(labels)), clients)]
 
 
-def split_dirichlet(labels: np.ndarray, clients: int, alpha: float, rng: np.random.Generator,
-                    min_samples: int = 10) -> list[np.ndarray]:
+def split_dirichlet(
+    labels: np.ndarray, clients: int, alpha: float, rng: np.random.Generator, min_samples: int = 10
+) -> list[np.ndarray]:
     """Non-IID shards: each class is divided among clients in Dirichlet(alpha) proportions
     (small alpha: each client sees few classes). Redrawn until every client has ``min_samples``."""
     if alpha <= 0:
@@ -110,7 +111,9 @@ def build(parameters: np.ndarray, hidden: int) -> DigitsClassifier:
         raise InputError(f"expected {parameter_count(hidden)} parameters for hidden={hidden}, got {len(parameters)}")
     state, offset = {}, 0
     for name, tensor in model.state_dict().items():
-        state[name] = torch.as_tensor(parameters[offset : offset + tensor.numel()], dtype=torch.float32).reshape(tensor.shape)
+        state[name] = torch.as_tensor(parameters[offset : offset + tensor.numel()], dtype=torch.float32).reshape(
+            tensor.shape
+        )
         offset += tensor.numel()
     model.load_state_dict(state)
     return model
@@ -167,6 +170,13 @@ def export_onnx(parameters: np.ndarray, hidden: int, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # the TorchScript exporter is deprecated but exact for a linear model
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, FEATURES),), str(path), input_names=["pixels"],
-                          output_names=["logits"], dynamo=False, opset_version=17)
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, FEATURES),),
+            str(path),
+            input_names=["pixels"],
+            output_names=["logits"],
+            dynamo=False,
+            opset_version=17,
+        )
     return path

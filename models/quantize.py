@@ -38,8 +38,7 @@ class FixedPoint:
             raise InputError(f"clip must be a positive finite number, got {self.clip}")
         if not 1 <= self.max_int <= MAX_INT_BOUND:
             raise InputError(
-                f"clip * 2**scale_bits = {self.max_int} must be in 1..{MAX_INT_BOUND}; "
-                "lower clip or scale_bits"
+                f"clip * 2**scale_bits = {self.max_int} must be in 1..{MAX_INT_BOUND}; lower clip or scale_bits"
             )
 
     @property

@@ -59,8 +59,9 @@ def read_update(path: Path) -> tuple[np.ndarray, Layout | None]:
             raise InputError(f"{path}: unreadable .npy file ({error})") from error
         # Flattening a matrix here would fix an order the other clients may not share.
         if values.ndim != 1:
-            raise InputError(f"{path}: a .npy update must be a 1-D vector, got shape {values.shape}; "
-                             "save np.ravel(update) instead")
+            raise InputError(
+                f"{path}: a .npy update must be a 1-D vector, got shape {values.shape}; save np.ravel(update) instead"
+            )
         layout = None
     elif suffix == ".onnx":
         model = _load_onnx(path)
@@ -93,24 +94,29 @@ def layout_difference(layouts: Sequence[Layout | None], names: Sequence[str]) ->
             mine = layout[t] if t < len(layout) else None
             theirs = reference[t] if t < len(reference) else None
             if mine != theirs:
-                return (f"client {client} ({names[client]}): tensor {t} is {_describe(mine)}, but in "
-                        f"client {first} ({names[first]}) it is {_describe(theirs)}")
+                return (
+                    f"client {client} ({names[client]}): tensor {t} is {_describe(mine)}, but in "
+                    f"client {first} ({names[first]}) it is {_describe(theirs)}"
+                )
     return None
 
 
 def clip_warning(client: int, name: str, clipped: int, size: int, clip: float) -> str:
     share = 100.0 * clipped / size
     percent = f"{share:.1f}" if share >= 0.05 else "< 0.1"
-    return (f"client {client} ({name}): {clipped:,} of {size:,} values ({percent} %) beyond the clip "
-            f"±{float(clip)} were clipped; raise --clip")
+    return (
+        f"client {client} ({name}): {clipped:,} of {size:,} values ({percent} %) beyond the clip "
+        f"±{float(clip)} were clipped; raise --clip"
+    )
 
 
 def _warn_on_stderr(line: str) -> None:
     print(f"stakelearn: warning: {line}", file=sys.stderr, flush=True)
 
 
-def load_updates(paths: list[Path], fixed_point: FixedPoint | None = None,
-                 warn: Callable[[str], None] = _warn_on_stderr) -> np.ndarray:
+def load_updates(
+    paths: list[Path], fixed_point: FixedPoint | None = None, warn: Callable[[str], None] = _warn_on_stderr
+) -> np.ndarray:
     """Stack the updates of one round's clients, which must share one model layout and length.
 
     With ``fixed_point``, each client whose values quantization will clip gets one ``warn`` line

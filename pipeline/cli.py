@@ -60,7 +60,9 @@ def _prove(args: argparse.Namespace) -> int:
     if args.signed:
         signed = [_read_json(path) for path in args.signed]
         check_signed_records(signed)
-    prove_round(quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates], signed=signed)
+    prove_round(
+        quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates], signed=signed
+    )
     print((args.out / SUMMARY).read_text(), end="")
     print(f"round proof written to {args.out}")
     return 0
@@ -86,11 +88,14 @@ def _commit(args: argparse.Namespace) -> int:
         raise InputError(f"bad --contract address: {error}") from None
     (update,) = _quantized(args, [args.update])
     prepared = prepare(_round_circuit(args, args.clients, len(update)), args.srs)
-    commitment, signature = sign_update_commitment(account, update, args.slot, prepared, args.chain_id, contract,
-                                                   args.task, args.epoch)
+    commitment, signature = sign_update_commitment(
+        account, update, args.slot, prepared, args.chain_id, contract, args.task, args.epoch
+    )
     write_json_atomic(args.out, signed_record(args.slot, account.address, commitment, signature))
-    print(f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
-          f"{args.epoch}: 0x{commitment.commitment.hex()[:16]}...; signed commitment written to {args.out}")
+    print(
+        f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
+        f"{args.epoch}: 0x{commitment.commitment.hex()[:16]}...; signed commitment written to {args.out}"
+    )
     return 0
 
 
@@ -100,7 +105,9 @@ def _cache(args: argparse.Namespace) -> int:
 
     if args.prune:
         freed = prune(srs=args.srs)
-        print(f"freed {freed / 2**20:,.1f} MB in {stakelearn_home()}" + ("" if args.srs else " (SRS files kept: --srs)"))
+        print(
+            f"freed {freed / 2**20:,.1f} MB in {stakelearn_home()}" + ("" if args.srs else " (SRS files kept: --srs)")
+        )
         return 0
     entries = cache_entries()
     print(f"{stakelearn_home()}: {sum(e.bytes for e in entries) / 2**20:,.1f} MB")
@@ -131,8 +138,10 @@ def _submit(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.node.aggregator import submit_round
 
     receipt = submit_round(_protocol(args), _account(args), args.task, args.epoch, args.folder)
-    print(f"epoch {args.epoch} of task {args.task} submitted: {receipt['gasUsed']:,} gas, "
-          f"transaction 0x{bytes(receipt['transactionHash']).hex()}")
+    print(
+        f"epoch {args.epoch} of task {args.task} submitted: {receipt['gasUsed']:,} gas, "
+        f"transaction 0x{bytes(receipt['transactionHash']).hex()}"
+    )
     return 0
 
 
@@ -184,8 +193,10 @@ def _verify(args: argparse.Namespace) -> int:
         if not args.rpc_url:
             raise StakeLearnError("--verifier needs --rpc-url: the node where the task's RoundVerifier is deployed")
         mask = verify_with_task_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder)
-        print(f"the task's RoundVerifier at {args.verifier} accepts the round (selection {mask:b}): "
-              "the round was proven with the task's circuit")
+        print(
+            f"the task's RoundVerifier at {args.verifier} accepts the round (selection {mask:b}): "
+            "the round was proven with the task's circuit"
+        )
     elif args.evm or args.rpc_url:
         from stakelearn.pipeline.chain.gateway import Chain
         from stakelearn.pipeline.contracts.verifiers import verify_round_on_chain
@@ -202,8 +213,10 @@ def _verify(args: argparse.Namespace) -> int:
         check_signed_records(_read_json(args.folder / SIGNED))  # the commitments were checked against the proof
     left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
     print(f"round verified: selected {outcome.selected}, left out {left_out}, absent {outcome.absent}")
-    print(f"circuit VKA digest {json.loads((args.folder / 'round.json').read_text())['vka_digest']}: "
-          "compare it with the task's RoundVerifier (vkaDigest) to know the circuit is the task's")
+    print(
+        f"circuit VKA digest {json.loads((args.folder / 'round.json').read_text())['vka_digest']}: "
+        "compare it with the task's RoundVerifier (vkaDigest) to know the circuit is the task's"
+    )
     return 0
 
 
@@ -236,16 +249,25 @@ def _demo(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.federation.task import TaskConfig
 
     config = TaskConfig(
-        clients=args.clients, byzantine=args.byzantine, attackers=args.attackers, attack=args.attack,
-        epochs=args.epochs, split=args.split, alpha=args.alpha, seed=args.seed,
-        evaluation_samples=args.evaluation_samples, target_accuracy=args.target_accuracy,
+        clients=args.clients,
+        byzantine=args.byzantine,
+        attackers=args.attackers,
+        attack=args.attack,
+        epochs=args.epochs,
+        split=args.split,
+        alpha=args.alpha,
+        seed=args.seed,
+        evaluation_samples=args.evaluation_samples,
+        target_accuracy=args.target_accuracy,
     )
     # On a node without unlocked accounts (a public network), a funded key pays for the deployment.
     chain = None
     if args.rpc_url:
         payer = _account(args) if args.private_key_env or args.keystore else None
         chain = Chain.rpc(args.rpc_url, payer)
-    summary = run_demo(config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols, chain=chain)
+    summary = run_demo(
+        config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols, chain=chain
+    )
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -258,8 +280,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _robustness(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.apps.robustness import run_robustness
 
-    rows = run_robustness(out=args.out, clients=args.clients, byzantine=tuple(args.byzantine), epochs=args.epochs,
-                          seed=args.seed, alpha=args.alpha)
+    rows = run_robustness(
+        out=args.out,
+        clients=args.clients,
+        byzantine=tuple(args.byzantine),
+        epochs=args.epochs,
+        seed=args.seed,
+        alpha=args.alpha,
+    )
     if args.json:
         print(json.dumps(rows, indent=2))
     return 0
@@ -287,34 +315,61 @@ def _version_text() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stakelearn", description="Trustless federated learning with proven Krum.")
-    parser.add_argument("--version", action="version", version=_version_text(),
-                        help="print stakelearn's and ezkl's versions and exit")
+    parser.add_argument(
+        "--version", action="version", version=_version_text(), help="print stakelearn's and ezkl's versions and exit"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def add_circuit_options(command: argparse.ArgumentParser) -> None:
         """The round circuit's options, which the clients' `commit` and the aggregator's `prove` share."""
-        command.add_argument("--byzantine", "-f", type=int, required=True, help="tolerated Byzantine clients f (needs n > 2f+2)")
-        command.add_argument("--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)")
+        command.add_argument(
+            "--byzantine", "-f", type=int, required=True, help="tolerated Byzantine clients f (needs n > 2f+2)"
+        )
+        command.add_argument(
+            "--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)"
+        )
         command.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
-        command.add_argument("--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)")
-        command.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row; more: fewer rows, more columns")
-        command.add_argument("--srs", type=Path, default=None,
-                             help="ceremony SRS file, the task's: clients and aggregator must use the same one "
-                                  "(default: this machine's INSECURE local SRS)")
+        command.add_argument(
+            "--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)"
+        )
+        command.add_argument(
+            "--inner-cols", type=int, default=8, help="ezkl cells per row; more: fewer rows, more columns"
+        )
+        command.add_argument(
+            "--srs",
+            type=Path,
+            default=None,
+            help="ceremony SRS file, the task's: clients and aggregator must use the same one "
+            "(default: this machine's INSECURE local SRS)",
+        )
 
-    def add_key_options(command: argparse.ArgumentParser, default_env: str | None = "STAKELEARN_KEY",
-                        whose: str = "your signing key") -> None:
+    def add_key_options(
+        command: argparse.ArgumentParser, default_env: str | None = "STAKELEARN_KEY", whose: str = "your signing key"
+    ) -> None:
         """Where the signing key comes from: never the command line, where others can read it."""
         default = f" (default {default_env})" if default_env else ""
-        command.add_argument("--private-key-env", default=default_env, metavar="VAR",
-                             help=f"environment variable holding {whose}{default}")
-        command.add_argument("--keystore", type=Path, default=None,
-                             help=f"an encrypted JSON keystore file holding {whose}, instead of --private-key-env")
-        command.add_argument("--password-env", default="STAKELEARN_KEYSTORE_PASSWORD", metavar="VAR",
-                             help="environment variable holding the keystore's password "
-                                  "(default STAKELEARN_KEYSTORE_PASSWORD)")
+        command.add_argument(
+            "--private-key-env",
+            default=default_env,
+            metavar="VAR",
+            help=f"environment variable holding {whose}{default}",
+        )
+        command.add_argument(
+            "--keystore",
+            type=Path,
+            default=None,
+            help=f"an encrypted JSON keystore file holding {whose}, instead of --private-key-env",
+        )
+        command.add_argument(
+            "--password-env",
+            default="STAKELEARN_KEYSTORE_PASSWORD",
+            metavar="VAR",
+            help="environment variable holding the keystore's password (default STAKELEARN_KEYSTORE_PASSWORD)",
+        )
 
-    commit = commands.add_parser("commit", help="a client's step: commit to its update and sign the commitment for a task and epoch")
+    commit = commands.add_parser(
+        "commit", help="a client's step: commit to its update and sign the commitment for a task and epoch"
+    )
     commit.add_argument("update", type=Path, metavar="UPDATE", help="the client's exported .onnx model or .npy vector")
     commit.add_argument("--slot", type=int, required=True, help="the client's enrollment index in the task, 0..n-1")
     commit.add_argument("--clients", type=int, required=True, help="the task's number of clients n")
@@ -328,11 +383,19 @@ def build_parser() -> argparse.ArgumentParser:
     commit.set_defaults(run=_commit)
 
     prove = commands.add_parser("prove", help="prove one Multi-Krum round over client updates")
-    prove.add_argument("updates", nargs="+", type=Path, metavar="UPDATE", help="a client's exported .onnx model or .npy vector")
+    prove.add_argument(
+        "updates", nargs="+", type=Path, metavar="UPDATE", help="a client's exported .onnx model or .npy vector"
+    )
     add_circuit_options(prove)
-    prove.add_argument("--signed", nargs="+", type=Path, default=None, metavar="SIGNED",
-                       help="the clients' signed commitments (`stakelearn commit`), one per UPDATE in the same order: "
-                            "an update that is not the one its client signed is refused")
+    prove.add_argument(
+        "--signed",
+        nargs="+",
+        type=Path,
+        default=None,
+        metavar="SIGNED",
+        help="the clients' signed commitments (`stakelearn commit`), one per UPDATE in the same order: "
+        "an update that is not the one its client signed is refused",
+    )
     prove.add_argument("--out", type=Path, required=True, help="new folder for the proof, commitments and summary")
     prove.set_defaults(run=_prove)
 
@@ -350,7 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     enroll.add_argument("--task", type=int, required=True, help="the task id")
     enroll.set_defaults(run=_enroll)
 
-    submit = commands.add_parser("submit", help="the aggregator's step: submit a proven round folder (with signed commitments)")
+    submit = commands.add_parser(
+        "submit", help="the aggregator's step: submit a proven round folder (with signed commitments)"
+    )
     submit.add_argument("folder", type=Path, metavar="DIR", help="a round folder proven with --signed")
     add_chain_options(submit)
     submit.add_argument("--task", type=int, required=True, help="the task id")
@@ -358,49 +423,88 @@ def build_parser() -> argparse.ArgumentParser:
     submit.set_defaults(run=_submit)
 
     cache = commands.add_parser("cache", help="show the key cache ($STAKELEARN_HOME) or prune it")
-    cache.add_argument("--prune", action="store_true", help="delete compiled circuits, their keys and interrupted set-ups")
+    cache.add_argument(
+        "--prune", action="store_true", help="delete compiled circuits, their keys and interrupted set-ups"
+    )
     cache.add_argument("--srs", action="store_true", help="with --prune: delete the SRS files too")
     cache.set_defaults(run=_cache)
 
     prove_accuracy = commands.add_parser(
-        "prove-accuracy", help="prove how many samples of an evaluation set a run's final model gets right")
-    prove_accuracy.add_argument("--run", dest="run_dir", type=Path, required=True, help="the aggregator's run folder (demo --out)")
-    prove_accuracy.add_argument("--evaluation", type=Path, default=None,
-                                help="evaluation set .npz with 'pixels' (N x 64 grey levels 0..16) and 'labels' "
-                                     "(default: the requester's set in the run folder)")
+        "prove-accuracy", help="prove how many samples of an evaluation set a run's final model gets right"
+    )
+    prove_accuracy.add_argument(
+        "--run", dest="run_dir", type=Path, required=True, help="the aggregator's run folder (demo --out)"
+    )
+    prove_accuracy.add_argument(
+        "--evaluation",
+        type=Path,
+        default=None,
+        help="evaluation set .npz with 'pixels' (N x 64 grey levels 0..16) and 'labels' "
+        "(default: the requester's set in the run folder)",
+    )
     prove_accuracy.add_argument("--out", type=Path, required=True, help="new folder for the proof")
     prove_accuracy.set_defaults(run=_prove_accuracy)
 
-    verify = commands.add_parser("verify", help="verify a round folder (`prove`) or an accuracy folder (`prove-accuracy`)")
-    verify.add_argument("folder", type=Path, metavar="DIR",
-                        help="a folder written by `prove` (round) or `prove-accuracy` (accuracy)")
-    verify.add_argument("--evm", action="store_true", help="also verify with the generated Solidity verifier on the embedded EVM")
+    verify = commands.add_parser(
+        "verify", help="verify a round folder (`prove`) or an accuracy folder (`prove-accuracy`)"
+    )
+    verify.add_argument(
+        "folder", type=Path, metavar="DIR", help="a folder written by `prove` (round) or `prove-accuracy` (accuracy)"
+    )
+    verify.add_argument(
+        "--evm", action="store_true", help="also verify with the generated Solidity verifier on the embedded EVM"
+    )
     verify.add_argument("--rpc-url", default=None, help="verify on this EVM JSON-RPC node instead of the embedded one")
     verify.add_argument("--srs", type=Path, default=None, help="the ceremony SRS file the round was proven with")
-    verify.add_argument("--verifier", default=None, metavar="ADDRESS",
-                        help="with --rpc-url: check the round with this deployed RoundVerifier (the task's, which "
-                             "pins its circuit) instead of deploying one for the folder's own circuit")
+    verify.add_argument(
+        "--verifier",
+        default=None,
+        metavar="ADDRESS",
+        help="with --rpc-url: check the round with this deployed RoundVerifier (the task's, which "
+        "pins its circuit) instead of deploying one for the folder's own circuit",
+    )
     verify.set_defaults(run=_verify)
 
     demo = commands.add_parser("demo", help="the main job: a federated task end to end, proven and settled on an EVM")
     demo.add_argument("--clients", type=int, default=8, help="clients n (default 8)")
-    demo.add_argument("--byzantine", type=int, default=2, help="attackers Krum tolerates, f (needs n > 2f+2; default 2)")
+    demo.add_argument(
+        "--byzantine", type=int, default=2, help="attackers Krum tolerates, f (needs n > 2f+2; default 2)"
+    )
     demo.add_argument("--attackers", type=int, default=2, help="clients that attack, 0..f (default 2)")
-    demo.add_argument("--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)")
+    demo.add_argument(
+        "--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)"
+    )
     demo.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     demo.add_argument("--split", default="iid", help="data split among clients: iid or dirichlet (default iid)")
-    demo.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split (default 0.5)")
+    demo.add_argument(
+        "--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split (default 0.5)"
+    )
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--evaluation-samples", type=int, default=64,
-                      help="size of the requester's private evaluation set the final accuracy is proven on (default 64)")
-    demo.add_argument("--target-accuracy", type=float, default=0.85,
-                      help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)")
+    demo.add_argument(
+        "--evaluation-samples",
+        type=int,
+        default=64,
+        help="size of the requester's private evaluation set the final accuracy is proven on (default 64)",
+    )
+    demo.add_argument(
+        "--target-accuracy",
+        type=float,
+        default=0.85,
+        help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)",
+    )
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
-    add_key_options(demo, default_env=None, whose="the funded key that deploys and funds the demo's actors on a "
-                                                   "node without unlocked accounts")
-    demo.add_argument("--out", type=Path, default=Path("demo-output"),
-                      help="new run folder (an existing non-empty one is refused), or the run to --resume")
+    add_key_options(
+        demo,
+        default_env=None,
+        whose="the funded key that deploys and funds the demo's actors on a node without unlocked accounts",
+    )
+    demo.add_argument(
+        "--out",
+        type=Path,
+        default=Path("demo-output"),
+        help="new run folder (an existing non-empty one is refused), or the run to --resume",
+    )
     demo.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (needs --rpc-url)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
     demo.set_defaults(run=_demo)
@@ -409,32 +513,57 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--rpc-url", required=True, help="the EVM JSON-RPC node")
     audit.add_argument("--task", type=int, required=True, help="the task id")
     audit.add_argument("--contract", default=None, help="the protocol contract (default: the one in --run's run.json)")
-    audit.add_argument("--run", dest="run_dir", type=Path, default=None,
-                       help="an aggregator's run folder: also check its store, updates and models against the chain")
+    audit.add_argument(
+        "--run",
+        dest="run_dir",
+        type=Path,
+        default=None,
+        help="an aggregator's run folder: also check its store, updates and models against the chain",
+    )
     audit.set_defaults(run=_audit)
 
-    robustness = commands.add_parser("robustness", help="the attack grid on the numpy reference: accuracy, false and missed slashes")
+    robustness = commands.add_parser(
+        "robustness", help="the attack grid on the numpy reference: accuracy, false and missed slashes"
+    )
     robustness.add_argument("--clients", type=int, default=16, help="clients n, >= 16 (default 16)")
-    robustness.add_argument("--byzantine", type=int, nargs="+", default=[3, 6], help="f values; attackers = f (default 3 6)")
+    robustness.add_argument(
+        "--byzantine", type=int, nargs="+", default=[3, 6], help="f values; attackers = f (default 3 6)"
+    )
     robustness.add_argument("--epochs", type=int, default=10, help="epochs per run (default 10)")
     robustness.add_argument("--seed", type=int, default=0)
     robustness.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split")
-    robustness.add_argument("--out", type=Path, default=Path("robustness-results"), help="folder for robustness.json/.md/.png")
+    robustness.add_argument(
+        "--out", type=Path, default=Path("robustness-results"), help="folder for robustness.json/.md/.png"
+    )
     robustness.add_argument("--json", action="store_true", help="also print the rows as JSON")
     robustness.set_defaults(run=_robustness)
 
     chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
-    chain.add_argument("--port", type=int, default=8545,
-                       help="port on 127.0.0.1 for anvil's JSON-RPC (default 8545); a taken port is an error")
+    chain.add_argument(
+        "--port",
+        type=int,
+        default=8545,
+        help="port on 127.0.0.1 for anvil's JSON-RPC (default 8545); a taken port is an error",
+    )
     chain.set_defaults(run=_chain)
 
-    bench = commands.add_parser("bench", help="measure rows, time, memory and gas of the round circuit against a naive baseline")
-    bench.add_argument("--profile", choices=["quick", "standard", "accuracy", "full"], default="standard",
-                       help="quick: tiny points; standard: (8,256), (16,1024) and the accuracy proof; "
-                            "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096")
+    bench = commands.add_parser(
+        "bench", help="measure rows, time, memory and gas of the round circuit against a naive baseline"
+    )
+    bench.add_argument(
+        "--profile",
+        choices=["quick", "standard", "accuracy", "full"],
+        default="standard",
+        help="quick: tiny points; standard: (8,256), (16,1024) and the accuracy proof; "
+        "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096",
+    )
     bench.add_argument("--quick", action="store_true", help="same as --profile quick (a minute or two)")
-    bench.add_argument("--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit")
-    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png")
+    bench.add_argument(
+        "--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit"
+    )
+    bench.add_argument(
+        "--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png"
+    )
     bench.add_argument("--json", action="store_true", help="also print the results as JSON")
     bench.set_defaults(run=_bench)
 

@@ -103,8 +103,13 @@ class AccuracyCircuit:
         return math.ceil(bits / math.log2(DECOMP_BASE))
 
     def description(self) -> dict:
-        return {"circuit": f"accuracy-{SOURCE_DIGEST}", "ezkl": steps.EZKL_VERSION, **asdict(self),
-                "decomp_base": DECOMP_BASE, "decomp_legs": self.decomp_legs}
+        return {
+            "circuit": f"accuracy-{SOURCE_DIGEST}",
+            "ezkl": steps.EZKL_VERSION,
+            **asdict(self),
+            "decomp_base": DECOMP_BASE,
+            "decomp_legs": self.decomp_legs,
+        }
 
     @property
     def digest(self) -> str:
@@ -125,7 +130,9 @@ class AccuracyCircuit:
 
 
 def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> dict:
-    return {"input_data": [np.asarray(model).tolist(), np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]}
+    return {
+        "input_data": [np.asarray(model).tolist(), np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]
+    }
 
 
 def evaluation_values(pixels: np.ndarray, labels: np.ndarray) -> list[int]:
@@ -146,8 +153,14 @@ class AccuracyOutcome:
         return self.correct / self.samples
 
 
-def prove_accuracy(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, circuit: AccuracyCircuit, out: Path,
-                   stats: dict[str, StepStats] | None = None) -> AccuracyOutcome:
+def prove_accuracy(
+    model: np.ndarray,
+    pixels: np.ndarray,
+    labels: np.ndarray,
+    circuit: AccuracyCircuit,
+    out: Path,
+    stats: dict[str, StepStats] | None = None,
+) -> AccuracyOutcome:
     """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``."""
     stats = {} if stats is None else stats
     if out.exists():
@@ -170,21 +183,37 @@ def prove_accuracy(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, ci
         outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
         if outputs["correct"] != expected or outputs["label_error"] != 0:
             raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
-        _, stats["prove"] = run_isolated(f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})",
-                                         steps.prove, tmp / steps.WITNESS, prepared.compiled, prepared.pk,
-                                         tmp / steps.PROOF, prepared.srs.path)
+        _, stats["prove"] = run_isolated(
+            f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})",
+            steps.prove,
+            tmp / steps.WITNESS,
+            prepared.compiled,
+            prepared.pk,
+            tmp / steps.PROOF,
+            prepared.srs.path,
+        )
         (tmp / steps.WITNESS).unlink()
-        write_json_atomic(tmp / COMMITMENTS, {"model": commit(model, prepared.vk, prepared.settings, prepared.srs.path).hex()})
-        manifest = {"kind": "accuracy", "circuit": circuit.description(), "circuit_digest": circuit.digest,
-                    "logrows": prepared.logrows,
-                    "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
-                    "verifying": ship_verifying_files(prepared, tmp),
-                    "vka_digest": "0x" + vka_digest(prepared.vka).hex()}
+        write_json_atomic(
+            tmp / COMMITMENTS, {"model": commit(model, prepared.vk, prepared.settings, prepared.srs.path).hex()}
+        )
+        manifest = {
+            "kind": "accuracy",
+            "circuit": circuit.description(),
+            "circuit_digest": circuit.digest,
+            "logrows": prepared.logrows,
+            "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
+            "verifying": ship_verifying_files(prepared, tmp),
+            "vka_digest": "0x" + vka_digest(prepared.vka).hex(),
+        }
         write_json_atomic(tmp / MANIFEST, manifest)
         proof = json.loads((tmp / steps.PROOF).read_text())
         outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
-        outcome = AccuracyOutcome(outputs["correct"], circuit.samples, json.loads((tmp / COMMITMENTS).read_text())["model"],
-                                  outputs["pixels"] + outputs["labels"])
+        outcome = AccuracyOutcome(
+            outputs["correct"],
+            circuit.samples,
+            json.loads((tmp / COMMITMENTS).read_text())["model"],
+            outputs["pixels"] + outputs["labels"],
+        )
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
         write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest).encode())
         verify_accuracy(tmp)  # the folder as a third party gets it
@@ -207,7 +236,9 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
     if folder.is_dir():
         unexpected_files(folder, ACCURACY_FILES)  # before reading: a link could point anywhere
     try:
-        manifest, proof, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS))
+        manifest, proof, commitments = (
+            json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS)
+        )
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
     circuit = circuit_of(manifest)
@@ -218,13 +249,20 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
     outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
     if outputs["label_error"] != 0:
         raise ProofError("the evaluation set has labels outside 0..9 (label_error != 0)")
-    outcome = AccuracyOutcome(outputs["correct"], circuit.samples, commitments["model"], outputs["pixels"] + outputs["labels"])
+    outcome = AccuracyOutcome(
+        outputs["correct"], circuit.samples, commitments["model"], outputs["pixels"] + outputs["labels"]
+    )
     if (folder / steps.INPUT).exists():
         model, pixels, labels = json.loads((folder / steps.INPUT).read_text())["input_data"]
-        if (commit(np.asarray(model, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex()
-                != commitments["model"] or [*pixels, *labels] != outcome.evaluation):
-            raise ProofError(f"{folder / steps.INPUT} does not hold the model and set the proof is about: "
-                             "it was edited after proving")
+        if (
+            commit(np.asarray(model, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex()
+            != commitments["model"]
+            or [*pixels, *labels] != outcome.evaluation
+        ):
+            raise ProofError(
+                f"{folder / steps.INPUT} does not hold the model and set the proof is about: "
+                "it was edited after proving"
+            )
     check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
     check_text(folder / SUMMARY, summary_text(outcome, manifest))
     return outcome
@@ -235,10 +273,12 @@ def public_json(outcome: AccuracyOutcome) -> dict:
 
 
 def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
-    return (f"accuracy proof: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}), "
-            f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
-            f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
-            f"model commitment: 0x{outcome.model_commitment}\n")
+    return (
+        f"accuracy proof: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}), "
+        f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
+        f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
+        f"model commitment: 0x{outcome.model_commitment}\n"
+    )
 
 
 def paired_circuits(round_circuit, samples: int) -> tuple:

@@ -1,9 +1,9 @@
 """What the key cache (``$STAKELEARN_HOME``) holds, and pruning it: proving keys run to GBs.
 
-    circuits/<digest>/              a compiled circuit (circuit.json says which)
-    circuits/<digest>/keys-<srs>/   its proving and verifying keys for one SRS
-    srs/                            SRS files, one per logrows (minutes to make at large k)
-    .<name>.tmp-*                   what an interrupted build or set-up left behind
+circuits/<digest>/              a compiled circuit (circuit.json says which)
+circuits/<digest>/keys-<srs>/   its proving and verifying keys for one SRS
+srs/                            SRS files, one per logrows (minutes to make at large k)
+.<name>.tmp-*                   what an interrupted build or set-up left behind
 """
 
 from __future__ import annotations

@@ -149,7 +149,9 @@ class RoundCircuit:
         sample = self.calibration_matrix()
         absent = np.arange(self.n) >= self.n - self.params.allowed_absent
         sample[absent] = 0
-        return input_json(tagged_inputs(sample, absent), krum_round(sample, self.params, absent, self.absent_distance).total)
+        return input_json(
+            tagged_inputs(sample, absent), krum_round(sample, self.params, absent, self.absent_distance).total
+        )
 
     def description(self) -> dict:
         return {
@@ -292,7 +294,9 @@ def memory_budget_mb() -> float:
         try:
             return float(os.environ["STAKELEARN_MEMORY_MB"])
         except ValueError:
-            raise InputError(f"STAKELEARN_MEMORY_MB must be a number of megabytes, got {os.environ['STAKELEARN_MEMORY_MB']!r}") from None
+            raise InputError(
+                f"STAKELEARN_MEMORY_MB must be a number of megabytes, got {os.environ['STAKELEARN_MEMORY_MB']!r}"
+            ) from None
     with open("/proc/meminfo") as meminfo:
         fields = dict(line.split(":", 1) for line in meminfo)
     return int(fields["MemAvailable"].split()[0]) / 1024
@@ -306,12 +310,11 @@ def check_fits(circuit, settings: dict) -> None:
         raise InputError(
             f"{circuit.label} needs about {needed / 1024:.1f} GB to set up and prove ({settings['num_rows']:,} rows, "
             f"logrows {logrows}) and {budget / 1024:.1f} GB is available: use a smaller model or fewer clients per round, "
-            "or more memory (STAKELEARN_MEMORY_MB overrides the budget)")
+            "or more memory (STAKELEARN_MEMORY_MB overrides the budget)"
+        )
 
 
-def prepare(
-    circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
-) -> PreparedCircuit:
+def prepare(circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None) -> PreparedCircuit:
     """Compile the circuit, resolve its SRS, and set up the keys and the VK artifact for the EVM,
     each only once per (circuit, SRS). Steps that ran are timed into ``stats``. A circuit whose
     estimated memory exceeds the budget is refused before its SRS and keys are made."""
@@ -325,7 +328,9 @@ def prepare(
     key_dir = folder / f"keys-{srs.sha256()[:16]}"
     if not (key_dir / steps.VKA).exists():
         with atomic_dir(key_dir) as tmp:
-            _, step = run_isolated(f"setting up keys (logrows {logrows}, {srs.label})", _setup_keys, folder, srs.path, tmp)
+            _, step = run_isolated(
+                f"setting up keys (logrows {logrows}, {srs.label})", _setup_keys, folder, srs.path, tmp
+            )
         if stats is not None:
             stats["setup"] = step
     return PreparedCircuit(circuit=circuit, model_dir=folder, key_dir=key_dir, srs=srs)

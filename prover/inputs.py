@@ -33,5 +33,7 @@ def check_input_range(data: dict, bounds: Sequence[tuple[int, int]], names: Sequ
         if bad.size:
             position = int(bad[0])
             shown = np.asarray(values, dtype=object).ravel()[position]  # as written, not as a float
-            raise InputError(f"{name}[{position}] is {shown}, not an integer in {low}..{high}: "
-                             f"the circuit cannot prove it ({bad.size} such value(s))")
+            raise InputError(
+                f"{name}[{position}] is {shown}, not an integer in {low}..{high}: "
+                f"the circuit cannot prove it ({bad.size} such value(s))"
+            )

@@ -82,8 +82,10 @@ def run_isolated(label: str, function, *args, timeout: float | None = None):
                 break
             if time.perf_counter() >= deadline:
                 _stop(process)
-                raise ProofError(f"{label}: exceeded the time limit of {timeout:g} s and was stopped; "
-                                 f"if it needs longer, set {TIMEOUT_VARIABLE} to more seconds")
+                raise ProofError(
+                    f"{label}: exceeded the time limit of {timeout:g} s and was stopped; "
+                    f"if it needs longer, set {TIMEOUT_VARIABLE} to more seconds"
+                )
             print(f"  {label}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
         try:
             message = parent.recv()

@@ -69,8 +69,10 @@ def check_updates(updates: np.ndarray, circuit: RoundCircuit, absent: np.ndarray
             f"update {too_big[0]} has values beyond +-{circuit.max_int}; quantize it with the task's fixed point"
         )
     if absent is not None and np.count_nonzero(absent) > circuit.params.allowed_absent:
-        raise InputError(f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
-                         f"min(f, n - m - f) = {circuit.params.allowed_absent}")
+        raise InputError(
+            f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
+            f"min(f, n - m - f) = {circuit.params.allowed_absent}"
+        )
     return x.astype(np.int64)
 
 
@@ -109,7 +111,9 @@ def prove_round(
     data = input_json(inputs, reference.total)
     check_input_range(data, circuit.input_bounds(), circuit.input_names)  # an unprovable input hangs ezkl
     prepared = prepare(circuit, ceremony_srs, stats)
-    commitments = [commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*inputs, reference.total]]
+    commitments = [
+        commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() for row in [*inputs, reference.total]
+    ]
     if signed is not None:
         check_signed(signed, commitments[:-1], absent)
     with atomic_dir(out) as tmp:
@@ -120,7 +124,12 @@ def prove_round(
             raise ProofError("the circuit's witness disagrees with the numpy reference; this is a bug")
         _, stats["prove"] = run_isolated(
             f"proving round n={circuit.n} d={circuit.d} (logrows {prepared.logrows})",
-            steps.prove, tmp / steps.WITNESS, prepared.compiled, prepared.pk, tmp / steps.PROOF, prepared.srs.path,
+            steps.prove,
+            tmp / steps.WITNESS,
+            prepared.compiled,
+            prepared.pk,
+            tmp / steps.PROOF,
+            prepared.srs.path,
         )
         (tmp / steps.WITNESS).unlink()
         verifying = ship_verifying_files(prepared, tmp)
@@ -129,8 +138,9 @@ def prove_round(
         write_json_atomic(tmp / COMMITMENTS, {"updates": commitments[:-1], "aggregate": commitments[-1]})
         if signed is not None:
             write_json_atomic(tmp / SIGNED, signed)
-        outcome = outcome_of(public_outputs(json.loads((tmp / steps.PROOF).read_text())["instances"][0], circuit.n),
-                             commitments)
+        outcome = outcome_of(
+            public_outputs(json.loads((tmp / steps.PROOF).read_text())["instances"][0], circuit.n), commitments
+        )
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
         write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest_data).encode())
         verify_round(tmp)  # the folder as a third party gets it
@@ -141,12 +151,16 @@ def check_signed(signed: list[dict], commitments: list[str], absent: np.ndarray 
     """Each present slot's commitment must be the one its client signed."""
     present = [i for i in range(len(commitments)) if absent is None or not absent[i]]
     if [record.get("slot") for record in signed] != present:
-        raise InputError(f"expected one signed commitment per present client, slots {present} in order, "
-                         f"got slots {[record.get('slot') for record in signed]}")
+        raise InputError(
+            f"expected one signed commitment per present client, slots {present} in order, "
+            f"got slots {[record.get('slot') for record in signed]}"
+        )
     for record in signed:
         if record.get("commitment", "").removeprefix("0x") != commitments[record["slot"]]:
-            raise InputError(f"update {record['slot']} does not match the commitment its client signed: "
-                             "it is not the update the client committed to")
+            raise InputError(
+                f"update {record['slot']} does not match the commitment its client signed: "
+                "it is not the update the client committed to"
+            )
 
 
 def manifest(prepared: PreparedCircuit, sources: list[str] | None, verifying: dict[str, str]) -> dict:
@@ -185,8 +199,10 @@ def circuit_of(manifest_data: dict) -> RoundCircuit:
     fields = manifest_data["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"round was proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
-    return RoundCircuit(**{k: fields[k] for k in ("n", "f", "m", "d", "max_int", "num_inner_cols")},
-                        min_logrows=fields.get("min_logrows", 0))
+    return RoundCircuit(
+        **{k: fields[k] for k in ("n", "f", "m", "d", "max_int", "num_inner_cols")},
+        min_logrows=fields.get("min_logrows", 0),
+    )
 
 
 def round_verifying_files(folder: Path, ceremony_srs: Path | None = None) -> PreparedCircuit:
@@ -227,8 +243,9 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
             raise ProofError(f"the proof's commitment of {who} differs from the signed commitment")
     outputs = public_outputs(proof["instances"][0], circuit.n)
     if outputs["check_error"] != 0:
-        raise ProofError("the claimed aggregate is not the sum of the selected updates, or a slot tag is wrong "
-                         "(check_error != 0)")
+        raise ProofError(
+            "the claimed aggregate is not the sum of the selected updates, or a slot tag is wrong (check_error != 0)"
+        )
     if sorted(set(outputs["mask"])) not in ([1], [0, 1]) or sum(outputs["mask"]) != circuit.m:
         raise ProofError(f"the selection mask does not select exactly m={circuit.m} clients")
     if sorted(set(outputs["absent"])) not in ([], [0], [1], [0, 1]):
@@ -252,8 +269,9 @@ def _check_inputs(path: Path, prepared: PreparedCircuit, in_proof: list[str]) ->
         return
     rows = json.loads(path.read_text())["input_data"]
     if len(rows) != len(in_proof) or any(
-            commit(np.asarray(row, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex() != want
-            for row, want in zip(rows, in_proof)):
+        commit(np.asarray(row, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex() != want
+        for row, want in zip(rows, in_proof)
+    ):
         raise ProofError(f"{path} does not hold the vectors the proof committed to: it was edited after proving")
 
 
@@ -280,5 +298,9 @@ def summary_text(outcome: RoundOutcome, manifest_data: dict) -> str:
     for i, (score, bit) in enumerate(zip(outcome.scores, outcome.mask)):
         status = "absent" if i in outcome.absent else "yes" if bit else "left out"
         lines.append(f"{i:>6}  {score:>14}  {status:>8}  {outcome.update_commitments[i][:10]}  {names[i]}")
-    lines += ["", f"selected: {outcome.selected}", f"aggregate (sum of selected) commitment: 0x{outcome.aggregate_commitment}"]
+    lines += [
+        "",
+        f"selected: {outcome.selected}",
+        f"aggregate (sum of selected) commitment: 0x{outcome.aggregate_commitment}",
+    ]
     return "\n".join(lines) + "\n"

@@ -69,8 +69,7 @@ def ceremony_srs(path: Path, logrows: int) -> Srs:
     k = srs_logrows(path)
     if k != logrows:
         raise InputError(
-            f"SRS file {path} has k={k} but the circuit needs k={logrows}; "
-            "reduce the ceremony file to that size first"
+            f"SRS file {path} has k={k} but the circuit needs k={logrows}; reduce the ceremony file to that size first"
         )
     return Srs(path=path, logrows=logrows, insecure=False)
 

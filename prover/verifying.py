@@ -31,8 +31,12 @@ def sha256_file(path: Path) -> str:
 
 def ship_verifying_files(prepared: PreparedCircuit, folder: Path) -> dict[str, str]:
     """Copy what verifies ``prepared``'s proofs into ``folder``; return each file's SHA-256."""
-    sources = {steps.SETTINGS: prepared.settings, steps.VK: prepared.vk, steps.VKA: prepared.vka,
-               SRS_FILE: prepared.srs.path}
+    sources = {
+        steps.SETTINGS: prepared.settings,
+        steps.VK: prepared.vk,
+        steps.VKA: prepared.vka,
+        SRS_FILE: prepared.srs.path,
+    }
     for name, source in sources.items():
         shutil.copyfile(source, folder / name)
     return {name: sha256_file(folder / name) for name in SHIPPED}
@@ -49,11 +53,17 @@ def shipped_circuit(folder: Path, circuit, manifest: dict, ceremony_srs: Path | 
         if path.is_symlink() or not path.is_file():
             raise ArtifactError(f"{path} is missing or not a regular file: verifying needs the file itself")
         if sha256_file(path) != pinned.get(name):
-            raise ProofError(f"{path} is not the file the proof was made with (its SHA-256 differs from the manifest's)")
+            raise ProofError(
+                f"{path} is not the file the proof was made with (its SHA-256 differs from the manifest's)"
+            )
     if ceremony_srs is not None and sha256_file(ceremony_srs) != pinned[SRS_FILE]:
-        raise ProofError(f"the proof was not made with the SRS {ceremony_srs}; it was made with the SRS shipped as {SRS_FILE}")
+        raise ProofError(
+            f"the proof was not made with the SRS {ceremony_srs}; it was made with the SRS shipped as {SRS_FILE}"
+        )
     with tempfile.TemporaryDirectory() as scratch:
-        derived = steps.create_vka(folder / steps.VK, folder / steps.SETTINGS, Path(scratch) / steps.VKA, folder / SRS_FILE)
+        derived = steps.create_vka(
+            folder / steps.VK, folder / steps.SETTINGS, Path(scratch) / steps.VKA, folder / SRS_FILE
+        )
         if derived.read_bytes() != (folder / steps.VKA).read_bytes():
             raise ProofError(f"{folder / steps.VKA} is not the VK artifact of the shipped verifying key")
     if manifest.get("vka_digest") != "0x" + vka_digest(folder / steps.VKA).hex():
@@ -67,7 +77,9 @@ def unexpected_files(folder: Path, known: set[str]) -> None:
     so is a link or a special file in place of one it checks (it could point anywhere, or block)."""
     extra = sorted(path.name for path in folder.iterdir() if path.name not in known)
     if extra:
-        raise ProofError(f"{folder} holds {extra[0]}, which is not part of a proof folder and would go unchecked; remove it")
+        raise ProofError(
+            f"{folder} holds {extra[0]}, which is not part of a proof folder and would go unchecked; remove it"
+        )
     odd = sorted(path.name for path in folder.iterdir() if path.is_symlink() or not path.is_file())
     if odd:
         raise ProofError(f"{folder / odd[0]} is not a regular file: a proof folder holds only files")

@@ -31,8 +31,14 @@ def make_clone(where: Path) -> Path:
 
 def install(clone: Path, home: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "XDG_DATA_HOME"} | {"HOME": str(home)}
-    return subprocess.run(["bash", str(clone / "scripts" / INSTALL.name)], env=env,
-                          capture_output=True, text=True, timeout=120, check=True)
+    return subprocess.run(
+        ["bash", str(clone / "scripts" / INSTALL.name)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
 
 
 def solc_version(executable: Path) -> str:

@@ -50,7 +50,10 @@ def load_artifact(name: str) -> CompiledContract:
     except FileNotFoundError as error:
         raise ArtifactError(f"{path} is missing: run python -m stakelearn.verifier_contracts.build") from error
     return CompiledContract(
-        name=data["contract"], abi=data["abi"], bytecode=bytes.fromhex(data["bytecode"][2:]), runtime_size=data["runtime_size"]
+        name=data["contract"],
+        abi=data["abi"],
+        bytecode=bytes.fromhex(data["bytecode"][2:]),
+        runtime_size=data["runtime_size"],
     )
 
 

@@ -62,13 +62,16 @@ def with_imports(sources: dict[str, str]) -> dict[str, str]:
     while todo:
         importer = todo.pop()
         for path in _IMPORT.findall(resolved[importer]):
-            name = posixpath.normpath(posixpath.join(posixpath.dirname(importer), path)) if path.startswith(".") else path
+            name = (
+                posixpath.normpath(posixpath.join(posixpath.dirname(importer), path)) if path.startswith(".") else path
+            )
             if name in resolved:
                 continue
             file = NODE_MODULES / name
             if importer in sources and path.startswith(".") or not file.is_file():
-                raise ToolchainError(f"{importer} imports {path}: not among the sources nor in {NODE_MODULES} "
-                                     "(run scripts/setup.sh)")
+                raise ToolchainError(
+                    f"{importer} imports {path}: not among the sources nor in {NODE_MODULES} (run scripts/setup.sh)"
+                )
             resolved[name] = file.read_text()
             todo.append(name)
     return resolved

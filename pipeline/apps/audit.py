@@ -68,8 +68,10 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
     clients = list(started[0]["args"]["clients"])
     n = len(clients)
     vacant = absent_commitment_hash(chain, params.verifier)
-    posted = {(e["args"]["epoch"], clients.index(e["args"]["client"])): bytes(e["args"]["commitment"])
-              for e in protocol.logs("CommitmentPosted", taskId=task_id)}
+    posted = {
+        (e["args"]["epoch"], clients.index(e["args"]["client"])): bytes(e["args"]["commitment"])
+        for e in protocol.logs("CommitmentPosted", taskId=task_id)
+    }
     slashed = protocol.logs("ClientSlashed", taskId=task_id)
     events = sorted(protocol.logs("RoundSubmitted", taskId=task_id), key=lambda e: e["args"]["epoch"])
     epochs = [e["args"]["epoch"] for e in events]
@@ -88,7 +90,9 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
             signature = signatures[SIGNATURE_BYTES * i : SIGNATURE_BYTES * (i + 1)]
             if (epoch, i) in posted:
                 if parts[i] != posted[epoch, i]:
-                    problems.append(f"epoch {epoch}: client {i} posted its commitment on chain, the batch holds another")
+                    problems.append(
+                        f"epoch {epoch}: client {i} posted its commitment on chain, the batch holds another"
+                    )
             elif i in absent:
                 if signature != ABSENT_SIGNATURE or keccak(parts[i]) != vacant:
                     problems.append(f"epoch {epoch}: client {i} is marked absent but its slot is not the absent one")
@@ -97,31 +101,58 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
         _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
         submitted = call["round"]
         if submitted["previousModel"] != model:
-            problems.append(f"epoch {epoch}: starts from model {to_hex(submitted['previousModel'])}, "
-                            f"the previous epoch ended at {to_hex(model)}")
+            problems.append(
+                f"epoch {epoch}: starts from model {to_hex(submitted['previousModel'])}, "
+                f"the previous epoch ended at {to_hex(model)}"
+            )
         if bytes(submitted["commitments"]) != commitments:
             problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
-        check = check_round(chain, params.verifier, submitted["proof"], submitted["instances"], submitted["vka"],
-                            commitments)
+        check = check_round(
+            chain, params.verifier, submitted["proof"], submitted["instances"], submitted["vka"], commitments
+        )
         if not check.ok:  # the verifier reverts: the proof no longer checks
             problems.append(f"epoch {epoch}: the proof does not verify ({check.reason})")
         elif (check.selected_mask, check.absent_mask) != (a["selectedMask"], a["absentMask"]):
-            problems.append(f"epoch {epoch}: the proof selects {check.selected_mask:b} with {check.absent_mask:b} absent, "
-                            f"the event says {a['selectedMask']:b} with {a['absentMask']:b} absent")
+            problems.append(
+                f"epoch {epoch}: the proof selects {check.selected_mask:b} with {check.absent_mask:b} absent, "
+                f"the event says {a['selectedMask']:b} with {a['absentMask']:b} absent"
+            )
         model = keccak(parts[n])
         if a["globalModel"] != model:
-            problems.append(f"epoch {epoch}: global model {to_hex(a['globalModel'])} is not the hash of the aggregate commitment")
-        root = keccak(encode(
-            ["bytes32", "uint256", "uint256", "bytes32", "bytes32", "uint256", "uint256", "bytes32"],
-            [root, task_id, epoch, keccak(commitments), keccak(signatures), a["flaggedMask"], a["absentMask"], model],
-        ))
+            problems.append(
+                f"epoch {epoch}: global model {to_hex(a['globalModel'])} is not the hash of the aggregate commitment"
+            )
+        root = keccak(
+            encode(
+                ["bytes32", "uint256", "uint256", "bytes32", "bytes32", "uint256", "uint256", "bytes32"],
+                [
+                    root,
+                    task_id,
+                    epoch,
+                    keccak(commitments),
+                    keccak(signatures),
+                    a["flaggedMask"],
+                    a["absentMask"],
+                    model,
+                ],
+            )
+        )
         if a["stateRoot"] != root:
-            problems.append(f"epoch {epoch}: state root {to_hex(a['stateRoot'])} differs from the rebuilt {to_hex(root)}")
-        rounds.append({"epoch": epoch, "commitments": [p.hex() for p in parts], "signatures": signatures,
-                       "selected_mask": a["selectedMask"], "tx_hash": to_hex(event["transactionHash"]),
-                       "absent": absent, "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
-                       "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed
-                                         if e["args"]["epoch"] == epoch)})
+            problems.append(
+                f"epoch {epoch}: state root {to_hex(a['stateRoot'])} differs from the rebuilt {to_hex(root)}"
+            )
+        rounds.append(
+            {
+                "epoch": epoch,
+                "commitments": [p.hex() for p in parts],
+                "signatures": signatures,
+                "selected_mask": a["selectedMask"],
+                "tx_hash": to_hex(event["transactionHash"]),
+                "absent": absent,
+                "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
+                "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed if e["args"]["epoch"] == epoch),
+            }
+        )
     state = protocol.task(task_id)
     if (state.epochs_run, state.global_model, state.state_root) != (len(events), model, root):
         problems.append("the task's current state (epochs, model, root) is not the end of its rebuilt history")
@@ -149,20 +180,28 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 problems.append(f"epoch {epoch}: the store's transaction {record['tx_hash']} is not the chain's")
             if any(u.commitment != chain_round["commitments"][u.client] for u in updates):
                 problems.append(f"epoch {epoch}: the store's commitments differ from the chain's")
-            if any(bytes.fromhex(u.signature) != chain_round["signatures"][SIGNATURE_BYTES * u.client : SIGNATURE_BYTES * (u.client + 1)]
-                   for u in updates):
+            if any(
+                bytes.fromhex(u.signature)
+                != chain_round["signatures"][SIGNATURE_BYTES * u.client : SIGNATURE_BYTES * (u.client + 1)]
+                for u in updates
+            ):
                 problems.append(f"epoch {epoch}: the store's signatures differ from the chain's")
             quantized = np.zeros((circuit.n, circuit.d), dtype=np.int64)
             absent = np.isin(np.arange(circuit.n), chain_round["absent"])
             for u in updates:
                 quantized[u.client] = quantized_model(store.resolve(u.path), config.fixed_point)
             for i, row in enumerate(tagged_inputs(quantized, absent)):
-                if commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex() != chain_round["commitments"][i]:
+                if (
+                    commit(row, prepared.vk, prepared.settings, prepared.srs.path).hex()
+                    != chain_round["commitments"][i]
+                ):
                     problems.append(f"epoch {epoch}: client {i}'s stored update does not match its on-chain commitment")
             selected = np.array([(chain_round["selected_mask"] >> i) & 1 for i in range(circuit.n)], dtype=bool)
             total = quantized[selected].sum(axis=0)
             if commit(total, prepared.vk, prepared.settings, prepared.srs.path).hex() != chain_round["commitments"][-1]:
-                problems.append(f"epoch {epoch}: the stored updates' selected sum does not match the on-chain model commitment")
+                problems.append(
+                    f"epoch {epoch}: the stored updates' selected sum does not match the on-chain model commitment"
+                )
             proven = krum_round(quantized, circuit.params, absent, circuit.absent_distance).selected
             if proven != [int(i) for i in np.flatnonzero(selected)]:
                 problems.append(f"epoch {epoch}: Krum over the stored updates does not give the proven selection")
@@ -197,6 +236,9 @@ def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: 
         problems += audit_run(run_dir, protocol, circuits[0], rounds)
     for problem in problems:
         print(f"INCONSISTENT: {problem}")
-    print("audit passed: signatures, proofs, model commitments and state roots all check" if not problems
-          else f"audit found {len(problems)} inconsistencies")
+    print(
+        "audit passed: signatures, proofs, model commitments and state roots all check"
+        if not problems
+        else f"audit found {len(problems)} inconsistencies"
+    )
     return problems

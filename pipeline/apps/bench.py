@@ -38,12 +38,23 @@ MAX_INT = 128  # the default fixed point: scale 2^-7, clip 1.0
 
 PROFILES = {
     # A minute or two: run by the test suite so the command cannot rot.
-    "quick": {"points": [(4, 32), (5, 64)], "inner_cols": [8], "naive": [(4, 32)], "accuracy": [8],
-              "accuracy_bound": 512, "limit_s": 300},
+    "quick": {
+        "points": [(4, 32), (5, 64)],
+        "inner_cols": [8],
+        "naive": [(4, 32)],
+        "accuracy": [8],
+        "accuracy_bound": 512,
+        "limit_s": 300,
+    },
     # The README's table: the issue's two reference points, and the accuracy proof for the
     # demo's evaluation set (64 samples) and for 100 and 360 samples.
-    "standard": {"points": [(8, 256), (16, 1024)], "inner_cols": [8, 4], "naive": [(8, 256)],
-                 "accuracy": [64, 100, 360], "limit_s": 1800},
+    "standard": {
+        "points": [(8, 256), (16, 1024)],
+        "inner_cols": [8, 4],
+        "naive": [(8, 256)],
+        "accuracy": [64, 100, 360],
+        "limit_s": 1800,
+    },
     # The accuracy proof alone: the demo's evaluation set (64 samples), 100 and 360.
     "accuracy": {"points": [], "inner_cols": [8], "naive": [], "accuracy": [64, 100, 360], "limit_s": 1800},
     # The full grid; points whose steps run over the limit are recorded as such.
@@ -63,8 +74,14 @@ def machine() -> dict:
     cpu = platform.processor()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)
+        cpu = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in cpuinfo.read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            cpu,
+        )
     memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cores": os.cpu_count(), "cpu": cpu, "memory_gb": round(memory_gb, 1), "ezkl": ezkl.__version__}
 
@@ -96,13 +113,17 @@ def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
     round_dir = scratch / "round"
     prove_round(updates, circuit, round_dir, stats=stats)
     prepared = prepare(circuit)
-    _, stats["verify"] = run_isolated("verifying", steps.verify, round_dir / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
+    _, stats["verify"] = run_isolated(
+        "verifying", steps.verify, round_dir / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path
+    )
     start = time.perf_counter()
     krum_round(updates, circuit.params)
     numpy_s = time.perf_counter() - start
     commitments = json.loads((round_dir / COMMITMENTS).read_text())
     deployed = deploy_round_verifier(Chain.embedded(), prepared)
-    result = verify_on_chain(deployed, round_dir / steps.PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
+    result = verify_on_chain(
+        deployed, round_dir / steps.PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]]
+    )
     settings = prepared.settings_json()
     return {
         "rows": settings["num_rows"],
@@ -142,7 +163,9 @@ def measure_accuracy(samples: int, bound: int, scratch: Path) -> dict:
     folder = scratch / "accuracy"
     prove_accuracy(model, pixels, labels, circuit, folder, stats=stats)
     prepared = prepare(circuit)
-    _, stats["verify"] = run_isolated("verifying", steps.verify, folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
+    _, stats["verify"] = run_isolated(
+        "verifying", steps.verify, folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path
+    )
     try:
         gas, evm = verify_accuracy_on_chain(folder, Chain.embedded()), "ok"
     except ProofError as error:  # the public evaluation set can outgrow a transaction's gas
@@ -178,10 +201,22 @@ def measure_naive(n: int, d: int, scratch: Path) -> dict:
     _, stats["compile"] = run_isolated("naive: settings and calibration", _naive_compile, network, data, scratch)
     settings = json.loads((scratch / steps.SETTINGS).read_text())
     srs = local_insecure_srs(settings["run_args"]["logrows"]).path
-    _, stats["setup"] = run_isolated("naive: setup", steps.setup, scratch / steps.COMPILED, scratch / steps.VK, scratch / steps.PK, srs)
+    _, stats["setup"] = run_isolated(
+        "naive: setup", steps.setup, scratch / steps.COMPILED, scratch / steps.VK, scratch / steps.PK, srs
+    )
     steps.gen_witness(data, scratch / steps.COMPILED, scratch / steps.WITNESS)
-    _, stats["prove"] = run_isolated("naive: proving", steps.prove, scratch / steps.WITNESS, scratch / steps.COMPILED, scratch / steps.PK, scratch / steps.PROOF, srs)
-    _, stats["verify"] = run_isolated("naive: verifying", steps.verify, scratch / steps.PROOF, scratch / steps.SETTINGS, scratch / steps.VK, srs)
+    _, stats["prove"] = run_isolated(
+        "naive: proving",
+        steps.prove,
+        scratch / steps.WITNESS,
+        scratch / steps.COMPILED,
+        scratch / steps.PK,
+        scratch / steps.PROOF,
+        srs,
+    )
+    _, stats["verify"] = run_isolated(
+        "naive: verifying", steps.verify, scratch / steps.PROOF, scratch / steps.SETTINGS, scratch / steps.VK, srs
+    )
     krum_round(updates, params)
     return {
         "rows": settings["num_rows"],
@@ -248,11 +283,25 @@ def _run_point_process(spec: dict, limit_s: float) -> dict:
 
 
 COLUMNS = [
-    ("variant", "circuit"), ("n", "n"), ("d", "d"), ("inner_cols", "cols"), ("rows", "rows"), ("logrows", "k"),
-    ("rows_per_element", "rows/elt"), ("compile_s", "compile s"), ("setup_s", "setup s"), ("setup_peak_mb", "setup MB"),
-    ("prove_s", "prove s"), ("prove_peak_mb", "prove MB"), ("verify_s", "verify s"), ("pk_mb", "pk MB"),
-    ("proof_bytes", "proof B"), ("verifier_gas", "verifier gas"), ("round_gas", "wrapper gas"),
-    ("numpy_krum_s", "numpy s"), ("status", "status"),
+    ("variant", "circuit"),
+    ("n", "n"),
+    ("d", "d"),
+    ("inner_cols", "cols"),
+    ("rows", "rows"),
+    ("logrows", "k"),
+    ("rows_per_element", "rows/elt"),
+    ("compile_s", "compile s"),
+    ("setup_s", "setup s"),
+    ("setup_peak_mb", "setup MB"),
+    ("prove_s", "prove s"),
+    ("prove_peak_mb", "prove MB"),
+    ("verify_s", "verify s"),
+    ("pk_mb", "pk MB"),
+    ("proof_bytes", "proof B"),
+    ("verifier_gas", "verifier gas"),
+    ("round_gas", "wrapper gas"),
+    ("numpy_krum_s", "numpy s"),
+    ("status", "status"),
 ]
 
 
@@ -264,13 +313,19 @@ def ratio_lines(rows: list[dict]) -> list[str]:
     """Naive over proven-round ratios at the points where both finished."""
     lines = []
     for naive in (r for r in rows if r["variant"] == "naive" and r["status"] == "ok"):
-        for ours in (r for r in rows if r["variant"] == "round" and r["status"] == "ok" and (r["n"], r["d"]) == (naive["n"], naive["d"])):
+        for ours in (
+            r
+            for r in rows
+            if r["variant"] == "round" and r["status"] == "ok" and (r["n"], r["d"]) == (naive["n"], naive["d"])
+        ):
             lines.append(
                 f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: naive/round rows {naive['rows'] / ours['rows']:.1f}x, "
                 f"prove {naive['prove_s'] / ours['prove_s']:.1f}x, prove memory {naive['prove_peak_mb'] / ours['prove_peak_mb']:.1f}x"
             )
     for ours in (r for r in rows if r["variant"] == "round" and r["status"] == "ok"):
-        lines.append(f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: proving takes {ours['prove_s'] / ours['numpy_krum_s']:,.0f}x the plain numpy Krum")
+        lines.append(
+            f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: proving takes {ours['prove_s'] / ours['numpy_krum_s']:,.0f}x the plain numpy Krum"
+        )
     return lines
 
 
@@ -284,10 +339,15 @@ def plot(rows: list[dict], path: Path) -> None:
     groups = {}
     for row in rows:
         if row["status"] == "ok" and row["variant"] != "accuracy":  # the accuracy proof: its own table rows
-            label = (f"naive n={row['n']} (ezkl defaults)" if row["variant"] == "naive"
-                     else f"round n={row['n']}, {row['inner_cols']} cells/row")
+            label = (
+                f"naive n={row['n']} (ezkl defaults)"
+                if row["variant"] == "naive"
+                else f"round n={row['n']}, {row['inner_cols']} cells/row"
+            )
             groups.setdefault(label, []).append(row)
-    for label, items in sorted(groups.items(), key=lambda item: (item[0].split()[0], int(item[0].split()[1][2:].rstrip(",")))):
+    for label, items in sorted(
+        groups.items(), key=lambda item: (item[0].split()[0], int(item[0].split()[1][2:].rstrip(",")))
+    ):
         items.sort(key=lambda r: r["n"] * r["d"])
         x = [r["n"] * r["d"] for r in items]
         style = "s--" if label.startswith("naive") else "o-"
@@ -320,8 +380,14 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
     scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
     for variant, n, d, cols in jobs:
         print(f"bench: {variant} n={n} d={d}" + (f" cols={cols}" if cols else ""), file=sys.stderr, flush=True)
-        point = {"variant": variant, "n": n, "d": d, "inner_cols": cols, "bound": bound,
-                 "scratch": str(scratch_root / f"{variant}-{n}x{d}-{cols}")}
+        point = {
+            "variant": variant,
+            "n": n,
+            "d": d,
+            "inner_cols": cols,
+            "bound": bound,
+            "scratch": str(scratch_root / f"{variant}-{n}x{d}-{cols}"),
+        }
         row = {**point, **_run_point_process(point, limit)}
         row.pop("scratch")
         if variant != "accuracy":

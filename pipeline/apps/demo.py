@@ -99,8 +99,11 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
     """Create the actors' keys, post the task (with the requester's commitment to its evaluation
     set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
     circuit = circuits[0].circuit
-    keys = {"requester": Account.create(), "aggregator": Account.create(),
-            "clients": [Account.create() for _ in range(config.clients)]}
+    keys = {
+        "requester": Account.create(),
+        "aggregator": Account.create(),
+        "clients": [Account.create() for _ in range(config.clients)],
+    }
     chain.fund(keys["requester"].address, config.epochs * FEE_PER_EPOCH + 2 * ETHER)
     chain.fund(keys["aggregator"].address, 10 * ETHER)
     for client in keys["clients"]:
@@ -109,14 +112,23 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
     initial_path = save_array(model_path(out, 0), initial)
     pixels, labels = evaluation_set(federation)
     salt = os.urandom(32)  # the set may be guessable (public data): the salt hides it until revealed
-    write_bytes_atomic(out / EVALUATION_FILE, npz_bytes(pixels=pixels, labels=labels, salt=np.frombuffer(salt, np.uint8)))
+    write_bytes_atomic(
+        out / EVALUATION_FILE, npz_bytes(pixels=pixels, labels=labels, salt=np.frombuffer(salt, np.uint8))
+    )
     k = config.krum
     params = TaskParams(
-        model_spec_hash=model_spec_hash(config, circuit), n=k.n, f=k.f, m=k.m,
-        desired_accuracy_bps=round(config.target_accuracy * 10_000), max_epochs=config.epochs,
-        fee_per_epoch=FEE_PER_EPOCH, verifier=protocol.round_verifier.contract.address,
-        initial_model=model_hash(initial), evaluation_set=evaluation_commitment(salt, evaluation_values(pixels, labels)),
-        evaluation_size=len(labels), accuracy_verifier=protocol.accuracy_verifier.address,
+        model_spec_hash=model_spec_hash(config, circuit),
+        n=k.n,
+        f=k.f,
+        m=k.m,
+        desired_accuracy_bps=round(config.target_accuracy * 10_000),
+        max_epochs=config.epochs,
+        fee_per_epoch=FEE_PER_EPOCH,
+        verifier=protocol.round_verifier.contract.address,
+        initial_model=model_hash(initial),
+        evaluation_set=evaluation_commitment(salt, evaluation_values(pixels, labels)),
+        evaluation_size=len(labels),
+        accuracy_verifier=protocol.accuracy_verifier.address,
     )
     task_id = post_task(protocol, keys["requester"], params)
     check_task_verifiers(protocol, task_id, *circuits)  # every client does this before it enrolls
@@ -131,16 +143,25 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
         "inner_cols": circuit.num_inner_cols,
         "initial_model": initial_path.name,
         "keys_warning": "demo keys for a local chain: never fund them elsewhere",
-        "keys": {"requester": keys["requester"].key.hex(), "aggregator": keys["aggregator"].key.hex(),
-                 "clients": [c.key.hex() for c in keys["clients"]]},
+        "keys": {
+            "requester": keys["requester"].key.hex(),
+            "aggregator": keys["aggregator"].key.hex(),
+            "clients": [c.key.hex() for c in keys["clients"]],
+        },
     }
     write_json_atomic(out / RUN_FILE, run)
     return run
 
 
 # --- the run ------------------------------------------------------------------------------------
-def run_demo(config: TaskConfig, out: Path, rpc_url: str | None = None, resume: bool = False,
-             inner_cols: int = 8, chain: Chain | None = None) -> dict:
+def run_demo(
+    config: TaskConfig,
+    out: Path,
+    rpc_url: str | None = None,
+    resume: bool = False,
+    inner_cols: int = 8,
+    chain: Chain | None = None,
+) -> dict:
     """Run (or resume) the task on ``chain`` (default: the node at ``rpc_url``, else a new
     embedded chain); return the summary the report holds."""
     timer = Timer()
@@ -176,10 +197,19 @@ def run_demo(config: TaskConfig, out: Path, rpc_url: str | None = None, resume: 
                 run = start_run(chain, protocol, config, (prepared, prepared_accuracy), federation, out)
         keys = run["keys"]
         clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
-        aggregator = Aggregator(Account.from_key(keys["aggregator"]), protocol, prepared, store, run["task_id"],
-                                [c.account.address for c in clients], config.fixed_point)
-        results = [run_epoch(epoch, config, federation, aggregator, clients, out, timer)
-                   for epoch in range(1, config.epochs + 1)]
+        aggregator = Aggregator(
+            Account.from_key(keys["aggregator"]),
+            protocol,
+            prepared,
+            store,
+            run["task_id"],
+            [c.account.address for c in clients],
+            config.fixed_point,
+        )
+        results = [
+            run_epoch(epoch, config, federation, aggregator, clients, out, timer)
+            for epoch in range(1, config.epochs + 1)
+        ]
         proven = evaluate(protocol, run, aggregator, prepared_accuracy, out, timer)
         with timer.phase("chain"):
             balances = complete_task(protocol, run, clients)
@@ -192,8 +222,9 @@ def run_demo(config: TaskConfig, out: Path, rpc_url: str | None = None, resume: 
     return summary
 
 
-def run_epoch(epoch: int, config: TaskConfig, federation, aggregator: Aggregator, clients: list[Client],
-              out: Path, timer: Timer):
+def run_epoch(
+    epoch: int, config: TaskConfig, federation, aggregator: Aggregator, clients: list[Client], out: Path, timer: Timer
+):
     """Carry ``epoch`` from whatever stage the aggregator's store has it at to finalized."""
     store = aggregator.store
     stage = store.stage(epoch)
@@ -206,8 +237,19 @@ def run_epoch(epoch: int, config: TaskConfig, federation, aggregator: Aggregator
             say(f"  {config.clients} clients train locally ({config.attackers} attack: {config.attack})")
             trained = client_models(federation, global_parameters, epoch)
         with timer.phase("clients: export, commit, sign"):
-            signed = [c.submit(aggregator.protocol, aggregator.prepared, aggregator.task_id, epoch, trained[c.index],
-                               config.hidden, config.fixed_point, updates_folder(out, epoch)) for c in clients]
+            signed = [
+                c.submit(
+                    aggregator.protocol,
+                    aggregator.prepared,
+                    aggregator.task_id,
+                    epoch,
+                    trained[c.index],
+                    config.hidden,
+                    config.fixed_point,
+                    updates_folder(out, epoch),
+                )
+                for c in clients
+            ]
         with timer.phase("aggregator: check and store"):
             say("  the aggregator checks every update against its signed commitment")
             aggregator.collect(epoch, model_before, signed)
@@ -219,12 +261,15 @@ def run_epoch(epoch: int, config: TaskConfig, federation, aggregator: Aggregator
             say("  submitting the round on chain")
             aggregator.submit(epoch)
     if store.stage(epoch) == "submitted":
-        aggregator.finalize(epoch, model_path(out, epoch),
-                            lambda parameters: accuracy(parameters, federation.test, config.hidden))
+        aggregator.finalize(
+            epoch, model_path(out, epoch), lambda parameters: accuracy(parameters, federation.test, config.hidden)
+        )
         result = aggregator.result(epoch)
         left_out = [i for i in range(config.clients) if i not in result.selected]
-        say(f"  test accuracy {result.accuracy:.3f}; selected {result.selected}; left out {left_out}; "
-            f"flagged {result.flagged}; slashed {result.slashed}; gas {result.gas_used:,}")
+        say(
+            f"  test accuracy {result.accuracy:.3f}; selected {result.selected}; left out {left_out}; "
+            f"flagged {result.flagged}; slashed {result.slashed}; gas {result.gas_used:,}"
+        )
     return aggregator.result(epoch)
 
 
@@ -238,11 +283,15 @@ def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_acc
         if not revealed_evaluation_set(protocol, task_id):
             with timer.phase("chain"):
                 say("the requester reveals its evaluation set on chain")
-                reveal_evaluation_set(protocol, Account.from_key(run["keys"]["requester"]), task_id,
-                                      out / EVALUATION_FILE)
+                reveal_evaluation_set(
+                    protocol, Account.from_key(run["keys"]["requester"]), task_id, out / EVALUATION_FILE
+                )
         salt, values = revealed_evaluation_set(protocol, task_id)
         samples = prepared_accuracy.circuit.samples
-        pixels, labels = np.array(values[: samples * FEATURES]).reshape(samples, FEATURES), np.array(values[samples * FEATURES :])
+        pixels, labels = (
+            np.array(values[: samples * FEATURES]).reshape(samples, FEATURES),
+            np.array(values[samples * FEATURES :]),
+        )
         last = protocol.task(task_id).epochs_run
         model = krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total
         with timer.phase("proving"):
@@ -254,16 +303,24 @@ def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_acc
             say("  the aggregator submits the accuracy proof on chain")
             proof, instances, words = verify_arguments(folder / PROOF, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
-            protocol.execute(aggregator.account, "submitAccuracy", task_id, salt, proof, instances, words,
-                             model_commitment)
+            protocol.execute(
+                aggregator.account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment
+            )
     (event,) = protocol.logs("AccuracyProven", taskId=task_id)
     (reveal,) = protocol.logs("EvaluationSetRevealed", taskId=task_id)
     a = event["args"]
-    say(f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
-        f"target {'reached' if a['targetReached'] else 'missed'}")
-    return {"correct": a["correct"], "samples": a["samples"], "target_reached": a["targetReached"],
-            "gas_used": protocol.chain.receipt(event["transactionHash"])["gasUsed"], "folder": str(folder),
-            "reveal_gas_used": protocol.chain.receipt(reveal["transactionHash"])["gasUsed"]}
+    say(
+        f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
+        f"target {'reached' if a['targetReached'] else 'missed'}"
+    )
+    return {
+        "correct": a["correct"],
+        "samples": a["samples"],
+        "target_reached": a["targetReached"],
+        "gas_used": protocol.chain.receipt(event["transactionHash"])["gasUsed"],
+        "folder": str(folder),
+        "reveal_gas_used": protocol.chain.receipt(reveal["transactionHash"])["gasUsed"],
+    }
 
 
 def complete_task(protocol: Protocol, run: dict, clients: list[Client]) -> dict:
@@ -273,14 +330,21 @@ def complete_task(protocol: Protocol, run: dict, clients: list[Client]) -> dict:
         if protocol.credit_of(account.address) > 0:
             protocol.execute(account, "withdrawCredit")
     (completed,) = protocol.logs("TaskCompleted", taskId=run["task_id"])
-    rewards = {e["args"]["account"]: e["args"]["amount"]
-               for e in protocol.logs("CreditWithdrawn", from_block=completed["blockNumber"])}
+    rewards = {
+        e["args"]["account"]: e["args"]["amount"]
+        for e in protocol.logs("CreditWithdrawn", from_block=completed["blockNumber"])
+    }
     return {
         "rewarded_wei": completed["args"]["rewarded"],
         "refunded_wei": completed["args"]["refunded"],
-        "clients": [{"address": c.account.address,
-                     "stake_wei": protocol.stake_of(c.account.address),
-                     "reward_wei": rewards.get(c.account.address, 0)} for c in clients],
+        "clients": [
+            {
+                "address": c.account.address,
+                "stake_wei": protocol.stake_of(c.account.address),
+                "reward_wei": rewards.get(c.account.address, 0),
+            }
+            for c in clients
+        ],
     }
 
 
@@ -292,8 +356,17 @@ def stakes_over_time(protocol: Protocol, task_id: int, clients: list[str], epoch
     return (protocol.stake_amount() - np.cumsum(taken, axis=0)).tolist()
 
 
-def build_summary(config: TaskConfig, run: dict, prepared, initial_accuracy: float, results, proven: dict,
-                  balances: dict, timings: dict, protocol: Protocol) -> dict:
+def build_summary(
+    config: TaskConfig,
+    run: dict,
+    prepared,
+    initial_accuracy: float,
+    results,
+    proven: dict,
+    balances: dict,
+    timings: dict,
+    protocol: Protocol,
+) -> dict:
     attackers = set(config.attacker_ids)
     roles = [config.attack if i in attackers else "honest" for i in range(config.clients)]
     slashed_ever = sorted({c for r in results for c in r.slashed})
@@ -302,22 +375,44 @@ def build_summary(config: TaskConfig, run: dict, prepared, initial_accuracy: flo
         "config": config_to_json(config),
         "chain": {"name": chain.name, "chain_id": chain.chain_id, **run["addresses"]},
         "task_id": run["task_id"],
-        "circuit": {"n": circuit.n, "f": circuit.f, "m": circuit.m, "d": circuit.d, "logrows": prepared.logrows,
-                    "digest": circuit.digest, "srs": prepared.srs.label},
+        "circuit": {
+            "n": circuit.n,
+            "f": circuit.f,
+            "m": circuit.m,
+            "d": circuit.d,
+            "logrows": prepared.logrows,
+            "digest": circuit.digest,
+            "srs": prepared.srs.label,
+        },
         "roles": roles,
         "initial_accuracy": initial_accuracy,
-        "epochs": [{"epoch": r.epoch, "accuracy": r.accuracy, "scores": [str(s) for s in r.scores],
-                    "selected": r.selected, "left_out": [i for i in range(config.clients) if i not in r.selected],
-                    "flagged": r.flagged, "slashed": r.slashed, "gas_used": r.gas_used,
-                    "tx_hash": r.tx_hash, "prove_seconds": r.prove_seconds} for r in results],
+        "epochs": [
+            {
+                "epoch": r.epoch,
+                "accuracy": r.accuracy,
+                "scores": [str(s) for s in r.scores],
+                "selected": r.selected,
+                "left_out": [i for i in range(config.clients) if i not in r.selected],
+                "flagged": r.flagged,
+                "slashed": r.slashed,
+                "gas_used": r.gas_used,
+                "tx_hash": r.tx_hash,
+                "prove_seconds": r.prove_seconds,
+            }
+            for r in results
+        ],
         "accuracy_proof": proven,
-        "stakes_wei": stakes_over_time(protocol, run["task_id"], [b["address"] for b in balances["clients"]], config.epochs),
+        "stakes_wei": stakes_over_time(
+            protocol, run["task_id"], [b["address"] for b in balances["clients"]], config.epochs
+        ),
         "balances": balances,
         "outcome": {
             "attackers": sorted(attackers),
             "attackers_slashed": [c for c in slashed_ever if c in attackers],
             "honest_slashed": [c for c in slashed_ever if c not in attackers],
-            "honest_rewarded": all(b["reward_wei"] > 0 for i, b in enumerate(balances["clients"]) if i not in attackers),
+            "honest_rewarded": all(
+                b["reward_wei"] > 0 for i, b in enumerate(balances["clients"]) if i not in attackers
+            ),
         },
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }

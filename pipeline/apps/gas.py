@@ -50,7 +50,9 @@ def measure(n: int, workdir: Path) -> dict:
     # The accuracy verifier is deployed for createTask; submitAccuracy's gas comes from the demo,
     # whose model the accuracy circuit takes (this round's d=16 vector is no model).
     accuracy = prepare(AccuracyCircuit(samples=32, model_bound=circuit.bound))
-    protocol = deploy_protocol(chain, prepared, accuracy, ProtocolConfig(unbonding_seconds=0, periods=Periods(evaluation_seconds=0)))
+    protocol = deploy_protocol(
+        chain, prepared, accuracy, ProtocolConfig(unbonding_seconds=0, periods=Periods(evaluation_seconds=0))
+    )
     gas: dict[str, int] = {}
 
     def send(account, contract, function, *args, value=0, label=None):
@@ -61,8 +63,20 @@ def measure(n: int, workdir: Path) -> dict:
     for client in clients:
         send(client, protocol.registry, "stake", value=ETHER)
     fee, epochs, initial = 10**17, 3, keccak(text="initial model")
-    params = TaskParams(keccak(text="spec"), n, f, n - f, 9_000, epochs, fee, protocol.round_verifier.contract.address,
-                        initial, keccak(text="evaluation set"), 32, protocol.accuracy_verifier.address)
+    params = TaskParams(
+        keccak(text="spec"),
+        n,
+        f,
+        n - f,
+        9_000,
+        epochs,
+        fee,
+        protocol.round_verifier.contract.address,
+        initial,
+        keccak(text="evaluation set"),
+        32,
+        protocol.accuracy_verifier.address,
+    )
     send(requester, protocol.tasks, "createTask", params.as_abi(), value=protocol.config.base_fee_wei + params.escrow)
     for i, client in enumerate(clients):
         send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
@@ -71,8 +85,13 @@ def measure(n: int, workdir: Path) -> dict:
     previous = initial
     for epoch, label in ((1, "submitRound (epoch, flags)"), (2, "submitRound (epoch, flags, slash)")):
         signatures = [protocol.sign_update(c, 1, epoch, commitment) for c, commitment in zip(clients, commitments)]
-        send(clients[0], protocol.tasks, "submitRound",
-             round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared.vka), label=label)
+        send(
+            clients[0],
+            protocol.tasks,
+            "submitRound",
+            round_args(1, epoch, previous, commitments, signatures, folder / steps.PROOF, prepared.vka),
+            label=label,
+        )
         previous = keccak(commitments[-1])
     send(requester, protocol.tasks, "endTraining", 1)
     chain.travel(1)  # past the deadline
@@ -82,8 +101,12 @@ def measure(n: int, workdir: Path) -> dict:
     send(clients[0], protocol.registry, "requestWithdrawal")
     send(clients[0], protocol.registry, "withdraw")
     hexes = [c.hex() for c in commitments]
-    gas["verifyRound (RoundVerifier)"] = verify_on_chain(protocol.round_verifier, folder / steps.PROOF, prepared.vka, hexes).gas_used
-    gas["verifyProof (ezkl verifier alone)"] = verifier_only_gas(protocol.round_verifier, folder / steps.PROOF, prepared.vka)
+    gas["verifyRound (RoundVerifier)"] = verify_on_chain(
+        protocol.round_verifier, folder / steps.PROOF, prepared.vka, hexes
+    ).gas_used
+    gas["verifyProof (ezkl verifier alone)"] = verifier_only_gas(
+        protocol.round_verifier, folder / steps.PROOF, prepared.vka
+    )
     return gas
 
 
@@ -91,8 +114,12 @@ def run_gas(out: Path, sizes: tuple[int, ...] = (8, 16)) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         results = {n: measure(n, Path(tmp)) for n in sizes}
     names = list(next(iter(results.values())))
-    lines = [markdown_table(["function", *(f"n={n}" for n in sizes)],
-                            [[name, *(f"{results[n][name]:,}" for n in sizes)] for name in names])]
+    lines = [
+        markdown_table(
+            ["function", *(f"n={n}" for n in sizes)],
+            [[name, *(f"{results[n][name]:,}" for n in sizes)] for name in names],
+        )
+    ]
     epoch = "submitRound (epoch, flags, slash)"
     for n in sizes:
         g = results[n]

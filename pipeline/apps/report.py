@@ -14,9 +14,21 @@ def epochmarkdown_table(summary: dict) -> str:
     rows = [[0, f"{summary['initial_accuracy']:.3f}", "", "", "", "", "", ""]]
     for e in summary["epochs"]:
         prove = f"{e['prove_seconds']:.1f}" if e["prove_seconds"] is not None else "(resumed)"
-        rows.append([e["epoch"], f"{e['accuracy']:.3f}", e["selected"], e["left_out"] or "-", e["flagged"] or "-",
-                     e["slashed"] or "-", f"{e['gas_used']:,}", prove])
-    return markdown_table(["epoch", "test accuracy", "selected", "left out", "flagged", "slashed", "gas", "prove s"], rows)
+        rows.append(
+            [
+                e["epoch"],
+                f"{e['accuracy']:.3f}",
+                e["selected"],
+                e["left_out"] or "-",
+                e["flagged"] or "-",
+                e["slashed"] or "-",
+                f"{e['gas_used']:,}",
+                prove,
+            ]
+        )
+    return markdown_table(
+        ["epoch", "test accuracy", "selected", "left out", "flagged", "slashed", "gas", "prove s"], rows
+    )
 
 
 def scoremarkdown_table(summary: dict) -> str:
@@ -33,22 +45,35 @@ def balancemarkdown_table(summary: dict) -> str:
     rows = []
     for client, (role, b) in enumerate(zip(summary["roles"], summary["balances"]["clients"])):
         flagged = sum(client in e["flagged"] for e in summary["epochs"])
-        rows.append([client, role, b["address"][:10], flagged, f"{b['stake_wei'] / ETHER:.2f}", f"{b['reward_wei'] / ETHER:.4f}"])
+        rows.append(
+            [
+                client,
+                role,
+                b["address"][:10],
+                flagged,
+                f"{b['stake_wei'] / ETHER:.2f}",
+                f"{b['reward_wei'] / ETHER:.4f}",
+            ]
+        )
     return markdown_table(["client", "role", "address", "flagged epochs", "stake left (ETH)", "reward (ETH)"], rows)
 
 
 def timingmarkdown_table(summary: dict) -> str:
     total = summary["timings_s"]["total"]
-    rows = [[name, f"{seconds:.1f}", f"{100 * seconds / total:.0f} %"] for name, seconds in summary["timings_s"].items()]
+    rows = [
+        [name, f"{seconds:.1f}", f"{100 * seconds / total:.0f} %"] for name, seconds in summary["timings_s"].items()
+    ]
     return markdown_table(["phase", "seconds", "share"], rows)
 
 
 def accuracy_line(summary: dict) -> str:
     a, target = summary["accuracy_proof"], summary["config"]["target_accuracy"]
-    return (f"Proven accuracy of the final model on the requester's {a['samples']} evaluation samples: "
-            f"{a['correct']}/{a['samples']} = {a['correct'] / a['samples']:.3f} (target {target:.2f}: "
-            f"{'reached, fees paid in full' if a['target_reached'] else 'missed, only the work share paid'}; "
-            f"proof {a['gas_used']:,} gas, the requester's reveal {a['reveal_gas_used']:,} gas).")
+    return (
+        f"Proven accuracy of the final model on the requester's {a['samples']} evaluation samples: "
+        f"{a['correct']}/{a['samples']} = {a['correct'] / a['samples']:.3f} (target {target:.2f}: "
+        f"{'reached, fees paid in full' if a['target_reached'] else 'missed, only the work share paid'}; "
+        f"proof {a['gas_used']:,} gas, the requester's reveal {a['reveal_gas_used']:,} gas)."
+    )
 
 
 def report_text(summary: dict) -> str:
@@ -111,7 +136,9 @@ def write_plots(folder: Path, summary: dict) -> None:
         label = f"client {client} ({role})"
         scores[1].plot(epochs[1:], [int(e["scores"][client]) for e in summary["epochs"]], label=label, **style)
         stakes[1].plot(epochs, [row[client] / ETHER for row in summary["stakes_wei"]], label=label, **style)
-    scores[1].set(title="Krum score per client (lower: closer to the others)", xlabel="epoch", ylabel="score", yscale="log")
+    scores[1].set(
+        title="Krum score per client (lower: closer to the others)", xlabel="epoch", ylabel="score", yscale="log"
+    )
     stakes[1].set(title="stake per client", xlabel="epoch", ylabel="ETH")
     for _, axis in (scores, stakes):
         axis.legend(fontsize=7)
@@ -124,5 +151,7 @@ def write_report(folder: Path, summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "summary.json", summary)
     write_plots(folder, summary)
-    write_bytes_atomic(folder / "report.md", (report_text(summary) + "\n![accuracy](accuracy.png) "
-                                              "![scores](scores.png) ![stakes](stakes.png)\n").encode())
+    write_bytes_atomic(
+        folder / "report.md",
+        (report_text(summary) + "\n![accuracy](accuracy.png) ![scores](scores.png) ![stakes](stakes.png)\n").encode(),
+    )

@@ -69,6 +69,7 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
 
 # The rates, from the [epochs, n] flags or slashes: "ever" means in at least one epoch.
 
+
 def honest_ever_rate(marks: np.ndarray, attackers: list[int]) -> float:
     """The share of honest clients marked (flagged or slashed) at least once."""
     honest = np.delete(np.asarray(marks, dtype=bool), attackers, axis=1)
@@ -112,28 +113,45 @@ def cell_row(attack: str, split: str, f: int, result: RunResult, clean: RunResul
     }
 
 
-def grid_configs(clients: int, byzantine: tuple[int, ...], epochs: int, seed: int, alpha: float) -> list[tuple[str, TaskConfig]]:
+def grid_configs(
+    clients: int, byzantine: tuple[int, ...], epochs: int, seed: int, alpha: float
+) -> list[tuple[str, TaskConfig]]:
     """Every cell's (attack, config), each split and f's clean run first. Building them all up
     front validates the whole grid before the first run."""
     if clients < MIN_CLIENTS:
-        raise InputError(f"robustness needs --clients >= {MIN_CLIENTS} (got {clients}) so that f up to 6 fits Krum's n > 2f + 2")
+        raise InputError(
+            f"robustness needs --clients >= {MIN_CLIENTS} (got {clients}) so that f up to 6 fits Krum's n > 2f + 2"
+        )
     if not byzantine:
         raise InputError("robustness needs at least one --byzantine value")
     cells = []
     for split in SPLITS:
         for f in byzantine:
             for attack in (CLEAN, *ATTACKS):
-                config = TaskConfig(clients=clients, byzantine=f, attackers=0 if attack == CLEAN else f,
-                                    attack="sign_flip" if attack == CLEAN else attack,
-                                    epochs=epochs, split=split, alpha=alpha, seed=seed)
+                config = TaskConfig(
+                    clients=clients,
+                    byzantine=f,
+                    attackers=0 if attack == CLEAN else f,
+                    attack="sign_flip" if attack == CLEAN else attack,
+                    epochs=epochs,
+                    split=split,
+                    alpha=alpha,
+                    seed=seed,
+                )
                 cells.append((attack, config))
     return cells
 
 
 COLUMNS = [
-    ("attack", "attack"), ("split", "split"), ("f", "f"), ("final_accuracy", "accuracy"),
-    ("clean_accuracy", "clean"), ("drop_points", "drop (pts)"), ("false_slash_rate", "honest slashed"),
-    ("missed_attacker_rate", "attackers missed"), ("honest_flagged_rate", "honest flagged"),
+    ("attack", "attack"),
+    ("split", "split"),
+    ("f", "f"),
+    ("final_accuracy", "accuracy"),
+    ("clean_accuracy", "clean"),
+    ("drop_points", "drop (pts)"),
+    ("false_slash_rate", "honest slashed"),
+    ("missed_attacker_rate", "attackers missed"),
+    ("honest_flagged_rate", "honest flagged"),
     ("attackers_selected_rate", "attacker updates averaged in"),
 ]
 
@@ -145,8 +163,10 @@ def _cell(value, digits: int = 3) -> str:
 
 
 def results_table(rows: list[dict]) -> str:
-    return markdown_table([title for _, title in COLUMNS],
-                          [[_cell(row[key], 1 if key == "drop_points" else 3) for key, _ in COLUMNS] for row in rows])
+    return markdown_table(
+        [title for _, title in COLUMNS],
+        [[_cell(row[key], 1 if key == "drop_points" else 3) for key, _ in COLUMNS] for row in rows],
+    )
 
 
 def _where(rows: list[dict]) -> str:
@@ -162,11 +182,13 @@ def findings(rows: list[dict]) -> list[str]:
     clean = [r for r in rows if r["attack"] == CLEAN]
     slashed_clean = [r for r in clean if r["false_slash_rate"]]
     lines = [
-        f"Without attackers, honest clients were slashed in {_where(slashed_clean)}." if slashed_clean
+        f"Without attackers, honest clients were slashed in {_where(slashed_clean)}."
+        if slashed_clean
         else "Without attackers, no honest client was slashed in any split or f.",
         # Multi-Krum always leaves out n - m clients, so the clean reference itself depends on f.
         "Clean-run accuracy (the reference of each cell; Multi-Krum leaves out n - m clients even when nobody attacks): "
-        + ", ".join(f"{r['split']} f={r['f']} {r['final_accuracy']:.3f}" for r in clean) + ".",
+        + ", ".join(f"{r['split']} f={r['f']} {r['final_accuracy']:.3f}" for r in clean)
+        + ".",
     ]
     handled = []
     for attack in ATTACKS:
@@ -179,26 +201,42 @@ def findings(rows: list[dict]) -> list[str]:
             continue
         parts = []
         if evaded:
-            parts.append("attackers went unslashed (share of attackers missed, of their updates averaged in) in " + ", ".join(
-                f"{_where([r])} ({_percent(r['missed_attacker_rate'])}, {_percent(r['attackers_selected_rate'])})" for r in evaded))
+            parts.append(
+                "attackers went unslashed (share of attackers missed, of their updates averaged in) in "
+                + ", ".join(
+                    f"{_where([r])} ({_percent(r['missed_attacker_rate'])}, {_percent(r['attackers_selected_rate'])})"
+                    for r in evaded
+                )
+            )
             if all(r["attackers_selected_rate"] <= KEPT_OUT for r in evaded):
-                parts.append("Multi-Krum kept them out of the model, but they were not flagged often enough to be slashed")
+                parts.append(
+                    "Multi-Krum kept them out of the model, but they were not flagged often enough to be slashed"
+                )
         # Slashing comes after the fact: a caught attacker may still have been averaged into the model.
         used = [r for r in cells if r not in evaded and r["attackers_selected_rate"] > KEPT_OUT]
         if used:
-            parts.append("attackers were slashed, yet Multi-Krum averaged their updates in (share) " + ", ".join(
-                f"{_where([r])} ({_percent(r['attackers_selected_rate'])})" for r in used))
+            parts.append(
+                "attackers were slashed, yet Multi-Krum averaged their updates in (share) "
+                + ", ".join(f"{_where([r])} ({_percent(r['attackers_selected_rate'])})" for r in used)
+            )
         if wrongly:
-            parts.append(f"honest clients were slashed in {_where(wrongly)} (up to {_percent(max(r['false_slash_rate'] for r in wrongly))})")
+            parts.append(
+                f"honest clients were slashed in {_where(wrongly)} (up to {_percent(max(r['false_slash_rate'] for r in wrongly))})"
+            )
         if damaged:
-            parts.append(f"accuracy fell more than {TOLERANCE_POINTS:g} points below the clean run in {_where(damaged)} "
-                         f"(worst {max(r['drop_points'] for r in damaged):.1f} points)")
+            parts.append(
+                f"accuracy fell more than {TOLERANCE_POINTS:g} points below the clean run in {_where(damaged)} "
+                f"(worst {max(r['drop_points'] for r in damaged):.1f} points)"
+            )
         else:
             parts.append(f"accuracy stayed within {TOLERANCE_POINTS:g} points of the clean run everywhere")
         lines.append(f"- **{attack}**: " + "; ".join(parts) + ".")
     if handled:
-        lines.insert(2, f"Every attacker slashed, no honest client slashed and accuracy within {TOLERANCE_POINTS:g} points "
-                        f"of the clean run in every cell: {', '.join(handled)}. Elsewhere:")
+        lines.insert(
+            2,
+            f"Every attacker slashed, no honest client slashed and accuracy within {TOLERANCE_POINTS:g} points "
+            f"of the clean run in every cell: {', '.join(handled)}. Elsewhere:",
+        )
     return lines
 
 
@@ -213,8 +251,11 @@ def plot(rows: list[dict], path: Path) -> None:
     attacks = list(ATTACKS)
     splits = sorted({r["split"] for r in rows}, key=SPLITS.index)
     fs = sorted({r["f"] for r in rows})
-    rates = (("false_slash_rate", "honest slashed"), ("missed_attacker_rate", "attackers missed"),
-             ("attackers_selected_rate", "attacker updates averaged in"))
+    rates = (
+        ("false_slash_rate", "honest slashed"),
+        ("missed_attacker_rate", "attackers missed"),
+        ("attackers_selected_rate", "attacker updates averaged in"),
+    )
     figure, axes = plt.subplots(2, len(splits), figsize=(6.5 * len(splits), 7.5), squeeze=False, sharey="row")
     x = np.arange(len(attacks))
     group = 0.8 / len(fs)  # each f gets a group of bars within an attack's slot
@@ -223,11 +264,23 @@ def plot(rows: list[dict], path: Path) -> None:
         top, bottom = axes[0][column], axes[1][column]
         for i, f in enumerate(fs):
             start = x - 0.4 + i * group
-            top.bar(start + group / 2, [by[a, f]["drop_points"] for a in attacks], group, label=f"f={f}",
-                    color="C0", alpha=1.0 - 0.5 * i)
+            top.bar(
+                start + group / 2,
+                [by[a, f]["drop_points"] for a in attacks],
+                group,
+                label=f"f={f}",
+                color="C0",
+                alpha=1.0 - 0.5 * i,
+            )
             for j, (key, name) in enumerate(rates):
-                bottom.bar(start + (j + 0.5) * group / len(rates), [by[a, f][key] or 0.0 for a in attacks],
-                           group / len(rates), label=f"{name}, f={f}", color=("C1", "C3", "C4")[j], alpha=1.0 - 0.5 * i)
+                bottom.bar(
+                    start + (j + 0.5) * group / len(rates),
+                    [by[a, f][key] or 0.0 for a in attacks],
+                    group / len(rates),
+                    label=f"{name}, f={f}",
+                    color=("C1", "C3", "C4")[j],
+                    alpha=1.0 - 0.5 * i,
+                )
         top.axhline(TOLERANCE_POINTS, color="grey", linestyle="--", linewidth=1)
         top.set_title(f"{split}: accuracy drop vs. the clean run (points; dashed: {TOLERANCE_POINTS:g})")
         bottom.set_title(f"{split}: shares over the run")
@@ -243,8 +296,14 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def run_robustness(out: Path, clients: int = 16, byzantine: tuple[int, ...] = (3, 6), epochs: int = 10,
-                   seed: int = 0, alpha: float = 0.5) -> list[dict]:
+def run_robustness(
+    out: Path,
+    clients: int = 16,
+    byzantine: tuple[int, ...] = (3, 6),
+    epochs: int = 10,
+    seed: int = 0,
+    alpha: float = 0.5,
+) -> list[dict]:
     """Run the grid, print one line per run, write ``out/robustness.{json,md,png}``; return the rows."""
     cells = grid_configs(clients, byzantine, epochs, seed, alpha)
     policy = SlashingPolicy()
@@ -257,14 +316,24 @@ def run_robustness(out: Path, clients: int = 16, byzantine: tuple[int, ...] = (3
         clean = result if attack == CLEAN else clean  # the clean cell comes first for its split and f
         row = cell_row(attack, config.split, config.byzantine, result, clean)
         rows.append(row)
-        print(f"robustness: {attack:>10} {config.split:>9} f={config.byzantine}: accuracy {row['final_accuracy']:.3f} "
-              f"(drop {row['drop_points']:+.1f} pts), honest slashed {row['false_slash_rate']:.2f}, "
-              f"attackers missed {_cell(row['missed_attacker_rate'])}, honest flagged {row['honest_flagged_rate']:.2f}, "
-              f"attacker updates averaged in {_cell(row['attackers_selected_rate'])}",
-              file=sys.stderr, flush=True)
+        print(
+            f"robustness: {attack:>10} {config.split:>9} f={config.byzantine}: accuracy {row['final_accuracy']:.3f} "
+            f"(drop {row['drop_points']:+.1f} pts), honest slashed {row['false_slash_rate']:.2f}, "
+            f"attackers missed {_cell(row['missed_attacker_rate'])}, honest flagged {row['honest_flagged_rate']:.2f}, "
+            f"attacker updates averaged in {_cell(row['attackers_selected_rate'])}",
+            file=sys.stderr,
+            flush=True,
+        )
     seconds = round(time.perf_counter() - start, 1)
-    settings = {"clients": clients, "byzantine": list(byzantine), "epochs": epochs, "seed": seed, "alpha": alpha,
-                "policy": asdict(policy), "seconds": seconds}
+    settings = {
+        "clients": clients,
+        "byzantine": list(byzantine),
+        "epochs": epochs,
+        "seed": seed,
+        "alpha": alpha,
+        "policy": asdict(policy),
+        "seconds": seconds,
+    }
     write_json_atomic(out / "robustness.json", {"settings": settings, "rows": rows})
     setup = (
         f"n={clients} clients, {epochs} epochs, seed {seed}, Dirichlet alpha {alpha}, f attackers with Krum set to the same f "

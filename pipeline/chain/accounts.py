@@ -15,8 +15,11 @@ from stakelearn.errors import InputError
 DEFAULT_KEY_ENV = "STAKELEARN_KEY"
 
 
-def load_account(private_key_env: str = DEFAULT_KEY_ENV, keystore: Path | None = None,
-                 password_env: str = "STAKELEARN_KEYSTORE_PASSWORD") -> LocalAccount:
+def load_account(
+    private_key_env: str = DEFAULT_KEY_ENV,
+    keystore: Path | None = None,
+    password_env: str = "STAKELEARN_KEYSTORE_PASSWORD",
+) -> LocalAccount:
     """The key in the environment variable ``private_key_env``, or, given ``keystore``, the key
     in that encrypted JSON keystore (geth, foundry and eth_account write them), unlocked with
     the password in ``password_env``."""
@@ -32,8 +35,10 @@ def load_account(private_key_env: str = DEFAULT_KEY_ENV, keystore: Path | None =
             raise InputError(f"{keystore}: cannot unlock it with the password in {password_env} ({error})") from None
     key = os.environ.get(private_key_env)
     if not key:
-        raise InputError(f"no key: put the private key in the environment variable {private_key_env} "
-                         "(never on the command line), or give --keystore")
+        raise InputError(
+            f"no key: put the private key in the environment variable {private_key_env} "
+            "(never on the command line), or give --keystore"
+        )
     try:
         return Account.from_key(key)
     except ValueError as error:

@@ -102,7 +102,8 @@ class AnvilNode:
 
 def _answers(url: str) -> bool:
     request = urllib.request.Request(
-        url, data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
+        url,
+        data=b'{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}',
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -121,8 +122,13 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start_anvil(port: int | None = None, chain_id: int = 31337, quiet: bool = True,
-                die_with_parent: bool = False, unlocked_accounts: int = 10) -> AnvilNode:
+def start_anvil(
+    port: int | None = None,
+    chain_id: int = 31337,
+    quiet: bool = True,
+    die_with_parent: bool = False,
+    unlocked_accounts: int = 10,
+) -> AnvilNode:
     """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC. With ``unlocked_accounts=0``
     it holds no keys, like a public node: every transaction must then be signed locally.
 
@@ -136,13 +142,23 @@ def start_anvil(port: int | None = None, chain_id: int = 31337, quiet: bool = Tr
         if reason is not None:
             raise InputError(port_in_use_message(port, reason))
     command = [
-        str(anvil_binary()), "--host", HOST, "--port", str(port), "--chain-id", str(chain_id),
-        "--code-size-limit", "24576", "--gas-limit", "30000000", "--accounts", str(unlocked_accounts),
+        str(anvil_binary()),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--code-size-limit",
+        "24576",
+        "--gas-limit",
+        "30000000",
+        "--accounts",
+        str(unlocked_accounts),
     ]
     errors = tempfile.TemporaryFile()
     preexec = _die_with_parent if die_with_parent and sys.platform.startswith("linux") else None
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL if quiet else None, stderr=errors,
-                               preexec_fn=preexec)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL if quiet else None, stderr=errors, preexec_fn=preexec)
     node = AnvilNode(process=process, url=f"http://{HOST}:{port}", errors=errors)
     try:
         deadline = time.monotonic() + 30
@@ -152,7 +168,8 @@ def start_anvil(port: int | None = None, chain_id: int = 31337, quiet: bool = Tr
                 if "address already in use" in reason.lower():  # taken between our check and anvil's bind
                     raise InputError(port_in_use_message(port, reason))
                 raise ToolchainError(
-                    f"anvil {exit_description(process.returncode)} before it answered on {node.url}: {reason}")
+                    f"anvil {exit_description(process.returncode)} before it answered on {node.url}: {reason}"
+                )
             # Another node on the port would answer too: only a live anvil of ours counts.
             if _answers(node.url) and process.poll() is None:
                 return node

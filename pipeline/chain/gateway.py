@@ -78,8 +78,10 @@ class Chain:
     def require_payer(self) -> LocalAccount | str:
         """The payer; without one, an InputError saying how to give one."""
         if self.payer is None:
-            raise InputError(f"{self.name} holds no unlocked account to pay from: give a funded key "
-                             "(--private-key-env or --keystore)")
+            raise InputError(
+                f"{self.name} holds no unlocked account to pay from: give a funded key "
+                "(--private-key-env or --keystore)"
+            )
         return self.payer
 
     # --- transactions ---------------------------------------------------------------------
@@ -90,8 +92,9 @@ class Chain:
         tx = {"from": account if isinstance(account, str) else account.address, "value": value, "gas": TX_GAS}
         if isinstance(account, str):
             return self._wait(call.transact(tx))
-        tx = call.build_transaction({**tx, "chainId": self.chain_id,
-                                     "nonce": self.w3.eth.get_transaction_count(account.address, "pending")})
+        tx = call.build_transaction(
+            {**tx, "chainId": self.chain_id, "nonce": self.w3.eth.get_transaction_count(account.address, "pending")}
+        )
         return self._wait(self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
 
     def execute(self, account, contract, function: str, *args, value: int = 0) -> dict:
@@ -112,8 +115,9 @@ class Chain:
     def deploy(self, contract: CompiledContract, *args) -> tuple[str, int]:
         """Deploy ``contract`` from the payer; return its address and the gas used."""
         if contract.runtime_size > EIP170_CODE_SIZE_LIMIT:
-            raise ToolchainError(f"{contract.name} is {contract.runtime_size} bytes, over the EIP-170 limit of "
-                                 f"{EIP170_CODE_SIZE_LIMIT}")
+            raise ToolchainError(
+                f"{contract.name} is {contract.runtime_size} bytes, over the EIP-170 limit of {EIP170_CODE_SIZE_LIMIT}"
+            )
         factory = self.w3.eth.contract(abi=contract.abi, bytecode=contract.bytecode)
         receipt = self.send(self.require_payer(), factory.constructor(*args))
         if receipt["status"] != 1:
@@ -134,8 +138,13 @@ class Chain:
         payer = self.require_payer()
         if isinstance(payer, str):
             return self._wait(self.w3.eth.send_transaction({**tx, "from": payer}))
-        tx = {**tx, "from": payer.address, "chainId": self.chain_id, "gasPrice": self.w3.eth.gas_price,
-              "nonce": self.w3.eth.get_transaction_count(payer.address, "pending")}
+        tx = {
+            **tx,
+            "from": payer.address,
+            "chainId": self.chain_id,
+            "gasPrice": self.w3.eth.gas_price,
+            "nonce": self.w3.eth.get_transaction_count(payer.address, "pending"),
+        }
         return self._wait(self.w3.eth.send_raw_transaction(payer.sign_transaction(tx).raw_transaction))
 
     def _wait(self, tx_hash) -> dict:
@@ -156,7 +165,9 @@ class Chain:
             return CallResult(ok=True, data=bytes(self.w3.eth.call(request)))
         except ContractLogicError as error:
             data = error.data if isinstance(error.data, str) and error.data.startswith("0x") else "0x"
-            return CallResult(ok=False, data=b"", error=str(error.message or error), revert_data=bytes.fromhex(data[2:]))
+            return CallResult(
+                ok=False, data=b"", error=str(error.message or error), revert_data=bytes.fromhex(data[2:])
+            )
         except TransactionFailed as error:
             # The embedded chain reports a custom error as the repr of its raw revert bytes.
             reason = str(error).removeprefix("execution reverted: ")

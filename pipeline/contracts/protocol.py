@@ -90,16 +90,24 @@ class Protocol:
         return self.chain.execute(account, self.tasks, function, *args, value=value)
 
 
-def round_args(task_id: int, epoch: int, previous_model: bytes, commitments: list[bytes], signatures: list[bytes],
-               proof_json: Path, vka: Path) -> tuple:
+def round_args(
+    task_id: int,
+    epoch: int,
+    previous_model: bytes,
+    commitments: list[bytes],
+    signatures: list[bytes],
+    proof_json: Path,
+    vka: Path,
+) -> tuple:
     """submitRound's Round: the batch (n updates' commitments then the aggregate's, the n
     signatures) and the proof with its instances and VKA."""
     proof, instances, words = verify_arguments(proof_json, vka)
     return (task_id, epoch, previous_model, b"".join(commitments), b"".join(signatures), proof, instances, words)
 
 
-def deploy_protocol(chain: Chain, prepared: PreparedCircuit, accuracy: PreparedCircuit,
-                    config: ProtocolConfig | None = None) -> Protocol:
+def deploy_protocol(
+    chain: Chain, prepared: PreparedCircuit, accuracy: PreparedCircuit, config: ProtocolConfig | None = None
+) -> Protocol:
     """Deploy the verifiers for the ``prepared`` round circuit and the ``accuracy`` circuit, the
     registry and the protocol, wire them, and approve the verifier pair (the payer is the
     protocol's governance)."""
@@ -110,14 +118,24 @@ def deploy_protocol(chain: Chain, prepared: PreparedCircuit, accuracy: PreparedC
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
     tasks_artifact = load_artifact("StakeLearnProtocol")
     p = config.policy
-    tasks_address, _ = chain.deploy(tasks_artifact, config.base_fee_wei, registry_address, p.threshold, p.window,
-                                    p.slash_bps, p.outlier_bps, config.periods.as_abi(), config.work_bps)
+    tasks_address, _ = chain.deploy(
+        tasks_artifact,
+        config.base_fee_wei,
+        registry_address,
+        p.threshold,
+        p.window,
+        p.slash_bps,
+        p.outlier_bps,
+        config.periods.as_abi(),
+        config.work_bps,
+    )
     registry = chain.contract(registry_address, registry_artifact.abi)
     tasks = chain.contract(tasks_address, tasks_artifact.abi)
     chain.execute(chain.payer, registry, "setProtocol", tasks_address)
     chain.execute(chain.payer, tasks, "approveVerifiers", round_verifier.contract.address, accuracy_verifier.address)
-    return Protocol(chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config, round_verifier,
-                    accuracy_verifier)
+    return Protocol(
+        chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config, round_verifier, accuracy_verifier
+    )
 
 
 def attach_protocol(chain: Chain, addresses: dict, config: ProtocolConfig | None = None) -> Protocol:
@@ -136,10 +154,14 @@ def attach_protocol(chain: Chain, addresses: dict, config: ProtocolConfig | None
     round_verifier = accuracy_verifier = None
     if "round_verifier" in addresses:
         round_verifier = DeployedRoundVerifier(
-            chain, chain.contract(addresses["round_verifier"], load_artifact("RoundVerifier").abi), addresses["verifier"])
+            chain,
+            chain.contract(addresses["round_verifier"], load_artifact("RoundVerifier").abi),
+            addresses["verifier"],
+        )
         accuracy_verifier = chain.contract(addresses["accuracy_verifier"], load_artifact("AccuracyVerifier").abi)
-    return Protocol(chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config, round_verifier,
-                    accuracy_verifier)
+    return Protocol(
+        chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config, round_verifier, accuracy_verifier
+    )
 
 
 def deployment_addresses(protocol: Protocol) -> dict:
@@ -152,8 +174,9 @@ def deployment_addresses(protocol: Protocol) -> dict:
     }
 
 
-def check_task_verifiers(protocol: Protocol, task_id: int, prepared: PreparedCircuit,
-                         accuracy: PreparedCircuit) -> None:
+def check_task_verifiers(
+    protocol: Protocol, task_id: int, prepared: PreparedCircuit, accuracy: PreparedCircuit
+) -> None:
     """What a client checks before it enrolls (and ``audit`` after): the task's verifiers are a
     pair the protocol approved, and their code is exactly the protocol's verifiers deployed for
     the circuits this client commits and proves with (its own VKAs and absent commitment), on
@@ -167,18 +190,26 @@ def check_task_verifiers(protocol: Protocol, task_id: int, prepared: PreparedCir
         raise StakeLearnError(f"task {task_id}: {params.verifier} is not a StakeLearn RoundVerifier; do not enroll")
     reusable = to_checksum_address(answer.data[12:])
     expected = {
-        "round verifier": (params.verifier, "RoundVerifier", (reusable, vka_digest(prepared.vka), params.n, params.f,
-                                                               params.m, keccak(absent_commitment(prepared)))),
-        "accuracy verifier": (params.accuracy_verifier, "AccuracyVerifier",
-                              (reusable, vka_digest(accuracy.vka), params.evaluation_size)),
+        "round verifier": (
+            params.verifier,
+            "RoundVerifier",
+            (reusable, vka_digest(prepared.vka), params.n, params.f, params.m, keccak(absent_commitment(prepared))),
+        ),
+        "accuracy verifier": (
+            params.accuracy_verifier,
+            "AccuracyVerifier",
+            (reusable, vka_digest(accuracy.vka), params.evaluation_size),
+        ),
         "reusable ezkl verifier": (reusable, "Halo2VerifierReusable", ()),
     }
     reference = Chain.embedded()
     for what, (address, name, args) in expected.items():
         own, _ = reference.deploy(load_artifact(name), *args)
         if chain.code(address) != reference.code(own):
-            raise StakeLearnError(f"task {task_id}: its {what} at {address} is not the protocol's {name} for this "
-                                  "client's circuits; do not enroll")
+            raise StakeLearnError(
+                f"task {task_id}: its {what} at {address} is not the protocol's {name} for this "
+                "client's circuits; do not enroll"
+            )
 
 
 def check_verifiers_approved(protocol: Protocol, task_id: int, params: TaskParams | None = None) -> None:
@@ -186,8 +217,10 @@ def check_verifiers_approved(protocol: Protocol, task_id: int, params: TaskParam
     the task's circuits can check); raises StakeLearnError if not."""
     params = params or protocol.task_params(task_id)
     if protocol.tasks.functions.approvedAccuracyVerifier(params.verifier).call() != params.accuracy_verifier:
-        raise StakeLearnError(f"task {task_id}: its verifiers {params.verifier} and {params.accuracy_verifier} are not "
-                              "a pair the protocol approved; do not enroll")
+        raise StakeLearnError(
+            f"task {task_id}: its verifiers {params.verifier} and {params.accuracy_verifier} are not "
+            "a pair the protocol approved; do not enroll"
+        )
 
 
 def new_account(chain: Chain, wei: int):

@@ -29,10 +29,19 @@ class UpdateCommitment:
 
     def typed_data(self) -> dict:
         return {
-            "domain": {"name": "StakeLearn", "version": "1", "chainId": self.chain_id, "verifyingContract": self.contract},
-            "types": {"UpdateCommitment": [
-                {"name": "taskId", "type": "uint256"}, {"name": "epoch", "type": "uint256"}, {"name": "commitment", "type": "bytes"},
-            ]},
+            "domain": {
+                "name": "StakeLearn",
+                "version": "1",
+                "chainId": self.chain_id,
+                "verifyingContract": self.contract,
+            },
+            "types": {
+                "UpdateCommitment": [
+                    {"name": "taskId", "type": "uint256"},
+                    {"name": "epoch", "type": "uint256"},
+                    {"name": "commitment", "type": "bytes"},
+                ]
+            },
             "primaryType": "UpdateCommitment",
             "message": {"taskId": self.task_id, "epoch": self.epoch, "commitment": self.commitment},
         }
@@ -48,9 +57,16 @@ class UpdateCommitment:
 def signed_record(slot: int, signer: str, update: UpdateCommitment, signature: bytes) -> dict:
     """A client's signed commitment as a file holds it: what ``stakelearn commit`` hands the
     aggregator, and what a round folder's ``signed.json`` lists."""
-    return {"slot": slot, "signer": signer, "chain_id": update.chain_id, "contract": update.contract,
-            "task_id": update.task_id, "epoch": update.epoch, "commitment": update.commitment.hex(),
-            "signature": signature.hex()}
+    return {
+        "slot": slot,
+        "signer": signer,
+        "chain_id": update.chain_id,
+        "contract": update.contract,
+        "task_id": update.task_id,
+        "epoch": update.epoch,
+        "commitment": update.commitment.hex(),
+        "signature": signature.hex(),
+    }
 
 
 def check_signed_records(records: list[dict]) -> None:
@@ -62,10 +78,13 @@ def check_signed_records(records: list[dict]) -> None:
             update = UpdateCommitment(*(record[k] for k in fields), bytes.fromhex(record["commitment"]))
             signer = update.signer(bytes.fromhex(record["signature"]))
         except (KeyError, ValueError, TypeError) as error:
-            raise InputError(f"slot {record.get('slot')}: not a signed commitment record ({error}); "
-                             "`stakelearn commit` writes one") from None
+            raise InputError(
+                f"slot {record.get('slot')}: not a signed commitment record ({error}); `stakelearn commit` writes one"
+            ) from None
         if tuple(record[k] for k in fields) != tuple(records[0][k] for k in fields):
-            raise InputError(f"slot {record['slot']}'s commitment is signed for another chain, contract, task or epoch "
-                             f"than slot {records[0]['slot']}'s")
+            raise InputError(
+                f"slot {record['slot']}'s commitment is signed for another chain, contract, task or epoch "
+                f"than slot {records[0]['slot']}'s"
+            )
         if signer != record["signer"]:
             raise InputError(f"slot {record['slot']}'s commitment is signed by {signer}, not by {record['signer']}")

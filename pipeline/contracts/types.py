@@ -94,8 +94,10 @@ class Periods:
 
     def __post_init__(self) -> None:
         if self.round_seconds <= self.commit_seconds:
-            raise StakeLearnError(f"a round must be able to land after the commit window: round_seconds "
-                                  f"({self.round_seconds}) must exceed commit_seconds ({self.commit_seconds})")
+            raise StakeLearnError(
+                f"a round must be able to land after the commit window: round_seconds "
+                f"({self.round_seconds}) must exceed commit_seconds ({self.commit_seconds})"
+            )
 
     def as_abi(self) -> tuple[int, ...]:
         return astuple(self)

@@ -59,7 +59,9 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("RoundVerifier")
     c = prepared.circuit
-    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), c.n, c.f, c.m, keccak(absent_commitment(prepared)))
+    address, _ = chain.deploy(
+        artifact, verifier, vka_digest(prepared.vka), c.n, c.f, c.m, keccak(absent_commitment(prepared))
+    )
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 
@@ -131,8 +133,9 @@ class RoundCheck:
     reason: str = ""
 
 
-def check_round(chain: Chain, verifier_address: str, proof: bytes, instances: list, vka: list,
-                commitments: bytes) -> RoundCheck:
+def check_round(
+    chain: Chain, verifier_address: str, proof: bytes, instances: list, vka: list, commitments: bytes
+) -> RoundCheck:
     """Ask the RoundVerifier at ``verifier_address`` whether the proof holds over ``commitments``."""
     verifier = chain.contract(to_checksum_address(verifier_address), load_artifact("RoundVerifier").abi)
     result = chain.call(verifier.address, verifier.encode_abi("verifyRound", args=[proof, instances, vka, commitments]))

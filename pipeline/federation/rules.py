@@ -31,10 +31,15 @@ class SlashingPolicy:
     outlier_bps: int = 30_000
 
     def __post_init__(self) -> None:
-        if not (1 <= self.threshold <= self.window <= 64 and 0 <= self.slash_bps <= 10_000
-                and 10_000 <= self.outlier_bps <= 2**32):
-            raise StakeLearnError(f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, "
-                                  "bps <= 10000, outlier bps in 10000..2^32")
+        if not (
+            1 <= self.threshold <= self.window <= 64
+            and 0 <= self.slash_bps <= 10_000
+            and 10_000 <= self.outlier_bps <= 2**32
+        ):
+            raise StakeLearnError(
+                f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, "
+                "bps <= 10000, outlier bps in 10000..2^32"
+            )
 
 
 def flagged(scores: np.ndarray, selected: np.ndarray, outlier_bps: int) -> np.ndarray:

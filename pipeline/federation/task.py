@@ -135,8 +135,13 @@ def client_updates(federation: Federation, global_parameters: np.ndarray, epoch:
     updates = np.stack(updates)
     honest = np.delete(updates, config.attacker_ids, axis=0)
     for client in config.attacker_ids:
-        view = AttackView(updates[client], honest, config.clients, config.attackers,
-                          np.random.default_rng(_seed(config, epoch, client)))
+        view = AttackView(
+            updates[client],
+            honest,
+            config.clients,
+            config.attackers,
+            np.random.default_rng(_seed(config, epoch, client)),
+        )
         updates[client] = attack.craft(view)
     return updates
 

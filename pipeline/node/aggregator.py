@@ -45,12 +45,17 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
     signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
     for record in signed.values():
         if (record["task_id"], record["epoch"]) != (task_id, epoch):
-            raise InputError(f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
-                             f"not task {task_id} epoch {epoch}")
-    signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE
-                  for i in range(manifest["circuit"]["n"])]
-    return round_args(task_id, epoch, previous_model, round_commitments(folder), signatures, folder / PROOF,
-                      folder / VKA)
+            raise InputError(
+                f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
+                f"not task {task_id} epoch {epoch}"
+            )
+    signatures = [
+        bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE
+        for i in range(manifest["circuit"]["n"])
+    ]
+    return round_args(
+        task_id, epoch, previous_model, round_commitments(folder), signatures, folder / PROOF, folder / VKA
+    )
 
 
 def submit_round(protocol: Protocol, account, task_id: int, epoch: int, folder: Path) -> dict:
@@ -75,8 +80,16 @@ class EpochResult:
 class Aggregator:
     """Collects, checks, proves and submits each epoch of one task, resumably."""
 
-    def __init__(self, account, protocol: Protocol, prepared: PreparedCircuit, store: SequencerStore,
-                 task_id: int, clients: list[str], fixed_point: FixedPoint) -> None:
+    def __init__(
+        self,
+        account,
+        protocol: Protocol,
+        prepared: PreparedCircuit,
+        store: SequencerStore,
+        task_id: int,
+        clients: list[str],
+        fixed_point: FixedPoint,
+    ) -> None:
         self.account = account
         self.protocol = protocol
         self.prepared = prepared
@@ -100,9 +113,13 @@ class Aggregator:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
             signer = self.protocol.recover_signer(self.task_id, epoch, s.commitment, s.signature)
             if signer != self.clients[s.client]:
-                raise StakeLearnError(f"epoch {epoch}: client {s.client}'s commitment is signed by {signer}, "
-                                      f"not by its enrolled key {self.clients[s.client]}")
-            stored.append(StoredUpdate(s.client, signer, self.store.relative(s.model), s.commitment.hex(), s.signature.hex()))
+                raise StakeLearnError(
+                    f"epoch {epoch}: client {s.client}'s commitment is signed by {signer}, "
+                    f"not by its enrolled key {self.clients[s.client]}"
+                )
+            stored.append(
+                StoredUpdate(s.client, signer, self.store.relative(s.model), s.commitment.hex(), s.signature.hex())
+            )
         self.store.record_collected(epoch, model_before, stored)
 
     def quantized_updates(self, epoch: int) -> np.ndarray:
@@ -116,11 +133,23 @@ class Aggregator:
         if round_dir.exists():  # proven before a crash, not yet recorded: check it, keep it
             outcome = verify_round(round_dir)
         else:
-            signed = [signed_record(u.client, u.address,
-                                    self.protocol.update_commitment(self.task_id, epoch, bytes.fromhex(u.commitment)),
-                                    bytes.fromhex(u.signature)) for u in updates]
-            outcome = prove_round(self.quantized_updates(epoch), self.circuit, round_dir,
-                                  sources=[u.path for u in updates], stats=stats, signed=signed)
+            signed = [
+                signed_record(
+                    u.client,
+                    u.address,
+                    self.protocol.update_commitment(self.task_id, epoch, bytes.fromhex(u.commitment)),
+                    bytes.fromhex(u.signature),
+                )
+                for u in updates
+            ]
+            outcome = prove_round(
+                self.quantized_updates(epoch),
+                self.circuit,
+                round_dir,
+                sources=[u.path for u in updates],
+                stats=stats,
+                signed=signed,
+            )
         if outcome.update_commitments != [u.commitment for u in updates]:
             raise ProofError(f"epoch {epoch}: the proof's commitments differ from the clients' signed commitments")
         prove_seconds = stats["prove"].seconds if "prove" in stats else None
@@ -133,17 +162,22 @@ class Aggregator:
         if landed is None:
             state = self.protocol.task(self.task_id)
             if state.epochs_run != epoch - 1:
-                raise StakeLearnError(f"the chain is at epoch {state.epochs_run} of task {self.task_id}, "
-                                      f"the store at epoch {epoch}; they belong to different runs")
+                raise StakeLearnError(
+                    f"the chain is at epoch {state.epochs_run} of task {self.task_id}, "
+                    f"the store at epoch {epoch}; they belong to different runs"
+                )
             round_dir = self.store.resolve(self.store.epoch(epoch)["round_dir"])
-            self.protocol.execute(self.account, "submitRound",
-                                  folder_round_args(round_dir, self.task_id, epoch, state.global_model))
+            self.protocol.execute(
+                self.account, "submitRound", folder_round_args(round_dir, self.task_id, epoch, state.global_model)
+            )
             landed = self._round_event(epoch)
         event, receipt = landed
         slashed = self.protocol.events_in(receipt, "ClientSlashed")
         flagged_mask = event["args"]["flaggedMask"]
         self.store.record_submitted(
-            epoch, to_hex(receipt["transactionHash"]), receipt["gasUsed"],
+            epoch,
+            to_hex(receipt["transactionHash"]),
+            receipt["gasUsed"],
             [i for i in range(self.circuit.n) if flagged_mask >> i & 1],
             sorted(self.clients.index(e["args"]["client"]) for e in slashed),
         )
@@ -169,5 +203,14 @@ class Aggregator:
 
     def result(self, epoch: int) -> EpochResult:
         r = self.store.epoch(epoch)
-        return EpochResult(epoch, [int(v) for v in r["scores"]], r["selected"], r["flagged"], r["slashed"],
-                           r["gas_used"], r["tx_hash"], r["accuracy"], r["prove_seconds"])
+        return EpochResult(
+            epoch,
+            [int(v) for v in r["scores"]],
+            r["selected"],
+            r["flagged"],
+            r["slashed"],
+            r["gas_used"],
+            r["tx_hash"],
+            r["accuracy"],
+            r["prove_seconds"],
+        )

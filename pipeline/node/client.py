@@ -46,8 +46,17 @@ class Client:
     index: int  # the enrollment slot
     account: object  # eth_account LocalAccount
 
-    def submit(self, protocol: Protocol, prepared: PreparedCircuit, task_id: int, epoch: int,
-               trained: np.ndarray, hidden: int, fixed_point: FixedPoint, folder: Path) -> SignedUpdate:
+    def submit(
+        self,
+        protocol: Protocol,
+        prepared: PreparedCircuit,
+        task_id: int,
+        epoch: int,
+        trained: np.ndarray,
+        hidden: int,
+        fixed_point: FixedPoint,
+        folder: Path,
+    ) -> SignedUpdate:
         """Export the trained model, commit to it quantized and sign the commitment."""
         path = folder / f"client-{self.index}.onnx"
         staging = folder / f".client-{self.index}.staging.onnx"
@@ -59,8 +68,16 @@ class Client:
         return SignedUpdate(self.index, self.account.address, path, commitment, signature)
 
 
-def sign_update_commitment(account, update: np.ndarray, slot: int, prepared: PreparedCircuit,
-                           chain_id: int, contract: str, task_id: int, epoch: int) -> tuple[UpdateCommitment, bytes]:
+def sign_update_commitment(
+    account,
+    update: np.ndarray,
+    slot: int,
+    prepared: PreparedCircuit,
+    chain_id: int,
+    contract: str,
+    task_id: int,
+    epoch: int,
+) -> tuple[UpdateCommitment, bytes]:
     """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed."""
     commitment = UpdateCommitment(chain_id, contract, task_id, epoch, update_commitment(update, slot, prepared))
     return commitment, commitment.sign(account)

@@ -19,8 +19,13 @@ from stakelearn.prover.circuit import RoundCircuit
 
 def model_spec_hash(config: TaskConfig, circuit: RoundCircuit) -> bytes:
     """What the requester asks for: the model, its fixed point, the data set and the circuit."""
-    spec = {"model": "digits-softmax", "hidden": config.hidden, "fixed_point": asdict(config.fixed_point),
-            "data": "sklearn.datasets.load_digits", "circuit": circuit.digest}
+    spec = {
+        "model": "digits-softmax",
+        "hidden": config.hidden,
+        "fixed_point": asdict(config.fixed_point),
+        "data": "sklearn.datasets.load_digits",
+        "circuit": circuit.digest,
+    }
     return keccak(text=json.dumps(spec, sort_keys=True))
 
 

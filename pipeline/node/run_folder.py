@@ -1,13 +1,13 @@
 """The run folder: everything one task leaves on disk, and the only code that knows its layout.
 
-    run.json        configuration, chain id, contract addresses, task id, the demo's keys
-    store.sqlite    the aggregator's sequencer store (node.store)
-    models/         the global model of every epoch (epoch-0 is the initial one)
-    updates/        every client's ONNX model per epoch
-    rounds/         every epoch's proof folder
-    requester/      the requester's private evaluation set and salt (revealed on chain at the end)
-    accuracy/       the accuracy proof of the final model on that set
-    report/         report.md, summary.json and the plots
+run.json        configuration, chain id, contract addresses, task id, the demo's keys
+store.sqlite    the aggregator's sequencer store (node.store)
+models/         the global model of every epoch (epoch-0 is the initial one)
+updates/        every client's ONNX model per epoch
+rounds/         every epoch's proof folder
+requester/      the requester's private evaluation set and salt (revealed on chain at the end)
+accuracy/       the accuracy proof of the final model on that set
+report/         report.md, summary.json and the plots
 """
 
 from __future__ import annotations
@@ -55,7 +55,9 @@ def load_run(out: Path) -> dict:
     try:
         return json.loads((out / RUN_FILE).read_text())
     except FileNotFoundError:
-        raise InputError(f"{out} is not a run folder ({RUN_FILE} is missing): `stakelearn demo --out DIR` makes one") from None
+        raise InputError(
+            f"{out} is not a run folder ({RUN_FILE} is missing): `stakelearn demo --out DIR` makes one"
+        ) from None
 
 
 def config_to_json(config: TaskConfig) -> dict:
@@ -63,15 +65,17 @@ def config_to_json(config: TaskConfig) -> dict:
 
 
 def config_from_json(data: dict) -> TaskConfig:
-    return TaskConfig(**{**data, "fixed_point": FixedPoint(**data["fixed_point"]),
-                         "training": LocalTraining(**data["training"])})
+    return TaskConfig(
+        **{**data, "fixed_point": FixedPoint(**data["fixed_point"]), "training": LocalTraining(**data["training"])}
+    )
 
 
 def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit, AccuracyCircuit]:
     """The task's round and accuracy circuits, at one shared logrows (see paired_circuits)."""
     k = config.krum
-    round_circuit = RoundCircuit(n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=config.fixed_point.max_int,
-                                 num_inner_cols=inner_cols)
+    round_circuit = RoundCircuit(
+        n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=config.fixed_point.max_int, num_inner_cols=inner_cols
+    )
     return paired_circuits(round_circuit, config.evaluation_samples)
 
 

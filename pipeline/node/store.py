@@ -111,28 +111,58 @@ class SequencerStore:
         return record["stage"] if record else None
 
     def record_collected(self, epoch: int, model_before: Path, updates: list[StoredUpdate]) -> None:
-        statements = [("INSERT INTO epochs (epoch, stage, model_before) VALUES (?, 'collected', ?)",
-                       (epoch, self.relative(model_before)))]
-        statements += [("INSERT INTO updates VALUES (?, ?, ?, ?, ?, ?)",
-                        (epoch, u.client, u.address, u.path, u.commitment, u.signature)) for u in updates]
+        statements = [
+            (
+                "INSERT INTO epochs (epoch, stage, model_before) VALUES (?, 'collected', ?)",
+                (epoch, self.relative(model_before)),
+            )
+        ]
+        statements += [
+            (
+                "INSERT INTO updates VALUES (?, ?, ?, ?, ?, ?)",
+                (epoch, u.client, u.address, u.path, u.commitment, u.signature),
+            )
+            for u in updates
+        ]
         self._write(statements)
 
-    def record_proven(self, epoch: int, round_dir: Path, prove_seconds: float | None, scores: list[int],
-                      selected: list[int]) -> None:
-        self._advance(epoch, "collected", "proven", round_dir=self.relative(round_dir), prove_seconds=prove_seconds,
-                      scores=json.dumps([str(s) for s in scores]), selected=json.dumps(selected))
+    def record_proven(
+        self, epoch: int, round_dir: Path, prove_seconds: float | None, scores: list[int], selected: list[int]
+    ) -> None:
+        self._advance(
+            epoch,
+            "collected",
+            "proven",
+            round_dir=self.relative(round_dir),
+            prove_seconds=prove_seconds,
+            scores=json.dumps([str(s) for s in scores]),
+            selected=json.dumps(selected),
+        )
 
     def record_submitted(self, epoch: int, tx_hash: str, gas_used: int, flagged: list[int], slashed: list[int]) -> None:
-        self._advance(epoch, "proven", "submitted", tx_hash=tx_hash, gas_used=gas_used,
-                      flagged=json.dumps(flagged), slashed=json.dumps(slashed))
+        self._advance(
+            epoch,
+            "proven",
+            "submitted",
+            tx_hash=tx_hash,
+            gas_used=gas_used,
+            flagged=json.dumps(flagged),
+            slashed=json.dumps(slashed),
+        )
 
     def record_finalized(self, epoch: int, model_after: Path, accuracy: float) -> None:
         self._advance(epoch, "submitted", "finalized", model_after=self.relative(model_after), accuracy=accuracy)
 
     def _advance(self, epoch: int, from_stage: str, to_stage: str, **columns: object) -> None:
         assignments = ", ".join(f"{name} = ?" for name in columns)
-        self._write([(f"UPDATE epochs SET stage = ?, {assignments} WHERE epoch = ? AND stage = ?",
-                      (to_stage, *columns.values(), epoch, from_stage))])
+        self._write(
+            [
+                (
+                    f"UPDATE epochs SET stage = ?, {assignments} WHERE epoch = ? AND stage = ?",
+                    (to_stage, *columns.values(), epoch, from_stage),
+                )
+            ]
+        )
         if self.stage(epoch) != to_stage:
             raise StakeLearnError(f"epoch {epoch} was not at stage '{from_stage}'; the store is inconsistent")
 
@@ -153,8 +183,10 @@ class SequencerStore:
         except (TypeError, ValueError, OSError, RuntimeError):  # not a path, a NUL byte, a symlink loop
             inside = False
         if not inside:
-            raise StakeLearnError(f"the store names {relative!r}, which is outside the run folder {root}; "
-                                  "a stored path must lie inside it (the store may have been tampered with)")
+            raise StakeLearnError(
+                f"the store names {relative!r}, which is outside the run folder {root}; "
+                "a stored path must lie inside it (the store may have been tampered with)"
+            )
         return path
 
     def relative(self, path: Path) -> str:

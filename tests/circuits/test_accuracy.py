@@ -79,9 +79,11 @@ def test_torch_module_counts_what_the_reference_counts(digits, case):
     pixels, labels = digits[0][:64], digits[1][:64]
     biases = np.zeros(CLASSES, dtype=np.int64)
     biases[[2, 5]] = 4
-    model = {"zero": np.zeros(MODEL_LENGTH, dtype=np.int64),
-             "constant": constant_model(np.arange(CLASSES)),
-             "tied": constant_model(biases),
-             "trained": trained_like_model(pixels, labels),
-             "saturated": np.full(MODEL_LENGTH, 4096, dtype=np.int64)}[case]
+    model = {
+        "zero": np.zeros(MODEL_LENGTH, dtype=np.int64),
+        "constant": constant_model(np.arange(CLASSES)),
+        "tied": constant_model(biases),
+        "trained": trained_like_model(pixels, labels),
+        "saturated": np.full(MODEL_LENGTH, 4096, dtype=np.int64),
+    }[case]
     assert module_count(model, pixels, labels) == correct_count(model, pixels, labels)

@@ -21,7 +21,10 @@ def test_layout_difference_names_first_client_and_tensor():
     # Same length (16) either way: only names and shapes tell the exports apart.
     other = (("weight", (8, 1)), ("bias", (8,)))
     message = layout_difference([None, LINEAR, LINEAR, other, other], ["n.npy", "c1", "c2", "c3", "c4"])
-    assert message == "client 3 (c3): tensor 0 is 'weight' of shape (8, 1), but in client 1 (c1) it is 'weight' of shape (4, 3)"
+    assert (
+        message
+        == "client 3 (c3): tensor 0 is 'weight' of shape (8, 1), but in client 1 (c1) it is 'weight' of shape (4, 3)"
+    )
 
 
 def test_layout_difference_in_order_and_count():
@@ -29,7 +32,8 @@ def test_layout_difference_in_order_and_count():
     assert "tensor 0 is 'bias'" in layout_difference([LINEAR, swapped], ["a", "b"])
     longer = LINEAR + (("extra", (1,)),)
     assert layout_difference([longer, LINEAR], ["a", "b"]) == (
-        "client 1 (b): tensor 2 is missing, but in client 0 (a) it is 'extra' of shape (1,)")
+        "client 1 (b): tensor 2 is missing, but in client 0 (a) it is 'extra' of shape (1,)"
+    )
 
 
 def test_count_clipped_counts_what_quantize_clips():
@@ -42,7 +46,8 @@ def test_count_clipped_counts_what_quantize_clips():
 
 def test_clip_warning_says_how_many_and_what_to_do():
     assert clip_warning(3, "c3.onnx", 812, 1626, 1.0) == (
-        "client 3 (c3.onnx): 812 of 1,626 values (49.9 %) beyond the clip ±1.0 were clipped; raise --clip")
+        "client 3 (c3.onnx): 812 of 1,626 values (49.9 %) beyond the clip ±1.0 were clipped; raise --clip"
+    )
     assert "(< 0.1 %)" in clip_warning(0, "a", 1, 100_000, 2)
 
 

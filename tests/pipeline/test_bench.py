@@ -19,7 +19,9 @@ def test_bench_quick_measures_every_point(tmp_path):
         assert row["rows_per_element"] == round(row["rows"] / (row["n"] * row["d"]), 3)
     assert naive[0]["rows"] > rounds[0]["rows"]  # the baseline is the costlier formulation
     (accuracy,) = [row for row in results["points"] if row["variant"] == "accuracy"]
-    assert accuracy["rows"] > 0 and accuracy["prove_s"] > 0 and accuracy["prove_peak_mb"] > 0 and accuracy["round_gas"] > 0
+    assert (
+        accuracy["rows"] > 0 and accuracy["prove_s"] > 0 and accuracy["prove_peak_mb"] > 0 and accuracy["round_gas"] > 0
+    )
     assert (out / "results.png").stat().st_size > 0
     assert "naive/round rows" in (out / "results.md").read_text()
     assert len((out / "results.jsonl").read_text().splitlines()) == len(results["points"])

@@ -13,12 +13,30 @@ D = 16
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "stakelearn.pipeline.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "stakelearn.pipeline.cli", *map(str, args)], capture_output=True, text=True
+    )
 
 
 def test_prove_then_verify_locally_and_on_evm(update_files, tmp_path, small_circuit, capsys):
     out = tmp_path / "round"
-    assert main(["prove", *map(str, update_files), "--byzantine", "1", "--select", "3", "--inner-cols", "4", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "prove",
+                *map(str, update_files),
+                "--byzantine",
+                "1",
+                "--select",
+                "3",
+                "--inner-cols",
+                "4",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "left out" in printed and "INSECURE" in printed
     for name in ("proof.json", "commitments.json", "public.json", "summary.txt", "round.json"):
@@ -99,7 +117,8 @@ def test_demo_refuses_a_folder_it_did_not_create(tmp_path):
     result = run_cli("demo", "--out", tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"stakelearn: error: {tmp_path} already exists and is not empty: resume it with --resume, or choose another --out"]
+        f"stakelearn: error: {tmp_path} already exists and is not empty: resume it with --resume, or choose another --out"
+    ]
     assert kept.read_text() == "mine" and sorted(tmp_path.iterdir()) == [kept]
 
 

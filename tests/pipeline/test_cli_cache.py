@@ -5,7 +5,9 @@ from .test_cli_third_party import CIRCUIT, run_cli
 
 def test_round_too_large_is_refused_before_set_up_then_cache_shown_and_pruned(update_files, tmp_path):
     home = {"STAKELEARN_HOME": str(tmp_path / "home")}
-    result = run_cli("prove", *update_files, *CIRCUIT, "--out", tmp_path / "r", env={**home, "STAKELEARN_MEMORY_MB": "1"})
+    result = run_cli(
+        "prove", *update_files, *CIRCUIT, "--out", tmp_path / "r", env={**home, "STAKELEARN_MEMORY_MB": "1"}
+    )
     last = result.stderr.strip().splitlines()[-1]  # after the compile's progress lines
     assert result.returncode == 1 and last.startswith("stakelearn: error:") and "needs about" in last, result.stderr
     assert "GB is available" in last and "Traceback" not in result.stderr

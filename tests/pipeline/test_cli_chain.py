@@ -116,7 +116,9 @@ def test_chain_on_a_taken_port_says_so_and_exits_1():
         port = holder.getsockname()[1]
         started = time.monotonic()
         result = run_cli("chain", "--port", port)
-        assert_one_line_error(result, f"port {port} on 127.0.0.1 is in use: Address already in use; choose another --port")
+        assert_one_line_error(
+            result, f"port {port} on 127.0.0.1 is in use: Address already in use; choose another --port"
+        )
         assert result.returncode == 1 and "listening" not in result.stdout
         assert time.monotonic() - started < 30  # refused before any anvil starts
 

@@ -38,9 +38,26 @@ def test_stake_enroll_commit_prove_submit_verify(small_circuit, proven_round, sm
             updates.append(tmp_path / f"model_{slot}.npy")
             np.save(updates[-1], small_updates[slot] / 128.0)
             signed.append(tmp_path / f"signed_{slot}.json")
-            result = run_cli("commit", updates[-1], "--slot", slot, "--clients", 5, *CIRCUIT, "--task", task_id,
-                             "--epoch", 1, "--chain-id", world.chain.chain_id, "--contract", tasks.address,
-                             "--out", signed[-1], env={"STAKELEARN_KEY": key.key.hex()})
+            result = run_cli(
+                "commit",
+                updates[-1],
+                "--slot",
+                slot,
+                "--clients",
+                5,
+                *CIRCUIT,
+                "--task",
+                task_id,
+                "--epoch",
+                1,
+                "--chain-id",
+                world.chain.chain_id,
+                "--contract",
+                tasks.address,
+                "--out",
+                signed[-1],
+                env={"STAKELEARN_KEY": key.key.hex()},
+            )
             assert result.returncode == 0, result.stderr
         folder = tmp_path / "round"
         assert run_cli("prove", *updates, *CIRCUIT, "--signed", *signed, "--out", folder).returncode == 0

@@ -20,8 +20,12 @@ CIRCUIT = ("--byzantine", "1", "--select", "3", "--inner-cols", "4")
 
 
 def run_cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "stakelearn.pipeline.cli", *map(str, args)], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "stakelearn.pipeline.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +38,26 @@ def signed_round(tmp_path_factory, small_updates):
         updates.append(folder / f"client_{slot}.npy")
         np.save(updates[-1], row / 128.0)
         signed.append(folder / f"signed_{slot}.json")
-        result = run_cli("commit", updates[-1], "--slot", slot, "--clients", 5, *CIRCUIT, "--task", 7, "--epoch", 1,
-                         "--chain-id", 31337, "--contract", CONTRACT, "--out", signed[-1],
-                         env={"STAKELEARN_KEY": key.key.hex()})
+        result = run_cli(
+            "commit",
+            updates[-1],
+            "--slot",
+            slot,
+            "--clients",
+            5,
+            *CIRCUIT,
+            "--task",
+            7,
+            "--epoch",
+            1,
+            "--chain-id",
+            31337,
+            "--contract",
+            CONTRACT,
+            "--out",
+            signed[-1],
+            env={"STAKELEARN_KEY": key.key.hex()},
+        )
         assert result.returncode == 0, result.stderr
     out = folder / "round"
     result = run_cli("prove", *updates, *CIRCUIT, "--signed", *signed, "--out", out)
@@ -53,9 +74,26 @@ def test_commit_signs_for_the_task_and_epoch(signed_round):
 
 
 def test_commit_needs_a_key_in_the_environment(signed_round, tmp_path):
-    result = run_cli("commit", signed_round["updates"][0], "--slot", 0, "--clients", 5, *CIRCUIT, "--task", 7,
-                     "--epoch", 1, "--chain-id", 31337, "--contract", CONTRACT, "--out", tmp_path / "s.json",
-                     env={"STAKELEARN_KEY": ""})
+    result = run_cli(
+        "commit",
+        signed_round["updates"][0],
+        "--slot",
+        0,
+        "--clients",
+        5,
+        *CIRCUIT,
+        "--task",
+        7,
+        "--epoch",
+        1,
+        "--chain-id",
+        31337,
+        "--contract",
+        CONTRACT,
+        "--out",
+        tmp_path / "s.json",
+        env={"STAKELEARN_KEY": ""},
+    )
     assert_one_line_error(result, "STAKELEARN_KEY")
 
 
@@ -87,14 +125,17 @@ def test_third_party_verifies_in_an_empty_home_without_rebuilding(signed_round, 
     assert result.returncode == 0 and "accepted the proof" in result.stdout, result.stderr
 
 
-@pytest.mark.parametrize("name, edit", [
-    ("public.json", lambda d: {**d, "selected": [0, 1, 2]}),
-    ("summary.txt", lambda text: text.replace("left out", "yes", 1)),
-    ("input.json", lambda d: {"input_data": [[v + 1 for v in d["input_data"][0]], *d["input_data"][1:]]}),
-    ("signed.json", lambda d: [{**d[0], "signature": d[1]["signature"]}, *d[1:]]),
-    ("vk.key", None),
-    ("round.json", lambda d: {**d, "vka_digest": "0x" + "11" * 32}),  # a forged anchor for the chain
-])
+@pytest.mark.parametrize(
+    "name, edit",
+    [
+        ("public.json", lambda d: {**d, "selected": [0, 1, 2]}),
+        ("summary.txt", lambda text: text.replace("left out", "yes", 1)),
+        ("input.json", lambda d: {"input_data": [[v + 1 for v in d["input_data"][0]], *d["input_data"][1:]]}),
+        ("signed.json", lambda d: [{**d[0], "signature": d[1]["signature"]}, *d[1:]]),
+        ("vk.key", None),
+        ("round.json", lambda d: {**d, "vka_digest": "0x" + "11" * 32}),  # a forged anchor for the chain
+    ],
+)
 def test_verify_checks_every_file_it_reports_on(signed_round, tmp_path, name, edit):
     folder = tmp_path / "round"
     subprocess.run(["cp", "-r", str(signed_round["round"]), str(folder)], check=True)

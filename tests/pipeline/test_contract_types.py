@@ -31,7 +31,9 @@ def test_periods_are_the_constructors_struct_in_order():
     constructor = next(item for item in load_artifact("StakeLearnProtocol").abi if item["type"] == "constructor")
     (periods,) = [i for i in constructor["inputs"] if i["type"] == "tuple"]
     # Python names say the unit: enrollment_seconds is the struct's enrollment.
-    assert [f.name.removesuffix("_seconds") for f in fields(Periods)] == [_snake(c["name"]) for c in periods["components"]]
+    assert [f.name.removesuffix("_seconds") for f in fields(Periods)] == [
+        _snake(c["name"]) for c in periods["components"]
+    ]
 
 
 def test_task_status_is_the_solidity_enum():

@@ -72,7 +72,12 @@ def test_run_demo_slashes_the_attacker_and_pays_only_the_honest(demo_run):
     assert summary["balances"]["clients"][4]["stake_wei"] == PROTOCOL.stake_wei * 8 // 10
     assert summary["epochs"][-1]["accuracy"] > summary["initial_accuracy"] + 0.5
     assert (out := demo_run[1] / "report").is_dir() and {p.name for p in out.iterdir()} >= {
-        "report.md", "summary.json", "accuracy.png", "scores.png", "stakes.png"}
+        "report.md",
+        "summary.json",
+        "accuracy.png",
+        "scores.png",
+        "stakes.png",
+    }
 
 
 def test_the_off_chain_rules_agree_with_what_the_chain_did(demo_run):
@@ -81,8 +86,12 @@ def test_the_off_chain_rules_agree_with_what_the_chain_did(demo_run):
     summary, _, _ = demo_run
     n = SMALL_TASK.clients
     masks = [np.isin(np.arange(n), e["selected"]) for e in summary["epochs"]]
-    flags = np.array([flagged([int(s) for s in e["scores"]], mask, PROTOCOL.policy.outlier_bps)
-                      for e, mask in zip(summary["epochs"], masks)])
+    flags = np.array(
+        [
+            flagged([int(s) for s in e["scores"]], mask, PROTOCOL.policy.outlier_bps)
+            for e, mask in zip(summary["epochs"], masks)
+        ]
+    )
     assert [list(np.flatnonzero(row)) for row in flags] == [e["flagged"] for e in summary["epochs"]]
     marks = slashed(flags, PROTOCOL.policy)
     assert [list(np.flatnonzero(row)) for row in marks] == [e["slashed"] for e in summary["epochs"]]
@@ -98,7 +107,9 @@ def test_run_demo_balances_add_up(demo_run):
     assert w3.eth.get_balance(protocol.tasks.address) == tasks.creditsHeld().call() + tasks.baseFeesHeld().call()
     assert tasks.burntHeld().call() == 0  # the target was reached: nothing burnt
     assert tasks.creditsHeld().call() == 0  # everyone withdrew
-    assert w3.eth.get_balance(protocol.registry.address) == registry.totalStaked().call() + registry.slashedTotal().call()
+    assert (
+        w3.eth.get_balance(protocol.registry.address) == registry.totalStaked().call() + registry.slashedTotal().call()
+    )
 
 
 def test_audit_passes_on_the_demo_history(demo_run):
@@ -128,34 +139,45 @@ def test_audit_detects_a_global_model_that_is_not_the_proven_one(demo_run, run_c
     assert any("epoch 1: the stored global model is not the mean of the proven selection" in p for p in problems)
 
 
-@pytest.mark.parametrize("fields, message", [
-    (dict(clients=5, byzantine=1, attackers=2), "2 attackers exceed the Krum bound f=1"),
-    (dict(clients=5, byzantine=2, attackers=1), "Krum needs n > 2f \\+ 2 clients: n=5, f=2"),
-    (dict(epochs=0), "epochs must be >= 1"),
-    (dict(attack="poison"), "unknown attack 'poison'"),
-    (dict(split="shards"), "unknown split 'shards'"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        (dict(clients=5, byzantine=1, attackers=2), "2 attackers exceed the Krum bound f=1"),
+        (dict(clients=5, byzantine=2, attackers=1), "Krum needs n > 2f \\+ 2 clients: n=5, f=2"),
+        (dict(epochs=0), "epochs must be >= 1"),
+        (dict(attack="poison"), "unknown attack 'poison'"),
+        (dict(split="shards"), "unknown split 'shards'"),
+    ],
+)
 def test_task_config_rejects_bad_configuration(fields, message):
     with pytest.raises(InputError, match=message):
         TaskConfig(**fields)
 
 
-@pytest.mark.parametrize("arguments, message", [
-    (["--attackers", "3"], "3 attackers exceed the Krum bound f=2"),
-    (["--epochs", "0"], "epochs must be >= 1"),
-    (["--attack", "poison"], "unknown attack 'poison'"),
-    (["--resume"], "--resume needs --rpc-url"),
-])
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--attackers", "3"], "3 attackers exceed the Krum bound f=2"),
+        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--attack", "poison"], "unknown attack 'poison'"),
+        (["--resume"], "--resume needs --rpc-url"),
+    ],
+)
 def test_demo_cli_rejects_bad_configuration_before_any_transaction(tmp_path, arguments, message):
     out = tmp_path / "run"
-    result = subprocess.run([sys.executable, "-m", "stakelearn.pipeline.cli", "demo", "--out", str(out), *arguments],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "stakelearn.pipeline.cli", "demo", "--out", str(out), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr
     assert not out.exists()
 
 
 # --- the accuracy proof gates the payout (issue: proven accuracy) -----------------------------
+
 
 def aggregator_of(out):
     return Account.from_key(load_run(out)["keys"]["aggregator"])
@@ -174,7 +196,9 @@ def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
     assert completed["transactionHash"] == proven["transactionHash"]  # the payout is the proof's transaction
     assert all(w["blockNumber"] > proven["blockNumber"] for w in tasks.events.CreditWithdrawn().get_logs(from_block=0))
     pixels, labels, _ = evaluation_of(out)
-    assert proven["args"]["correct"] == correct_count(final_aggregate(out), pixels, labels)  # the circuit = the reference
+    assert proven["args"]["correct"] == correct_count(
+        final_aggregate(out), pixels, labels
+    )  # the circuit = the reference
     assert proven["args"]["targetReached"] and summary["accuracy_proof"]["correct"] == proven["args"]["correct"]
 
 
@@ -184,8 +208,11 @@ def submit_signed_round(protocol, signers, task_id, epoch, folder, prepared):
     commitments = round_commitments(folder)
     signatures = [protocol.sign_update(s, task_id, epoch, c) for s, c in zip(signers, commitments)]
     previous = protocol.task(task_id).global_model
-    protocol.execute(signers[0], "submitRound",
-                     round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared.vka))
+    protocol.execute(
+        signers[0],
+        "submitRound",
+        round_args(task_id, epoch, previous, commitments, signatures, folder / PROOF, prepared.vka),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -237,11 +264,15 @@ def test_submitAccuracy_rejects_a_proof_over_other_weights(demo_run, evaluating_
     prove_accuracy(earlier, pixels, labels, prepared_accuracy.circuit, tmp_path / "earlier")
     proof, instances, words, model = accuracy_args(tmp_path / "earlier", prepared_accuracy)
     submit = (task_id, salt, proof, instances, words)
-    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, model) == \
-        "RewardManager__WrongModel"
+    assert (
+        protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, model)
+        == "RewardManager__WrongModel"
+    )
     final = accuracy_args(out / "accuracy", prepared_accuracy)[3]
-    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, final) == \
-        "AccuracyVerifier__CommitmentMismatch"
+    assert (
+        protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit, final)
+        == "AccuracyVerifier__CommitmentMismatch"
+    )
 
 
 def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task, prepared_accuracy, tmp_path):
@@ -253,14 +284,29 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     np.savez(tmp_path / "other.npz", pixels=pixels, labels=federation.test.y[32:64])
     # Through the CLI, as a user would prove and check it on their own.
     cli = [sys.executable, "-m", "stakelearn.pipeline.cli"]
-    proved = subprocess.run([*cli, "prove-accuracy", "--run", str(out), "--evaluation", str(tmp_path / "other.npz"),
-                             "--out", str(tmp_path / "other")], capture_output=True, text=True, timeout=600)
+    proved = subprocess.run(
+        [
+            *cli,
+            "prove-accuracy",
+            "--run",
+            str(out),
+            "--evaluation",
+            str(tmp_path / "other.npz"),
+            "--out",
+            str(tmp_path / "other"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proved.returncode == 0, proved.stderr[-2000:]
     verified = subprocess.run([*cli, "verify", str(tmp_path / "other")], capture_output=True, text=True, timeout=600)
     assert verified.returncode == 0 and "accuracy verified:" in verified.stdout, verified.stderr[-2000:]
     args = accuracy_args(tmp_path / "other", prepared_accuracy)
-    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args) == \
-        "RewardManager__WrongEvaluationSet"
+    assert (
+        protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, *args)
+        == "RewardManager__WrongEvaluationSet"
+    )
 
 
 def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, evaluating_task, prepared_accuracy):
@@ -269,11 +315,19 @@ def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, evaluating_t
     _, _, salt = evaluation_of(out)
     proof, instances, words, model = accuracy_args(out / "accuracy", prepared_accuracy)
     tampered = proof[:200] + bytes([proof[200] ^ 1]) + proof[201:]
-    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, tampered, instances,
-                                words, model) == "AccuracyVerifier__ProofRejected"
+    assert (
+        protocol.chain.revert_name(
+            aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, tampered, instances, words, model
+        )
+        == "AccuracyVerifier__ProofRejected"
+    )
     inflated = [instances[0] + 1, *instances[1:]]
-    assert protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, proof, inflated,
-                                words, model) == "AccuracyVerifier__ProofRejected"
+    assert (
+        protocol.chain.revert_name(
+            aggregator_of(out), protocol.tasks, "submitAccuracy", task_id, salt, proof, inflated, words, model
+        )
+        == "AccuracyVerifier__ProofRejected"
+    )
 
 
 def test_submitAccuracy_below_the_target_pays_only_the_work_share(demo_run, replay, prepared_accuracy):

@@ -25,8 +25,13 @@ TASK = ["--clients", "5", "--byzantine", "1", "--attackers", "1", "--epochs", "2
 
 
 def stakelearn(*arguments: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stakelearn.pipeline.cli", *arguments],
-                          capture_output=True, text=True, timeout=900, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "stakelearn.pipeline.cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        **kwargs,
+    )
 
 
 def stage_of(store, epoch: int) -> str | None:
@@ -54,10 +59,26 @@ def test_demo_resumes_after_the_aggregator_is_killed_mid_epoch(tmp_path):
         chain.w3.provider.make_request("anvil_setBalance", [deployer.address, hex(10**20)])
         without_key = stakelearn("demo", *TASK, "--rpc-url", node.url, "--out", str(tmp_path / "refused"))
         assert without_key.returncode == 1 and "no unlocked account" in without_key.stderr
-        command = [sys.executable, "-m", "stakelearn.pipeline.cli", "demo", *TASK, "--rpc-url", node.url, "--out", str(out),
-                   "--private-key-env", "DEPLOYER_KEY"]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                                   env={**os.environ, "DEPLOYER_KEY": deployer.key.hex()})
+        command = [
+            sys.executable,
+            "-m",
+            "stakelearn.pipeline.cli",
+            "demo",
+            *TASK,
+            "--rpc-url",
+            node.url,
+            "--out",
+            str(out),
+            "--private-key-env",
+            "DEPLOYER_KEY",
+        ]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, "DEPLOYER_KEY": deployer.key.hex()},
+        )
         try:
             deadline = time.monotonic() + 600
             while stage_of(store, 2) != "collected":  # epoch 2's updates are stored, its proof is running
@@ -86,5 +107,7 @@ def test_demo_resumes_after_the_aggregator_is_killed_mid_epoch(tmp_path):
         audit = stakelearn("audit", "--rpc-url", node.url, "--task", "1", "--run", str(out))
         assert audit.returncode == 0, audit.stdout + audit.stderr
         assert "2 epochs rebuilt from chain events" in audit.stdout and "audit passed" in audit.stdout
-        contract_only = stakelearn("audit", "--rpc-url", node.url, "--task", "1", "--contract", summary["chain"]["protocol"])
+        contract_only = stakelearn(
+            "audit", "--rpc-url", node.url, "--task", "1", "--contract", summary["chain"]["protocol"]
+        )
         assert contract_only.returncode == 0 and "audit passed" in contract_only.stdout

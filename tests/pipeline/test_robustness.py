@@ -12,8 +12,19 @@ from stakelearn.pipeline.federation.attacks import ATTACKS
 from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.pipeline.federation.task import TaskConfig
 
-ROW_FIELDS = {"attack", "split", "f", "attackers", "final_accuracy", "clean_accuracy", "drop_points",
-              "false_slash_rate", "missed_attacker_rate", "honest_flagged_rate", "accuracy_per_epoch"}
+ROW_FIELDS = {
+    "attack",
+    "split",
+    "f",
+    "attackers",
+    "final_accuracy",
+    "clean_accuracy",
+    "drop_points",
+    "false_slash_rate",
+    "missed_attacker_rate",
+    "honest_flagged_rate",
+    "accuracy_per_epoch",
+}
 
 
 def test_simulate_sign_flip_slashes_every_attacker_and_no_honest_client():

@@ -33,7 +33,9 @@ def signed_commitments(folder):
 
 
 def test_verify_on_chain_accepts_valid_round(embedded, proven_round, small_circuit, small_updates):
-    result = verify_on_chain(embedded, proven_round / steps.PROOF, prepare(small_circuit).vka, signed_commitments(proven_round))
+    result = verify_on_chain(
+        embedded, proven_round / steps.PROOF, prepare(small_circuit).vka, signed_commitments(proven_round)
+    )
     assert result.ok, result.reason
     assert result.selected_mask == expected_mask(small_updates, small_circuit)
     assert 0 < result.gas_used < 10_000_000
@@ -43,7 +45,9 @@ def test_verify_on_chain_rejects_tampered_proof(embedded, round_copy, small_circ
     proof = json.loads((round_copy / steps.PROOF).read_text())
     proof["proof"][len(proof["proof"]) // 2] ^= 1
     write_json_atomic(round_copy / steps.PROOF, proof)
-    result = verify_on_chain(embedded, round_copy / steps.PROOF, prepare(small_circuit).vka, signed_commitments(round_copy))
+    result = verify_on_chain(
+        embedded, round_copy / steps.PROOF, prepare(small_circuit).vka, signed_commitments(round_copy)
+    )
     assert not result.ok and result.reason == "RoundVerifier__ProofRejected"
 
 
@@ -52,7 +56,9 @@ def test_verify_on_chain_rejects_tampered_public_score(embedded, round_copy, sma
     score = steps.felt_to_int(proof["instances"][0][4])
     proof["instances"][0][4] = (score - 1).to_bytes(32, "little").hex()
     write_json_atomic(round_copy / steps.PROOF, proof)
-    result = verify_on_chain(embedded, round_copy / steps.PROOF, prepare(small_circuit).vka, signed_commitments(round_copy))
+    result = verify_on_chain(
+        embedded, round_copy / steps.PROOF, prepare(small_circuit).vka, signed_commitments(round_copy)
+    )
     assert not result.ok and result.reason == "RoundVerifier__ProofRejected"
 
 

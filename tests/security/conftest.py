@@ -14,4 +14,3 @@ def absent_signatures(world, task_id, epoch, absent) -> list[bytes]:
     """The clients' signatures, with an all-zero one in each absent slot."""
     signed = world.signatures(task_id, epoch)
     return [bytes(65) if gone else signature for signature, gone in zip(signed, absent)]
-

@@ -24,10 +24,13 @@ def constant_model(biases) -> np.ndarray:
     return model
 
 
-@pytest.mark.parametrize("name, model", [
-    ("equal logits", constant_model(np.full(CLASSES, 7))),
-    ("one constant winner", constant_model(np.arange(CLASSES))),  # class 9 wins every sample
-])
+@pytest.mark.parametrize(
+    "name, model",
+    [
+        ("equal logits", constant_model(np.full(CLASSES, 7))),
+        ("one constant winner", constant_model(np.arange(CLASSES))),  # class 9 wins every sample
+    ],
+)
 def test_proven_accuracy_of_an_untrained_model_is_the_strict_count(name, model, evaluation, small_accuracy, tmp_path):
     pixels, labels = evaluation
     expected = correct_count(model, pixels, labels)

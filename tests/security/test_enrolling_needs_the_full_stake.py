@@ -9,8 +9,13 @@ from ..verifier_contracts.world import ETHER, make_world
 
 
 def test_slashed_client_tops_up_before_it_enrolls_again(small_circuit, proven_round, small_accuracy):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy,
-                       SlashingPolicy(threshold=1, window=1, outlier_bps=10_000))
+    world = make_world(
+        Chain.embedded(),
+        prepare(small_circuit),
+        proven_round,
+        small_accuracy,
+        SlashingPolicy(threshold=1, window=1, outlier_bps=10_000),
+    )
     tasks, registry, slashed = world.protocol.tasks, world.protocol.registry, world.clients[4]
     task_id = world.start_task()
     world.send(world.clients[0], tasks, "submitRound", world.round_args(task_id, 1))

@@ -53,13 +53,16 @@ def test_a_model_beyond_the_bound_is_refused_before_proving(evaluation, tmp_path
     assert not (tmp_path / "accuracy").exists()
 
 
-@pytest.mark.parametrize("part, position, value, allowed", [
-    (0, 7, -4097, "-4096..4096"),  # model
-    (1, 70, 17, "0..16"),  # pixels
-    (1, 0, -1, "0..16"),
-    (2, 31, 10, "0..9"),  # labels
-    (2, 3, 2.5, "0..9"),  # not an integer: ezkl would round it at scale 0
-])
+@pytest.mark.parametrize(
+    "part, position, value, allowed",
+    [
+        (0, 7, -4097, "-4096..4096"),  # model
+        (1, 70, 17, "0..16"),  # pixels
+        (1, 0, -1, "0..16"),
+        (2, 31, 10, "0..9"),  # labels
+        (2, 3, 2.5, "0..9"),  # not an integer: ezkl would round it at scale 0
+    ],
+)
 def test_every_value_is_checked_against_its_inputs_range(evaluation, part, position, value, allowed):
     pixels, labels = evaluation
     data = input_json(np.zeros(MODEL_LENGTH, dtype=np.int64), pixels, labels)
@@ -119,5 +122,13 @@ def test_the_real_hang_is_stopped_by_the_time_limit(evaluation, small_accuracy, 
     write_json_atomic(tmp_path / steps.INPUT, input_json(model, *evaluation))
     steps.gen_witness(tmp_path / steps.INPUT, small_accuracy.compiled, tmp_path / steps.WITNESS)
     with pytest.raises(ProofError, match="exceeded"):
-        run_isolated("proving an unprovable witness", steps.prove, tmp_path / steps.WITNESS, small_accuracy.compiled,
-                     small_accuracy.pk, tmp_path / steps.PROOF, small_accuracy.srs.path, timeout=30)
+        run_isolated(
+            "proving an unprovable witness",
+            steps.prove,
+            tmp_path / steps.WITNESS,
+            small_accuracy.compiled,
+            small_accuracy.pk,
+            tmp_path / steps.PROOF,
+            small_accuracy.srs.path,
+            timeout=30,
+        )

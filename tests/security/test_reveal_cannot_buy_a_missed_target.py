@@ -54,8 +54,10 @@ def test_reveal_at_the_deadline_leaves_a_full_proof_window(world):
     args = (task_id, EVALUATION_SALT, b"", [], [], bytes(64))
     assert world.revert_name(world.clients[0], tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
     assert world.protocol.task(task_id).status == TaskStatus.EVALUATING
-    assert world.revert_name(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
-                             EVALUATION_VALUES) == "RewardManager__AlreadyRevealed"
+    assert (
+        world.revert_name(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES)
+        == "RewardManager__AlreadyRevealed"
+    )
 
 
 def test_a_missed_target_returns_nothing_to_the_requester(world):

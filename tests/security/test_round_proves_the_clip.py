@@ -11,8 +11,9 @@ from stakelearn.prover import steps
 from stakelearn.prover.circuit import input_json, prepare
 
 
-@pytest.mark.parametrize("value, provable", [(128, True), (-128, True), (129, False), (200, False), (600, False),
-                                             (-129, False)])
+@pytest.mark.parametrize(
+    "value, provable", [(128, True), (-128, True), (129, False), (200, False), (600, False), (-129, False)]
+)
 def test_only_updates_within_the_clip_satisfy_the_circuit(small_circuit, small_updates, tmp_path, value, provable):
     """Built by hand, past the prover's own checks, as a colluding aggregator would."""
     assert small_circuit.max_int == 128 and small_circuit.bound == 3 * 128

@@ -21,14 +21,19 @@ def now(world) -> int:
 
 
 def absent_round_args(world, task_id, epoch, previous=None):
-    return world.round_args(task_id, epoch, previous=previous, signatures=absent_signatures(world, task_id, epoch, ABSENT))
+    return world.round_args(
+        task_id, epoch, previous=previous, signatures=absent_signatures(world, task_id, epoch, ABSENT)
+    )
 
 
 def test_round_without_a_silent_client_waits_for_the_commit_window(world, absent_round):
     use_round(world, absent_round)
     task_id = world.start_task()
     tasks = world.protocol.tasks
-    assert world.revert_name(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, 1)) == "MPSRollup__CommitWindowOpen"
+    assert (
+        world.revert_name(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, 1))
+        == "MPSRollup__CommitWindowOpen"
+    )
     world.travel_to(tasks.functions.commitDeadline(task_id).call() + 1)
     receipt = world.send(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, 1))
     (event,) = tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
@@ -67,7 +72,9 @@ def test_signed_slot_that_the_circuit_treats_as_absent_is_refused(world, absent_
     use_round(world, absent_round)
     task_id = world.start_task()
     args = world.round_args(task_id, 1)  # slot 4's absent commitment, signed by client 4
-    assert world.revert_name(world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__AbsenceMismatch"
+    assert (
+        world.revert_name(world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__AbsenceMismatch"
+    )
 
 
 def test_client_that_posted_its_commitment_cannot_be_passed_off_as_absent(world, absent_round):
@@ -85,9 +92,14 @@ def test_client_that_posted_its_commitment_cannot_be_passed_off_as_absent(world,
 def test_only_enrolled_clients_post_and_only_once(world):
     task_id = world.start_task()
     tasks, stranger = world.protocol.tasks, world.requester
-    assert world.revert_name(stranger, tasks, "postCommitment", task_id, world.commitments[0]) == "MPSRollup__NotEnrolled"
+    assert (
+        world.revert_name(stranger, tasks, "postCommitment", task_id, world.commitments[0]) == "MPSRollup__NotEnrolled"
+    )
     world.send(world.clients[0], tasks, "postCommitment", task_id, world.commitments[0])
-    assert world.revert_name(world.clients[0], tasks, "postCommitment", task_id, world.commitments[1]) == "MPSRollup__AlreadyPosted"
+    assert (
+        world.revert_name(world.clients[0], tasks, "postCommitment", task_id, world.commitments[1])
+        == "MPSRollup__AlreadyPosted"
+    )
     # the posted commitment is honoured: the full round with it lands
     world.send(world.clients[1], tasks, "submitRound", world.round_args(task_id, 1))
 

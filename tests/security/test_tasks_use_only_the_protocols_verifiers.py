@@ -44,16 +44,26 @@ def rogue_artifacts():
 def deploy_rogue_pair(world, rogue_artifacts):
     """The requester's own verifiers, claiming the real ones' digests and shape."""
     real = world.protocol.round_verifier.contract.functions
-    round_address, _ = world.chain.deploy(rogue_artifacts["RogueRoundVerifier"], real.verifier().call(), 5,
-                                          real.vkaDigest().call(), real.absentCommitment().call())
+    round_address, _ = world.chain.deploy(
+        rogue_artifacts["RogueRoundVerifier"],
+        real.verifier().call(),
+        5,
+        real.vkaDigest().call(),
+        real.absentCommitment().call(),
+    )
     accuracy_address, _ = world.chain.deploy(rogue_artifacts["RogueAccuracyVerifier"], 32)
     return round_address, accuracy_address
 
 
 def create(world, verifiers):
     params = world.params(verifiers=verifiers)
-    return world.revert_name(world.requester, world.protocol.tasks, "createTask", params.as_abi(),
-                             value=world.protocol.config.base_fee_wei + EPOCHS * FEE)
+    return world.revert_name(
+        world.requester,
+        world.protocol.tasks,
+        "createTask",
+        params.as_abi(),
+        value=world.protocol.config.base_fee_wei + EPOCHS * FEE,
+    )
 
 
 def test_createTask_rejects_the_requesters_own_verifiers(world, rogue_artifacts):
@@ -68,7 +78,10 @@ def test_createTask_rejects_an_unpaired_approved_verifier(world, rogue_artifacts
 
 def test_only_governance_approves_verifiers(world, rogue_artifacts):
     pair = deploy_rogue_pair(world, rogue_artifacts)
-    assert world.revert_name(world.requester, world.protocol.tasks, "approveVerifiers", *pair) == "TaskEscrow__NotGovernance"
+    assert (
+        world.revert_name(world.requester, world.protocol.tasks, "approveVerifiers", *pair)
+        == "TaskEscrow__NotGovernance"
+    )
 
 
 def test_clients_and_audit_refuse_rogue_verifiers_even_if_approved(world, rogue_artifacts):

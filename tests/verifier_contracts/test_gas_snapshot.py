@@ -29,8 +29,14 @@ def one_task_of_every_function(world) -> dict[str, int]:
         gas[label] = world.send(account, contract, function, *args, value=value)["gasUsed"]
 
     params = world.params()
-    send("createTask", world.requester, tasks, "createTask", params.as_abi(),
-         value=world.protocol.config.base_fee_wei + params.escrow)
+    send(
+        "createTask",
+        world.requester,
+        tasks,
+        "createTask",
+        params.as_abi(),
+        value=world.protocol.config.base_fee_wei + params.escrow,
+    )
     task_id = world.protocol.task_count()
     for i, client in enumerate(clients):
         send("enroll (starts the task)" if i == len(clients) - 1 else "enroll", client, tasks, "enroll", task_id)
@@ -38,8 +44,15 @@ def one_task_of_every_function(world) -> dict[str, int]:
     send("submitRound (flags)", clients[0], tasks, "submitRound", world.round_args(task_id, 1))
     send("submitRound (flags, slashes)", clients[0], tasks, "submitRound", world.round_args(task_id, 2))
     send("endTraining", world.requester, tasks, "endTraining", task_id)
-    send("revealEvaluationSet", world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT,
-         EVALUATION_VALUES)
+    send(
+        "revealEvaluationSet",
+        world.requester,
+        tasks,
+        "revealEvaluationSet",
+        task_id,
+        EVALUATION_SALT,
+        EVALUATION_VALUES,
+    )
     world.let_deadline_pass(task_id)
     send("settle (no accuracy proof)", clients[1], tasks, "settle", task_id)
     send("withdrawCredit", clients[0], tasks, "withdrawCredit")
@@ -55,6 +68,9 @@ def test_gas_per_function_matches_the_snapshot(world):
         write_json_atomic(SNAPSHOT, measured)
     snapshot = json.loads(SNAPSHOT.read_text())
     assert set(measured) == set(snapshot), "functions measured differ from the snapshot's: update it on purpose"
-    changed = {name: f"{snapshot[name]:,} -> {gas:,} ({gas / snapshot[name] - 1:+.1%})"
-               for name, gas in measured.items() if abs(gas / snapshot[name] - 1) > TOLERANCE}
+    changed = {
+        name: f"{snapshot[name]:,} -> {gas:,} ({gas / snapshot[name] - 1:+.1%})"
+        for name, gas in measured.items()
+        if abs(gas / snapshot[name] - 1) > TOLERANCE
+    }
     assert not changed, f"gas moved more than {TOLERANCE:.0%}: {changed}; if intended, update the snapshot"

@@ -10,9 +10,9 @@ from web3.logs import DISCARD
 
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import new_account
+from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.federation.rules import SlashingPolicy
-from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.round import round_commitments
@@ -40,6 +40,7 @@ def reverts(world, account, contract, function, *args, value=0):
 
 # --- StakingRegistry -------------------------------------------------------------------------
 
+
 def test_stake_success(world):
     assert world.protocol.registry.functions.stakeOf(world.clients[0].address).call() == ETHER
     assert world.balances_add_up()
@@ -47,11 +48,16 @@ def test_stake_success(world):
 
 def test_stake_wrong_amount(world):
     newcomer = new_account(world.chain, 3 * ETHER)
-    assert reverts(world, newcomer, world.protocol.registry, "stake", value=ETHER // 2) == "StakingRegistry__WrongAmount"
+    assert (
+        reverts(world, newcomer, world.protocol.registry, "stake", value=ETHER // 2) == "StakingRegistry__WrongAmount"
+    )
 
 
 def test_stake_already_staked(world):
-    assert reverts(world, world.clients[0], world.protocol.registry, "stake", value=ETHER) == "StakingRegistry__AlreadyStaked"
+    assert (
+        reverts(world, world.clients[0], world.protocol.registry, "stake", value=ETHER)
+        == "StakingRegistry__AlreadyStaked"
+    )
 
 
 def test_withdraw_after_unbonding_success(world):
@@ -78,7 +84,9 @@ def test_lock_unlock_slash_only_protocol(world):
 
 def test_requestWithdrawal_twice(world):
     world.send(world.clients[0], world.protocol.registry, "requestWithdrawal")
-    assert reverts(world, world.clients[0], world.protocol.registry, "requestWithdrawal") == "StakingRegistry__Unbonding"
+    assert (
+        reverts(world, world.clients[0], world.protocol.registry, "requestWithdrawal") == "StakingRegistry__Unbonding"
+    )
 
 
 def test_requestWithdrawal_not_staked(world):
@@ -87,7 +95,10 @@ def test_requestWithdrawal_not_staked(world):
 
 def test_setProtocol_only_once(world):
     deployer = world.chain.payer
-    assert reverts(world, deployer, world.protocol.registry, "setProtocol", deployer) == "StakingRegistry__ProtocolAlreadySet"
+    assert (
+        reverts(world, deployer, world.protocol.registry, "setProtocol", deployer)
+        == "StakingRegistry__ProtocolAlreadySet"
+    )
 
 
 def test_withdraw_reentrant_receiver_is_stopped_by_the_guard(world):
@@ -106,6 +117,7 @@ def test_withdraw_reentrant_receiver_is_stopped_by_the_guard(world):
 
 # --- TaskEscrow ------------------------------------------------------------------------------
 
+
 def test_DEPLOYMENT_BLOCK_is_the_block_that_created_the_protocol(world):
     tasks, w3 = world.protocol.tasks, world.chain.w3
     block = tasks.functions.DEPLOYMENT_BLOCK().call()
@@ -118,26 +130,41 @@ def test_DEPLOYMENT_BLOCK_is_the_block_that_created_the_protocol(world):
 def test_createTask_success_holds_escrow_and_base_fee(world):
     task_id = world.create_task()
     requester, status, epochs_run, escrow, model, _ = world.protocol.tasks.functions.task(task_id).call()
-    assert (requester, status, epochs_run, escrow, model) == (world.requester.address, 1, 0, EPOCHS * FEE, INITIAL_MODEL)
+    assert (requester, status, epochs_run, escrow, model) == (
+        world.requester.address,
+        1,
+        0,
+        EPOCHS * FEE,
+        INITIAL_MODEL,
+    )
     assert world.balances_add_up()
 
 
 def test_createTask_wrong_payment(world):
     tasks = world.protocol.tasks
-    assert reverts(world, world.requester, tasks, "createTask", world.params().as_abi(), value=EPOCHS * FEE) == "TaskEscrow__WrongPayment"
+    assert (
+        reverts(world, world.requester, tasks, "createTask", world.params().as_abi(), value=EPOCHS * FEE)
+        == "TaskEscrow__WrongPayment"
+    )
 
 
 @pytest.mark.parametrize("shape", [dict(n=5, f=2, m=1), dict(n=5, f=1, m=0), dict(n=5, f=1, m=5), dict(epochs=0)])
 def test_createTask_bad_params(world, shape):
     params = world.params(**shape)
     value = 10**16 + params.escrow
-    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value) == "TaskEscrow__BadParams"
+    assert (
+        reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value)
+        == "TaskEscrow__BadParams"
+    )
 
 
 def test_createTask_verifier_shape(world):
     params = world.params(n=7, f=2, m=3)
     value = 10**16 + params.escrow
-    assert reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value) == "TaskEscrow__VerifierShape"
+    assert (
+        reverts(world, world.requester, world.protocol.tasks, "createTask", params.as_abi(), value=value)
+        == "TaskEscrow__VerifierShape"
+    )
 
 
 def test_enroll_success_starts_task_at_n(world):
@@ -193,6 +220,7 @@ def test_cancel_after_start(world):
 
 # --- MPS rollup and SlashingManager ----------------------------------------------------------
 
+
 def test_submitRound_success_records_batch_and_flags(world):
     task_id = world.start_task()
     receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
@@ -230,7 +258,10 @@ def test_submitRound_rejects_proof_over_swapped_update(world):
     signed = list(world.commitments)
     signed[4] = keccak(text="what client 4 really signed") * 2  # the proof is over another update
     args = world.round_args(task_id, 1, commitments=signed)
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "RoundVerifier__CommitmentMismatch"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args)
+        == "RoundVerifier__CommitmentMismatch"
+    )
 
 
 def test_submitRound_rejects_wrong_signer(world):
@@ -259,7 +290,13 @@ def test_submitRound_rejects_malformed_signature(world, forgery):
 def test_eip712_domain_and_digest_are_what_clients_sign(world):
     tasks = world.protocol.tasks
     fields, name, version, chain_id, contract, salt, extensions = tasks.functions.eip712Domain().call()
-    assert (fields, name, version, chain_id, contract) == (b"\x0f", "StakeLearn", "1", world.chain.chain_id, tasks.address)
+    assert (fields, name, version, chain_id, contract) == (
+        b"\x0f",
+        "StakeLearn",
+        "1",
+        world.chain.chain_id,
+        tasks.address,
+    )
     assert salt == bytes(32) and extensions == []
     update = UpdateCommitment(world.chain.chain_id, tasks.address, 7, 2, world.commitments[0])
     signable = encode_typed_data(full_message=update.typed_data())
@@ -278,7 +315,16 @@ def test_submitRound_rejects_replay_at_next_epoch(world):
     task_id = world.start_task()
     epoch1 = world.signatures(task_id, 1)
     world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1, signatures=epoch1))
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1, signatures=epoch1)) == "MPSRollup__WrongEpoch"
+    assert (
+        reverts(
+            world,
+            world.clients[0],
+            world.protocol.tasks,
+            "submitRound",
+            world.round_args(task_id, 1, signatures=epoch1),
+        )
+        == "MPSRollup__WrongEpoch"
+    )
     args = world.round_args(task_id, 2, signatures=epoch1)
     assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__BadSignature"
 
@@ -320,15 +366,18 @@ def test_submitRound_rejects_public_value_beyond_field(world):
     instances = list(args[6])
     instances[0] += FIELD  # the same value modulo p, but not a canonical field element
     args[6] = instances
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", tuple(args)) == "RoundVerifier__InstanceNotInField"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitRound", tuple(args))
+        == "RoundVerifier__InstanceNotInField"
+    )
 
 
 def test_submitRound_rejects_wrong_previous_model(world):
     task_id = world.start_task()
     args = world.round_args(task_id, 1, previous=keccak(text="another model"))
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__WrongPreviousModel"
-
-
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__WrongPreviousModel"
+    )
 
 
 def test_submitRound_equal_updates_keep_distinct_commitments(world, duplicated_round):
@@ -363,7 +412,13 @@ def test_slash_after_threshold_and_withdraw_requested_before(world):
 
 
 def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round, small_accuracy):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000))
+    world = make_world(
+        Chain.embedded(),
+        prepare(small_circuit),
+        proven_round,
+        small_accuracy,
+        SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000),
+    )
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
@@ -374,12 +429,15 @@ def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, prove
 
 # --- RewardManager ---------------------------------------------------------------------------
 
+
 def test_settle_after_the_deadline_forfeits_the_escrow_to_unflagged_clients(world):
     task_id = world.start_task()
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
-    assert reverts(world, world.clients[0], world.protocol.tasks, "settle", task_id) == "RewardManager__DeadlineNotPassed"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "settle", task_id) == "RewardManager__DeadlineNotPassed"
+    )
     world.let_deadline_pass(task_id)
     world.send(world.clients[2], world.protocol.tasks, "settle", task_id)  # anyone
     tasks = world.protocol.tasks.functions
@@ -391,15 +449,25 @@ def test_settle_after_the_deadline_forfeits_the_escrow_to_unflagged_clients(worl
     assert world.balances_add_up()
     before = world.chain.w3.eth.get_balance(world.clients[0].address)
     receipt = world.send(world.clients[0], world.protocol.tasks, "withdrawCredit")
-    assert world.chain.w3.eth.get_balance(world.clients[0].address) - before + receipt["gasUsed"] * receipt["effectiveGasPrice"] == escrow // 3
-    assert reverts(world, world.clients[0], world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
+    assert (
+        world.chain.w3.eth.get_balance(world.clients[0].address)
+        - before
+        + receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        == escrow // 3
+    )
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "withdrawCredit") == "RewardManager__NothingToWithdraw"
+    )
     assert world.balances_add_up()
 
 
 def test_endTraining_by_stranger_while_rounds_land(world):
     task_id = world.start_task()
     world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
-    assert reverts(world, world.clients[0], world.protocol.tasks, "endTraining", task_id) == "RewardManager__RoundPeriodNotOver"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "endTraining", task_id)
+        == "RewardManager__RoundPeriodNotOver"
+    )
 
 
 def test_endTraining_before_any_epoch(world):
@@ -420,7 +488,10 @@ def test_last_epoch_starts_the_evaluation(world):
     block = world.chain.w3.eth.get_block(receipt["blockNumber"])
     assert started["args"]["deadline"] == block["timestamp"] + EVALUATION_SECONDS
     assert world.protocol.task(task_id).status == TaskStatus.EVALUATING
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1)) == "TaskEscrow__WrongStatus"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, EPOCHS + 1))
+        == "TaskEscrow__WrongStatus"
+    )
 
 
 def test_submitAccuracy_rejects_another_model_before_verifying(world):
@@ -428,9 +499,14 @@ def test_submitAccuracy_rejects_another_model_before_verifying(world):
     world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
     args = (task_id, EVALUATION_SALT, b"", [], [], world.commitments[0])  # an update's commitment, not the model's
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args) == "RewardManager__WrongModel"
+    )
     world.let_deadline_pass(task_id)
-    assert reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args) == "RewardManager__DeadlinePassed"
+    assert (
+        reverts(world, world.clients[0], world.protocol.tasks, "submitAccuracy", *args)
+        == "RewardManager__DeadlinePassed"
+    )
 
 
 def test_revealEvaluationSet_rejects_another_set(world):
@@ -439,7 +515,10 @@ def test_revealEvaluationSet_rejects_another_set(world):
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
     other = [*EVALUATION_VALUES[:-1], 5]
     reveal = (task_id, EVALUATION_SALT, other)
-    assert reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal) == "RewardManager__WrongEvaluationSet"
+    assert (
+        reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal)
+        == "RewardManager__WrongEvaluationSet"
+    )
 
 
 def test_settle_after_a_reveal_pays_the_work_share_and_burns_the_rest(world):
@@ -447,7 +526,9 @@ def test_settle_after_a_reveal_pays_the_work_share_and_burns_the_rest(world):
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
-    world.send(world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES)
+    world.send(
+        world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES
+    )
     world.let_deadline_pass(task_id)  # nobody proved: the requester is not at fault
     world.send(world.clients[1], world.protocol.tasks, "settle", task_id)
     tasks = world.protocol.tasks.functions
@@ -522,8 +603,14 @@ def test_withdrawCredit_reentrant_call_is_stopped_by_the_guard(world):
     tasks = world.protocol.tasks
     address, reenterer = deploy_reenterer(world, tasks.address)
     params = world.params()
-    world.send(world.requester, reenterer, "call", tasks.encode_abi("createTask", args=[params]), b"",
-               value=world.protocol.config.base_fee_wei + params[5] * params[6])
+    world.send(
+        world.requester,
+        reenterer,
+        "call",
+        tasks.encode_abi("createTask", args=[params]),
+        b"",
+        value=world.protocol.config.base_fee_wei + params[5] * params[6],
+    )
     task_id = tasks.functions.taskCount().call()
     world.send(world.requester, reenterer, "call", tasks.encode_abi("cancel", args=[task_id]), b"")
     withdraw = tasks.encode_abi("withdrawCredit")

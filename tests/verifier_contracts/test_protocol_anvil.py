@@ -25,6 +25,8 @@ def test_task_end_to_end_on_anvil(small_circuit, proven_round, small_accuracy):
         assert world.protocol.registry.functions.stakeOf(world.clients[4].address).call() < 10**18  # slashed
         assert world.protocol.tasks.functions.creditOf(world.clients[0].address).call() > 0
         assert world.balances_add_up()
-        replay = world.chain.revert_name(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
+        replay = world.chain.revert_name(
+            world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1)
+        )
         assert replay == "TaskEscrow__WrongStatus"
     assert node.process.poll() is not None

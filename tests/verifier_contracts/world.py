@@ -23,8 +23,13 @@ EVALUATION_SALT = keccak(text="salt")
 EVALUATION_VALUES = [i % 17 for i in range(32 * 64)] + [i % 10 for i in range(32)]
 EVALUATION_SET = evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES)
 EVALUATION_SECONDS = 600
-PERIODS = Periods(enrollment_seconds=3600, commit_seconds=600, round_seconds=1800,
-                  evaluation_seconds=EVALUATION_SECONDS, proof_seconds=EVALUATION_SECONDS)
+PERIODS = Periods(
+    enrollment_seconds=3600,
+    commit_seconds=600,
+    round_seconds=1800,
+    evaluation_seconds=EVALUATION_SECONDS,
+    proof_seconds=EVALUATION_SECONDS,
+)
 
 
 @dataclass
@@ -51,9 +56,24 @@ class World:
 
     def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None):
         accuracy = self.protocol.accuracy_verifier
-        round_verifier, accuracy_verifier = verifiers or (self.protocol.round_verifier.contract.address, accuracy.address)
-        return TaskParams(keccak(text="model spec"), n, f, m, 9_000, epochs, fee, round_verifier,
-                          INITIAL_MODEL, evaluation, accuracy.functions.samples().call(), accuracy_verifier)
+        round_verifier, accuracy_verifier = verifiers or (
+            self.protocol.round_verifier.contract.address,
+            accuracy.address,
+        )
+        return TaskParams(
+            keccak(text="model spec"),
+            n,
+            f,
+            m,
+            9_000,
+            epochs,
+            fee,
+            round_verifier,
+            INITIAL_MODEL,
+            evaluation,
+            accuracy.functions.samples().call(),
+            accuracy_verifier,
+        )
 
     def create_task(self, **kwargs) -> int:
         params = self.params(**kwargs)
@@ -76,7 +96,9 @@ class World:
         previous = previous if previous is not None else (INITIAL_MODEL if epoch == 1 else keccak(self.commitments[-1]))
         commitments = commitments or self.commitments
         signatures = signatures if signatures is not None else self.signatures(task_id, epoch, commitments)
-        return round_args(task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared.vka)
+        return round_args(
+            task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared.vka
+        )
 
     def let_deadline_pass(self, task_id):
         self.travel_to(self.protocol.tasks.functions.evaluationDeadline(task_id).call() + 1)
@@ -100,10 +122,17 @@ class World:
 
     def balances_add_up(self) -> bool:
         w3, tasks, registry = self.chain.w3, self.protocol.tasks.functions, self.protocol.registry.functions
-        held = tasks.escrowHeld().call() + tasks.creditsHeld().call() + tasks.baseFeesHeld().call() + tasks.burntHeld().call()
+        held = (
+            tasks.escrowHeld().call()
+            + tasks.creditsHeld().call()
+            + tasks.baseFeesHeld().call()
+            + tasks.burntHeld().call()
+        )
         staked = registry.totalStaked().call() + registry.slashedTotal().call()
-        return (w3.eth.get_balance(self.protocol.tasks.address) == held
-                and w3.eth.get_balance(self.protocol.registry.address) == staked)
+        return (
+            w3.eth.get_balance(self.protocol.tasks.address) == held
+            and w3.eth.get_balance(self.protocol.registry.address) == staked
+        )
 
 
 # Flag every client Multi-Krum leaves out (outlier ratio 1x), as the contract tests expect of
@@ -112,8 +141,9 @@ EVERY_LEFT_OUT = SlashingPolicy(outlier_bps=10_000)
 
 
 def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -> World:
-    config = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy,
-                            periods=PERIODS)
+    config = ProtocolConfig(
+        stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy, periods=PERIODS
+    )
     protocol = deploy_protocol(chain, prepared, accuracy, config)
     commitments = json.loads((proven_round / COMMITMENTS).read_text())
     world = World(
@@ -128,4 +158,3 @@ def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -
     for client in world.clients:
         world.send(client, protocol.registry, "stake", value=ETHER)
     return world
-
