@@ -607,9 +607,9 @@ def test_withdrawCredit_reentrant_call_is_stopped_by_the_guard(world):
         world.requester,
         reenterer,
         "call",
-        tasks.encode_abi("createTask", args=[params]),
+        tasks.encode_abi("createTask", args=[params.as_abi()]),
         b"",
-        value=world.protocol.config.base_fee_wei + params[5] * params[6],
+        value=world.protocol.config.base_fee_wei + params.escrow,
     )
     task_id = tasks.functions.taskCount().call()
     world.send(world.requester, reenterer, "call", tasks.encode_abi("cancel", args=[task_id]), b"")

@@ -8,12 +8,11 @@ from dataclasses import dataclass, field
 from eth_utils import keccak
 
 from stakelearn.pipeline.contracts.protocol import deploy_protocol, evaluation_commitment, new_account, round_args
-from stakelearn.pipeline.contracts.types import Periods, ProtocolConfig, TaskParams, TaskStatus
+from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, TaskParams, TaskStatus
 from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
-ETHER = 10**18
 FEE = 10**17
 EPOCHS = 3
 INITIAL_MODEL = keccak(text="initial model")
