@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from stakelearn.errors import StakeLearnError
@@ -260,6 +261,11 @@ def _demo(args: argparse.Namespace) -> int:
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,
     )
+    if args.out is None:
+        if args.resume:
+            raise StakeLearnError("--resume needs --out: the run folder to continue")
+        # Each new run gets a folder of its own: nothing earlier is overwritten or deleted.
+        args.out = Path("demo-output") / time.strftime("%Y%m%d-%H%M%S")
     # On a node without unlocked accounts (a public network), a funded key pays for the deployment.
     chain = None
     if args.rpc_url:
@@ -502,8 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--out",
         type=Path,
-        default=Path("demo-output"),
-        help="new run folder (an existing non-empty one is refused), or the run to --resume",
+        default=None,
+        help="new run folder (an existing non-empty one is refused; default: a new demo-output/<date-time>/), "
+        "or the run to --resume",
     )
     demo.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (needs --rpc-url)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")

@@ -122,6 +122,12 @@ def test_demo_refuses_a_folder_it_did_not_create(tmp_path):
     assert kept.read_text() == "mine" and sorted(tmp_path.iterdir()) == [kept]
 
 
+def test_demo_resume_needs_the_run_folder(tmp_path):
+    result = run_cli("demo", "--resume", "--rpc-url", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == ["stakelearn: error: --resume needs --out: the run folder to continue"]
+
+
 def test_verify_not_a_round_folder(tmp_path):
     assert_one_line_error(run_cli("verify", tmp_path), "not a round folder")
 
