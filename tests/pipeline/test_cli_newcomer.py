@@ -15,7 +15,7 @@ from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world
-from .test_cli_third_party import CIRCUIT, run_cli
+from .test_cli_third_party import CIRCUIT, commit_cli, run_cli
 
 
 @pytest.mark.anvil
@@ -38,25 +38,8 @@ def test_stake_enroll_commit_prove_submit_verify(small_circuit, proven_round, sm
             updates.append(tmp_path / f"model_{slot}.npy")
             np.save(updates[-1], small_updates[slot] / 128.0)
             signed.append(tmp_path / f"signed_{slot}.json")
-            result = run_cli(
-                "commit",
-                updates[-1],
-                "--slot",
-                slot,
-                "--clients",
-                5,
-                *CIRCUIT,
-                "--task",
-                task_id,
-                "--epoch",
-                1,
-                "--chain-id",
-                world.chain.chain_id,
-                "--contract",
-                tasks.address,
-                "--out",
-                signed[-1],
-                env={"STAKELEARN_KEY": key.key.hex()},
+            result = commit_cli(
+                updates[-1], slot, signed[-1], key.key.hex(), task_id, world.chain.chain_id, tasks.address
             )
             assert result.returncode == 0, result.stderr
         folder = tmp_path / "round"

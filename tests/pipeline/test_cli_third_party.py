@@ -28,6 +28,14 @@ def run_cli(*args, env=None):
     )
 
 
+def commit_cli(update, slot, out, key: str, task=7, chain_id=31337, contract=CONTRACT):
+    """`stakelearn commit` for epoch 1 of a five-client task, signing with ``key`` (hex)."""
+    options = {"--slot": slot, "--clients": 5, "--task": task, "--epoch": 1, "--chain-id": chain_id,
+               "--contract": contract, "--out": out}  # fmt: skip
+    flat = [value for option in options.items() for value in option]
+    return run_cli("commit", update, *CIRCUIT, *flat, env={"STAKELEARN_KEY": key})
+
+
 @pytest.fixture(scope="module")
 def signed_round(tmp_path_factory, small_updates):
     """Five clients' updates, their signed commitments (`commit`), and the round proven over them."""
@@ -38,26 +46,7 @@ def signed_round(tmp_path_factory, small_updates):
         updates.append(folder / f"client_{slot}.npy")
         np.save(updates[-1], row / 128.0)
         signed.append(folder / f"signed_{slot}.json")
-        result = run_cli(
-            "commit",
-            updates[-1],
-            "--slot",
-            slot,
-            "--clients",
-            5,
-            *CIRCUIT,
-            "--task",
-            7,
-            "--epoch",
-            1,
-            "--chain-id",
-            31337,
-            "--contract",
-            CONTRACT,
-            "--out",
-            signed[-1],
-            env={"STAKELEARN_KEY": key.key.hex()},
-        )
+        result = commit_cli(updates[-1], slot, signed[-1], key.key.hex())
         assert result.returncode == 0, result.stderr
     out = folder / "round"
     result = run_cli("prove", *updates, *CIRCUIT, "--signed", *signed, "--out", out)
@@ -74,26 +63,7 @@ def test_commit_signs_for_the_task_and_epoch(signed_round):
 
 
 def test_commit_needs_a_key_in_the_environment(signed_round, tmp_path):
-    result = run_cli(
-        "commit",
-        signed_round["updates"][0],
-        "--slot",
-        0,
-        "--clients",
-        5,
-        *CIRCUIT,
-        "--task",
-        7,
-        "--epoch",
-        1,
-        "--chain-id",
-        31337,
-        "--contract",
-        CONTRACT,
-        "--out",
-        tmp_path / "s.json",
-        env={"STAKELEARN_KEY": ""},
-    )
+    result = commit_cli(signed_round["updates"][0], 0, tmp_path / "s.json", "")
     assert_one_line_error(result, "STAKELEARN_KEY")
 
 
