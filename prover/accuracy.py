@@ -44,7 +44,7 @@ from stakelearn.prover.circuit import (
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.inputs import check_input_range
-from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
 SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
@@ -183,14 +183,8 @@ def prove_accuracy(
         outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
         if outputs["correct"] != expected or outputs["label_error"] != 0:
             raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
-        _, stats["prove"] = run_isolated(
-            f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})",
-            steps.prove,
-            tmp / steps.WITNESS,
-            prepared.compiled,
-            prepared.pk,
-            tmp / steps.PROOF,
-            prepared.srs.path,
+        stats["prove"] = prepared.prove_in_child(
+            f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})", tmp
         )
         (tmp / steps.WITNESS).unlink()
         write_json_atomic(

@@ -212,6 +212,14 @@ class PreparedCircuit:
     def settings_json(self) -> dict:
         return json.loads(self.settings.read_text())
 
+    def prove_in_child(self, what: str, folder: Path) -> StepStats:
+        """Prove ``folder``'s witness into ``folder``'s proof, in a child process: its own peak
+        memory, and the step time limit."""
+        _, stats = run_isolated(
+            what, steps.prove, folder / steps.WITNESS, self.compiled, self.pk, folder / steps.PROOF, self.srs.path
+        )
+        return stats
+
 
 def input_json(tagged_updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
     """ezkl's input file: one flat list per ONNX input (the tagged updates, then the claimed sum)."""

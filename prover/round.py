@@ -32,7 +32,7 @@ from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, input_json,
 from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.evm import vka_digest
 from stakelearn.prover.inputs import check_input_range
-from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
 MANIFEST = "round.json"
@@ -122,14 +122,8 @@ def prove_round(
         outputs = public_outputs(witness["outputs"][0], circuit.n)
         if outputs["scores"] != reference.scores.tolist() or outputs["mask"] != reference.mask.astype(int).tolist():
             raise ProofError("the circuit's witness disagrees with the numpy reference; this is a bug")
-        _, stats["prove"] = run_isolated(
-            f"proving round n={circuit.n} d={circuit.d} (logrows {prepared.logrows})",
-            steps.prove,
-            tmp / steps.WITNESS,
-            prepared.compiled,
-            prepared.pk,
-            tmp / steps.PROOF,
-            prepared.srs.path,
+        stats["prove"] = prepared.prove_in_child(
+            f"proving round n={circuit.n} d={circuit.d} (logrows {prepared.logrows})", tmp
         )
         (tmp / steps.WITNESS).unlink()
         verifying = ship_verifying_files(prepared, tmp)
