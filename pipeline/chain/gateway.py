@@ -24,9 +24,10 @@ from stakelearn.errors import InputError, StakeLearnError, ToolchainError
 from stakelearn.pipeline.chain.reverts import error_name
 from stakelearn.verifier_contracts.solc import EIP170_CODE_SIZE_LIMIT, CompiledContract
 
-# Explicit gas for our own transactions: web3 would otherwise execute each one twice (once to
-# estimate), and executing a proof verification on py-evm takes seconds.
+# The gas ceiling of our transactions. The embedded chain always gives it (estimating would run
+# each proof verification twice on py-evm, seconds each); a node gets its own estimate.
 TX_GAS = 15_000_000
+GAS_MARGIN = 1.2  # over a node's estimate: state may move between the estimate and the block
 # Public RPC endpoints refuse log queries over wide block ranges: read logs in slices this wide.
 LOG_BLOCK_RANGE = 5_000
 
@@ -50,9 +51,10 @@ class CallResult:
 class Chain:
     """A connected EVM, and the account that pays for deployments and funding (the payer)."""
 
-    def __init__(self, w3: Web3, name: str, payer: LocalAccount | None = None) -> None:
+    def __init__(self, w3: Web3, name: str, payer: LocalAccount | None = None, estimate_gas: bool = True) -> None:
         self.w3 = w3
         self.name = name
+        self.estimate_gas = estimate_gas
         # A local key signs anywhere; without one, the node's first unlocked account pays
         # (anvil, the embedded chain). A public node has none: then give a key.
         accounts = [] if payer is not None else w3.eth.accounts
@@ -60,7 +62,7 @@ class Chain:
 
     @classmethod
     def embedded(cls) -> Chain:
-        return cls(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), "embedded py-evm")
+        return cls(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), "embedded py-evm", estimate_gas=False)
 
     @classmethod
     def rpc(cls, url: str, payer: LocalAccount | None = None) -> Chain:
@@ -89,7 +91,8 @@ class Chain:
         """Send ``call`` (a bound contract function or constructor) from ``account`` (a local
         key, or the address of an unlocked node account); return the receipt, whose status is
         0 if it reverted."""
-        tx = {"from": account if isinstance(account, str) else account.address, "value": value, "gas": TX_GAS}
+        tx = {"from": account if isinstance(account, str) else account.address, "value": value}
+        tx["gas"] = self._gas_limit(lambda: call.estimate_gas(tx))
         if isinstance(account, str):
             return self._wait(call.transact(tx))
         tx = call.build_transaction(
@@ -126,16 +129,18 @@ class Chain:
 
     def transact(self, to: str, data: bytes) -> dict:
         """Send raw calldata from the payer; return the receipt (status 0 if it reverted)."""
-        return self._send_plain({"to": to, "data": data, "gas": TX_GAS})
+        return self._send_plain({"to": to, "data": data})
 
     def fund(self, address: str, wei: int) -> None:
-        receipt = self._send_plain({"to": address, "value": wei, "gas": 21_000})
+        receipt = self._send_plain({"to": address, "value": wei})
         if receipt["status"] != 1:
             raise TransactionRejected(f"funding {address} on {self.name} failed")
 
     def _send_plain(self, tx: dict) -> dict:
         """A transaction without a contract binding (a transfer, raw calldata) from the payer."""
         payer = self.require_payer()
+        sender = payer if isinstance(payer, str) else payer.address
+        tx = {**tx, "gas": self._gas_limit(lambda: self.w3.eth.estimate_gas({**tx, "from": sender}))}
         if isinstance(payer, str):
             return self._wait(self.w3.eth.send_transaction({**tx, "from": payer}))
         tx = {
@@ -146,6 +151,17 @@ class Chain:
             "nonce": self.w3.eth.get_transaction_count(payer.address, "pending"),
         }
         return self._wait(self.w3.eth.send_raw_transaction(payer.sign_transaction(tx).raw_transaction))
+
+    def _gas_limit(self, estimate) -> int:
+        """TX_GAS on the embedded chain; on a node its ``estimate()`` with a margin, so a sender
+        need not hold the fee of the ceiling. A transaction the node says would revert gets the
+        ceiling and reverts on chain, its receipt saying so, as on the embedded chain."""
+        if not self.estimate_gas:
+            return TX_GAS
+        try:
+            return min(TX_GAS, int(estimate() * GAS_MARGIN))
+        except (ContractLogicError, Web3Exception, ValueError):
+            return TX_GAS
 
     def _wait(self, tx_hash) -> dict:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
