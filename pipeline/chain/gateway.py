@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import cached_property
 
 from eth_account.signers.local import LocalAccount
 from eth_tester import EthereumTester, PyEVMBackend
@@ -73,9 +74,13 @@ class Chain:
             raise InputError(f"no EVM node answers at {url}: {error}") from error
         return cls(w3, url, payer)
 
-    @property
-    def chain_id(self) -> int:
+    @cached_property
+    def chain_id(self) -> int:  # asked once: every signature and transaction names it
         return self.w3.eth.chain_id
+
+    @property
+    def payer_address(self) -> str | None:
+        return self.payer if isinstance(self.payer, str) else getattr(self.payer, "address", None)
 
     def require_payer(self) -> LocalAccount | str:
         """The payer; without one, an InputError saying how to give one."""
@@ -139,8 +144,7 @@ class Chain:
     def _send_plain(self, tx: dict) -> dict:
         """A transaction without a contract binding (a transfer, raw calldata) from the payer."""
         payer = self.require_payer()
-        sender = payer if isinstance(payer, str) else payer.address
-        tx = {**tx, "gas": self._gas_limit(lambda: self.w3.eth.estimate_gas({**tx, "from": sender}))}
+        tx = {**tx, "gas": self._gas_limit(lambda: self.w3.eth.estimate_gas({**tx, "from": self.payer_address}))}
         if isinstance(payer, str):
             return self._wait(self.w3.eth.send_transaction({**tx, "from": payer}))
         tx = {
@@ -175,7 +179,7 @@ class Chain:
         """An eth_call with raw calldata; a revert is a result, not an exception."""
         try:
             request = {"to": to, "data": data, "value": value}
-            sender = sender or (self.payer if isinstance(self.payer, str) else getattr(self.payer, "address", None))
+            sender = sender or self.payer_address
             if sender:
                 request["from"] = sender
             return CallResult(ok=True, data=bytes(self.w3.eth.call(request)))
