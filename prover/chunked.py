@@ -41,6 +41,7 @@ from stakelearn.prover import steps
 from stakelearn.prover.circuit import DECOMP_BASE, PreparedCircuit, committed_integer_run_args
 from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.inputs import check_input_range
+from stakelearn.prover.isolate import StepStats
 
 # Both circuit sources (the combine reuses krum_module's selection) name the keys.
 _SOURCES = inspect.getsource(chunk_module) + inspect.getsource(krum_module)
@@ -259,11 +260,17 @@ def _witness(prepared: PreparedCircuit, data: dict, folder: Path) -> dict:
 
 
 def prove_chunk(
-    prepared: PreparedCircuit, tagged: np.ndarray, claimed: np.ndarray, mask: np.ndarray, folder: Path
+    prepared: PreparedCircuit,
+    tagged: np.ndarray,
+    claimed: np.ndarray,
+    mask: np.ndarray,
+    folder: Path,
+    stats: dict[str, StepStats] | None = None,
 ) -> ChunkOutcome:
     """Prove one chunk (``[n, C + 1]`` tagged slices, the claimed sum's ``[C]`` slice, the
-    round's mask) into the new ``folder``. A claimed slice that is not the selected slices' sum
-    (``check_error != 0``) is refused before proving: its proof would not verify."""
+    round's mask) into the new ``folder``, the proving step timed into ``stats``. A claimed
+    slice that is not the selected slices' sum (``check_error != 0``) is refused before
+    proving: its proof would not verify."""
     circuit = prepared.circuit
     witness = _witness(prepared, chunk_input_json(tagged, claimed, mask), folder)
     outputs = chunk_module.split_chunk_outputs(_felts(witness["outputs"][0]), circuit.n)
@@ -275,7 +282,11 @@ def prove_chunk(
             "the claimed sum slice is not the sum of the selected slices, or a tag or the mask is wrong "
             "(check_error != 0): no valid chunk proof exists"
         )
-    prepared.prove_in_child(f"proving chunk n={circuit.n} C={circuit.chunk} (logrows {prepared.logrows})", folder)
+    step = prepared.prove_in_child(
+        f"proving chunk n={circuit.n} C={circuit.chunk} (logrows {prepared.logrows})", folder
+    )
+    if stats is not None:
+        stats["prove"] = step
     return verify_chunk(prepared, folder)
 
 
@@ -299,16 +310,23 @@ def verify_chunk(prepared: PreparedCircuit, folder: Path) -> ChunkOutcome:
 
 
 def prove_combine(
-    prepared: PreparedCircuit, gram: np.ndarray, folder: Path, absent: np.ndarray | None = None
+    prepared: PreparedCircuit,
+    gram: np.ndarray,
+    folder: Path,
+    absent: np.ndarray | None = None,
+    stats: dict[str, StepStats] | None = None,
 ) -> CombineOutcome:
-    """Prove the scores and the mask of the total ``[n, n]`` Gram matrix into the new ``folder``."""
+    """Prove the scores and the mask of the total ``[n, n]`` Gram matrix into the new ``folder``,
+    the proving step timed into ``stats``."""
     circuit = prepared.circuit
     witness = _witness(prepared, combine_input_json(gram, absent), folder)
     outputs = chunk_module.split_combine_outputs(_felts(witness["outputs"][0]), circuit.n)
     reference = combine(gram, circuit.params, absent, circuit.absent_distance)
     if outputs["scores"] != reference.scores.tolist() or outputs["mask"] != reference.mask.astype(int).tolist():
         raise ProofError("the combine circuit's witness disagrees with the numpy reference; this is a bug")
-    prepared.prove_in_child(f"proving combine n={circuit.n} (logrows {prepared.logrows})", folder)
+    step = prepared.prove_in_child(f"proving combine n={circuit.n} (logrows {prepared.logrows})", folder)
+    if stats is not None:
+        stats["prove"] = step
     return verify_combine(prepared, folder)
 
 
@@ -336,6 +354,8 @@ def check_chunked_round(
     contract will make them: ``signed[i]`` is client ``i``'s signed list of chunk commitments
     (None for an absent slot) and ``absent`` the round's declared absent flags. Raises ProofError."""
     n = len(signed)
+    if any(len(s) != len(chunks) for s in signed if s is not None):
+        raise ProofError("a client signed another number of chunks than the round has")
     for k, chunk in enumerate(chunks):
         for i in range(n):
             if signed[i] is not None and chunk.commitments[i] != signed[i][k]:
@@ -346,8 +366,6 @@ def check_chunked_round(
             raise ProofError(f"chunk {k}'s absent slots are not the round's")
     if combined.absent != list(absent):
         raise ProofError("the combine proof's absent slots are not the round's")
-    if any(len(s) != len(chunks) for s in signed if s is not None):
-        raise ProofError("a client signed another number of chunks than the round has")
     total = np.sum([c.gram for c in chunks], axis=0).tolist()
     if total != combined.gram:
         raise ProofError("the combine proof's Gram matrix is not the sum of the chunk proofs' partial Gram matrices")

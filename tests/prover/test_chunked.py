@@ -162,3 +162,18 @@ def test_chunks_bound_to_signed_order_and_mask(proven):
         check_chunked_round(chunks, other, signed, [0] * N)
     with pytest.raises(ProofError, match="absent"):
         check_chunked_round(chunks, combined, signed, [0, 0, 0, 0, 1])
+
+
+def test_compiled_chunk_circuit_reports_another_slots_tag(circuits, small_updates, tmp_path):
+    """Client 1's chunk (tag 2) in slot 0: a copied chunk commitment cannot be proven."""
+    chunk, _ = circuits
+    tagged = tag_slices(small_updates[:, :C])
+    tagged[0] = tagged[1]
+    mask = np.array([1, 1, 1, 0, 0])
+    total = (mask[:, None] * tagged[:, :-1]).sum(axis=0)
+    write_json_atomic(tmp_path / steps.INPUT, chunk_input_json(tagged, total, mask))
+    witness = steps.gen_witness(tmp_path / steps.INPUT, chunk.compiled, tmp_path / steps.WITNESS)
+    outputs = [steps.felt_to_int(v) for v in witness["outputs"][0]]
+    assert outputs[N * (N + 1) // 2 + 2 * N] == (2 * (2 - 1)) ** 2  # check_error
+    with pytest.raises(ProofError, match="check_error"):
+        prove_chunk(chunk, tagged, total, mask, tmp_path / "copied")
