@@ -287,6 +287,7 @@ def prove_chunk(
     )
     if stats is not None:
         stats["prove"] = step
+    (folder / steps.WITNESS).unlink()  # the proof holds what a verifier needs
     return verify_chunk(prepared, folder)
 
 
@@ -327,6 +328,7 @@ def prove_combine(
     step = prepared.prove_in_child(f"proving combine n={circuit.n} (logrows {prepared.logrows})", folder)
     if stats is not None:
         stats["prove"] = step
+    (folder / steps.WITNESS).unlink()  # the proof holds what a verifier needs
     return verify_combine(prepared, folder)
 
 
