@@ -62,7 +62,12 @@ class KrumParams:
 def pairwise_sq_distances(updates: np.ndarray) -> np.ndarray:
     """Squared Euclidean distances between the rows of an ``[n, d]`` integer matrix."""
     x = np.asarray(updates, dtype=np.int64)
-    gram = x @ x.T
+    return gram_distances(x @ x.T)
+
+
+def gram_distances(gram: np.ndarray) -> np.ndarray:
+    """Squared distances from the Gram matrix: ``||x_i - x_j||^2 = G_ii + G_jj - 2 G_ij``."""
+    gram = np.asarray(gram, dtype=np.int64)
     norms = np.diag(gram)
     return norms[:, None] + norms[None, :] - 2 * gram
 
@@ -74,7 +79,13 @@ def krum_scores(updates: np.ndarray, f: int, absent: np.ndarray | None = None, a
     smallest entries of each row of the distance matrix (self included) is the same sum. Rows
     marked ``absent`` are ``absent_distance`` further from every row (see the module docstring).
     """
-    distances = pairwise_sq_distances(updates)
+    return distance_scores(pairwise_sq_distances(updates), f, absent, absent_distance)
+
+
+def distance_scores(
+    distances: np.ndarray, f: int, absent: np.ndarray | None = None, absent_distance: int = 0
+) -> np.ndarray:
+    """Krum scores from the ``[n, n]`` squared-distance matrix (see :func:`krum_scores`)."""
     n = distances.shape[0]
     if absent is not None:
         z = np.asarray(absent, dtype=np.int64)
