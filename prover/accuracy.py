@@ -15,7 +15,7 @@ import hashlib
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import ezkl
@@ -37,7 +37,9 @@ from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import (
     DECOMP_BASE,
+    circuit_description,
     committed_integer_run_args,
+    description_digest,
     natural_logrows,
     prepare,
 )
@@ -103,17 +105,11 @@ class AccuracyCircuit:
         return math.ceil(bits / math.log2(DECOMP_BASE))
 
     def description(self) -> dict:
-        return {
-            "circuit": f"accuracy-{SOURCE_DIGEST}",
-            "ezkl": steps.EZKL_VERSION,
-            **asdict(self),
-            "decomp_base": DECOMP_BASE,
-            "decomp_legs": self.decomp_legs,
-        }
+        return circuit_description(f"accuracy-{SOURCE_DIGEST}", self)
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.description(), sort_keys=True).encode()).hexdigest()[:16]
+        return description_digest(self.description())
 
     def export(self, path: Path) -> Path:
         return accuracy_module.export_onnx(self.samples, path)

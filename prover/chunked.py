@@ -19,7 +19,7 @@ import hashlib
 import inspect
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import ezkl
@@ -38,7 +38,13 @@ from stakelearn.circuits.krum import KrumParams, absent_distance, max_selection_
 from stakelearn.errors import InputError, ProofError
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
-from stakelearn.prover.circuit import DECOMP_BASE, PreparedCircuit, committed_integer_run_args
+from stakelearn.prover.circuit import (
+    DECOMP_BASE,
+    PreparedCircuit,
+    circuit_description,
+    committed_integer_run_args,
+    description_digest,
+)
 from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
@@ -51,10 +57,6 @@ SOURCE_DIGEST = hashlib.sha256(_SOURCES.encode()).hexdigest()[:16]
 def _legs(largest: int) -> int:
     """Base-2^8 digits for comparisons of values within +-``largest`` (one bit for the sign)."""
     return math.ceil((largest.bit_length() + 1) / math.log2(DECOMP_BASE))
-
-
-def _digest(description: dict) -> str:
-    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _calibration_matrix(n: int, d: int, max_int: int) -> np.ndarray:
@@ -121,17 +123,11 @@ class ChunkCircuit:
         return chunk_input_json(tag_slices(sample, absent), (mask[:, None] * sample).sum(axis=0), mask)
 
     def description(self) -> dict:
-        return {
-            "circuit": f"chunk-{SOURCE_DIGEST}",
-            "ezkl": steps.EZKL_VERSION,
-            **asdict(self),
-            "decomp_base": DECOMP_BASE,
-            "decomp_legs": self.decomp_legs,
-        }
+        return circuit_description(f"chunk-{SOURCE_DIGEST}", self)
 
     @property
     def digest(self) -> str:
-        return _digest(self.description())
+        return description_digest(self.description())
 
     def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
@@ -199,17 +195,11 @@ class CombineCircuit:
         return combine_input_json(chunk_gram(sample), absent)
 
     def description(self) -> dict:
-        return {
-            "circuit": f"combine-{SOURCE_DIGEST}",
-            "ezkl": steps.EZKL_VERSION,
-            **asdict(self),
-            "decomp_base": DECOMP_BASE,
-            "decomp_legs": self.decomp_legs,
-        }
+        return circuit_description(f"combine-{SOURCE_DIGEST}", self)
 
     @property
     def digest(self) -> str:
-        return _digest(self.description())
+        return description_digest(self.description())
 
     def run_args(self) -> ezkl.PyRunArgs:
         args = committed_integer_run_args(self.num_inner_cols, self.decomp_legs)

@@ -154,18 +154,11 @@ class RoundCircuit:
         )
 
     def description(self) -> dict:
-        return {
-            "circuit": f"multikrum-round-{CIRCUIT_SOURCE_DIGEST}",
-            "ezkl": steps.EZKL_VERSION,
-            **asdict(self),
-            "decomp_base": DECOMP_BASE,
-            "decomp_legs": self.decomp_legs,
-        }
+        return circuit_description(f"multikrum-round-{CIRCUIT_SOURCE_DIGEST}", self)
 
     @property
     def digest(self) -> str:
-        text = json.dumps(self.description(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return description_digest(self.description())
 
     def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
@@ -219,6 +212,22 @@ class PreparedCircuit:
             what, steps.prove, folder / steps.WITNESS, self.compiled, self.pk, folder / steps.PROOF, self.srs.path
         )
         return stats
+
+
+def circuit_description(kind: str, circuit) -> dict:
+    """What identifies a circuit config's build (its cache key and digest): the kind with its
+    source digest, ezkl's version, the config's fields and the range-check decomposition."""
+    return {
+        "circuit": kind,
+        "ezkl": steps.EZKL_VERSION,
+        **asdict(circuit),
+        "decomp_base": DECOMP_BASE,
+        "decomp_legs": circuit.decomp_legs,
+    }
+
+
+def description_digest(description: dict) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def input_json(tagged_updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
