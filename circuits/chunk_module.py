@@ -29,7 +29,7 @@ import torch
 
 from stakelearn.circuits.chunk import triangle_pairs, triangle_size
 from stakelearn.circuits.krum import KrumParams, slot_tag
-from stakelearn.circuits.krum_module import krum_selection
+from stakelearn.circuits.krum_module import absent_aware_distances, krum_selection
 
 
 class ChunkRound(torch.nn.Module):
@@ -77,12 +77,7 @@ class CombineRound(torch.nn.Module):
         n = self.params.n
         gram = gram_entries[self.full].reshape(n, n)
         norms = gram_entries[self.diagonal]
-        distances = (
-            norms.unsqueeze(1)
-            + norms.unsqueeze(0)
-            - 2 * gram
-            + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
-        )
+        distances = absent_aware_distances(gram, norms, absent, self.absent_distance)
         scores, mask = krum_selection(distances, self.params, self.index)
         return torch.cat([scores, mask])
 

@@ -49,6 +49,19 @@ import torch
 from stakelearn.circuits.krum import KrumParams, slot_tag
 
 
+def absent_aware_distances(
+    gram: torch.Tensor, norms: torch.Tensor, absent: torch.Tensor, absent_distance: float
+) -> torch.Tensor:
+    """Squared distances from the Gram matrix, ``G_ii + G_jj - 2 G_ij``, with ``absent_distance``
+    added per absent end of a pair (the torch twin of ``krum.gram_distances`` plus absence)."""
+    return (
+        norms.unsqueeze(1)
+        + norms.unsqueeze(0)
+        - 2 * gram
+        + absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
+    )
+
+
 def krum_selection(
     distances: torch.Tensor, params: KrumParams, index: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,12 +98,7 @@ class MultiKrumRound(torch.nn.Module):
         gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
         norms = torch.stack([dots[i, i] for i in range(n)])
         absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0 (it is 0 or i + 1)
-        distances = (
-            norms.unsqueeze(1)
-            + norms.unsqueeze(0)
-            - 2 * gram
-            + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
-        )
+        distances = absent_aware_distances(gram, norms, absent, self.absent_distance)
         scores, mask = krum_selection(distances, self.params, self.index)
         total = sum(mask[i] * updates[i] for i in range(n))
         tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
