@@ -34,7 +34,7 @@ from stakelearn.circuits.chunk import (
     triangle,
     triangle_size,
 )
-from stakelearn.circuits.krum import KrumParams, absent_distance, max_selection_key
+from stakelearn.circuits.krum import KrumParams, absent_distance
 from stakelearn.errors import InputError, ProofError
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
@@ -44,6 +44,7 @@ from stakelearn.prover.circuit import (
     circuit_description,
     committed_integer_run_args,
     description_digest,
+    selection_legs,
 )
 from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.inputs import check_input_range
@@ -165,8 +166,7 @@ class CombineCircuit:
 
     @property
     def decomp_legs(self) -> int:
-        """Enough base-2^8 digits to range-check every comparison (the selection keys)."""
-        return math.ceil(max_selection_key(self.params, self.d, self.max_int).bit_length() / math.log2(DECOMP_BASE))
+        return selection_legs(self.params, self.d, self.max_int)  # the same selection as a round's
 
     @property
     def label(self) -> str:

@@ -120,9 +120,7 @@ class RoundCircuit:
 
     @property
     def decomp_legs(self) -> int:
-        """Enough base-2^8 digits to range-check every comparison (the selection keys)."""
-        bits = max_selection_key(self.params, self.d, self.max_int).bit_length()
-        return math.ceil(bits / math.log2(DECOMP_BASE))
+        return selection_legs(self.params, self.d, self.max_int)
 
     @property
     def label(self) -> str:
@@ -212,6 +210,12 @@ class PreparedCircuit:
             what, steps.prove, folder / steps.WITNESS, self.compiled, self.pk, folder / steps.PROOF, self.srs.path
         )
         return stats
+
+
+def selection_legs(params: KrumParams, d: int, max_int: int) -> int:
+    """Enough base-2^8 digits to range-check every comparison of Multi-Krum's selection (its
+    keys), for updates of ``d`` values within ``max_int``."""
+    return math.ceil(max_selection_key(params, d, max_int).bit_length() / math.log2(DECOMP_BASE))
 
 
 def circuit_description(kind: str, circuit) -> dict:
