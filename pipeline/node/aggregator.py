@@ -38,7 +38,6 @@ def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) ->
 def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: bytes) -> tuple:
     """submitRound's Round from a verified round folder with its clients' signed commitments
     (an absent slot gets the all-zero signature)."""
-    verify_round(folder)  # the folder is consistent before anything is sent
     manifest, _, _ = load_round(folder)
     if not (folder / SIGNED).exists():
         raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
@@ -59,7 +58,10 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
 
 
 def submit_round(protocol: Protocol, account, task_id: int, epoch: int, folder: Path) -> dict:
-    """``stakelearn submit``: send a proven round folder; return the receipt."""
+    """``stakelearn submit``: send a proven round folder; return the receipt. The folder may come
+    from anywhere, so it is verified before anything is sent (the aggregator's own folders were
+    verified when proven)."""
+    verify_round(folder)
     previous = protocol.task(task_id).global_model
     return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous))
 
