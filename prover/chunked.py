@@ -24,17 +24,20 @@ from pathlib import Path
 
 import ezkl
 import numpy as np
+from eth_utils import keccak
 
 from stakelearn.circuits import chunk_module, krum_module
 from stakelearn.circuits.chunk import (
+    chunk_count,
     chunk_gram,
     chunk_round,
     combine,
+    split_vector,
     tag_slices,
     triangle,
     triangle_size,
 )
-from stakelearn.circuits.krum import KrumParams, absent_distance
+from stakelearn.circuits.krum import KrumParams, absent_distance, slot_tag
 from stakelearn.errors import InputError, ProofError
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
@@ -46,7 +49,7 @@ from stakelearn.prover.circuit import (
     description_digest,
     selection_legs,
 )
-from stakelearn.prover.commitments import proof_commitments
+from stakelearn.prover.commitments import commit, proof_commitments
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
 
@@ -361,3 +364,31 @@ def check_chunked_round(
     total = np.sum([c.gram for c in chunks], axis=0).tolist()
     if total != combined.gram:
         raise ProofError("the combine proof's Gram matrix is not the sum of the chunk proofs' partial Gram matrices")
+
+
+def chained_commitment(chunk_commitments: list[bytes]) -> bytes:
+    """The one 64-byte commitment of K chunk commitments, as ChunkedRoundVerifier builds it one
+    chunk proof at a time: the hash chain h_0 = 0, h_{k+1} = keccak256(h_k || c_k), then K as a
+    uint256. A client signs it; the aggregate's is the same over the claimed-sum chunks."""
+    chain = bytes(32)
+    for commitment in chunk_commitments:
+        chain = keccak(chain + commitment)
+    return chain + len(chunk_commitments).to_bytes(32, "big")
+
+
+def update_chunk_commitments(update: np.ndarray, slot: int, prepared: PreparedCircuit) -> list[bytes]:
+    """A client's K chunk commitments: each chunk of its quantized update (the last zero-padded)
+    followed by its slot tag, committed with the chunk circuit's key, as the chunk proofs carry them."""
+    circuit = prepared.circuit
+    return [
+        commit(np.append(part, slot_tag(slot)), prepared.vk, prepared.settings, prepared.srs.path)
+        for part in split_vector(update, circuit.chunk)
+    ]
+
+
+def absent_chained_commitment(prepared: PreparedCircuit, d: int) -> bytes:
+    """An absent slot's commitment in a round of ``d`` coordinates: the chain over the all-zero
+    tagged chunk's commitment (tag 0), once per chunk."""
+    circuit = prepared.circuit
+    zero = commit(np.zeros(circuit.chunk + 1, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path)
+    return chained_commitment([zero] * chunk_count(d, circuit.chunk))

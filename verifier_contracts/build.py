@@ -18,7 +18,14 @@ from stakelearn.verifier_contracts.solc import SOLC_VERSION, CompiledContract, c
 
 ROOT = Path(__file__).resolve().parent
 ARTIFACTS = ROOT / "artifacts"
-CONTRACTS = ("Halo2VerifierReusable", "RoundVerifier", "AccuracyVerifier", "StakingRegistry", "StakeLearnProtocol")
+CONTRACTS = (
+    "Halo2VerifierReusable",
+    "RoundVerifier",
+    "ChunkedRoundVerifier",
+    "AccuracyVerifier",
+    "StakingRegistry",
+    "StakeLearnProtocol",
+)
 
 
 def sources(folder: str) -> dict[str, str]:

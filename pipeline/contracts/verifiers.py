@@ -141,7 +141,7 @@ def check_round(
     result = chain.call(verifier.address, verifier.encode_abi("verifyRound", args=[proof, instances, vka, commitments]))
     if not result.ok:
         return RoundCheck(ok=False, reason=result.reason)
-    selected, absent = decode(["uint256", "uint256"], result.data)
+    selected, absent, _ = decode(["uint256", "uint256", "uint256[]"], result.data)
     return RoundCheck(ok=True, selected_mask=selected, absent_mask=absent)
 
 

@@ -31,12 +31,12 @@ interface IRoundVerifier is IPinnedVerifier {
     function absentCommitment() external view returns (bytes32);
 
     /// @notice Reverts unless `proof` is valid for the pinned circuit over exactly `commitments`
-    /// (n updates then the aggregate, 64 bytes each); returns the selection bitmask and the
-    /// slots the circuit treated as absent (tag 0).
+    /// (n updates then the aggregate, 64 bytes each); returns the selection bitmask, the
+    /// slots the circuit treated as absent (tag 0) and the n proven Krum scores.
     function verifyRound(
         bytes calldata proof,
         uint256[] calldata instances,
         bytes32[] calldata vka,
         bytes calldata commitments
-    ) external returns (uint256 selectedMask, uint256 absentMask);
+    ) external returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores);
 }

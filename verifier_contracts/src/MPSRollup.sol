@@ -82,11 +82,11 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         uint256 n = task.clients.length;
         if (round.commitments.length != 64 * (n + 1) || round.signatures.length != 65 * n) revert MPSRollup__BatchSize();
         uint256 absentMask = _checkSlots(task, round, n);
-        (uint256 selectedMask, uint256 provenAbsent) =
+        (uint256 selectedMask, uint256 provenAbsent, uint256[] memory scores) =
             task.params.verifier.verifyRound(round.proof, round.instances, round.vka, round.commitments);
         // A signed slot the circuit treats as absent (tag 0) would be paid for sending nothing.
         if (provenAbsent != absentMask) revert MPSRollup__AbsenceMismatch(absentMask, provenAbsent);
-        uint256 flaggedMask = _outlierMask(round.instances, selectedMask, n) & ~absentMask;
+        uint256 flaggedMask = _outlierMask(scores, selectedMask, n) & ~absentMask;
 
         bytes32 globalModel = keccak256(round.commitments[64 * n:]);
         bytes32 stateRoot = keccak256(
@@ -137,9 +137,9 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         }
     }
 
-    /// @dev Clients left out whose score (instances[i], proven) is over OUTLIER_BPS / 10000 times
-    /// the largest selected score. Proven scores are far below 2^200, so the products cannot overflow.
-    function _outlierMask(uint256[] calldata scores, uint256 selectedMask, uint256 n) internal view returns (uint256 mask) {
+    /// @dev Clients left out whose score (proven) is over OUTLIER_BPS / 10000 times the largest
+    /// selected score. Proven scores are far below 2^200, so the products cannot overflow.
+    function _outlierMask(uint256[] memory scores, uint256 selectedMask, uint256 n) internal view returns (uint256 mask) {
         uint256 best;
         for (uint256 i = 0; i < n; ++i) {
             if ((selectedMask >> i) & 1 == 1 && scores[i] > best) best = scores[i];

@@ -58,15 +58,16 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
     }
 
     /// @notice Verifies a round and returns the selection and the slots the circuit treated as
-    /// absent (tag 0), as bitmasks.
+    /// absent (tag 0), as bitmasks, and the proven scores.
     /// @param commitments the n update commitments then the aggregate's, 64 bytes each
     function verifyRound(
         bytes calldata proof,
         uint256[] calldata instances,
         bytes32[] calldata vka,
         bytes calldata commitments
-    ) external returns (uint256 selectedMask, uint256 absentMask) {
+    ) external returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores) {
         (selectedMask, absentMask) = _checkRound(proof, instances, vka, commitments);
+        scores = instances[:_clients];
         emit RoundVerified(keccak256(commitments), selectedMask);
     }
 

@@ -1,0 +1,168 @@
+"""Chunked rounds on chain: deploy a ChunkedRoundVerifier and stage a round's chunk proofs.
+
+A chunked round goes on chain in two parts (verifier_contracts/src/IChunkedRoundVerifier.sol):
+the chunk proofs, in chunk order, a few per transaction (``stageChunks``), then the usual
+``submitRound`` whose proof is the combine proof. Staging keeps one hash of its progress on
+chain; the stager passes the progress itself back in, so :func:`progress_after` is the
+off-chain twin of the contract's fold, and a stager that crashed resumes after the last chunk
+the chain recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from eth_abi import encode
+from eth_utils import keccak
+
+from stakelearn.circuits.chunk import chunk_count, triangle_size
+from stakelearn.errors import ProofError
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.verifiers import DeployedRoundVerifier, register_vka
+from stakelearn.prover.chunked import absent_chained_commitment
+from stakelearn.prover.circuit import PreparedCircuit
+from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
+from stakelearn.prover.steps import PROOF
+from stakelearn.verifier_contracts.build import load_artifact
+
+FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+PROGRESS_TYPE = "(uint256,bytes32[],bytes32,uint256,uint256,uint256[])"
+
+
+@dataclass(frozen=True)
+class Progress:
+    """IChunkedRoundVerifier.Progress: what a staging session has folded in so far."""
+
+    chunks: int
+    slices: tuple[bytes, ...]  # per slot, the hash chain of its chunk commitments
+    aggregate: bytes
+    selected_mask: int
+    absent_mask: int
+    gram: tuple[int, ...]  # the running sum of the partial Gram matrices, in the field
+
+    @classmethod
+    def empty(cls, n: int) -> Progress:
+        return cls(0, (bytes(32),) * n, bytes(32), 0, 0, (0,) * triangle_size(n))
+
+    def as_abi(self) -> tuple:
+        return (self.chunks, list(self.slices), self.aggregate, self.selected_mask, self.absent_mask, list(self.gram))
+
+    @property
+    def digest(self) -> bytes:
+        """keccak256(abi.encode(progress)), the hash the contract keeps."""
+        return keccak(encode([PROGRESS_TYPE], [self.as_abi()]))
+
+
+@dataclass(frozen=True)
+class ChunkCall:
+    """One chunk proof as ``stageChunks`` takes it."""
+
+    proof: bytes
+    instances: list[int]
+
+
+def _bits(values: Sequence[int]) -> int:
+    return sum(int(v) << i for i, v in enumerate(values))
+
+
+def progress_after(progress: Progress, chunk: ChunkCall) -> Progress:
+    """The contract's fold of one (valid) chunk proof into ``progress``."""
+    n, t = len(progress.slices), len(progress.gram)
+    mask, absent = _bits(chunk.instances[t : t + n]), _bits(chunk.instances[t + n : t + 2 * n])
+    piece = chunk.proof
+    return replace(
+        progress,
+        chunks=progress.chunks + 1,
+        slices=tuple(keccak(h + piece[64 * i : 64 * (i + 1)]) for i, h in enumerate(progress.slices)),
+        aggregate=keccak(progress.aggregate + piece[64 * n : 64 * (n + 1)]),
+        selected_mask=mask,
+        absent_mask=absent,
+        gram=tuple((g + x) % FIELD_MODULUS for g, x in zip(progress.gram, chunk.instances[:t])),
+    )
+
+
+def chunk_calls(chunk_folders: Sequence[Path], vka: Path) -> list[ChunkCall]:
+    calls = []
+    for folder in chunk_folders:
+        proof, instances, _ = verify_arguments(folder / PROOF, vka)
+        calls.append(ChunkCall(proof, instances))
+    return calls
+
+
+def deploy_chunked_round_verifier(
+    chain: Chain, chunk: PreparedCircuit, combine: PreparedCircuit, d: int, verifier: str | None = None
+) -> DeployedRoundVerifier:
+    """Deploy a ChunkedRoundVerifier pinned to the chunk and combine circuits' VKAs for rounds of
+    ``d`` coordinates (so ``ceil(d / C)`` chunks), on the reusable ``verifier`` (a new one if None)."""
+    if verifier is None:
+        verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
+    for prepared in (chunk, combine):
+        register_vka(chain, verifier, prepared.vka)
+    c = combine.circuit
+    artifact = load_artifact("ChunkedRoundVerifier")
+    address, _ = chain.deploy(
+        artifact,
+        verifier,
+        vka_digest(chunk.vka),
+        vka_digest(combine.vka),
+        c.n,
+        c.f,
+        c.m,
+        chunk_count(d, chunk.circuit.chunk),
+        keccak(absent_chained_commitment(chunk, d)),
+    )
+    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
+
+
+def round_session(task_id: int, epoch: int) -> bytes:
+    """The staging session an aggregator uses for one epoch of a task."""
+    return keccak(encode(["uint256", "uint256"], [task_id, epoch]))
+
+
+def resume_point(recorded: bytes, calls: Sequence[ChunkCall], n: int) -> tuple[int, Progress]:
+    """Where staging resumes: after the chunks whose progress the chain recorded, else at 0."""
+    progress = Progress.empty(n)
+    prefixes = [progress]
+    for call in calls:
+        progress = progress_after(progress, call)
+        prefixes.append(progress)
+    for done, prefix in enumerate(prefixes):
+        if done and prefix.digest == recorded:
+            return done, prefix
+    return 0, prefixes[0]
+
+
+def stage_chunks(
+    chain: Chain,
+    account,
+    verifier,
+    session: bytes,
+    calls: Sequence[ChunkCall],
+    chunk_vka: Path,
+    per_transaction: int,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> list[int]:
+    """Stage a round's chunk proofs with the ChunkedRoundVerifier contract ``verifier``, at most
+    ``per_transaction`` per transaction, resuming after what the chain already recorded for
+    ``account``'s ``session``; return the gas of each transaction sent. ``progress(done, total,
+    gas)`` is told after each transaction."""
+    n = verifier.functions.clients().call()
+    if len(calls) != verifier.functions.CHUNKS().call():
+        raise ProofError(f"the verifier takes {verifier.functions.CHUNKS().call()} chunk proofs, got {len(calls)}")
+    recorded = verifier.functions.progressHash(account.address, session).call()
+    done, state = resume_point(recorded, calls, n)
+    words = vka_words(chunk_vka)
+    gas = []
+    while done < len(calls):
+        batch = calls[done : done + max(1, per_transaction)]
+        args = [(c.proof, c.instances) for c in batch]
+        receipt = chain.execute(account, verifier, "stageChunks", session, state.as_abi(), args, words)
+        for call in batch:
+            state = progress_after(state, call)
+        done += len(batch)
+        gas.append(receipt["gasUsed"])
+        if progress is not None:
+            progress(done, len(calls), receipt["gasUsed"])
+    return gas

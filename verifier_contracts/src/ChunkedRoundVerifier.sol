@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {PinnedVerifier} from "./PinnedVerifier.sol";
+import {IChunkedRoundVerifier} from "./IChunkedRoundVerifier.sol";
+
+/// @title ChunkedRoundVerifier
+/// @notice A RoundVerifier for rounds proven in chunks (see IChunkedRoundVerifier and
+/// docs/chunked-rounds.md). The protocol calls `verifyRound` exactly as for a one-proof round.
+/// @dev Chunk proof layout (ezkl, polycommit inputs): the commitments of the n tagged slices, the
+/// claimed-sum slice and the mask are the first 64(n + 2) bytes of the proof; instances: partial
+/// Gram (t = n(n+1)/2), mask (n), absent (n), check_error, range_tag. Combine proof instances
+/// (all public): Gram (t), absent (n), then its outputs scores (n), mask (n).
+/// Staging is per caller and session, so nobody can disturb another's; what it records is keyed
+/// by the round's commitments and mask, both fixed by the proofs, so any stager records the same.
+contract ChunkedRoundVerifier is PinnedVerifier, IChunkedRoundVerifier {
+    uint256 public immutable CHUNKS;
+    uint256 private immutable _clients;
+    uint256 private immutable _byzantine;
+    uint256 private immutable _selected;
+    bytes32 private immutable _chunkVkaDigest;
+    bytes32 private immutable _absentCommitment;
+
+    mapping(address => mapping(bytes32 => bytes32)) private _progress;
+    // keccak256(commitmentsHash, selectedMask) => keccak256 of the summed Gram then the absent flags
+    mapping(bytes32 => bytes32) private _staged;
+
+    /// @param combineVkaDigest_ digest of the combine circuit's VKA (vkaDigest())
+    /// @param absentCommitment_ keccak256 of an absent slot's 64-byte commitment (the chain over
+    /// CHUNKS commitments of the all-zero tagged chunk, then CHUNKS)
+    constructor(
+        IHalo2VerifierReusable verifier_,
+        bytes32 chunkVkaDigest_,
+        bytes32 combineVkaDigest_,
+        uint256 clients_,
+        uint256 byzantine_,
+        uint256 selected_,
+        uint256 chunks_,
+        bytes32 absentCommitment_
+    ) PinnedVerifier(verifier_, combineVkaDigest_) {
+        _chunkVkaDigest = chunkVkaDigest_;
+        _clients = clients_;
+        _byzantine = byzantine_;
+        _selected = selected_;
+        CHUNKS = chunks_;
+        _absentCommitment = absentCommitment_;
+    }
+
+    function clients() external view returns (uint256) {
+        return _clients;
+    }
+
+    function byzantine() external view returns (uint256) {
+        return _byzantine;
+    }
+
+    function selected() external view returns (uint256) {
+        return _selected;
+    }
+
+    function absentCommitment() external view returns (bytes32) {
+        return _absentCommitment;
+    }
+
+    function chunkVkaDigest() external view returns (bytes32) {
+        return _chunkVkaDigest;
+    }
+
+    function progressHash(address stager, bytes32 session) external view returns (bytes32) {
+        return _progress[stager][session];
+    }
+
+    function staged(bytes32 commitmentsHash, uint256 selectedMask) external view returns (bool) {
+        return _staged[keccak256(abi.encode(commitmentsHash, selectedMask))] != 0;
+    }
+
+    function stageChunks(bytes32 session, Progress calldata progress, ChunkProof[] calldata proofs, bytes32[] calldata vka)
+        external
+        returns (Progress memory next)
+    {
+        (bool pinned, bytes32 digest) = _pinnedTo(vka, _chunkVkaDigest);
+        if (!pinned) revert ChunkedRoundVerifier__WrongChunkCircuit(digest);
+        uint256 n = _clients;
+        if (progress.slices.length != n || progress.gram.length != n * (n + 1) / 2) {
+            revert ChunkedRoundVerifier__ProgressShape();
+        }
+        // A fresh session (or a restart) starts from nothing; a later one from what was recorded.
+        if (progress.chunks == 0) {
+            next = _emptyProgress(n);
+        } else {
+            next = progress;
+            bytes32 recorded = _progress[msg.sender][session];
+            bytes32 given = keccak256(abi.encode(next));
+            if (given != recorded) revert ChunkedRoundVerifier__WrongProgress(recorded, given);
+        }
+        if (next.chunks + proofs.length > CHUNKS) revert ChunkedRoundVerifier__TooManyChunks(next.chunks + proofs.length);
+        for (uint256 p = 0; p < proofs.length; ++p) {
+            _addChunk(next, proofs[p], vka);
+        }
+        bytes32 nextHash = keccak256(abi.encode(next));
+        _progress[msg.sender][session] = nextHash;
+        emit ChunksStaged(msg.sender, session, next.chunks, nextHash);
+        if (next.chunks == CHUNKS) {
+            bytes32 commitmentsHash = _commitmentsHash(next);
+            _staged[keccak256(abi.encode(commitmentsHash, next.selectedMask))] =
+                keccak256(abi.encodePacked(next.gram, _bits(next.absentMask, n)));
+            emit RoundStaged(commitmentsHash, next.selectedMask);
+        }
+    }
+
+    /// @notice Verifies the combine proof of a staged round; returns its selection, absent slots
+    /// and scores. `commitments`: the n clients' (chain, CHUNKS) commitments, then the aggregate's.
+    function verifyRound(
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata commitments
+    ) external returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores) {
+        (bool pinned, bytes32 digest) = _pinned(vka);
+        if (!pinned) revert RoundVerifier__WrongCircuit(digest);
+        uint256 n = _clients;
+        uint256 t = n * (n + 1) / 2;
+        if (commitments.length != 64 * (n + 1)) revert RoundVerifier__CommitmentCount(commitments.length);
+        if (instances.length != t + 3 * n) revert RoundVerifier__InstanceCount(instances.length);
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) revert RoundVerifier__InstanceNotInField(i);
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 gone = instances[t + i];
+            uint256 bit = instances[t + 2 * n + i];
+            if (bit > 1) revert RoundVerifier__MaskNotBinary(i);
+            if (gone > 1) revert RoundVerifier__MaskNotBinary(n + i);
+            selectedMask |= bit << i;
+            absentMask |= gone << i;
+        }
+        // The combine proof's Gram and absent inputs must be exactly what the staged chunks proved.
+        bytes32 commitmentsHash = keccak256(commitments);
+        bytes32 recorded = _staged[keccak256(abi.encode(commitmentsHash, selectedMask))];
+        if (recorded == 0 || recorded != keccak256(abi.encodePacked(instances[:t + n]))) {
+            revert ChunkedRoundVerifier__NotStaged(commitmentsHash, selectedMask);
+        }
+        if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
+        scores = instances[t + n:t + 2 * n];
+        emit RoundVerified(commitmentsHash, selectedMask);
+    }
+
+    /// @dev Checks one chunk proof against the session and folds it in.
+    function _addChunk(Progress memory next, ChunkProof calldata chunk, bytes32[] calldata vka) private {
+        uint256 n = _clients;
+        uint256 t = next.gram.length;
+        uint256 k = next.chunks;
+        uint256[] calldata instances = chunk.instances;
+        if (instances.length != t + 2 * n + 2 || chunk.proof.length < 64 * (n + 2)) {
+            revert ChunkedRoundVerifier__ChunkMismatch(k);
+        }
+        (uint256 mask, uint256 absent) = (0, 0);
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) revert ChunkedRoundVerifier__ChunkMismatch(k);
+        }
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 bit = instances[t + i];
+            uint256 gone = instances[t + n + i];
+            if (bit > 1 || gone > 1) revert ChunkedRoundVerifier__ChunkMismatch(k);
+            mask |= bit << i;
+            absent |= gone << i;
+        }
+        // check_error: 0 iff the claimed slice is the selected slices' sum and every tag is right
+        if (instances[t + 2 * n] != 0) revert ChunkedRoundVerifier__ChunkMismatch(k);
+        if (k == 0) {
+            (next.selectedMask, next.absentMask) = (mask, absent);
+        } else if (mask != next.selectedMask || absent != next.absentMask) {
+            revert ChunkedRoundVerifier__ChunkMismatch(k);
+        }
+        if (!_acceptedFor(chunk.proof, instances, vka, _chunkVkaDigest)) revert ChunkedRoundVerifier__ChunkRejected(k);
+        bytes calldata proof = chunk.proof;
+        for (uint256 i = 0; i < n; ++i) {
+            next.slices[i] = keccak256(abi.encodePacked(next.slices[i], proof[64 * i:64 * (i + 1)]));
+        }
+        next.aggregate = keccak256(abi.encodePacked(next.aggregate, proof[64 * n:64 * (n + 1)]));
+        for (uint256 j = 0; j < t; ++j) {
+            next.gram[j] = addmod(next.gram[j], instances[j], _FIELD_MODULUS);
+        }
+        next.chunks = k + 1;
+    }
+
+    function _emptyProgress(uint256 n) private pure returns (Progress memory empty) {
+        empty.slices = new bytes32[](n);
+        empty.gram = new uint256[](n * (n + 1) / 2);
+    }
+
+    /// @dev keccak256 of the round's commitments: each slot's (chain, CHUNKS), then the aggregate's.
+    function _commitmentsHash(Progress memory done) private view returns (bytes32) {
+        bytes memory packed;
+        for (uint256 i = 0; i < done.slices.length; ++i) {
+            packed = abi.encodePacked(packed, done.slices[i], CHUNKS);
+        }
+        return keccak256(abi.encodePacked(packed, done.aggregate, CHUNKS));
+    }
+
+    function _bits(uint256 mask, uint256 n) private pure returns (uint256[] memory flags) {
+        flags = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            flags[i] = (mask >> i) & 1;
+        }
+    }
+}
