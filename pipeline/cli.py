@@ -51,8 +51,17 @@ def _protocol(args: argparse.Namespace):
     return attach_protocol(Chain.rpc(args.rpc_url), {"protocol": args.contract})
 
 
+def _chunk_circuit(args: argparse.Namespace, circuit, chunk: int):
+    from stakelearn.prover.chunked import ChunkCircuit
+
+    c = circuit
+    return ChunkCircuit(c.n, c.f, c.m, chunk, c.max_int, c.num_inner_cols)
+
+
 def _prove(args: argparse.Namespace) -> int:
+    from stakelearn.errors import InputError
     from stakelearn.pipeline.contracts.signing import check_signed_records
+    from stakelearn.prover.chunked_round import chunk_size_for, prove_chunked_round
     from stakelearn.prover.round import SUMMARY, prove_round
 
     quantized = _quantized(args, args.updates)
@@ -61,11 +70,33 @@ def _prove(args: argparse.Namespace) -> int:
     if args.signed:
         signed = [_read_json(path) for path in args.signed]
         check_signed_records(signed)
-    prove_round(
-        quantized, circuit, args.out, ceremony_srs=args.srs, sources=[str(p) for p in args.updates], signed=signed
+    chunk = args.chunk
+    if chunk is None:
+        c = circuit
+        chunk = chunk_size_for(c.n, c.f, c.m, c.d, c.max_int, args.prover_memory, c.num_inner_cols)
+    if not 1 <= chunk <= circuit.d:
+        raise InputError(f"--chunk must be 1..d={circuit.d}, got {chunk}")
+    sources = [str(p) for p in args.updates]
+    if chunk == circuit.d and args.ray_address is None:
+        prove_round(quantized, circuit, args.out, ceremony_srs=args.srs, sources=sources, signed=signed)
+        print((args.out / SUMMARY).read_text(), end="")
+        print(f"round proof written to {args.out}")
+        return 0
+    outcome = prove_chunked_round(
+        quantized,
+        _chunk_circuit(args, circuit, chunk),
+        args.out,
+        signed=signed,
+        sources=sources,
+        ceremony_srs=args.srs,
+        ray_address=args.ray_address,
+        workers=args.workers,
     )
-    print((args.out / SUMMARY).read_text(), end="")
-    print(f"round proof written to {args.out}")
+    print(f"scores: {outcome.scores}\nselected: {outcome.selected}\nabsent: {outcome.absent}")
+    print(
+        f"round proven in {outcome.chunks} chunks of {chunk} coordinates (clients commit with --chunk {chunk}); "
+        f"written to {args.out}"
+    )
     return 0
 
 
@@ -88,9 +119,11 @@ def _commit(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise InputError(f"bad --contract address: {error}") from None
     (update,) = _quantized(args, [args.update])
-    prepared = prepare(_round_circuit(args, args.clients, len(update)), args.srs)
+    circuit = _round_circuit(args, args.clients, len(update))
+    if args.chunk is not None:
+        circuit = _chunk_circuit(args, circuit, args.chunk)
     commitment, signature = sign_update_commitment(
-        account, update, args.slot, prepared, args.chain_id, contract, args.task, args.epoch
+        account, update, args.slot, prepare(circuit, args.srs), args.chain_id, contract, args.task, args.epoch
     )
     write_json_atomic(args.out, signed_record(args.slot, account.address, commitment, signature))
     print(
@@ -138,7 +171,9 @@ def _enroll(args: argparse.Namespace) -> int:
 def _submit(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.node.aggregator import submit_round
 
-    receipt = submit_round(_protocol(args), _account(args), args.task, args.epoch, args.folder)
+    receipt = submit_round(
+        _protocol(args), _account(args), args.task, args.epoch, args.folder, args.chunks_per_transaction
+    )
     print(
         f"epoch {args.epoch} of task {args.task} submitted: {receipt['gasUsed']:,} gas, "
         f"transaction 0x{bytes(receipt['transactionHash']).hex()}"
@@ -180,12 +215,44 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_chunked(args: argparse.Namespace) -> int:
+    from stakelearn.prover.chunked_round import SIGNED, verify_chunked_round
+
+    if args.verifier:
+        raise StakeLearnError("--verifier takes a one-proof round; verify a chunked round on an EVM with --evm")
+    if args.evm or args.rpc_url:
+        from stakelearn.pipeline.chain.gateway import Chain
+        from stakelearn.pipeline.contracts.chunked import verify_chunked_round_on_chain
+
+        chain = Chain.rpc(args.rpc_url) if args.rpc_url else Chain.embedded()
+        result = verify_chunked_round_on_chain(args.folder, chain, ceremony_srs=args.srs)
+        print(
+            f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the round: "
+            f"{sum(result.stage_gas):,} gas staging the chunks in {len(result.stage_gas)} transactions, "
+            f"{result.combine_gas:,} gas for the combine proof"
+        )
+    outcome = verify_chunked_round(args.folder, ceremony_srs=args.srs)
+    if (args.folder / SIGNED).exists():
+        from stakelearn.pipeline.contracts.signing import check_signed_records
+
+        check_signed_records(_read_json(args.folder / SIGNED))
+    left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
+    print(
+        f"chunked round verified ({outcome.chunks} chunk proofs and the combine proof): selected "
+        f"{outcome.selected}, left out {left_out}, absent {outcome.absent}"
+    )
+    return 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     from stakelearn.prover.accuracy import is_accuracy_folder
+    from stakelearn.prover.chunked_round import is_chunked_round
     from stakelearn.prover.round import SIGNED, verify_round
 
     if is_accuracy_folder(args.folder):
         return _verify_accuracy(args)
+    if is_chunked_round(args.folder):
+        return _verify_chunked(args)
 
     if args.verifier:
         from stakelearn.pipeline.chain.gateway import Chain
@@ -348,6 +415,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="ceremony SRS file, the task's: clients and aggregator must use the same one "
             "(default: this machine's INSECURE local SRS)",
         )
+        command.add_argument(
+            "--chunk",
+            type=int,
+            default=None,
+            help="the task's chunk size C: the round is proven in chunks of C coordinates and each client "
+            "signs the chain of its chunk commitments (default: one proof; `prove` picks C from --prover-memory)",
+        )
 
     def add_key_options(
         command: argparse.ArgumentParser, default_env: str | None = "STAKELEARN_KEY", whose: str = "your signing key"
@@ -403,6 +477,20 @@ def build_parser() -> argparse.ArgumentParser:
         "an update that is not the one its client signed is refused",
     )
     prove.add_argument("--out", type=Path, required=True, help="new folder for the proof, commitments and summary")
+    prove.add_argument(
+        "--prover-memory",
+        type=float,
+        default=2048,
+        metavar="MB",
+        help="memory per prover process when --chunk is not given: one proof if the round fits, "
+        "else the largest chunk that fits (default 2048)",
+    )
+    prove.add_argument(
+        "--ray-address",
+        default=None,
+        help="prove the chunks as tasks on this Ray cluster (host:port, or auto) instead of local processes",
+    )
+    prove.add_argument("--workers", type=int, default=None, help="local prover processes (default: what fits)")
     prove.set_defaults(run=_prove)
 
     def add_chain_options(command: argparse.ArgumentParser) -> None:
@@ -426,6 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_chain_options(submit)
     submit.add_argument("--task", type=int, required=True, help="the task id")
     submit.add_argument("--epoch", type=int, required=True, help="the epoch the round is for")
+    submit.add_argument(
+        "--chunks-per-transaction",
+        type=int,
+        default=4,
+        help="a chunked round's chunk proofs staged per transaction (default 4; fewer if a block's gas limit is low)",
+    )
     submit.set_defaults(run=_submit)
 
     cache = commands.add_parser("cache", help="show the key cache ($STAKELEARN_HOME) or prune it")

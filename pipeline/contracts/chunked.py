@@ -16,12 +16,14 @@ from pathlib import Path
 
 from eth_abi import encode
 from eth_utils import keccak
+from web3.logs import DISCARD
 
 from stakelearn.circuits.chunk import chunk_count, triangle_size
 from stakelearn.errors import ProofError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.verifiers import DeployedRoundVerifier, register_vka
 from stakelearn.prover.chunked import absent_chained_commitment
+from stakelearn.prover.chunked_round import COMBINE, chunk_proof_folders, chunked_circuits, chunked_commitments
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
 from stakelearn.prover.steps import PROOF
@@ -151,7 +153,8 @@ def stage_chunks(
     n = verifier.functions.clients().call()
     if len(calls) != verifier.functions.CHUNKS().call():
         raise ProofError(f"the verifier takes {verifier.functions.CHUNKS().call()} chunk proofs, got {len(calls)}")
-    recorded = verifier.functions.progressHash(account.address, session).call()
+    sender = account if isinstance(account, str) else account.address  # an unlocked account, or a local key
+    recorded = verifier.functions.progressHash(sender, session).call()
     done, state = resume_point(recorded, calls, n)
     words = vka_words(chunk_vka)
     gas = []
@@ -166,3 +169,38 @@ def stage_chunks(
         if progress is not None:
             progress(done, len(calls), receipt["gasUsed"])
     return gas
+
+
+@dataclass(frozen=True)
+class ChunkedVerification:
+    """The gas of verifying a chunked round on an EVM: each staging transaction, then the combine."""
+
+    stage_gas: list[int]
+    combine_gas: int
+    selected_mask: int
+
+    @property
+    def total_gas(self) -> int:
+        return sum(self.stage_gas) + self.combine_gas
+
+
+def verify_chunked_round_on_chain(
+    folder: Path, chain: Chain, per_transaction: int = 4, ceremony_srs: Path | None = None
+) -> ChunkedVerification:
+    """Deploy a ChunkedRoundVerifier for the circuits a chunked round folder ships, stage its
+    chunk proofs and verify its combine proof against its commitments; ProofError if refused."""
+    manifest, chunk, combine = chunked_circuits(folder, ceremony_srs)
+    deployed = deploy_chunked_round_verifier(chain, chunk, combine, manifest["d"])
+    calls = chunk_calls(chunk_proof_folders(folder, manifest["chunks"]), chunk.vka)
+    payer = chain.require_payer()
+    gas = stage_chunks(chain, payer, deployed.contract, bytes(32), calls, chunk.vka, per_transaction)
+    proof, instances, words = verify_arguments(folder / COMBINE / PROOF, combine.vka)
+    commitments = b"".join(chunked_commitments(folder))
+    data = deployed.contract.encode_abi("verifyRound", args=[proof, instances, words, commitments])
+    receipt = chain.transact(deployed.contract.address, data)
+    if receipt["status"] != 1:
+        raise ProofError(
+            f"EVM verification on {chain.name} failed: {chain.call(deployed.contract.address, data).reason}"
+        )
+    (event,) = deployed.contract.events.RoundVerified().process_receipt(receipt, errors=DISCARD)
+    return ChunkedVerification(gas, receipt["gasUsed"], event["args"]["selectedMask"])

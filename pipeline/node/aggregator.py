@@ -10,6 +10,7 @@ submitted the same way by the demo and by ``stakelearn submit``.
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +20,25 @@ from eth_utils import to_hex
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError, ProofError, StakeLearnError
 from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.contracts.chunked import chunk_calls, round_session, stage_chunks
 from stakelearn.pipeline.contracts.protocol import Protocol, round_args
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, signed_record
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import SignedUpdate, quantized_model, update_commitment
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.store import SequencerStore, StoredUpdate
+from stakelearn.prover.chunked_round import (
+    COMBINE,
+    chunk_proof_folders,
+    chunked_circuits,
+    chunked_commitments,
+    is_chunked_round,
+    verify_chunked_round,
+)
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.round import SIGNED, load_round, prove_round, round_commitments, verify_round
 from stakelearn.prover.steps import PROOF, VKA
+from stakelearn.verifier_contracts.build import load_artifact
 
 
 def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) -> np.ndarray:
@@ -37,8 +48,15 @@ def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) ->
 
 def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: bytes) -> tuple:
     """submitRound's Round from a verified round folder with its clients' signed commitments
-    (an absent slot gets the all-zero signature)."""
-    manifest, _, _ = load_round(folder)
+    (an absent slot gets the all-zero signature). A chunked round's proof is its combine proof."""
+    if is_chunked_round(folder):
+        manifest, _, combine = chunked_circuits(folder)
+        n, proof, vka = manifest["combine_circuit"]["circuit"]["n"], folder / COMBINE / PROOF, combine.vka
+        commitments = chunked_commitments(folder)
+    else:
+        manifest, _, _ = load_round(folder)
+        n, proof, vka = manifest["circuit"]["n"], folder / PROOF, folder / VKA
+        commitments = round_commitments(folder)
     if not (folder / SIGNED).exists():
         raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
     signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
@@ -48,22 +66,42 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
                 f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
                 f"not task {task_id} epoch {epoch}"
             )
-    signatures = [
-        bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE
-        for i in range(manifest["circuit"]["n"])
-    ]
-    return round_args(
-        task_id, epoch, previous_model, round_commitments(folder), signatures, folder / PROOF, folder / VKA
-    )
+    signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE for i in range(n)]
+    return round_args(task_id, epoch, previous_model, commitments, signatures, proof, vka)
 
 
-def submit_round(protocol: Protocol, account, task_id: int, epoch: int, folder: Path) -> dict:
+def submit_round(
+    protocol: Protocol, account, task_id: int, epoch: int, folder: Path, chunks_per_transaction: int = 4
+) -> dict:
     """``stakelearn submit``: send a proven round folder; return the receipt. The folder may come
     from anywhere, so it is verified before anything is sent (the aggregator's own folders were
-    verified when proven)."""
-    verify_round(folder)
+    verified when proven). A chunked round's chunk proofs are staged first, at most
+    ``chunks_per_transaction`` per transaction, resuming after those the chain already holds."""
+    if is_chunked_round(folder):
+        verify_chunked_round(folder)
+        stage_round_chunks(protocol, account, task_id, epoch, folder, chunks_per_transaction)
+    else:
+        verify_round(folder)
     previous = protocol.task(task_id).global_model
     return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous))
+
+
+def stage_round_chunks(
+    protocol: Protocol, account, task_id: int, epoch: int, folder: Path, per_transaction: int
+) -> list[int]:
+    """Stage a chunked round folder's chunk proofs with the task's ChunkedRoundVerifier; return
+    the gas of each transaction. Progress goes to stderr, a line per transaction."""
+    manifest, chunk, _ = chunked_circuits(folder)
+    verifier = protocol.chain.contract(
+        protocol.task_params(task_id).verifier, load_artifact("ChunkedRoundVerifier").abi
+    )
+    calls = chunk_calls(chunk_proof_folders(folder, manifest["chunks"]), chunk.vka)
+
+    def say(done: int, total: int, gas: int) -> None:
+        print(f"staging chunk proofs: {done}/{total} on chain ({gas:,} gas)", file=sys.stderr, flush=True)
+
+    session = round_session(task_id, epoch)
+    return stage_chunks(protocol.chain, account, verifier, session, calls, chunk.vka, per_transaction, say)
 
 
 @dataclass(frozen=True)

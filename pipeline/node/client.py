@@ -17,6 +17,7 @@ from stakelearn.models.update_io import load_update
 from stakelearn.pipeline.contracts.protocol import Protocol, check_verifiers_approved
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import TaskParams
+from stakelearn.prover.chunked import ChunkCircuit, chained_commitment, update_chunk_commitments
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.commitments import commit
 
@@ -28,7 +29,11 @@ def quantized_model(model: Path, fixed_point: FixedPoint) -> np.ndarray:
 
 
 def update_commitment(update: np.ndarray, slot: int, prepared: PreparedCircuit) -> bytes:
-    """The KZG commitment to a client's quantized update in its slot (the proof will carry it)."""
+    """The commitment a client signs for its quantized update in its slot: the KZG commitment
+    the round proof will carry, or for a task proven in chunks (``prepared`` is its chunk
+    circuit) the chain of its chunk commitments."""
+    if isinstance(prepared.circuit, ChunkCircuit):
+        return chained_commitment(update_chunk_commitments(update, slot, prepared))
     return commit(tag_update(update, slot), prepared.vk, prepared.settings, prepared.srs.path)
 
 

@@ -28,12 +28,12 @@ def run_cli(*args, env=None):
     )
 
 
-def commit_cli(update, slot, out, key: str, task=7, chain_id=31337, contract=CONTRACT):
+def commit_cli(update, slot, out, key: str, task=7, chain_id=31337, contract=CONTRACT, extra=()):
     """`stakelearn commit` for epoch 1 of a five-client task, signing with ``key`` (hex)."""
     options = {"--slot": slot, "--clients": 5, "--task": task, "--epoch": 1, "--chain-id": chain_id,
                "--contract": contract, "--out": out}  # fmt: skip
     flat = [value for option in options.items() for value in option]
-    return run_cli("commit", update, *CIRCUIT, *flat, env={"STAKELEARN_KEY": key})
+    return run_cli("commit", update, *CIRCUIT, *extra, *flat, env={"STAKELEARN_KEY": key})
 
 
 @pytest.fixture(scope="module")

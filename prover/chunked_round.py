@@ -1,0 +1,240 @@
+"""A round proven in chunks, as one self-describing folder that anyone can check anywhere.
+
+    round.json           kind "chunked", d, the chunk count, both circuits, their SRS, the
+                         SHA-256 of every shipped verifying file and both VKA digests
+    chunk-circuit/       settings.json, vk.key, vka.bytes, kzg.srs of the chunk circuit
+    combine-circuit/     the same for the combine circuit
+    chunks/chunk-KKKKK/  input.json and proof.json of chunk k
+    combine/             input.json and proof.json of the combine proof
+    commitments.json     each client's chained commitment (what it signs) and its chunk
+                         commitments; the aggregate's likewise
+    signed.json          (with signed commitments) each client's signed commitment record
+    public.json          scores, mask, selected and absent clients
+
+The folder is proven in ``<out>.partial/`` and renamed to ``out`` once it verifies: a killed
+prover run again with the same ``--out`` keeps the chunks already proven (prover.parallel).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stakelearn.circuits.chunk import chunk_count, chunked_gram
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import ArtifactError, InputError, ProofError
+from stakelearn.files import write_json_atomic
+from stakelearn.prover import steps
+from stakelearn.prover.chunked import (
+    ChunkCircuit,
+    ChunkOutcome,
+    CombineCircuit,
+    chained_commitment,
+    check_chunked_round,
+    prove_combine,
+    verify_chunk,
+    verify_combine,
+)
+from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, estimated_peak_mb, natural_logrows, prepare
+from stakelearn.prover.parallel import chunk_folder, chunk_jobs, prove_chunks
+from stakelearn.prover.round import COMMITMENTS, MANIFEST, PUBLIC, SIGNED, check_signed, check_updates, manifest
+from stakelearn.prover.verifying import ship_verifying_files, shipped_circuit, unexpected_files
+
+KIND = "chunked"
+CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE = "chunk-circuit", "combine-circuit", "chunks", "combine"
+CHUNKED_FILES = {MANIFEST, COMMITMENTS, PUBLIC, SIGNED, CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE}
+
+
+@dataclass(frozen=True)
+class ChunkedOutcome:
+    scores: list[int]
+    mask: list[int]
+    absent: list[int]  # absent slots
+    chunks: int
+    update_commitments: list[str]  # the chained commitments the clients sign, hex
+    aggregate_commitment: str
+
+    @property
+    def selected(self) -> list[int]:
+        return [i for i, bit in enumerate(self.mask) if bit == 1]
+
+
+def chunk_size_for(n: int, f: int, m: int, d: int, max_int: int, memory_mb: float, num_inner_cols: int = 8) -> int:
+    """``d`` when today's one-proof round fits ``memory_mb`` per prover process, else the largest
+    power-of-two chunk that does, from the circuits' compiled logrows and the prover's memory
+    estimate (prover.circuit.estimated_peak_mb)."""
+
+    def fits(circuit) -> bool:
+        return estimated_peak_mb(natural_logrows(circuit), num_inner_cols) <= memory_mb
+
+    if fits(RoundCircuit(n, f, m, d, max_int, num_inner_cols)):
+        return d
+    chunk = 2 ** max(3, math.floor(math.log2(d)))
+    while chunk > 8 and not fits(ChunkCircuit(n, f, m, chunk, max_int, num_inner_cols)):
+        chunk //= 2
+    if not fits(ChunkCircuit(n, f, m, chunk, max_int, num_inner_cols)):
+        raise InputError(f"no chunk of 8 or more coordinates fits {memory_mb:.0f} MB per prover; give more memory")
+    return chunk
+
+
+def _manifest(chunk: PreparedCircuit, combine: PreparedCircuit, d: int, verifying: dict, sources: list[str]) -> dict:
+    return {
+        "kind": KIND,
+        "d": d,
+        "chunks": chunk_count(d, chunk.circuit.chunk),
+        "chunk_circuit": manifest(chunk, None, verifying[CHUNK_CIRCUIT]),
+        "combine_circuit": manifest(combine, None, verifying[COMBINE_CIRCUIT]),
+        "sources": sources,
+    }
+
+
+def prove_chunked_round(
+    updates: np.ndarray,
+    chunk_circuit: ChunkCircuit,
+    out: Path,
+    *,
+    absent: np.ndarray | None = None,
+    signed: list[dict] | None = None,
+    sources: list[str] | None = None,
+    ceremony_srs: Path | None = None,
+    ray_address: str | None = None,
+    workers: int | None = None,
+) -> ChunkedOutcome:
+    """Prove the round over the ``[n, d]`` integer ``updates`` in chunks of
+    ``chunk_circuit.chunk`` into the new folder ``out`` (chunk proofs locally or on Ray, then the
+    combine proof). ``signed`` as for prover.round.prove_round: each record's commitment must be
+    the client's chained commitment."""
+    if out.exists():
+        raise InputError(f"output folder {out} already exists; choose another --out or remove it")
+    c = chunk_circuit
+    n, d = np.asarray(updates).shape
+    combine_circuit = CombineCircuit(c.n, c.f, c.m, d, c.max_int, c.num_inner_cols)
+    x = check_updates(updates, combine_circuit, absent)
+    reference = krum_round(x, combine_circuit.params, absent, combine_circuit.absent_distance)
+    chunk, combine = prepare(c, ceremony_srs), prepare(combine_circuit, ceremony_srs)
+    work = out.with_name(out.name + ".partial")
+    jobs = chunk_jobs(x, reference.total, reference.mask, c.chunk, absent)
+    outcomes = prove_chunks(chunk, jobs, work / CHUNKS, ray_address=ray_address, workers=workers)
+    commitments = _commitments(outcomes, n)
+    if signed is not None:
+        check_signed(signed, commitments["updates"], absent)
+    if (work / COMBINE).exists():
+        shutil.rmtree(work / COMBINE)  # proven from scratch: it takes seconds
+    prove_combine(combine, chunked_gram(x, c.chunk), work / COMBINE, absent)
+    verifying = {}
+    for name, prepared in ((CHUNK_CIRCUIT, chunk), (COMBINE_CIRCUIT, combine)):
+        shutil.rmtree(work / name, ignore_errors=True)
+        (work / name).mkdir()
+        verifying[name] = ship_verifying_files(prepared, work / name)
+    write_json_atomic(work / MANIFEST, _manifest(chunk, combine, d, verifying, sources or []))
+    write_json_atomic(work / COMMITMENTS, commitments)
+    if signed is not None:
+        write_json_atomic(work / SIGNED, signed)
+    outcome = verify_chunked_round(work, ceremony_srs, check_public=False)
+    write_json_atomic(work / PUBLIC, _public(outcome))
+    work.rename(out)
+    return outcome
+
+
+def _commitments(outcomes: list[ChunkOutcome], n: int) -> dict:
+    """commitments.json: per slot its chunk commitments and their chained commitment; the aggregate's too."""
+    chunks = [[o.commitments[i] for o in outcomes] for i in range(n + 1)]
+    chained = [chained_commitment([bytes.fromhex(h) for h in row]).hex() for row in chunks]
+    return {
+        "updates": chained[:n],
+        "aggregate": chained[n],
+        "update_chunks": chunks[:n],
+        "aggregate_chunks": chunks[n],
+    }
+
+
+def _public(outcome: ChunkedOutcome) -> dict:
+    return {
+        "scores": outcome.scores,
+        "mask": outcome.mask,
+        "selected": outcome.selected,
+        "absent": outcome.absent,
+        "chunks": outcome.chunks,
+    }
+
+
+def is_chunked_round(folder: Path) -> bool:
+    try:
+        return json.loads((folder / MANIFEST).read_text()).get("kind") == KIND
+    except (OSError, ValueError):
+        return False
+
+
+def chunked_circuits(folder: Path, ceremony_srs: Path | None = None) -> tuple[dict, PreparedCircuit, PreparedCircuit]:
+    """The folder's manifest and its two shipped circuits (each file checked against the manifest)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        fields = manifest["chunk_circuit"]["circuit"], manifest["combine_circuit"]["circuit"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ArtifactError(f"{folder} is not a chunked round folder ({error})") from None
+    for description in fields:
+        if description.get("ezkl") != steps.EZKL_VERSION:
+            raise InputError(f"round was proven with ezkl {description.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
+    keys = ("n", "f", "m", "max_int", "num_inner_cols")
+    chunk_circuit = ChunkCircuit(**{k: fields[0][k] for k in keys}, chunk=fields[0]["chunk"])
+    combine_circuit = CombineCircuit(**{k: fields[1][k] for k in keys}, d=fields[1]["d"])
+    chunk = shipped_circuit(folder / CHUNK_CIRCUIT, chunk_circuit, manifest["chunk_circuit"], ceremony_srs)
+    combine = shipped_circuit(folder / COMBINE_CIRCUIT, combine_circuit, manifest["combine_circuit"], ceremony_srs)
+    return manifest, chunk, combine
+
+
+def chunked_commitments(folder: Path) -> list[bytes]:
+    """The round's commitments as the chain takes them: each client's chained one, then the aggregate's."""
+    commitments = json.loads((folder / COMMITMENTS).read_text())
+    return [bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]]
+
+
+def chunk_proof_folders(folder: Path, chunks: int) -> list[Path]:
+    return [chunk_folder(folder / CHUNKS, k) for k in range(chunks)]
+
+
+def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_public: bool = True) -> ChunkedOutcome:
+    """Check a chunked round folder with the circuit files it ships: every chunk proof and the
+    combine proof with ezkl, the links between them (prover.chunked.check_chunked_round), the
+    chained commitments, the signed records and the public file. Raises ProofError if any fails."""
+    unexpected_files_in = set(p.name for p in folder.iterdir()) - CHUNKED_FILES
+    if unexpected_files_in:
+        raise ProofError(f"{folder} holds {sorted(unexpected_files_in)[0]}, which a chunked round folder does not")
+    manifest, chunk, combine = chunked_circuits(folder, ceremony_srs)
+    n, count = chunk.circuit.n, manifest["chunks"]
+    if count != chunk_count(combine.circuit.d, chunk.circuit.chunk) or manifest["d"] != combine.circuit.d:
+        raise ProofError("the manifest's chunk count is not d / C")
+    folders = chunk_proof_folders(folder, count)
+    if sorted(p.name for p in (folder / CHUNKS).iterdir()) != [p.name for p in folders]:
+        raise ProofError(f"{folder / CHUNKS} must hold exactly chunk-00000 .. chunk-{count - 1:05d}")
+    for path in [*folders, folder / COMBINE]:
+        unexpected_files(path, {steps.INPUT, steps.PROOF})
+    outcomes = [verify_chunk(chunk, path) for path in folders]
+    combined = verify_combine(combine, folder / COMBINE)
+    commitments = json.loads((folder / COMMITMENTS).read_text())
+    if commitments != _commitments(outcomes, n):
+        raise ProofError(f"{COMMITMENTS} does not hold the chunk proofs' commitments and their chains")
+    absent = combined.absent
+    signed_lists = [None if absent[i] else commitments["update_chunks"][i] for i in range(n)]
+    check_chunked_round(outcomes, combined, signed_lists, absent)
+    outcome = ChunkedOutcome(
+        scores=combined.scores,
+        mask=combined.mask,
+        absent=[i for i, bit in enumerate(absent) if bit],
+        chunks=count,
+        update_commitments=commitments["updates"],
+        aggregate_commitment=commitments["aggregate"],
+    )
+    if (folder / SIGNED).exists():
+        try:
+            check_signed(json.loads((folder / SIGNED).read_text()), commitments["updates"], np.array(absent, bool))
+        except InputError as error:
+            raise ProofError(f"{SIGNED}: {error}") from None
+    if check_public and json.loads((folder / PUBLIC).read_text()) != _public(outcome):
+        raise ProofError(f"{folder / PUBLIC} does not say what the proofs say: it was edited after proving")
+    return outcome
