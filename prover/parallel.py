@@ -298,7 +298,7 @@ def _prove_on_node(circuit, shipped: ShippedCircuit, job: ChunkJob, threads: int
     """A Ray task: prove ``job`` on this node, in a scratch folder of its own cache."""
     import ray
 
-    os.environ.setdefault("RAYON_NUM_THREADS", str(threads))  # the CPUs the task declared
+    os.environ["RAYON_NUM_THREADS"] = str(threads)  # the CPUs the task declared
     model, ship_seconds = _materialise(ray, shipped)
     prepared = node_prepared(circuit, shipped, model)
     scratch_root = stakelearn_home() / SCRATCH

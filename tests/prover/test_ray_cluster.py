@@ -17,11 +17,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
+from stakelearn.errors import ProofError
 from stakelearn.pipeline.chain.anvil import free_port
 from stakelearn.prover.cache import cache_entries, prune
 from stakelearn.prover.parallel import SCRATCH, SHIPPED, prove_chunks
@@ -143,3 +144,8 @@ def test_round_survives_a_node_killed_mid_proof(cluster, tmp_path):
     assert "shipped" in {e.kind for e in cache_entries(head.home)}
     prune(head.home)
     assert not list((head.home / SHIPPED).iterdir())
+
+    # A task's own failure comes back as its one-line error, not retried.
+    wrong = replace(jobs[0], claimed=jobs[0].claimed + 1)
+    with pytest.raises(ProofError, match="check_error"):
+        prove_chunks(chunk, [wrong], tmp_path / "wrong", ray_address=address, memory_mb=1024)
