@@ -3,6 +3,7 @@
 circuits/<digest>/              a compiled circuit (circuit.json says which)
 circuits/<digest>/keys-<srs>/   its proving and verifying keys for one SRS
 srs/                            SRS files, one per logrows (minutes to make at large k)
+shipped/<digest>/               a chunk circuit's files a Ray driver shipped to this node
 .<name>.tmp-*                   what an interrupted build or set-up left behind
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stakelearn.prover.circuit import DESCRIPTION
+from stakelearn.prover.parallel import SHIPPED
 from stakelearn.prover.srs import stakelearn_home
 
 
@@ -48,6 +50,8 @@ def cache_entries(home: Path | None = None) -> list[CacheEntry]:
         entries.append(CacheEntry("circuit", circuit_dir, label, compiled))
         entries += [CacheEntry("keys", k, label, _size(k)) for k in keys]
     entries += [CacheEntry("srs", p, p.name, p.stat().st_size) for p in sorted((home / "srs").glob("*.srs"))]
+    shipped = sorted((home / SHIPPED).glob("[!.]*"))
+    entries += [CacheEntry("shipped", p, "a chunk circuit shipped by a Ray driver", _size(p)) for p in shipped]
     return entries
 
 

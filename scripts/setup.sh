@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything StakeLearn needs on a fresh machine, idempotently:
-#   .venv/          Python 3.11 virtual environment (torch pinned to the 2.13.0 CPU build)
+#   .venv/          Python 3.11 virtual environment (torch pinned to the 2.13.0 CPU build), with
+#                   the test tools and Ray (chunk proofs on a cluster)
 #   tools/          npm tools: solc-js 0.8.20 (Solidity compiler), anvil (local EVM node) and
 #                   OpenZeppelin Contracts 5.0.2 (Solidity sources the build compiles in)
 #   ~/.svm/0.8.20/  the solc ezkl looks for when it generates verifiers: a link to the solc-js
@@ -26,7 +27,7 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$(stamp_of)" ]; then
   "$venv/bin/pip" install --quiet --upgrade pip
   # The pinned CPU build; any other torch version pulls a multi-GB CUDA build.
   "$venv/bin/pip" install --quiet "torch==2.13.0"
-  "$venv/bin/pip" install --quiet -e "$root[test]"
+  "$venv/bin/pip" install --quiet -e "$root[test,ray]"
   echo "setup: installing npm tools into tools/" >&2
   (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error)
   stamp_of > "$stamp_file"
