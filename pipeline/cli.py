@@ -64,6 +64,8 @@ def _prove(args: argparse.Namespace) -> int:
     from stakelearn.prover.chunked_round import chunk_size_for, prove_chunked_round
     from stakelearn.prover.round import SUMMARY, prove_round
 
+    if args.out.exists():  # before any work
+        raise InputError(f"output folder {args.out} already exists; choose another --out or remove it")
     quantized = _quantized(args, args.updates)
     circuit = _round_circuit(args, len(args.updates), quantized.shape[1])
     signed = None
