@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
+import {RoundShape} from "./RoundShape.sol";
 import {IChunkedRoundVerifier} from "./IChunkedRoundVerifier.sol";
 
 /// @title ChunkedRoundVerifier
@@ -14,13 +15,9 @@ import {IChunkedRoundVerifier} from "./IChunkedRoundVerifier.sol";
 /// (all public): Gram (t), absent (n), then its outputs scores (n), mask (n).
 /// Staging is per caller and session, so nobody can disturb another's; what it records is keyed
 /// by the round's commitments and mask, both fixed by the proofs, so any stager records the same.
-contract ChunkedRoundVerifier is PinnedVerifier, IChunkedRoundVerifier {
+contract ChunkedRoundVerifier is PinnedVerifier, RoundShape, IChunkedRoundVerifier {
     uint256 public immutable CHUNKS;
-    uint256 private immutable _clients;
-    uint256 private immutable _byzantine;
-    uint256 private immutable _selected;
     bytes32 private immutable _chunkVkaDigest;
-    bytes32 private immutable _absentCommitment;
 
     mapping(address => mapping(bytes32 => bytes32)) private _progress;
     // keccak256(commitmentsHash, selectedMask) => keccak256 of the summed Gram then the absent flags
@@ -38,29 +35,9 @@ contract ChunkedRoundVerifier is PinnedVerifier, IChunkedRoundVerifier {
         uint256 selected_,
         uint256 chunks_,
         bytes32 absentCommitment_
-    ) PinnedVerifier(verifier_, combineVkaDigest_) {
+    ) PinnedVerifier(verifier_, combineVkaDigest_) RoundShape(clients_, byzantine_, selected_, absentCommitment_) {
         _chunkVkaDigest = chunkVkaDigest_;
-        _clients = clients_;
-        _byzantine = byzantine_;
-        _selected = selected_;
         CHUNKS = chunks_;
-        _absentCommitment = absentCommitment_;
-    }
-
-    function clients() external view returns (uint256) {
-        return _clients;
-    }
-
-    function byzantine() external view returns (uint256) {
-        return _byzantine;
-    }
-
-    function selected() external view returns (uint256) {
-        return _selected;
-    }
-
-    function absentCommitment() external view returns (bytes32) {
-        return _absentCommitment;
     }
 
     function chunkVkaDigest() external view returns (bytes32) {
@@ -126,14 +103,7 @@ contract ChunkedRoundVerifier is PinnedVerifier, IChunkedRoundVerifier {
         for (uint256 i = 0; i < instances.length; ++i) {
             if (instances[i] >= _FIELD_MODULUS) revert RoundVerifier__InstanceNotInField(i);
         }
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 gone = instances[t + i];
-            uint256 bit = instances[t + 2 * n + i];
-            if (bit > 1) revert RoundVerifier__MaskNotBinary(i);
-            if (gone > 1) revert RoundVerifier__MaskNotBinary(n + i);
-            selectedMask |= bit << i;
-            absentMask |= gone << i;
-        }
+        (selectedMask, absentMask) = _bitmasks(instances, t + 2 * n, t);
         // The combine proof's Gram and absent inputs must be exactly what the staged chunks proved.
         bytes32 commitmentsHash = keccak256(commitments);
         bytes32 recorded = _staged[keccak256(abi.encode(commitmentsHash, selectedMask))];
@@ -154,17 +124,10 @@ contract ChunkedRoundVerifier is PinnedVerifier, IChunkedRoundVerifier {
         if (instances.length != t + 2 * n + 2 || chunk.proof.length < 64 * (n + 2)) {
             revert ChunkedRoundVerifier__ChunkMismatch(k);
         }
-        (uint256 mask, uint256 absent) = (0, 0);
         for (uint256 i = 0; i < instances.length; ++i) {
             if (instances[i] >= _FIELD_MODULUS) revert ChunkedRoundVerifier__ChunkMismatch(k);
         }
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 bit = instances[t + i];
-            uint256 gone = instances[t + n + i];
-            if (bit > 1 || gone > 1) revert ChunkedRoundVerifier__ChunkMismatch(k);
-            mask |= bit << i;
-            absent |= gone << i;
-        }
+        (uint256 mask, uint256 absent) = _bitmasks(instances, t, t + n);
         // check_error: 0 iff the claimed slice is the selected slices' sum and every tag is right
         if (instances[t + 2 * n] != 0) revert ChunkedRoundVerifier__ChunkMismatch(k);
         if (k == 0) {

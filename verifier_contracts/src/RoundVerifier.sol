@@ -3,7 +3,7 @@ pragma solidity ^0.8.20;
 
 import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
-import {IRoundVerifier} from "./IRoundVerifier.sol";
+import {RoundShape} from "./RoundShape.sol";
 
 /// @title RoundVerifier
 /// @notice Accepts a proven Multi-Krum round only if the proof is valid for the pinned round
@@ -15,12 +15,7 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 /// An absent client's slot holds the all-zero vector (its slot tag 0), which the circuit never
 /// selects; its commitment is circuit-specific, so it is pinned here as `absentCommitment`.
 /// @dev Its external functions, events and errors are declared (and documented) in IRoundVerifier.
-contract RoundVerifier is PinnedVerifier, IRoundVerifier {
-    uint256 private immutable _clients;
-    uint256 private immutable _byzantine;
-    uint256 private immutable _selected;
-    bytes32 private immutable _absentCommitment;
-
+contract RoundVerifier is PinnedVerifier, RoundShape {
     /// @param verifier_ the deployed reusable verifier
     /// @param vkaDigest_ digest of the round circuit's VKA
     /// @param clients_ n, the number of updates the circuit takes
@@ -34,28 +29,7 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
         uint256 byzantine_,
         uint256 selected_,
         bytes32 absentCommitment_
-    ) PinnedVerifier(verifier_, vkaDigest_) {
-        _clients = clients_;
-        _byzantine = byzantine_;
-        _selected = selected_;
-        _absentCommitment = absentCommitment_;
-    }
-
-    function clients() external view returns (uint256) {
-        return _clients;
-    }
-
-    function byzantine() external view returns (uint256) {
-        return _byzantine;
-    }
-
-    function selected() external view returns (uint256) {
-        return _selected;
-    }
-
-    function absentCommitment() external view returns (bytes32) {
-        return _absentCommitment;
-    }
+    ) PinnedVerifier(verifier_, vkaDigest_) RoundShape(clients_, byzantine_, selected_, absentCommitment_) {}
 
     /// @notice Verifies a round and returns the selection and the slots the circuit treated as
     /// absent (tag 0), as bitmasks, and the proven scores.
@@ -92,14 +66,7 @@ contract RoundVerifier is PinnedVerifier, IRoundVerifier {
         }
         // check_error: 0 iff the claimed sum is the selected updates' sum and every slot tag is right
         if (instances[3 * n] != 0) revert RoundVerifier__AggregateMismatch();
-        for (uint256 i = 0; i < n; ++i) {
-            uint256 bit = instances[n + i];
-            uint256 gone = instances[2 * n + i];
-            if (bit > 1) revert RoundVerifier__MaskNotBinary(i);
-            if (gone > 1) revert RoundVerifier__MaskNotBinary(n + i);
-            selectedMask |= bit << i;
-            absentMask |= gone << i;
-        }
+        (selectedMask, absentMask) = _bitmasks(instances, n, 2 * n);
 
         if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
     }
