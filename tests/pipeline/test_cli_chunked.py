@@ -11,6 +11,7 @@ import pytest
 from web3.logs import DISCARD
 
 from stakelearn.circuits.krum import krum_round
+from stakelearn.pipeline.apps.audit import audit_chain
 from stakelearn.pipeline.contracts.chunked import deploy_chunked_round_verifier
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.node.aggregator import submit_round
@@ -81,7 +82,7 @@ def test_a_killed_prover_keeps_the_chunks_it_proved(chunked_cli_round, small_upd
     verify_chunked_round(out)
 
 
-def test_a_chunked_round_folder_lands_through_submit(world, small_updates, tmp_path):
+def test_a_chunked_round_folder_lands_through_submit_and_passes_the_audit(world, small_updates, tmp_path):
     chunk = prepare(ChunkCircuit(5, 1, 3, 8, 128, num_inner_cols=4))
     combine = prepare(CombineCircuit(5, 1, 3, 16, 128, num_inner_cols=4))
     verifier = deploy_chunked_round_verifier(world.chain, chunk, combine, 16, world.protocol.round_verifier.verifier)
@@ -101,3 +102,6 @@ def test_a_chunked_round_folder_lands_through_submit(world, small_updates, tmp_p
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     reference = krum_round(small_updates, chunk.circuit.params)
     assert event["args"]["selectedMask"] == sum(1 << int(i) for i in np.flatnonzero(reference.mask))
+    # an auditor rebuilds the history from the chain alone: the staged chunks stay on record
+    problems, rounds = audit_chain(world.protocol, task_id)
+    assert problems == [] and rounds[0]["selected_mask"] == event["args"]["selectedMask"]
