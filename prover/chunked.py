@@ -49,7 +49,7 @@ from stakelearn.prover.circuit import (
     description_digest,
     selection_legs,
 )
-from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.commitments import commit, felts, proof_commitments
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
 
@@ -216,10 +216,19 @@ def chunk_input_json(tagged: np.ndarray, claimed: np.ndarray, mask: np.ndarray) 
     return {"input_data": [*rows, np.asarray(claimed, dtype=np.int64).tolist(), np.asarray(mask).astype(int).tolist()]}
 
 
-def combine_input_json(gram: np.ndarray, absent: np.ndarray | None) -> dict:
+def combine_inputs(gram: np.ndarray, absent: np.ndarray | None) -> dict:
+    """The combine circuit's inputs as integers: the Gram triangle, then the absent flags."""
     n = np.asarray(gram).shape[0]
     flags = np.zeros(n, dtype=int) if absent is None else np.asarray(absent).astype(int)
     return {"input_data": [triangle(gram).tolist(), flags.tolist()]}
+
+
+def combine_input_json(gram: np.ndarray, absent: np.ndarray | None) -> dict:
+    """ezkl's input file of the combine circuit. The Gram entries go in as field elements: ezkl
+    reads a plain number through the ONNX input's float32, which rounds integers above 2^24, and
+    a Gram entry reaches d * max_int^2 (2^24 at d = 1,024, max_int = 128)."""
+    gram_entries, flags = combine_inputs(gram, absent)["input_data"]
+    return {"input_data": [felts(np.asarray(gram_entries, dtype=np.int64)), flags]}
 
 
 @dataclass(frozen=True)
@@ -245,9 +254,12 @@ def _felts(values: list[str]) -> list[int]:
     return [steps.felt_to_int(v) for v in values]
 
 
-def _witness(prepared: PreparedCircuit, data: dict, folder: Path) -> dict:
+def _witness(prepared: PreparedCircuit, data: dict, folder: Path, integers: dict | None = None) -> dict:
+    """Write ``data`` (ezkl's input file; ``integers``, the same inputs as integers, when it
+    holds field elements) into the new ``folder`` and compute the witness."""
     folder.mkdir(parents=True, exist_ok=False)
-    check_input_range(data, prepared.circuit.input_bounds(), prepared.circuit.input_names)  # else ezkl hangs
+    check = integers if integers is not None else data  # else ezkl hangs on an out-of-range value
+    check_input_range(check, prepared.circuit.input_bounds(), prepared.circuit.input_names)
     write_json_atomic(folder / steps.INPUT, data)
     return steps.gen_witness(folder / steps.INPUT, prepared.compiled, folder / steps.WITNESS)
 
@@ -313,7 +325,7 @@ def prove_combine(
     """Prove the scores and the mask of the total ``[n, n]`` Gram matrix into the new ``folder``,
     the proving step timed into ``stats``."""
     circuit = prepared.circuit
-    witness = _witness(prepared, combine_input_json(gram, absent), folder)
+    witness = _witness(prepared, combine_input_json(gram, absent), folder, combine_inputs(gram, absent))
     outputs = chunk_module.split_combine_outputs(_felts(witness["outputs"][0]), circuit.n)
     reference = combine(gram, circuit.params, absent, circuit.absent_distance)
     if outputs["scores"] != reference.scores.tolist() or outputs["mask"] != reference.mask.astype(int).tolist():

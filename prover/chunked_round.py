@@ -42,7 +42,16 @@ from stakelearn.prover.chunked import (
 )
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, estimated_peak_mb, natural_logrows, prepare
 from stakelearn.prover.parallel import chunk_folder, chunk_jobs, prove_chunks
-from stakelearn.prover.round import COMMITMENTS, MANIFEST, PUBLIC, SIGNED, check_signed, check_updates, manifest
+from stakelearn.prover.round import (
+    COMMITMENTS,
+    MANIFEST,
+    PUBLIC,
+    SIGNED,
+    check_committed_inputs,
+    check_signed,
+    check_updates,
+    manifest,
+)
 from stakelearn.prover.verifying import ship_verifying_files, shipped_circuit, unexpected_files
 
 KIND = "chunked"
@@ -215,7 +224,13 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
     for path in [*folders, folder / COMBINE]:
         unexpected_files(path, {steps.INPUT, steps.PROOF})
     outcomes = [verify_chunk(chunk, path) for path in folders]
+    for path, outcome in zip(folders, outcomes):
+        check_committed_inputs(path / steps.INPUT, chunk, outcome.commitments)
     combined = verify_combine(combine, folder / COMBINE)
+    if (folder / COMBINE / steps.INPUT).exists():
+        gram, flags = json.loads((folder / COMBINE / steps.INPUT).read_text())["input_data"]
+        if [steps.felt_to_int(g) for g in gram] != combined.gram or flags != combined.absent:
+            raise ProofError(f"{folder / COMBINE / steps.INPUT} is not the combine proof's public input")
     commitments = json.loads((folder / COMMITMENTS).read_text())
     if commitments != _commitments(outcomes, n):
         raise ProofError(f"{COMMITMENTS} does not hold the chunk proofs' commitments and their chains")

@@ -245,7 +245,7 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
     if sorted(set(outputs["absent"])) not in ([], [0], [1], [0, 1]):
         raise ProofError("the absent flags are not bits")
     outcome = outcome_of(outputs, in_proof)
-    _check_inputs(folder / steps.INPUT, prepared, in_proof)
+    check_committed_inputs(folder / steps.INPUT, prepared, in_proof)
     if (folder / SIGNED).exists():
         signed = json.loads((folder / SIGNED).read_text())
         try:
@@ -257,8 +257,8 @@ def verify_round(folder: Path, ceremony_srs: Path | None = None) -> RoundOutcome
     return outcome
 
 
-def _check_inputs(path: Path, prepared: PreparedCircuit, in_proof: list[str]) -> None:
-    """input.json, when shipped, must hold exactly the vectors the proof committed to."""
+def check_committed_inputs(path: Path, prepared: PreparedCircuit, in_proof: list[str]) -> None:
+    """An input.json, when shipped, must hold exactly the vectors the proof committed to (hex, in order)."""
     if not path.exists():
         return
     rows = json.loads(path.read_text())["input_data"]

@@ -17,9 +17,9 @@ from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.node.aggregator import submit_round
 from stakelearn.pipeline.node.client import sign_update_commitment
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
-from stakelearn.prover.chunked_round import CHUNKS, prove_chunked_round, verify_chunked_round
+from stakelearn.prover.chunked_round import CHUNKS, COMBINE, prove_chunked_round, verify_chunked_round
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.steps import PROOF
+from stakelearn.prover.steps import INPUT, PROOF
 
 from .test_cli import assert_one_line_error
 from .test_cli_third_party import CIRCUIT, commit_cli, run_cli
@@ -61,14 +61,36 @@ def test_a_third_party_verifies_a_chunked_round_on_an_evm(chunked_cli_round, tmp
     assert "accepted the round" in result.stdout and "chunked round verified" in result.stdout
 
 
-def test_a_tampered_chunk_proof_in_the_folder_is_refused(chunked_cli_round, tmp_path):
+def flip_proof_byte(folder):
+    path = folder / CHUNKS / "chunk-00001" / PROOF
+    proof = json.loads(path.read_text())
+    proof["proof"][64 * 7 + 3] ^= 1
+    path.write_text(json.dumps(proof))
+    return "proof"
+
+
+def edit_chunk_input(folder):
+    path = folder / CHUNKS / "chunk-00000" / INPUT
+    data = json.loads(path.read_text())
+    data["input_data"][2][0] += 1  # client 2's first coordinate
+    path.write_text(json.dumps(data))
+    return "committed to"
+
+
+def edit_combine_input(folder):
+    path = folder / COMBINE / INPUT
+    data = json.loads(path.read_text())
+    data["input_data"][1][0] = 1 - data["input_data"][1][0]  # client 0's absent flag
+    path.write_text(json.dumps(data))
+    return "public input"
+
+
+@pytest.mark.parametrize("tamper", [flip_proof_byte, edit_chunk_input, edit_combine_input])
+def test_a_tampered_file_in_the_folder_is_refused(chunked_cli_round, tmp_path, tamper):
     copy = tmp_path / "round"
     shutil.copytree(chunked_cli_round[0], copy)
-    proof_file = copy / CHUNKS / "chunk-00001" / PROOF
-    proof = json.loads(proof_file.read_text())
-    proof["proof"][64 * 7 + 3] ^= 1
-    proof_file.write_text(json.dumps(proof))
-    assert_one_line_error(run_cli("verify", copy), "proof")
+    fragment = tamper(copy)
+    assert_one_line_error(run_cli("verify", copy), fragment)
 
 
 def test_a_killed_prover_keeps_the_chunks_it_proved(chunked_cli_round, small_updates, tmp_path):
