@@ -1,0 +1,421 @@
+"""`stakelearn bench --profile chunked`: what a round proven in chunks costs, measured and extrapolated.
+
+For each chunk shape (n, C) it sets up the chunk circuit once (compile and keys, timed, in a
+scratch cache of its own), then for each d proves a whole round in K = ceil(d / C) chunks
+(prover.chunked_round.prove_chunked_round, one chunk at a time by default so a chunk's seconds
+are one prover's) and verifies it on the embedded EVM (pipeline.contracts.chunked: the chunk
+proofs staged a few per transaction, then the combine proof). From the per-chunk figures of the
+largest d of each shape it extrapolates to millions of coordinates on N provers.
+
+Each job (a shape's set-up, a point) runs in its own process group under a time limit, as in
+pipeline.apps.bench. Rows are appended to ``results.jsonl`` as they come; ``results.json``,
+``results.md`` and ``results.png`` are written at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from stakelearn.circuits.chunk import chunk_count
+from stakelearn.files import write_bytes_atomic, write_json_atomic
+from stakelearn.pipeline.apps.bench import MAX_INT, krum_shape, machine, run_point_process, sample_updates, use_home
+from stakelearn.pipeline.apps.tables import markdown_table
+
+PROFILES = {
+    # n=8: C=256 and 1,024 (estimated 0.5 and 2.1 GB per prover, measured 0.7 and 1.9 GB);
+    # n=16: C=64 and 128, the largest that fit 2 GB by prover.circuit.estimated_peak_mb.
+    "chunked": {"shapes": [(8, 256), (8, 1024), (16, 64), (16, 128)], "d": [1024, 4096], "limit_s": 3600},
+    # Under a minute: run by the test suite so the command cannot rot.
+    "chunked-quick": {"shapes": [(5, 8)], "d": [24], "limit_s": 300},
+}
+JOB_MODULE = "stakelearn.pipeline.apps.chunked_bench"
+DEFAULT_PER_TRANSACTION = 4
+DEFAULT_WORKERS = 1  # one chunk at a time: a chunk's seconds are one prover's, not shared cores'
+EXTRAPOLATED_D = (1_000_000, 10_000_000)
+EXTRAPOLATED_WORKERS = (1, 8, 64)
+BLOCK_GAS_LIMIT = 30_000_000
+EXTRAPOLATION_NOTE = (
+    "Extrapolated, not measured: K = ceil(d / C); prove hours = (measured prove seconds per chunk) x K / N / 3600, "
+    "which assumes a chunk's time does not depend on d and N provers in perfect parallel (the Ray figures in "
+    "docs/chunked-rounds.md measured a parallel efficiency of 0.4 to 0.6 on a shared 2-core machine); "
+    "gas per epoch = (measured staging gas per chunk) x K + (measured combine gas); transactions = "
+    "ceil(K / floor(30 M / gas per chunk)) staging transactions + 1 combine transaction, each within a 30 M block. "
+    "Gas per chunk is measured at the run's chunks per staging transaction, so it carries a share of each "
+    "transaction's fixed cost; fuller transactions would share it more widely."
+)
+
+
+# --- the math: pure functions ---------------------------------------------------------------
+
+
+def point_figures(n: int, d: int, chunk_seconds: list[float], stage_gas: list[int], combine_gas: int) -> dict:
+    """The derived figures of one measured point: per chunk, per update element, per epoch."""
+    chunks = len(chunk_seconds)
+    prove_total = sum(chunk_seconds)
+    staging = sum(stage_gas)
+    return {
+        "chunks": chunks,
+        "chunk_prove_s_total": round(prove_total, 2),
+        "prove_s_per_chunk": round(prove_total / chunks, 2),
+        "prove_ms_per_element": round(1000 * prove_total / (n * d), 4),
+        "stage_transactions": len(stage_gas),
+        "stage_gas": staging,
+        "combine_gas": combine_gas,
+        "epoch_gas": staging + combine_gas,
+        "gas_per_chunk": round(staging / chunks),
+    }
+
+
+@dataclass(frozen=True)
+class Extrapolation:
+    n: int
+    chunk: int
+    d: int
+    chunks: int
+    prove_hours: dict[int, float]  # by the number of provers N
+    epoch_gas: int
+    transactions: int
+
+
+def extrapolate(
+    n: int,
+    chunk: int,
+    d: int,
+    seconds_per_chunk: float,
+    gas_per_chunk: float,
+    combine_gas: int,
+    workers: tuple[int, ...] = EXTRAPOLATED_WORKERS,
+    block_gas_limit: int = BLOCK_GAS_LIMIT,
+) -> Extrapolation:
+    """A round of ``d`` coordinates in chunks of ``chunk`` from one shape's per-chunk figures
+    (the formula is EXTRAPOLATION_NOTE)."""
+    chunks = chunk_count(d, chunk)
+    chunks_per_transaction = int(block_gas_limit // gas_per_chunk)
+    if chunks_per_transaction < 1:
+        raise ValueError(f"a chunk's {gas_per_chunk:,.0f} gas does not fit a {block_gas_limit:,} gas block")
+    return Extrapolation(
+        n=n,
+        chunk=chunk,
+        d=d,
+        chunks=chunks,
+        prove_hours={w: seconds_per_chunk * chunks / w / 3600 for w in workers},
+        epoch_gas=round(gas_per_chunk * chunks) + combine_gas,
+        transactions=math.ceil(chunks / chunks_per_transaction) + 1,
+    )
+
+
+def extrapolations(points: list[dict], targets: tuple[int, ...] = EXTRAPOLATED_D) -> list[Extrapolation]:
+    """Per shape (n, C), from its measured point with the most chunks, to each ``targets`` d."""
+    largest: dict[tuple[int, int], dict] = {}
+    for point in points:
+        if point.get("status") == "ok":
+            key = (point["n"], point["chunk"])
+            if key not in largest or point["chunks"] > largest[key]["chunks"]:
+                largest[key] = point
+    return [
+        extrapolate(n, chunk, d, p["prove_s_per_chunk"], p["gas_per_chunk"], p["combine_gas"])
+        for (n, chunk), p in sorted(largest.items())
+        for d in targets
+    ]
+
+
+# --- one job, in its own process ------------------------------------------------------------
+
+
+def measure_chunk_setup(n: int, chunk: int, inner_cols: int) -> dict:
+    """Compile and set up the chunk circuit of shape (n, C): once per shape, not per d."""
+    from stakelearn.prover.chunked import ChunkCircuit
+    from stakelearn.prover.circuit import estimated_peak_mb, prepare
+
+    f, m = krum_shape(n)
+    stats: dict = {}
+    prepared = prepare(ChunkCircuit(n, f, m, chunk, MAX_INT, inner_cols), stats=stats)
+    return {
+        "rows": prepared.settings_json()["num_rows"],
+        "logrows": prepared.logrows,
+        "estimated_peak_mb": round(estimated_peak_mb(prepared.logrows, inner_cols)),
+        **{f"{name}_s": round(step.seconds, 2) for name, step in stats.items()},
+        **{f"{name}_peak_mb": round(step.peak_mb) for name, step in stats.items()},
+        "pk_mb": round(prepared.pk.stat().st_size / 2**20, 1),
+    }
+
+
+def measure_chunked_point(
+    n: int, chunk: int, d: int, inner_cols: int, per_transaction: int, workers: int, scratch: Path
+) -> dict:
+    """Prove a round of ``d`` random coordinates in chunks of ``chunk`` and verify it on the embedded EVM."""
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.pipeline.contracts.chunked import verify_chunked_round_on_chain
+    from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
+    from stakelearn.prover.chunked_round import prove_chunked_round
+    from stakelearn.prover.circuit import prepare
+
+    f, m = krum_shape(n)
+    circuit = ChunkCircuit(n, f, m, chunk, MAX_INT, inner_cols)
+    folder = scratch / "round"
+    chunk_stats: dict = {}
+    prove_chunked_round(sample_updates(n, d), circuit, folder, workers=workers, chunk_stats=chunk_stats)
+    verification = verify_chunked_round_on_chain(folder, Chain.embedded(), per_transaction)
+    chunk_prepared = prepare(circuit)  # cached by the shape's set-up job
+    combine = prepare(CombineCircuit(n, f, m, d, MAX_INT, inner_cols))  # set up by prove_chunked_round
+    ordered = [chunk_stats[k] for k in sorted(chunk_stats)]
+    return {
+        "rows": chunk_prepared.settings_json()["num_rows"],
+        "logrows": chunk_prepared.logrows,
+        "combine_rows": combine.settings_json()["num_rows"],
+        "combine_logrows": combine.logrows,
+        **point_figures(n, d, [s.prove_seconds for s in ordered], verification.stage_gas, verification.combine_gas),
+        "prove_peak_mb": round(max(s.prove_peak_mb for s in ordered)),
+        "chunk_prove_s": [round(s.prove_seconds, 2) for s in ordered],
+        "stage_gas_per_transaction": verification.stage_gas,
+    }
+
+
+def run_job(spec: dict) -> dict:
+    """One job (called in the job's own process), in its shape's scratch cache."""
+    use_home(Path(spec["home"]))
+    if spec["job"] == "setup":
+        return measure_chunk_setup(spec["n"], spec["chunk"], spec["inner_cols"])
+    scratch = Path(spec["scratch"])
+    try:
+        return measure_chunked_point(
+            spec["n"], spec["chunk"], spec["d"], spec["inner_cols"], spec["per_transaction"], spec["workers"], scratch
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- reports ----------------------------------------------------------------------------------
+
+SHAPE_COLUMNS = [
+    ("n", "n"),
+    ("chunk", "C"),
+    ("rows", "chunk rows"),
+    ("logrows", "k"),
+    ("compile_s", "compile s"),
+    ("setup_s", "setup s"),
+    ("setup_peak_mb", "setup MB"),
+    ("estimated_peak_mb", "estimated MB"),
+    ("pk_mb", "pk MB"),
+    ("status", "status"),
+]
+POINT_COLUMNS = [
+    ("n", "n"),
+    ("chunk", "C"),
+    ("d", "d"),
+    ("chunks", "K"),
+    ("rows", "chunk rows"),
+    ("logrows", "k"),
+    ("combine_rows", "combine rows"),
+    ("prove_s_per_chunk", "prove s/chunk"),
+    ("prove_ms_per_element", "prove ms/elt"),
+    ("prove_peak_mb", "prove MB"),
+    ("stage_transactions", "staging txs"),
+    ("stage_gas", "staging gas"),
+    ("gas_per_chunk", "gas/chunk"),
+    ("combine_gas", "combine gas"),
+    ("epoch_gas", "gas/epoch"),
+    ("wall_s", "wall s"),
+    ("status", "status"),
+]
+
+
+def _cell(value) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, int) and abs(value) >= 10_000:
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(columns: list[tuple[str, str]], rows: list[dict]) -> str:
+    return markdown_table([title for _, title in columns], [[_cell(r.get(key)) for key, _ in columns] for r in rows])
+
+
+def shapes_table(shapes: list[dict]) -> str:
+    return _table(SHAPE_COLUMNS, shapes)
+
+
+def points_table(points: list[dict]) -> str:
+    return _table(POINT_COLUMNS, points)
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.1f}" if hours >= 1 else f"{hours:.2f}"
+
+
+def extrapolation_table(rows: list[Extrapolation]) -> str:
+    workers = sorted({w for row in rows for w in row.prove_hours})
+    header = ["n", "C", "d", "K", *(f"prove h, N={w}" for w in workers), "gas/epoch", "txs (≤ 30 M gas)"]
+    body = [
+        [r.n, r.chunk, f"{r.d:,}", f"{r.chunks:,}", *(_hours(r.prove_hours[w]) for w in workers)]
+        + [f"{r.epoch_gas / 1e6:,.0f} M", f"{r.transactions:,}"]
+        for r in rows
+    ]
+    return markdown_table(header, body)
+
+
+def plot(points: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    shapes: dict[tuple[int, int], list[dict]] = {}
+    for point in points:
+        if point.get("status") == "ok":
+            shapes.setdefault((point["n"], point["chunk"]), []).append(point)
+    for (n, chunk), items in sorted(shapes.items()):
+        items.sort(key=lambda p: p["d"])
+        d = [p["d"] for p in items]
+        label = f"n={n}, C={chunk}"
+        left.plot(d, [p["chunk_prove_s_total"] for p in items], "o-", label=label)
+        right.plot(d, [p["epoch_gas"] for p in items], "o-", label=label)
+    for axis, title in (
+        (left, "prove seconds (all chunks, one prover)"),
+        (right, "verification gas per epoch (staging + combine)"),
+    ):
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("update length d")
+        axis.set_title(title, fontsize=10)
+        axis.grid(True, which="both", alpha=0.3)
+    left.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def load_note(load: float, cores: int) -> str | None:
+    """A warning when other work shares the machine: seconds are then inflated (gas is not)."""
+    if load <= cores * 0.75:
+        return None
+    return f"load average {load:.1f} on {cores} cores: other jobs share the machine, seconds are inflated"
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _check_load(loads: list[float]) -> None:
+    loads.append(os.getloadavg()[0])
+    note = load_note(loads[-1], os.cpu_count() or 1)
+    if note:
+        _say(f"bench: {note}")
+
+
+def run_chunked_bench(
+    out: Path,
+    *,
+    quick: bool = False,
+    d_values: list[int] | None = None,
+    per_transaction: int = DEFAULT_PER_TRANSACTION,
+    workers: int = DEFAULT_WORKERS,
+    limit_s: float | None = None,
+    inner_cols: int = 8,
+) -> dict:
+    profile = "chunked-quick" if quick else "chunked"
+    spec = PROFILES[profile]
+    ds = sorted(set(d_values or spec["d"]))
+    limit = limit_s or spec["limit_s"]
+    out.mkdir(parents=True, exist_ok=True)
+    journal = out / "results.jsonl"
+    journal.unlink(missing_ok=True)
+    scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
+    shapes, points, loads = [], [], []
+    common = {"inner_cols": inner_cols, "per_transaction": per_transaction, "workers": workers}
+    try:
+        for n, chunk in spec["shapes"]:
+            home = scratch_root / f"home-{n}x{chunk}"  # the shape's keys, shared by its points
+            _check_load(loads)
+            _say(f"bench: chunked n={n} C={chunk}: compile and set up the chunk circuit")
+            job = {"job": "setup", "n": n, "chunk": chunk, "home": str(home), **common}
+            shape = {"n": n, "chunk": chunk, **run_point_process(job, limit, JOB_MODULE)}
+            shapes.append(shape)
+            _append(journal, {"kind": "shape", **shape})
+            print(shapes_table([shape]).splitlines()[-1], flush=True)
+            for d in ds:
+                _check_load(loads)
+                _say(f"bench: chunked n={n} C={chunk} d={d}: {chunk_count(d, chunk)} chunks")
+                job = {"job": "point", "n": n, "chunk": chunk, "d": d, "home": str(home), **common}
+                job["scratch"] = str(scratch_root / f"point-{n}x{chunk}x{d}")
+                start = time.perf_counter()
+                if shape["status"] == "ok":
+                    measured = run_point_process(job, limit, JOB_MODULE)
+                else:
+                    measured = {"status": "skipped: the set-up failed"}
+                point = {"n": n, "chunk": chunk, "d": d, **measured, "wall_s": round(time.perf_counter() - start, 1)}
+                points.append(point)
+                _append(journal, {"kind": "point", **point})
+                print(points_table([point]).splitlines()[-1], flush=True)
+    finally:
+        shutil.rmtree(scratch_root, ignore_errors=True)
+    _check_load(loads)
+    extrapolated = extrapolations(points)
+    results = {
+        "profile": profile,
+        "machine": machine(),
+        "max_int": MAX_INT,
+        **common,
+        "load_average": {"max": max(loads), "samples": loads},
+        "shapes": shapes,
+        "points": points,
+        "extrapolation": {
+            "note": EXTRAPOLATION_NOTE,
+            "block_gas_limit": BLOCK_GAS_LIMIT,
+            "rows": [asdict(row) for row in extrapolated],
+        },
+    }
+    write_json_atomic(out / "results.json", results)
+    report = report_lines(results, extrapolated)
+    write_bytes_atomic(out / "results.md", ("\n".join(report) + "\n").encode())
+    plot(points, out / "results.png")
+    print("\n".join(report))
+    return results
+
+
+def report_lines(results: dict, extrapolated: list[Extrapolation]) -> list[str]:
+    lines = [
+        f"Chunk circuits, set up once per shape (n, C) ({results['inner_cols']} cells per row, max_int {MAX_INT}):",
+        "",
+        shapes_table(results["shapes"]),
+        "",
+        f"Rounds proven in chunks ({results['workers']} prover(s) at a time), verified on the embedded EVM "
+        f"({results['per_transaction']} chunk proofs per staging transaction):",
+        "",
+        points_table(results["points"]),
+        "",
+        "**Extrapolated** from each shape's largest measured d:",
+        "",
+        extrapolation_table(extrapolated),
+        "",
+        EXTRAPOLATION_NOTE,
+        "",
+        "machine: " + json.dumps(results["machine"]),
+    ]
+    note = load_note(results["load_average"]["max"], results["machine"]["cores"] or 1)
+    if note:
+        lines.append(f"during the run: {note}")
+    return lines
+
+
+def _append(journal: Path, row: dict) -> None:
+    with journal.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    # One job, in its own process: print its measurements as the last line of stdout.
+    print(json.dumps(run_job(json.loads(sys.argv[1]))), flush=True)
