@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import resource
 import shutil
 import sys
 import tempfile
@@ -295,11 +296,79 @@ def plot(points: list[dict], path: Path) -> None:
     plt.close(figure)
 
 
-def load_note(load: float, cores: int) -> str | None:
-    """A warning when other work shares the machine: seconds are then inflated (gas is not)."""
-    if load <= cores * 0.75:
+# Other work on the machine above this many cores inflates the seconds measured (not the gas).
+SHARED_CORES = 0.5
+
+
+def others_cores(machine_busy_s: float, ours_s: float, wall_s: float) -> float:
+    """The cores other processes kept busy over ``wall_s``: the machine's busy CPU seconds less ours."""
+    return max(0.0, (machine_busy_s - ours_s) / wall_s) if wall_s > 0 else 0.0
+
+
+def cpu_busy_seconds() -> float:
+    """CPU seconds all cores have spent busy since boot (/proc/stat; 0 where there is none)."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def our_cpu_seconds() -> float:
+    """CPU seconds of this process and of every descendant it (and they) waited for: a job's whole tree."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+class SharingMonitor:
+    """How much of the machine other jobs took while ours ran. A load average counts our own
+    prover too, so only the one taken before the run says whether others were at work; during a
+    job, the machine's busy CPU time less our process tree's is theirs."""
+
+    def __init__(self) -> None:
+        self.cores = os.cpu_count() or 1
+        self.load_before = os.getloadavg()[0]
+        self.per_job: list[float] = []
+        if self.load_before > SHARED_CORES * self.cores:
+            _say(
+                f"bench: load average {self.load_before:.1f} on {self.cores} cores before the run: other jobs are running"
+            )
+        self._start()
+
+    def _start(self) -> None:
+        self._busy, self._ours, self._wall = cpu_busy_seconds(), our_cpu_seconds(), time.perf_counter()
+
+    def job_done(self) -> float:
+        """The cores other processes used since the last job ended, said when it inflates seconds."""
+        busy, ours, wall = cpu_busy_seconds(), our_cpu_seconds(), time.perf_counter()
+        others = round(others_cores(busy - self._busy, ours - self._ours, wall - self._wall), 2)
+        self.per_job.append(others)
+        if others > SHARED_CORES:
+            _say(
+                f"bench: other processes used {others:.1f} of {self.cores} cores during that job: its seconds are inflated"
+            )
+        self._start()
+        return others
+
+    def summary(self) -> dict:
+        return {
+            "cores": self.cores,
+            "load_average_before": round(self.load_before, 2),
+            "others_cores_max": max(self.per_job, default=0.0),
+            "others_cores_per_job": self.per_job,
+        }
+
+
+def sharing_note(sharing: dict) -> str | None:
+    """A line for the report when other work shared the machine: seconds are then inflated (gas is not)."""
+    cores, before, others = sharing["cores"], sharing["load_average_before"], sharing["others_cores_max"]
+    if before <= SHARED_CORES * cores and others <= SHARED_CORES:
         return None
-    return f"load average {load:.1f} on {cores} cores: other jobs share the machine, seconds are inflated"
+    return (
+        f"other jobs shared the machine (load average {before:.1f} on {cores} cores before the run; other processes "
+        f"took up to {others:.1f} cores during a job): seconds are inflated, gas is not"
+    )
 
 
 # --- the driver ---------------------------------------------------------------------------------
@@ -307,13 +376,6 @@ def load_note(load: float, cores: int) -> str | None:
 
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
-
-
-def _check_load(loads: list[float]) -> None:
-    loads.append(os.getloadavg()[0])
-    note = load_note(loads[-1], os.cpu_count() or 1)
-    if note:
-        _say(f"bench: {note}")
 
 
 def run_chunked_bench(
@@ -334,20 +396,20 @@ def run_chunked_bench(
     journal = out / "results.jsonl"
     journal.unlink(missing_ok=True)
     scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
-    shapes, points, loads = [], [], []
+    shapes, points = [], []
+    sharing = SharingMonitor()
     common = {"inner_cols": inner_cols, "per_transaction": per_transaction, "workers": workers}
     try:
         for n, chunk in spec["shapes"]:
             home = scratch_root / f"home-{n}x{chunk}"  # the shape's keys, shared by its points
-            _check_load(loads)
             _say(f"bench: chunked n={n} C={chunk}: compile and set up the chunk circuit")
             job = {"job": "setup", "n": n, "chunk": chunk, "home": str(home), **common}
             shape = {"n": n, "chunk": chunk, **run_point_process(job, limit, JOB_MODULE)}
+            shape["others_cores"] = sharing.job_done()
             shapes.append(shape)
             _append(journal, {"kind": "shape", **shape})
             print(shapes_table([shape]).splitlines()[-1], flush=True)
             for d in ds:
-                _check_load(loads)
                 _say(f"bench: chunked n={n} C={chunk} d={d}: {chunk_count(d, chunk)} chunks")
                 job = {"job": "point", "n": n, "chunk": chunk, "d": d, "home": str(home), **common}
                 job["scratch"] = str(scratch_root / f"point-{n}x{chunk}x{d}")
@@ -357,19 +419,19 @@ def run_chunked_bench(
                 else:
                     measured = {"status": "skipped: the set-up failed"}
                 point = {"n": n, "chunk": chunk, "d": d, **measured, "wall_s": round(time.perf_counter() - start, 1)}
+                point["others_cores"] = sharing.job_done()
                 points.append(point)
                 _append(journal, {"kind": "point", **point})
                 print(points_table([point]).splitlines()[-1], flush=True)
     finally:
         shutil.rmtree(scratch_root, ignore_errors=True)
-    _check_load(loads)
     extrapolated = extrapolations(points)
     results = {
         "profile": profile,
         "machine": machine(),
         "max_int": MAX_INT,
         **common,
-        "load_average": {"max": max(loads), "samples": loads},
+        "sharing": sharing.summary(),
         "shapes": shapes,
         "points": points,
         "extrapolation": {
@@ -405,9 +467,9 @@ def report_lines(results: dict, extrapolated: list[Extrapolation]) -> list[str]:
         "",
         "machine: " + json.dumps(results["machine"]),
     ]
-    note = load_note(results["load_average"]["max"], results["machine"]["cores"] or 1)
+    note = sharing_note(results["sharing"])
     if note:
-        lines.append(f"during the run: {note}")
+        lines.append(note)
     return lines
 
 
