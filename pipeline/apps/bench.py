@@ -14,6 +14,8 @@ Each point runs in its own process group under a time limit: a point over the li
 recorded as such instead of hanging, a crash loses only that point, and every step inside
 runs in its own child so its peak memory is its own. Rows are appended to ``results.jsonl``
 as they come; ``results.json``, ``results.md`` and ``results.png`` are written at the end.
+
+The ``chunked`` profile (rounds proven in chunks) is pipeline.apps.chunked_bench.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stakelearn.circuits.chunk import chunk_count
+from stakelearn.errors import StakeLearnError
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.pipeline.apps.bench import MAX_INT, krum_shape, machine, run_point_process, sample_updates, use_home
 from stakelearn.pipeline.apps.tables import markdown_table
@@ -183,15 +184,16 @@ def measure_chunked_point(
 def run_job(spec: dict) -> dict:
     """One job (called in the job's own process), in its shape's scratch cache."""
     use_home(Path(spec["home"]))
-    if spec["job"] == "setup":
-        return measure_chunk_setup(spec["n"], spec["chunk"], spec["inner_cols"])
-    scratch = Path(spec["scratch"])
     try:
-        return measure_chunked_point(
-            spec["n"], spec["chunk"], spec["d"], spec["inner_cols"], spec["per_transaction"], spec["workers"], scratch
-        )
+        if spec["job"] == "setup":
+            return measure_chunk_setup(spec["n"], spec["chunk"], spec["inner_cols"])
+        args = (spec["n"], spec["chunk"], spec["d"], spec["inner_cols"], spec["per_transaction"], spec["workers"])
+        return measure_chunked_point(*args, Path(spec["scratch"]))
+    except StakeLearnError as error:  # recorded with its reason: the other points still run
+        return {"status": f"failed: {error}"}
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if "scratch" in spec:
+            shutil.rmtree(spec["scratch"], ignore_errors=True)
 
 
 # --- reports ----------------------------------------------------------------------------------
@@ -232,9 +234,9 @@ POINT_COLUMNS = [
 def _cell(value) -> str:
     if isinstance(value, bool) or value is None:
         return "" if value is None else str(value)
-    if isinstance(value, int) and abs(value) >= 10_000:
+    if isinstance(value, int) and abs(value) >= 1_000:
         return f"{value:,}"
-    return str(value)
+    return " ".join(str(value).split()).replace("|", "/")  # one table cell
 
 
 def _table(columns: list[tuple[str, str]], rows: list[dict]) -> str:
