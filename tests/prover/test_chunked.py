@@ -177,3 +177,19 @@ def test_compiled_chunk_circuit_reports_another_slots_tag(circuits, small_update
     assert outputs[N * (N + 1) // 2 + 2 * N] == (2 * (2 - 1)) ** 2  # check_error
     with pytest.raises(ProofError, match="check_error"):
         prove_chunk(chunk, tagged, total, mask, tmp_path / "copied")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=ProofError,
+    reason="known bug: ezkl reads the combine circuit's inputs through 32-bit floats, so a Gram entry above "
+    "2^24 is rounded (d * max_int^2 >= 2^24: d > 1,024 at max_int 128) and the witness disagrees",
+)
+def test_combine_takes_gram_entries_above_two_to_the_24(tmp_path):
+    d = 4096  # a Gram entry can reach d * 128^2 = 2^26
+    combined = prepare(CombineCircuit(N, F, M, d, MAX_INT, num_inner_cols=4))
+    updates = np.random.default_rng(0).integers(-MAX_INT, MAX_INT + 1, size=(N, d))
+    gram = chunked_gram(updates, 256)
+    assert np.abs(gram).max() > 2**24
+    outcome = prove_combine(combined, gram, tmp_path / "combine")
+    assert outcome.scores == krum_round(updates, CombineCircuit(N, F, M, d, MAX_INT).params).scores.tolist()
