@@ -259,7 +259,7 @@ def extrapolation_table(rows: list[Extrapolation]) -> str:
     workers = sorted({w for row in rows for w in row.prove_hours})
     header = ["n", "C", "d", "K", *(f"prove h, N={w}" for w in workers), "gas/epoch", "txs (≤ 30 M gas)"]
     body = [
-        [r.n, r.chunk, f"{r.d:,}", f"{r.chunks:,}", *(_hours(r.prove_hours[w]) for w in workers)]
+        [r.n, f"{r.chunk:,}", f"{r.d:,}", f"{r.chunks:,}", *(_hours(r.prove_hours[w]) for w in workers)]
         + [f"{r.epoch_gas / 1e6:,.0f} M", f"{r.transactions:,}"]
         for r in rows
     ]
