@@ -296,9 +296,38 @@ def _chain(args: argparse.Namespace) -> int:
     return serve_anvil(args.port, say=lambda line: print(line, flush=True))
 
 
-def _bench(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.apps.bench import run_bench
+def _int_list(text: str) -> list[int]:
+    """A comma-separated list of integers, e.g. ``1000,10000,100000``."""
+    try:
+        return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 
+
+def _bench(args: argparse.Namespace) -> int:
+    from stakelearn.errors import InputError
+    from stakelearn.pipeline.apps.bench import run_bench
+    from stakelearn.pipeline.apps.chunked_bench import DEFAULT_PER_TRANSACTION, DEFAULT_WORKERS, run_chunked_bench
+
+    if args.profile == "chunked":
+        per_transaction = DEFAULT_PER_TRANSACTION if args.per_transaction is None else args.per_transaction
+        workers = DEFAULT_WORKERS if args.workers is None else args.workers
+        if per_transaction < 1 or workers < 1 or any(d < 1 for d in args.d or []):
+            raise InputError("--d, --per-transaction and --workers must be >= 1")
+        results = run_chunked_bench(
+            args.out,
+            quick=args.quick,
+            d_values=args.d,
+            per_transaction=per_transaction,
+            workers=workers,
+            limit_s=args.limit,
+        )
+        rows = results["shapes"] + results["points"]
+        if args.json:
+            print(json.dumps(results, indent=2))
+        return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
+    if (args.d, args.per_transaction, args.workers) != (None, None, None):
+        raise InputError("--d, --per-transaction and --workers go with --profile chunked")
     rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -655,12 +684,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--profile",
-        choices=["quick", "standard", "accuracy", "full"],
+        choices=["quick", "standard", "accuracy", "full", "chunked"],
         default="standard",
         help="quick: tiny points; standard: (8,256), (16,1024) and the accuracy proof; "
-        "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096",
+        "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096; "
+        "chunked: rounds proven in chunks, n=8 (C 256, 1024) and n=16 (C 64, 128) x d 1024, 4096, "
+        "with gas on the embedded EVM and an extrapolation to d = 10^6, 10^7",
     )
-    bench.add_argument("--quick", action="store_true", help="same as --profile quick (a minute or two)")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="same as --profile quick (a minute or two); with --profile chunked: one tiny point (n=5, C=8, d=24)",
+    )
+    bench.add_argument(
+        "--d",
+        type=_int_list,
+        default=None,
+        metavar="D,D,...",
+        help="--profile chunked: the update lengths to measure (default 1024,4096), e.g. 1000,10000,100000",
+    )
+    bench.add_argument(
+        "--per-transaction",
+        type=int,
+        default=None,
+        help="--profile chunked: chunk proofs per staging transaction (default 4)",
+    )
+    bench.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="--profile chunked: chunks proven at once (default 1: a chunk's seconds are one prover's)",
+    )
     bench.add_argument(
         "--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit"
     )

@@ -41,7 +41,7 @@ from stakelearn.prover.chunked import (
     verify_combine,
 )
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, estimated_peak_mb, natural_logrows, prepare
-from stakelearn.prover.parallel import chunk_folder, chunk_jobs, prove_chunks
+from stakelearn.prover.parallel import ChunkStats, chunk_folder, chunk_jobs, prove_chunks
 from stakelearn.prover.round import (
     COMMITMENTS,
     MANIFEST,
@@ -113,11 +113,13 @@ def prove_chunked_round(
     ceremony_srs: Path | None = None,
     ray_address: str | None = None,
     workers: int | None = None,
+    chunk_stats: dict[int, ChunkStats] | None = None,
 ) -> ChunkedOutcome:
     """Prove the round over the ``[n, d]`` integer ``updates`` in chunks of
     ``chunk_circuit.chunk`` into the new folder ``out`` (chunk proofs locally or on Ray, then the
     combine proof). ``signed`` as for prover.round.prove_round: each record's commitment must be
-    the client's chained commitment."""
+    the client's chained commitment. The chunks proven by this call are timed into ``chunk_stats``
+    (prover.parallel.prove_chunks)."""
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     c = chunk_circuit
@@ -128,7 +130,7 @@ def prove_chunked_round(
     chunk, combine = prepare(c, ceremony_srs), prepare(combine_circuit, ceremony_srs)
     work = out.with_name(out.name + ".partial")
     jobs = chunk_jobs(x, reference.total, reference.mask, c.chunk, absent)
-    outcomes = prove_chunks(chunk, jobs, work / CHUNKS, ray_address=ray_address, workers=workers)
+    outcomes = prove_chunks(chunk, jobs, work / CHUNKS, ray_address=ray_address, workers=workers, stats=chunk_stats)
     commitments = _commitments(outcomes, n)
     if signed is not None:
         check_signed(signed, commitments["updates"], absent)

@@ -42,6 +42,7 @@ from stakelearn.files import atomic_dir, write_bytes_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.chunked import ChunkOutcome, chunk_input_json, prove_chunk, verify_chunk
 from stakelearn.prover.circuit import PreparedCircuit, estimated_peak_mb, memory_budget_mb
+from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.srs import Srs, stakelearn_home
 
 # A worker process holds torch and ezkl (about 300 MB) and its prove step's child re-imports as
@@ -69,12 +70,14 @@ class ChunkJob:
 
 @dataclass(frozen=True)
 class ChunkStats:
-    """How one chunk proven by this run went: its proving step's seconds, where it ran, and the
-    seconds its node spent receiving the circuit's files (0 when that node had them)."""
+    """How one chunk proven by this run went: its proving step's seconds, where it ran, the
+    seconds its node spent receiving the circuit's files (0 when that node had them), and the
+    peak memory of the process that ran the proving step."""
 
     prove_seconds: float
     node: str
     ship_seconds: float = 0.0
+    prove_peak_mb: float = 0.0
 
 
 def chunk_jobs(
@@ -201,13 +204,13 @@ def _limit_threads(threads: int) -> None:
     os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
 
 
-def _prove_into(prepared: PreparedCircuit, job: ChunkJob, final: Path) -> tuple[ChunkOutcome, float]:
+def _prove_into(prepared: PreparedCircuit, job: ChunkJob, final: Path) -> tuple[ChunkOutcome, StepStats]:
     """Prove ``job`` into the new folder ``final``, which appears only once its proof verified."""
     stats = {}
     with atomic_dir(final) as staging:
         staging.rmdir()  # prove_chunk makes its folder itself (it refuses one that exists)
         outcome = prove_chunk(prepared, job.tagged, job.claimed, job.mask, staging, stats)
-    return outcome, stats["prove"].seconds
+    return outcome, stats["prove"]
 
 
 def _prove_locally(prepared, pending, folder, workers, threads, outcomes, stats, progress) -> None:
@@ -221,10 +224,10 @@ def _prove_locally(prepared, pending, folder, workers, threads, outcomes, stats,
                 for future in done:
                     job = running.pop(future)
                     try:
-                        outcomes[job.index], seconds = future.result()
+                        outcomes[job.index], step = future.result()
                     except BrokenProcessPool:
                         raise ProofError(f"chunk {job.index}: a worker process of the pool died") from None
-                    stats[job.index] = ChunkStats(prove_seconds=seconds, node="local")
+                    stats[job.index] = ChunkStats(step.seconds, "local", prove_peak_mb=step.peak_mb)
                     progress.chunk_done(job.index, stats[job.index])
         except BaseException:
             for future in running:  # the chunks not started yet; those running finish first
@@ -252,6 +255,7 @@ class RemoteProof:
     prove_seconds: float
     ship_seconds: float
     node: str
+    prove_peak_mb: float = 0.0
 
 
 def circuit_files(prepared: PreparedCircuit) -> dict[str, Path]:
@@ -311,7 +315,8 @@ def _prove_on_node(circuit, shipped: ShippedCircuit, job: ChunkJob, threads: int
         files = {name: (proof / name).read_bytes() for name in CHUNK_FILES}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return RemoteProof(files, stats["prove"].seconds, ship_seconds, ray.util.get_node_ip_address())
+    node = ray.util.get_node_ip_address()
+    return RemoteProof(files, stats["prove"].seconds, ship_seconds, node, stats["prove"].peak_mb)
 
 
 def _import_ray():
@@ -404,7 +409,9 @@ def _prove_on_ray(prepared, pending, folder, address, memory_mb, cpus, outcomes,
                     for name, data in result.files.items():
                         write_bytes_atomic(staging / name, data)
                     outcomes[job.index] = verify_chunk(prepared, staging)  # before it is named done
-                stats[job.index] = ChunkStats(result.prove_seconds, result.node, result.ship_seconds)
+                stats[job.index] = ChunkStats(
+                    result.prove_seconds, result.node, result.ship_seconds, result.prove_peak_mb
+                )
                 progress.chunk_done(job.index, stats[job.index])
         finally:
             for ref in running:  # after a failure: stop the chunks still queued or running

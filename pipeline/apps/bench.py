@@ -14,6 +14,8 @@ Each point runs in its own process group under a time limit: a point over the li
 recorded as such instead of hanging, a crash loses only that point, and every step inside
 runs in its own child so its peak memory is its own. Rows are appended to ``results.jsonl``
 as they come; ``results.json``, ``results.md`` and ``results.png`` are written at the end.
+
+The ``chunked`` profile (rounds proven in chunks) is pipeline.apps.chunked_bench.
 """
 
 from __future__ import annotations
@@ -244,18 +246,23 @@ def _step_columns(stats: dict) -> dict:
     }
 
 
-def run_point(spec: dict) -> dict:
-    """Measure one point (called in the point's own process)."""
+def use_home(home: Path) -> None:
+    """Compile and set up afresh in the scratch cache ``home`` (they are measured), but share the
+    user's SRS files: generating an SRS is not part of proving a round."""
     from stakelearn.prover.srs import stakelearn_home
 
-    scratch = Path(spec["scratch"])  # a new folder inside run_bench's temporary one
-    # Compile and set up afresh in a scratch cache (they are measured), but share the user's
-    # SRS files: generating an SRS is not part of proving a round.
     srs_cache = stakelearn_home() / "srs"
     srs_cache.mkdir(parents=True, exist_ok=True)
-    (scratch / "home").mkdir(parents=True)
-    (scratch / "home" / "srs").symlink_to(srs_cache.resolve())
-    os.environ["STAKELEARN_HOME"] = str(scratch / "home")
+    if not (home / "srs").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "srs").symlink_to(srs_cache.resolve())
+    os.environ["STAKELEARN_HOME"] = str(home)
+
+
+def run_point(spec: dict) -> dict:
+    """Measure one point (called in the point's own process)."""
+    scratch = Path(spec["scratch"])  # a new folder inside run_bench's temporary one
+    use_home(scratch / "home")
     n, d = spec["n"], spec["d"]
     if spec["variant"] == "naive":
         measured = measure_naive(n, d, scratch)
@@ -267,9 +274,10 @@ def run_point(spec: dict) -> dict:
     return measured
 
 
-def _run_point_process(spec: dict, limit_s: float) -> dict:
-    """Run one point in a new process group; kill the group at the time limit."""
-    command = [sys.executable, "-m", "stakelearn.pipeline.apps.bench", json.dumps(spec)]
+def run_point_process(spec: dict, limit_s: float, module: str = "stakelearn.pipeline.apps.bench") -> dict:
+    """Run one point in a new process group (``python -m module spec``, which prints its figures
+    as JSON on its last line); kill the group at the time limit."""
+    command = [sys.executable, "-m", module, json.dumps(spec)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, start_new_session=True, text=True)
     try:
         out, _ = process.communicate(timeout=limit_s)
@@ -388,7 +396,7 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
             "bound": bound,
             "scratch": str(scratch_root / f"{variant}-{n}x{d}-{cols}"),
         }
-        row = {**point, **_run_point_process(point, limit)}
+        row = {**point, **run_point_process(point, limit)}
         row.pop("scratch")
         if variant != "accuracy":
             row.pop("bound")
