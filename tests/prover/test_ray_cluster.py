@@ -136,11 +136,11 @@ def test_round_survives_a_node_killed_mid_proof(cluster, tmp_path):
     assert sorted(stats) == [0, 1, 2, 3]
     check_round(chunk, jobs, outcomes, updates, tmp_path)
 
-    # Each node received the circuit's files once, into its own cache, which lists them (and
-    # the killed node's unfinished chunk) and prunes them.
+    # Each node received the circuit's files once, into its own cache, which lists them and
+    # prunes them. (Whether the killed node's unfinished scratch folder is left depends on when
+    # its orphaned worker notices the node is gone, so it is not asserted.)
     assert len(list((head.home / SHIPPED).iterdir())) == 1
     assert len(list((node.home / SHIPPED).iterdir())) == 1
-    assert "leftover" in {e.kind for e in cache_entries(node.home)}
     assert "shipped" in {e.kind for e in cache_entries(head.home)}
     prune(head.home)
     assert not list((head.home / SHIPPED).iterdir())
