@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +40,14 @@ from stakelearn.prover.chunked import (
     verify_chunk,
     verify_combine,
 )
-from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, estimated_peak_mb, natural_logrows, prepare
+from stakelearn.prover.circuit import (
+    PreparedCircuit,
+    RoundCircuit,
+    estimated_peak_mb,
+    model_dir,
+    natural_logrows,
+    prepare,
+)
 from stakelearn.prover.parallel import ChunkStats, chunk_folder, chunk_jobs, prove_chunks
 from stakelearn.prover.round import (
     COMMITMENTS,
@@ -73,20 +80,35 @@ class ChunkedOutcome:
         return [i for i, bit in enumerate(self.mask) if bit == 1]
 
 
+PROBE_CHUNK = 64  # the chunk whose compiled rows size the first guess
+
+
+def _rows(circuit) -> int:
+    return json.loads((model_dir(replace(circuit, min_logrows=0)) / steps.SETTINGS).read_text())["num_rows"]
+
+
 def chunk_size_for(n: int, f: int, m: int, d: int, max_int: int, memory_mb: float, num_inner_cols: int = 8) -> int:
     """``d`` when today's one-proof round fits ``memory_mb`` per prover process, else the largest
-    power-of-two chunk that does, from the circuits' compiled logrows and the prover's memory
-    estimate (prover.circuit.estimated_peak_mb)."""
+    power-of-two chunk that does, by the prover's memory estimate (prover.circuit.estimated_peak_mb)
+    of the compiled circuit's logrows. A chunk's rows grow linearly with C, so the rows of a
+    64-coordinate chunk give the first guess, which is then compiled and halved until it fits:
+    a few compilations, never one of a chunk far too large."""
 
     def fits(circuit) -> bool:
         return estimated_peak_mb(natural_logrows(circuit), num_inner_cols) <= memory_mb
 
+    def chunk_circuit(chunk: int) -> ChunkCircuit:
+        return ChunkCircuit(n, f, m, chunk, max_int, num_inner_cols)
+
     if fits(RoundCircuit(n, f, m, d, max_int, num_inner_cols)):
         return d
-    chunk = 2 ** max(3, math.floor(math.log2(d)))
-    while chunk > 8 and not fits(ChunkCircuit(n, f, m, chunk, max_int, num_inner_cols)):
+    logrows = max((k for k in range(1, 27) if estimated_peak_mb(k, num_inner_cols) <= memory_mb), default=0)
+    rows_per_coordinate = _rows(chunk_circuit(PROBE_CHUNK)) / PROBE_CHUNK
+    chunk = 2 ** max(3, math.floor(math.log2(max(1.0, 2**logrows / rows_per_coordinate))))
+    chunk = min(chunk, 2 ** math.floor(math.log2(d)))
+    while chunk > 8 and not fits(chunk_circuit(chunk)):
         chunk //= 2
-    if not fits(ChunkCircuit(n, f, m, chunk, max_int, num_inner_cols)):
+    if not fits(chunk_circuit(chunk)):
         raise InputError(f"no chunk of 8 or more coordinates fits {memory_mb:.0f} MB per prover; give more memory")
     return chunk
 

@@ -187,3 +187,18 @@ def test_combine_takes_gram_entries_above_two_to_the_24(tmp_path):
     assert np.abs(gram).max() > 2**24
     outcome = prove_combine(combined, gram, tmp_path / "combine")
     assert outcome.scores == krum_round(updates, CombineCircuit(N, F, M, d, MAX_INT).params).scores.tolist()
+
+
+def test_the_chunk_size_is_the_largest_power_of_two_that_fits_the_memory():
+    from stakelearn.prover.chunked_round import chunk_size_for
+    from stakelearn.prover.circuit import RoundCircuit, estimated_peak_mb, natural_logrows
+
+    def peak(circuit):
+        return estimated_peak_mb(natural_logrows(circuit), 4)
+
+    assert chunk_size_for(N, F, M, 64, MAX_INT, 10_000, num_inner_cols=4) == 64  # one proof fits
+    budget = 150  # MB: more than a chunk of 8 needs, less than a round of d = 4,096
+    assert peak(RoundCircuit(N, F, M, 4096, MAX_INT, 4)) > budget
+    chunk = chunk_size_for(N, F, M, 4096, MAX_INT, budget, num_inner_cols=4)
+    assert peak(ChunkCircuit(N, F, M, chunk, MAX_INT, num_inner_cols=4)) <= budget
+    assert peak(ChunkCircuit(N, F, M, 2 * chunk, MAX_INT, num_inner_cols=4)) > budget
