@@ -46,8 +46,8 @@ EXTRAPOLATED_WORKERS = (1, 8, 64)
 BLOCK_GAS_LIMIT = 30_000_000
 EXTRAPOLATION_NOTE = (
     "Extrapolated, not measured: K = ceil(d / C); prove hours = (measured prove seconds per chunk) x K / N / 3600, "
-    "which assumes a chunk's time does not depend on d and N provers in perfect parallel (the Ray figures in "
-    "docs/chunked-rounds.md measured a parallel efficiency of 0.4 to 0.6 on a shared 2-core machine); "
+    "which assumes a chunk's time does not depend on d and N provers in perfect parallel (two Ray nodes on one "
+    "quiet 2-core machine measured a parallel efficiency of 0.98, docs/chunked-rounds.md); "
     "gas per epoch = (measured staging gas per chunk) x K + (measured combine gas); transactions = "
     "ceil(K / floor(30 M / gas per chunk)) staging transactions + 1 combine transaction, each within a 30 M block. "
     "Gas per chunk is measured at the run's chunks per staging transaction, so it carries a share of each "
