@@ -59,7 +59,7 @@ from stakelearn.prover.round import (
     check_updates,
     manifest,
 )
-from stakelearn.prover.verifying import ship_verifying_files, shipped_circuit, unexpected_files
+from stakelearn.prover.verifying import SHIPPED, ship_verifying_files, shipped_circuit, unexpected_files
 
 KIND = "chunked"
 CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE = "chunk-circuit", "combine-circuit", "chunks", "combine"
@@ -235,9 +235,17 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
     """Check a chunked round folder with the circuit files it ships: every chunk proof and the
     combine proof with ezkl, the links between them (prover.chunked.check_chunked_round), the
     chained commitments, the signed records and the public file. Raises ProofError if any fails."""
-    unexpected_files_in = set(p.name for p in folder.iterdir()) - CHUNKED_FILES
-    if unexpected_files_in:
-        raise ProofError(f"{folder} holds {sorted(unexpected_files_in)[0]}, which a chunked round folder does not")
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder} is not a folder: a chunked round is one")
+    entries = sorted(folder.iterdir())
+    extra = [p.name for p in entries if p.name not in CHUNKED_FILES]
+    if extra:
+        raise ProofError(f"{folder} holds {extra[0]}, which a chunked round folder does not; remove it")
+    linked = [p.name for p in entries if p.is_symlink()]
+    if linked:  # it could point anywhere
+        raise ProofError(f"{folder / linked[0]} is a link: a proof folder holds only its own files and folders")
+    for name in (CHUNK_CIRCUIT, COMBINE_CIRCUIT):
+        unexpected_files(folder / name, set(SHIPPED))
     manifest, chunk, combine = chunked_circuits(folder, ceremony_srs)
     n, count = chunk.circuit.n, manifest["chunks"]
     if count != chunk_count(combine.circuit.d, chunk.circuit.chunk) or manifest["d"] != combine.circuit.d:

@@ -10,6 +10,7 @@ from stakelearn.pipeline.apps.chunked_bench import extrapolate, extrapolations, 
 from stakelearn.pipeline.cli import main
 
 
+@pytest.mark.slow  # 72 s; the chunked profile's quick run below keeps the command's plumbing in CI
 def test_bench_quick_measures_every_point(tmp_path):
     out = tmp_path / "bench"
     assert main(["bench", "--quick", "--out", str(out)]) == 0

@@ -85,7 +85,14 @@ def edit_combine_input(folder):
     return "public input"
 
 
-@pytest.mark.parametrize("tamper", [flip_proof_byte, edit_chunk_input, edit_combine_input])
+def add_a_file_to_a_circuit_folder(folder):
+    (folder / "chunk-circuit" / "notes.txt").write_text("unchecked")
+    return "notes.txt"
+
+
+@pytest.mark.parametrize(
+    "tamper", [flip_proof_byte, edit_chunk_input, edit_combine_input, add_a_file_to_a_circuit_folder]
+)
 def test_a_tampered_file_in_the_folder_is_refused(chunked_cli_round, tmp_path, tamper):
     copy = tmp_path / "round"
     shutil.copytree(chunked_cli_round[0], copy)

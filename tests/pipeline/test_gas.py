@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from stakelearn.pipeline.cli import main
 
 
+@pytest.mark.slow  # 28 s; tests/verifier_contracts/test_gas_snapshot.py measures every function in CI
 def test_gas_command_measures_every_function(tmp_path):
     assert main(["gas", "--clients", "5", "--out", str(tmp_path)]) == 0
     gas = json.loads((tmp_path / "gas.json").read_text())["5"]
