@@ -19,6 +19,7 @@ from .test_cli_third_party import CIRCUIT, commit_cli, run_cli
 
 
 @pytest.mark.anvil
+@pytest.mark.slow  # 74 s; tests/pipeline/test_cli_third_party.py and test_cli_chunked.py walk the CLI in CI
 def test_stake_enroll_commit_prove_submit_verify(small_circuit, proven_round, small_accuracy, small_updates, tmp_path):
     with running_anvil() as node:
         world = make_world(Chain.rpc(node.url), prepare(small_circuit), proven_round, small_accuracy)

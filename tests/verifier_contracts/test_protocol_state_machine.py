@@ -4,6 +4,7 @@ unpaid credits + base fees + slashed funds, and nobody's credit differs from wha
 
 from collections import Counter
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -23,6 +24,7 @@ from .world import ETHER, make_world
 KEPT = (0, 2, 3)  # the session round keeps clients 0, 2, 3 and flags 1 and 4, every epoch
 
 
+@pytest.mark.slow  # 71 s; tests/verifier_contracts/test_protocol.py checks each function's accounting in CI
 def test_protocol_accounting_state_machine(small_circuit, proven_round, small_accuracy):
     prepared = prepare(small_circuit)
     world = None
