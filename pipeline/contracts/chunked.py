@@ -20,6 +20,7 @@ from web3.logs import DISCARD
 
 from stakelearn.circuits.chunk import chunk_count, triangle_size
 from stakelearn.errors import ProofError
+from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.verifiers import DeployedRoundVerifier, register_vka
 from stakelearn.prover.chunked import absent_chained_commitment
@@ -29,7 +30,6 @@ from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
-FIELD_MODULUS = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 PROGRESS_TYPE = "(uint256,bytes32[],bytes32,uint256,uint256,uint256[])"
 
 
