@@ -4,7 +4,10 @@ model classifies correctly, as a torch module for ezkl and its numpy twin.
 Inputs, one ONNX input each so that each gets its own KZG commitment in the proof:
 - ``model`` [650]: the proven aggregate of the last epoch, i.e. the sum of the ``m`` selected
   quantized models (softmax regression: the 10x64 weights row by row, then the 10 biases), the
-  very vector whose commitment the chain records as the global model;
+  very vector whose commitment the chain records as the global model. A model aggregated by a
+  round proven in chunks of C comes as K = ceil(650 / C) inputs ``model_00``.. of C values (the
+  last zero-padded, its padding unused), the very vectors the chunk proofs committed, so the
+  chain can re-chain their K commitments into the global model's;
 - ``pixels`` [N*64]: the evaluation images as the data set's integer grey levels 0..16 (the
   model sees ``pixels / 16``);
 - ``labels`` [N]: the classes 0..9.
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stakelearn.circuits.chunk import chunk_count, split_vector
 from stakelearn.errors import InputError
 
 FEATURES, CLASSES, GREY_LEVELS = 64, 10, 16
@@ -73,13 +77,31 @@ def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     return pixels.astype(np.int64), labels.astype(np.int64)
 
 
+def model_parts(chunk: int) -> int:
+    """How many inputs hold the model: one whole (``chunk`` 0), or one per chunk of ``chunk``."""
+    return 1 if chunk == 0 else chunk_count(MODEL_LENGTH, chunk)
+
+
+def split_model_input(model: np.ndarray, chunk: int) -> list[np.ndarray]:
+    """The model as the circuit's model inputs take it: whole, or in zero-padded chunks."""
+    model = np.asarray(model, dtype=np.int64)
+    return [model] if chunk == 0 else split_vector(model, chunk)
+
+
+def input_names(chunk: int = 0) -> list[str]:
+    models = ["model"] if chunk == 0 else [f"model_{k:02d}" for k in range(model_parts(chunk))]
+    return [*models, "pixels", "labels"]
+
+
 class Accuracy(torch.nn.Module):
     def __init__(self, samples: int) -> None:
         super().__init__()
         self.samples = samples
         self.register_buffer("classes", torch.arange(CLASSES, dtype=torch.float32))
 
-    def forward(self, model: torch.Tensor, pixels: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        *parts, pixels, labels = inputs
+        model = torch.cat(parts)[:MODEL_LENGTH] if len(parts) > 1 else parts[0]
         weights = model[: CLASSES * FEATURES].reshape(CLASSES, FEATURES)
         biases = model[CLASSES * FEATURES :]
         logits = torch.einsum("nk,ck->nc", pixels.reshape(self.samples, FEATURES), weights) + GREY_LEVELS * biases
@@ -90,11 +112,8 @@ class Accuracy(torch.nn.Module):
         # models count nothing.
         ge = (logits >= label_logit.unsqueeze(1)).float().sum(dim=1)
         correct = torch.relu(2 - ge).sum().reshape(1)
-        range_tag = sum(torch.sigmoid(x).sum() for x in (model, pixels, labels)).reshape(1)
+        range_tag = sum(torch.sigmoid(x).sum() for x in (*parts, pixels, labels)).reshape(1)
         return torch.cat([correct, label_error, range_tag, pixels, labels])
-
-
-INPUT_NAMES = ["model", "pixels", "labels"]
 
 
 def split_outputs(values: list[int], samples: int) -> dict:
@@ -108,10 +127,12 @@ def split_outputs(values: list[int], samples: int) -> dict:
     }
 
 
-def export_onnx(samples: int, path: Path) -> Path:
+def export_onnx(samples: int, path: Path, chunk: int = 0) -> Path:
     module = Accuracy(samples).eval()
-    example = (torch.zeros(MODEL_LENGTH), torch.zeros(samples * FEATURES), torch.zeros(samples))
+    parts = [torch.zeros(len(part)) for part in split_model_input(np.zeros(MODEL_LENGTH), chunk)]
+    example = (*parts, torch.zeros(samples * FEATURES), torch.zeros(samples))
+    names = input_names(chunk)
     torch.onnx.export(
-        module, example, str(path), input_names=INPUT_NAMES, output_names=["accuracy"], opset_version=17, dynamo=False
+        module, example, str(path), input_names=names, output_names=["accuracy"], opset_version=17, dynamo=False
     )
     return path

@@ -304,6 +304,16 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
 
 
+def _shape_list(text: str) -> list[tuple[int, int]]:
+    """Comma-separated chunk shapes NxC, e.g. ``16x128,8x1024``."""
+    try:
+        return [tuple(int(side) for side in part.split("x", 1)) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected shapes NxC separated by commas (e.g. 16x128), got {text!r}"
+        ) from None
+
+
 def _bench(args: argparse.Namespace) -> int:
     from stakelearn.errors import InputError
     from stakelearn.pipeline.apps.bench import run_bench
@@ -314,6 +324,8 @@ def _bench(args: argparse.Namespace) -> int:
         workers = DEFAULT_WORKERS if args.workers is None else args.workers
         if per_transaction < 1 or workers < 1 or any(d < 1 for d in args.d or []):
             raise InputError("--d, --per-transaction and --workers must be >= 1")
+        if any(len(shape) != 2 or min(shape) < 1 for shape in args.shapes or []):
+            raise InputError("--shapes takes N x C with both >= 1, e.g. 16x128")
         results = run_chunked_bench(
             args.out,
             quick=args.quick,
@@ -321,13 +333,15 @@ def _bench(args: argparse.Namespace) -> int:
             per_transaction=per_transaction,
             workers=workers,
             limit_s=args.limit,
+            shapes_wanted=args.shapes,
+            chain_kind=args.chain or "embedded",
         )
         rows = results["shapes"] + results["points"]
         if args.json:
             print(json.dumps(results, indent=2))
         return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
-    if (args.d, args.per_transaction, args.workers) != (None, None, None):
-        raise InputError("--d, --per-transaction and --workers go with --profile chunked")
+    if (args.d, args.per_transaction, args.workers, args.shapes, args.chain) != (None,) * 5:
+        raise InputError("--d, --shapes, --per-transaction, --workers and --chain go with --profile chunked")
     rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -702,6 +716,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="D,D,...",
         help="--profile chunked: the update lengths to measure (default 1024,4096), e.g. 1000,10000,100000",
+    )
+    bench.add_argument(
+        "--shapes",
+        type=_shape_list,
+        default=None,
+        metavar="NxC,...",
+        help="--profile chunked: the chunk shapes to measure (default 8x256,8x1024,16x64,16x128)",
+    )
+    bench.add_argument(
+        "--chain",
+        choices=["embedded", "anvil"],
+        default=None,
+        help="--profile chunked: verify on the embedded py-evm (default) or on a local anvil node the bench "
+        "starts and stops (seconds instead of minutes for thousands of chunks)",
     )
     bench.add_argument(
         "--per-transaction",

@@ -26,15 +26,19 @@ from stakelearn.circuits.accuracy import (
     CLASSES,
     FEATURES,
     GREY_LEVELS,
-    INPUT_NAMES,
     MODEL_LENGTH,
     check_evaluation_set,
     correct_count,
+    input_names,
+    model_parts,
+    split_model_input,
     split_outputs,
 )
+from stakelearn.circuits.krum import value_bound
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
+from stakelearn.prover.chunked import chained_commitment
 from stakelearn.prover.circuit import (
     DECOMP_BASE,
     circuit_description,
@@ -60,18 +64,27 @@ ACCURACY_FILES = {MANIFEST, steps.INPUT, steps.PROOF, COMMITMENTS, PUBLIC, SUMMA
 @dataclass(frozen=True)
 class AccuracyCircuit:
     """The accuracy circuit for ``samples`` evaluation samples and models within ``model_bound``
-    (the round circuit's value bound: ``m`` times the largest quantized parameter)."""
+    (the round circuit's value bound: ``m`` times the largest quantized parameter). ``chunk`` 0
+    takes the model whole, as a one-proof round commits it; ``chunk`` C > 0 takes it in chunks
+    of C, as a round proven in chunks of C commits it."""
 
     samples: int
     model_bound: int
     num_inner_cols: int = 8
     min_logrows: int = 0
+    chunk: int = 0
 
     def __post_init__(self) -> None:
         if self.samples < 1:
             raise InputError(f"an evaluation set needs at least one sample, got {self.samples}")
         if not GREY_LEVELS <= self.model_bound <= 2**20:
             raise InputError(f"model bound must be in {GREY_LEVELS}..2^20, got {self.model_bound}")
+        if self.chunk < 0:
+            raise InputError(f"chunk size must be >= 1 (or 0 for a whole model), got {self.chunk}")
+
+    @property
+    def model_parts(self) -> int:
+        return model_parts(self.chunk)
 
     @property
     def bound(self) -> int:
@@ -83,20 +96,20 @@ class AccuracyCircuit:
 
     @property
     def label(self) -> str:
-        return f"accuracy circuit N={self.samples}"
+        return f"accuracy circuit N={self.samples}" + (f" C={self.chunk}" if self.chunk else "")
 
     @property
     def input_names(self) -> list[str]:
-        return list(INPUT_NAMES)
+        return input_names(self.chunk)
 
     def input_bounds(self) -> list[tuple[int, int]]:
         """Each input's range, for :func:`check_input_range`: the model within the bound (the
-        lookup table all three inputs share is [-bound, bound]), grey levels and classes."""
-        return [(-self.bound, self.bound), (0, GREY_LEVELS), (0, CLASSES - 1)]
+        lookup table all inputs share is [-bound, bound]), grey levels and classes."""
+        return [(-self.bound, self.bound)] * self.model_parts + [(0, GREY_LEVELS), (0, CLASSES - 1)]
 
     @property
     def largest_input(self) -> int:
-        return self.samples * FEATURES
+        return max(self.samples * FEATURES, MODEL_LENGTH if self.chunk == 0 else self.chunk)
 
     @property
     def decomp_legs(self) -> int:
@@ -112,7 +125,7 @@ class AccuracyCircuit:
         return description_digest(self.description())
 
     def export(self, path: Path) -> Path:
-        return accuracy_module.export_onnx(self.samples, path)
+        return accuracy_module.export_onnx(self.samples, path, self.chunk)
 
     def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
@@ -122,13 +135,28 @@ class AccuracyCircuit:
         model = rng.choice([-self.bound, 0, self.bound], size=MODEL_LENGTH)
         pixels = rng.integers(0, GREY_LEVELS + 1, size=(self.samples, FEATURES))
         labels = rng.integers(0, 10, size=self.samples)
-        return input_json(model, pixels, labels)
+        return input_json(model, pixels, labels, self.chunk)
 
 
-def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> dict:
-    return {
-        "input_data": [np.asarray(model).tolist(), np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]
-    }
+def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, chunk: int = 0) -> dict:
+    parts = [part.tolist() for part in split_model_input(model, chunk)]
+    return {"input_data": [*parts, np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]}
+
+
+def model_commitment(model: np.ndarray, prepared) -> str:
+    """The model's commitment as the chain holds it (hex): the KZG commitment of the whole model,
+    or, in chunks, the chained commitment of its chunks' (prover.chunked.chained_commitment)."""
+    parts = [
+        commit(part, prepared.vk, prepared.settings, prepared.srs.path)
+        for part in split_model_input(model, prepared.circuit.chunk)
+    ]
+    return (parts[0] if prepared.circuit.chunk == 0 else chained_commitment(parts)).hex()
+
+
+def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
+    """The model commitment a proof carries (hex): its first commitment, or the chain of its first K."""
+    parts = proof_commitments(proof, circuit.model_parts)
+    return (parts[0] if circuit.chunk == 0 else chained_commitment(parts)).hex()
 
 
 def evaluation_values(pixels: np.ndarray, labels: np.ndarray) -> list[int]:
@@ -168,7 +196,7 @@ def prove_accuracy(
     if model.shape != (MODEL_LENGTH,):
         raise InputError(f"the model must be {MODEL_LENGTH} integers, got shape {model.shape}")
     # The very data ezkl will read: a value outside the lookup table would hang the prover.
-    data = input_json(model, pixels, labels)
+    data = input_json(model, pixels, labels, circuit.chunk)
     check_input_range(data, circuit.input_bounds(), circuit.input_names)
     model = model.astype(np.int64)
     prepared = prepare(circuit, stats=stats)
@@ -183,9 +211,7 @@ def prove_accuracy(
             f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})", tmp
         )
         (tmp / steps.WITNESS).unlink()
-        write_json_atomic(
-            tmp / COMMITMENTS, {"model": commit(model, prepared.vk, prepared.settings, prepared.srs.path).hex()}
-        )
+        write_json_atomic(tmp / COMMITMENTS, {"model": model_commitment(model, prepared)})
         manifest = {
             "kind": "accuracy",
             "circuit": circuit.description(),
@@ -218,7 +244,8 @@ def circuit_of(manifest: dict) -> AccuracyCircuit:
     fields = manifest["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
-    return AccuracyCircuit(**{k: fields[k] for k in ("samples", "model_bound", "num_inner_cols", "min_logrows")})
+    names = ("samples", "model_bound", "num_inner_cols", "min_logrows", "chunk")
+    return AccuracyCircuit(**{k: fields[k] for k in names})
 
 
 def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
@@ -234,7 +261,7 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
     circuit = circuit_of(manifest)
     prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
     steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
-    if proof_commitments(bytes(proof["proof"]), 1)[0].hex() != commitments["model"]:
+    if proof_model_commitment(bytes(proof["proof"]), circuit) != commitments["model"]:
         raise ProofError("the proof's model commitment differs from the one claimed")
     outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
     if outputs["label_error"] != 0:
@@ -243,10 +270,10 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
         outputs["correct"], circuit.samples, commitments["model"], outputs["pixels"] + outputs["labels"]
     )
     if (folder / steps.INPUT).exists():
-        model, pixels, labels = json.loads((folder / steps.INPUT).read_text())["input_data"]
+        *parts, pixels, labels = json.loads((folder / steps.INPUT).read_text())["input_data"]
         if (
-            commit(np.asarray(model, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path).hex()
-            != commitments["model"]
+            len(parts) != circuit.model_parts
+            or _parts_commitment(parts, prepared) != commitments["model"]
             or [*pixels, *labels] != outcome.evaluation
         ):
             raise ProofError(
@@ -256,6 +283,14 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
     check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
     check_text(folder / SUMMARY, summary_text(outcome, manifest))
     return outcome
+
+
+def _parts_commitment(parts: list[list[int]], prepared) -> str:
+    """The model commitment of input.json's model inputs, as they are (padding included)."""
+    commitments = [
+        commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
+    ]
+    return (commitments[0] if prepared.circuit.chunk == 0 else chained_commitment(commitments)).hex()
 
 
 def public_json(outcome: AccuracyOutcome) -> dict:
@@ -277,3 +312,15 @@ def paired_circuits(round_circuit, samples: int) -> tuple:
     accuracy = AccuracyCircuit(samples, model_bound=round_circuit.bound, num_inner_cols=round_circuit.num_inner_cols)
     logrows = max(natural_logrows(round_circuit), natural_logrows(accuracy))
     return replace(round_circuit, min_logrows=logrows), replace(accuracy, min_logrows=logrows)
+
+
+def paired_chunked_circuits(chunk_circuit, samples: int) -> tuple:
+    """The same for a round proven in chunks: the chunk circuit and an accuracy circuit taking the
+    model in the same chunks, at one shared logrows, so that the accuracy proof's chained model
+    commitment equals the aggregate's chained commitment the last round put on chain."""
+    c = chunk_circuit
+    accuracy = AccuracyCircuit(
+        samples, model_bound=value_bound(c.params, c.max_int), num_inner_cols=c.num_inner_cols, chunk=c.chunk
+    )
+    logrows = max(natural_logrows(c), natural_logrows(accuracy))
+    return replace(c, min_logrows=logrows), replace(accuracy, min_logrows=logrows)

@@ -3,7 +3,7 @@
 For each chunk shape (n, C) it sets up the chunk circuit once (compile and keys, timed, in a
 scratch cache of its own), then for each d proves a whole round in K = ceil(d / C) chunks
 (prover.chunked_round.prove_chunked_round, one chunk at a time by default so a chunk's seconds
-are one prover's) and verifies it on the embedded EVM (pipeline.contracts.chunked: the chunk
+are one prover's) and verifies it on an EVM, the embedded one or anvil (pipeline.contracts.chunked: the chunk
 proofs staged a few per transaction, then the combine proof). From the per-chunk figures of the
 largest d of each shape it extrapolates to millions of coordinates on N provers.
 
@@ -151,9 +151,11 @@ def measure_chunk_setup(n: int, chunk: int, inner_cols: int) -> dict:
 
 
 def measure_chunked_point(
-    n: int, chunk: int, d: int, inner_cols: int, per_transaction: int, workers: int, scratch: Path
+    n: int, chunk: int, d: int, inner_cols: int, per_transaction: int, workers: int, scratch: Path, chain_kind: str
 ) -> dict:
-    """Prove a round of ``d`` random coordinates in chunks of ``chunk`` and verify it on the embedded EVM."""
+    """Prove a round of ``d`` random coordinates in chunks of ``chunk`` and verify it on an EVM:
+    the embedded py-evm, or a local anvil node started for the point (much faster at thousands of chunks)."""
+    from stakelearn.pipeline.chain.anvil import running_anvil
     from stakelearn.pipeline.chain.gateway import Chain
     from stakelearn.pipeline.contracts.chunked import verify_chunked_round_on_chain
     from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
@@ -164,8 +166,16 @@ def measure_chunked_point(
     circuit = ChunkCircuit(n, f, m, chunk, MAX_INT, inner_cols)
     folder = scratch / "round"
     chunk_stats: dict = {}
+    start = time.perf_counter()
     prove_chunked_round(sample_updates(n, d), circuit, folder, workers=workers, chunk_stats=chunk_stats)
-    verification = verify_chunked_round_on_chain(folder, Chain.embedded(), per_transaction)
+    prove_wall = time.perf_counter() - start
+    start = time.perf_counter()
+    if chain_kind == "anvil":
+        with running_anvil() as node:
+            verification = verify_chunked_round_on_chain(folder, Chain.rpc(node.url), per_transaction)
+    else:
+        verification = verify_chunked_round_on_chain(folder, Chain.embedded(), per_transaction)
+    verify_wall = time.perf_counter() - start
     chunk_prepared = prepare(circuit)  # cached by the shape's set-up job
     combine = prepare(CombineCircuit(n, f, m, d, MAX_INT, inner_cols))  # set up by prove_chunked_round
     ordered = [chunk_stats[k] for k in sorted(chunk_stats)]
@@ -176,6 +186,9 @@ def measure_chunked_point(
         "combine_logrows": combine.logrows,
         **point_figures(n, d, [s.prove_seconds for s in ordered], verification.stage_gas, verification.combine_gas),
         "prove_peak_mb": round(max(s.prove_peak_mb for s in ordered)),
+        "prove_wall_s": round(prove_wall, 1),
+        "chain": chain_kind,
+        "chain_verify_s": round(verify_wall, 1),
         "chunk_prove_s": [round(s.prove_seconds, 2) for s in ordered],
         "stage_gas_per_transaction": verification.stage_gas,
     }
@@ -188,7 +201,7 @@ def run_job(spec: dict) -> dict:
         if spec["job"] == "setup":
             return measure_chunk_setup(spec["n"], spec["chunk"], spec["inner_cols"])
         args = (spec["n"], spec["chunk"], spec["d"], spec["inner_cols"], spec["per_transaction"], spec["workers"])
-        return measure_chunked_point(*args, Path(spec["scratch"]))
+        return measure_chunked_point(*args, Path(spec["scratch"]), spec["chain"])
     except StakeLearnError as error:  # recorded with its reason: the other points still run
         return {"status": f"failed: {error}"}
     finally:
@@ -226,6 +239,8 @@ POINT_COLUMNS = [
     ("gas_per_chunk", "gas/chunk"),
     ("combine_gas", "combine gas"),
     ("epoch_gas", "gas/epoch"),
+    ("prove_wall_s", "prove wall s"),
+    ("chain_verify_s", "EVM s"),
     ("wall_s", "wall s"),
     ("status", "status"),
 ]
@@ -389,10 +404,13 @@ def run_chunked_bench(
     workers: int = DEFAULT_WORKERS,
     limit_s: float | None = None,
     inner_cols: int = 8,
+    shapes_wanted: list[tuple[int, int]] | None = None,
+    chain_kind: str = "embedded",
 ) -> dict:
     profile = "chunked-quick" if quick else "chunked"
     spec = PROFILES[profile]
     ds = sorted(set(d_values or spec["d"]))
+    wanted_shapes = shapes_wanted or spec["shapes"]
     limit = limit_s or spec["limit_s"]
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "results.jsonl"
@@ -400,9 +418,9 @@ def run_chunked_bench(
     scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
     shapes, points = [], []
     sharing = SharingMonitor()
-    common = {"inner_cols": inner_cols, "per_transaction": per_transaction, "workers": workers}
+    common = {"inner_cols": inner_cols, "per_transaction": per_transaction, "workers": workers, "chain": chain_kind}
     try:
-        for n, chunk in spec["shapes"]:
+        for n, chunk in wanted_shapes:
             home = scratch_root / f"home-{n}x{chunk}"  # the shape's keys, shared by its points
             _say(f"bench: chunked n={n} C={chunk}: compile and set up the chunk circuit")
             job = {"job": "setup", "n": n, "chunk": chunk, "home": str(home), **common}
@@ -456,7 +474,7 @@ def report_lines(results: dict, extrapolated: list[Extrapolation]) -> list[str]:
         "",
         shapes_table(results["shapes"]),
         "",
-        f"Rounds proven in chunks ({results['workers']} prover(s) at a time), verified on the embedded EVM "
+        f"Rounds proven in chunks ({results['workers']} prover(s) at a time), verified on {results['chain']} "
         f"({results['per_transaction']} chunk proofs per staging transaction):",
         "",
         points_table(results["points"]),

@@ -102,20 +102,18 @@ def deploy_chunked_round_verifier(
         verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     for prepared in (chunk, combine):
         register_vka(chain, verifier, prepared.vka)
-    c = combine.circuit
     artifact = load_artifact("ChunkedRoundVerifier")
-    address, _ = chain.deploy(
-        artifact,
-        verifier,
-        vka_digest(chunk.vka),
-        vka_digest(combine.vka),
-        c.n,
-        c.f,
-        c.m,
-        chunk_count(d, chunk.circuit.chunk),
-        keccak(absent_chained_commitment(chunk, d)),
-    )
+    address, _ = chain.deploy(artifact, *chunked_round_verifier_args(verifier, chunk, combine, d))
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
+
+
+def chunked_round_verifier_args(verifier: str, chunk: PreparedCircuit, combine: PreparedCircuit, d: int) -> tuple:
+    """ChunkedRoundVerifier's constructor arguments: the reusable verifier, both pinned VKA
+    digests, n, f, m, the chunks of a ``d``-coordinate round and the absent slot's chained commitment."""
+    c = combine.circuit
+    chunks = chunk_count(d, chunk.circuit.chunk)
+    absent = keccak(absent_chained_commitment(chunk, d))
+    return verifier, vka_digest(chunk.vka), vka_digest(combine.vka), c.n, c.f, c.m, chunks, absent
 
 
 def round_session(task_id: int, epoch: int) -> bytes:

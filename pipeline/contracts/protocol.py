@@ -18,10 +18,12 @@ from web3.logs import DISCARD
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.chunked import chunked_round_verifier_args
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import ProtocolConfig, TaskParams, TaskState
 from stakelearn.pipeline.contracts.verifiers import (
     DeployedRoundVerifier,
+    accuracy_verifier_args,
     deploy_accuracy_verifier,
     deploy_round_verifier,
 )
@@ -175,13 +177,17 @@ def deployment_addresses(protocol: Protocol) -> dict:
 
 
 def check_task_verifiers(
-    protocol: Protocol, task_id: int, prepared: PreparedCircuit, accuracy: PreparedCircuit
+    protocol: Protocol,
+    task_id: int,
+    prepared: PreparedCircuit | tuple[PreparedCircuit, PreparedCircuit],
+    accuracy: PreparedCircuit,
 ) -> None:
     """What a client checks before it enrolls (and ``audit`` after): the task's verifiers are a
     pair the protocol approved, and their code is exactly the protocol's verifiers deployed for
     the circuits this client commits and proves with (its own VKAs and absent commitment), on
     the protocol's reusable ezkl verifier. A contract cannot lie about its code, as it could
-    about a ``vkaDigest()``. Raises StakeLearnError naming what differs."""
+    about a ``vkaDigest()``. ``prepared`` is the round circuit, or for a task proven in chunks
+    the (chunk, combine) circuits. Raises StakeLearnError naming what differs."""
     chain, params = protocol.chain, protocol.task_params(task_id)
     check_verifiers_approved(protocol, task_id, params)
     round_verifier = chain.contract(params.verifier, load_artifact("RoundVerifier").abi)
@@ -189,16 +195,21 @@ def check_task_verifiers(
     if not answer.ok or len(answer.data) != 32:
         raise StakeLearnError(f"task {task_id}: {params.verifier} is not a StakeLearn RoundVerifier; do not enroll")
     reusable = to_checksum_address(answer.data[12:])
+    if isinstance(prepared, tuple):
+        chunk, combine = prepared
+        round_spec = (
+            "ChunkedRoundVerifier",
+            chunked_round_verifier_args(reusable, chunk, combine, combine.circuit.d),
+        )
+    else:
+        absent = keccak(absent_commitment(prepared))
+        round_spec = "RoundVerifier", (reusable, vka_digest(prepared.vka), params.n, params.f, params.m, absent)
     expected = {
-        "round verifier": (
-            params.verifier,
-            "RoundVerifier",
-            (reusable, vka_digest(prepared.vka), params.n, params.f, params.m, keccak(absent_commitment(prepared))),
-        ),
+        "round verifier": (params.verifier, *round_spec),
         "accuracy verifier": (
             params.accuracy_verifier,
             "AccuracyVerifier",
-            (reusable, vka_digest(accuracy.vka), params.evaluation_size),
+            accuracy_verifier_args(reusable, accuracy, params.evaluation_size),
         ),
         "reusable ezkl verifier": (reusable, "Halo2VerifierReusable", ()),
     }

@@ -20,6 +20,7 @@ from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
+from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
@@ -65,12 +66,20 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 
+def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: int) -> tuple:
+    """AccuracyVerifier's constructor arguments for the prepared accuracy circuit: the reusable
+    verifier, the pinned VKA digest, the samples and the model's chunks (0 when taken whole)."""
+    circuit = prepared.circuit
+    chunks = circuit.model_parts if isinstance(circuit, AccuracyCircuit) and circuit.chunk else 0
+    return verifier, vka_digest(prepared.vka), samples, chunks
+
+
 def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str):
     """Register the accuracy circuit's VKA with the reusable ``verifier`` and deploy an
     AccuracyVerifier pinned to it."""
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("AccuracyVerifier")
-    address, _ = chain.deploy(artifact, verifier, vka_digest(prepared.vka), prepared.circuit.samples)
+    address, _ = chain.deploy(artifact, *accuracy_verifier_args(verifier, prepared, prepared.circuit.samples))
     return chain.contract(address, artifact.abi)
 
 

@@ -28,7 +28,8 @@ def constant_model(biases) -> np.ndarray:
     "name, model",
     [
         ("equal logits", constant_model(np.full(CLASSES, 7))),
-        ("one constant winner", constant_model(np.arange(CLASSES))),  # class 9 wins every sample
+        # class 9 wins every sample; slow (15 s): equal logits replay the finding in CI
+        pytest.param("one constant winner", constant_model(np.arange(CLASSES)), marks=pytest.mark.slow),
     ],
 )
 def test_proven_accuracy_of_an_untrained_model_is_the_strict_count(name, model, evaluation, small_accuracy, tmp_path):

@@ -11,21 +11,32 @@ import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
 /// returns how many samples the model classified correctly and the hash of the (public)
 /// evaluation set it was measured on.
 /// @dev Proof layout (ezkl, polycommit inputs): the model's KZG commitment is the first 64 bytes
-/// of the proof. Public instances: correct, label_error, range_tag, then the evaluation set
-/// (samples x 64 pixels, then samples labels).
+/// of the proof; for a model aggregated by a round proven in K chunks, the model comes as K
+/// inputs and the proof starts with their K commitments, which this contract chains exactly as
+/// ChunkedRoundVerifier chains the aggregate's (h_0 = 0, h_{k+1} = keccak256(h_k || c_k), then K).
+/// Public instances: correct, label_error, range_tag, then the evaluation set (samples x 64
+/// pixels, then samples labels).
 /// @dev Its external functions, events and errors are declared (and documented) in IAccuracyVerifier.
 contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
     uint256 private constant _FEATURES = 64;
     uint256 private constant _GREY_LEVELS = 16;
     uint256 private constant _CLASSES = 10;
     uint256 private immutable _samples;
+    uint256 private immutable _modelChunks; // 0: the model is one committed input
 
-    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 samples_) PinnedVerifier(verifier_, vkaDigest_) {
+    constructor(IHalo2VerifierReusable verifier_, bytes32 vkaDigest_, uint256 samples_, uint256 modelChunks_)
+        PinnedVerifier(verifier_, vkaDigest_)
+    {
         _samples = samples_;
+        _modelChunks = modelChunks_;
     }
 
     function samples() external view returns (uint256) {
         return _samples;
+    }
+
+    function modelChunks() external view returns (uint256) {
+        return _modelChunks;
     }
 
     /// @notice Whether the circuit can prove on `values` (pixels row by row, then labels): the
@@ -51,9 +62,7 @@ contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
         (bool pinned, bytes32 digest) = _pinned(vka);
         if (!pinned) revert AccuracyVerifier__WrongCircuit(digest);
         if (modelCommitment.length != 64) revert AccuracyVerifier__WrongModelCommitmentLength(modelCommitment.length);
-        if (proof.length < 64 || keccak256(proof[:64]) != keccak256(modelCommitment)) {
-            revert AccuracyVerifier__CommitmentMismatch();
-        }
+        if (keccak256(_provenModel(proof)) != keccak256(modelCommitment)) revert AccuracyVerifier__CommitmentMismatch();
         if (instances.length != 3 + 65 * _samples) revert AccuracyVerifier__InstanceCount(instances.length);
         // Only the counts need to be canonical: an evaluation value at or above the modulus
         // changes the set's hash, which then matches no requester's commitment.
@@ -64,5 +73,17 @@ contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
 
         if (!_accepted(proof, instances, vka)) revert AccuracyVerifier__ProofRejected();
         return (instances[0], keccak256(abi.encodePacked(instances[3:])));
+    }
+
+    /// @dev The model commitment the proof carries, in the chain's 64-byte form.
+    function _provenModel(bytes calldata proof) private view returns (bytes memory) {
+        uint256 parts = _modelChunks == 0 ? 1 : _modelChunks;
+        if (proof.length < 64 * parts) revert AccuracyVerifier__CommitmentMismatch();
+        if (_modelChunks == 0) return proof[:64];
+        bytes32 chain;
+        for (uint256 k = 0; k < parts; ++k) {
+            chain = keccak256(abi.encodePacked(chain, proof[64 * k:64 * (k + 1)]));
+        }
+        return abi.encodePacked(chain, parts);
     }
 }

@@ -16,12 +16,16 @@ interface IAccuracyVerifier is IPinnedVerifier {
     /// @notice Number of evaluation samples the pinned accuracy circuit takes.
     function samples() external view returns (uint256);
 
+    /// @notice How many committed inputs hold the model: 0 for one (a one-proof round's
+    /// aggregate), K for a round proven in K chunks (the model commitment is then their chain).
+    function modelChunks() external view returns (uint256);
+
     /// @notice Whether the circuit can prove on an evaluation set with these values (pixels row
     /// by row, then labels): its length and every value within the circuit's ranges.
     function provable(uint256[] calldata values) external view returns (bool);
 
     /// @notice Reverts unless `proof` is valid for the pinned circuit with the model committed as
-    /// `modelCommitment` (64 bytes); returns the correct count and the hash of the public
+    /// `modelCommitment` (64 bytes: a KZG point, or a chunked model's chain and K); returns the correct count and the hash of the public
     /// evaluation set (keccak256 of its values, packed as uint256).
     function verifyAccuracy(
         bytes calldata proof,
