@@ -372,6 +372,7 @@ def _demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,
+        chunk=args.chunk,
     )
     if args.out is None:
         if args.resume:
@@ -636,6 +637,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.85,
         help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)",
+    )
+    demo.add_argument(
+        "--chunk",
+        type=int,
+        default=0,
+        help="prove each round in chunks of C coordinates, as large models need (the chunk proofs staged on "
+        "chain before the round; the final accuracy proven over the model's chunks); default 0: one proof",
     )
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")

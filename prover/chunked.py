@@ -211,6 +211,11 @@ class CombineCircuit:
         return args
 
 
+def combine_circuit_for(chunk: ChunkCircuit, d: int) -> CombineCircuit:
+    """The combine circuit that closes rounds of ``d`` coordinates proven with ``chunk``."""
+    return CombineCircuit(chunk.n, chunk.f, chunk.m, d, chunk.max_int, chunk.num_inner_cols)
+
+
 def chunk_input_json(tagged: np.ndarray, claimed: np.ndarray, mask: np.ndarray) -> dict:
     rows = [row.tolist() for row in np.asarray(tagged, dtype=np.int64)]
     return {"input_data": [*rows, np.asarray(claimed, dtype=np.int64).tolist(), np.asarray(mask).astype(int).tolist()]}

@@ -36,6 +36,7 @@ from stakelearn.prover.chunked import (
     CombineCircuit,
     chained_commitment,
     check_chunked_round,
+    combine_circuit_for,
     prove_combine,
     verify_chunk,
     verify_combine,
@@ -146,7 +147,7 @@ def prove_chunked_round(
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     c = chunk_circuit
     n, d = np.asarray(updates).shape
-    combine_circuit = CombineCircuit(c.n, c.f, c.m, d, c.max_int, c.num_inner_cols)
+    combine_circuit = combine_circuit_for(c, d)
     x = check_updates(updates, combine_circuit, absent)
     reference = krum_round(x, combine_circuit.params, absent, combine_circuit.absent_distance)
     chunk, combine = prepare(c, ceremony_srs), prepare(combine_circuit, ceremony_srs)

@@ -60,6 +60,7 @@ from stakelearn.pipeline.node.run_folder import (
     model_path,
     npz_bytes,
     round_folder,
+    round_verifier_circuits,
     save_array,
     task_circuits,
     updates_folder,
@@ -98,7 +99,8 @@ class Timer:
 def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tuple, federation, out: Path) -> dict:
     """Create the actors' keys, post the task (with the requester's commitment to its evaluation
     set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
-    circuit = circuits[0].circuit
+    round_circuits = circuits[0]  # the round circuit, or the chunk and combine circuits
+    circuit = (round_circuits[0] if isinstance(round_circuits, tuple) else round_circuits).circuit
     keys = {
         "requester": Account.create(),
         "aggregator": Account.create(),
@@ -184,6 +186,7 @@ def run_demo(
 
     with timer.phase("circuit setup (once per shape)"):
         prepared, prepared_accuracy = prepare(circuit), prepare(accuracy_circuit)
+        verifier_circuits = round_verifier_circuits(prepared, config.dimension)
     federation = make_federation(config)
     store = SequencerStore(out / STORE_FILE)
     try:
@@ -193,8 +196,8 @@ def run_demo(
         else:
             with timer.phase("deployment and enrollment"):
                 say(f"deploying the protocol on {chain.name} and posting the task")
-                protocol = deploy_protocol(chain, prepared, prepared_accuracy, PROTOCOL)
-                run = start_run(chain, protocol, config, (prepared, prepared_accuracy), federation, out)
+                protocol = deploy_protocol(chain, verifier_circuits, prepared_accuracy, PROTOCOL)
+                run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
         keys = run["keys"]
         clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
         aggregator = Aggregator(
@@ -379,7 +382,8 @@ def build_summary(
             "n": circuit.n,
             "f": circuit.f,
             "m": circuit.m,
-            "d": circuit.d,
+            "d": config.dimension,
+            "chunk": config.chunk,
             "logrows": prepared.logrows,
             "digest": circuit.digest,
             "srs": prepared.srs.label,

@@ -82,8 +82,9 @@ def report_text(summary: dict) -> str:
         f"# StakeLearn task {summary['task_id']} on {summary['chain']['name']} (chain id {summary['chain']['chain_id']})",
         "",
         f"{c['clients']} clients, Krum f={c['byzantine']}, m={summary['circuit']['m']}; {c['attackers']} attackers "
-        f"({c['attack']}); {c['split']} split; {c['epochs']} epochs; circuit d={summary['circuit']['d']}, "
-        f"logrows {summary['circuit']['logrows']} ({summary['circuit']['srs']})",
+        f"({c['attack']}); {c['split']} split; {c['epochs']} epochs; circuit d={summary['circuit']['d']}"
+        + (f" in chunks of {c['chunk']}" if c.get("chunk") else "")
+        + f", logrows {summary['circuit']['logrows']} ({summary['circuit']['srs']})",
         "",
         "## Epochs",
         epochmarkdown_table(summary),

@@ -18,7 +18,7 @@ from web3.logs import DISCARD
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.chunked import chunked_round_verifier_args
+from stakelearn.pipeline.contracts.chunked import chunked_round_verifier_args, deploy_chunked_round_verifier
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import ProtocolConfig, TaskParams, TaskState
 from stakelearn.pipeline.contracts.verifiers import (
@@ -108,13 +108,20 @@ def round_args(
 
 
 def deploy_protocol(
-    chain: Chain, prepared: PreparedCircuit, accuracy: PreparedCircuit, config: ProtocolConfig | None = None
+    chain: Chain,
+    prepared: PreparedCircuit | tuple[PreparedCircuit, PreparedCircuit],
+    accuracy: PreparedCircuit,
+    config: ProtocolConfig | None = None,
 ) -> Protocol:
-    """Deploy the verifiers for the ``prepared`` round circuit and the ``accuracy`` circuit, the
-    registry and the protocol, wire them, and approve the verifier pair (the payer is the
-    protocol's governance)."""
+    """Deploy the verifiers for the ``prepared`` round circuit (or the (chunk, combine) circuits
+    of rounds proven in chunks) and the ``accuracy`` circuit, the registry and the protocol, wire
+    them, and approve the verifier pair (the payer is the protocol's governance)."""
     config = config or ProtocolConfig()
-    round_verifier = deploy_round_verifier(chain, prepared)
+    if isinstance(prepared, tuple):
+        chunk, combine = prepared
+        round_verifier = deploy_chunked_round_verifier(chain, chunk, combine, combine.circuit.d)
+    else:
+        round_verifier = deploy_round_verifier(chain, prepared)
     accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier)
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)

@@ -58,9 +58,12 @@ class TaskConfig:
     target_accuracy: float = 0.85
     fixed_point: FixedPoint = TASK_FIXED_POINT
     training: LocalTraining = field(default_factory=LocalTraining)
+    chunk: int = 0  # prove each round in chunks of this many coordinates (0: one proof)
 
     def __post_init__(self) -> None:
         _ = self.krum  # KrumParams validates n, f and m
+        if self.chunk < 0:
+            raise InputError(f"chunk size must be >= 1 (or 0 for one proof per round), got {self.chunk}")
         if not 0 <= self.attackers <= self.byzantine:
             raise InputError(
                 f"{self.attackers} attackers exceed the Krum bound f={self.byzantine}: with n={self.clients}, "

@@ -27,12 +27,14 @@ from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import SignedUpdate, quantized_model, update_commitment
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.store import SequencerStore, StoredUpdate
+from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.chunked_round import (
     COMBINE,
     chunk_proof_folders,
     chunked_circuits,
     chunked_commitments,
     is_chunked_round,
+    prove_chunked_round,
     verify_chunked_round,
 )
 from stakelearn.prover.circuit import PreparedCircuit
@@ -104,6 +106,16 @@ def stage_round_chunks(
     return stage_chunks(protocol.chain, account, verifier, session, calls, chunk.vka, per_transaction, say)
 
 
+CHUNKS_PER_TRANSACTION = 4  # a chunk proof costs about 2 M gas: four fit a 30 M block with room
+
+
+def proving_seconds(stats: dict, chunked: bool) -> float | None:
+    """The prover's seconds of a round just proven: its one proof's, or the sum of its chunks'."""
+    if chunked:
+        return sum(s.prove_seconds for s in stats.values()) if stats else None
+    return stats["prove"].seconds if "prove" in stats else None
+
+
 @dataclass(frozen=True)
 class EpochResult:
     epoch: int
@@ -170,8 +182,9 @@ class Aggregator:
         """Prove the stored batch into ``round_dir`` with the clients' signed commitments."""
         updates = self.store.updates(epoch)
         stats: dict = {}
+        chunked = isinstance(self.circuit, ChunkCircuit)
         if round_dir.exists():  # proven before a crash, not yet recorded: check it, keep it
-            outcome = verify_round(round_dir)
+            outcome = verify_chunked_round(round_dir) if chunked else verify_round(round_dir)
         else:
             signed = [
                 signed_record(
@@ -182,23 +195,30 @@ class Aggregator:
                 )
                 for u in updates
             ]
-            outcome = prove_round(
-                self.quantized_updates(epoch),
-                self.circuit,
-                round_dir,
-                sources=[u.path for u in updates],
-                stats=stats,
-                signed=signed,
-            )
+            sources = [u.path for u in updates]
+            if chunked:  # a killed prover's proven chunks are kept in round_dir's .partial twin
+                outcome = prove_chunked_round(
+                    self.quantized_updates(epoch),
+                    self.circuit,
+                    round_dir,
+                    signed=signed,
+                    sources=sources,
+                    chunk_stats=stats,
+                )
+            else:
+                outcome = prove_round(
+                    self.quantized_updates(epoch), self.circuit, round_dir, sources=sources, stats=stats, signed=signed
+                )
         if outcome.update_commitments != [u.commitment for u in updates]:
             raise ProofError(f"epoch {epoch}: the proof's commitments differ from the clients' signed commitments")
-        prove_seconds = stats["prove"].seconds if "prove" in stats else None
+        prove_seconds = proving_seconds(stats, chunked)
         self.store.record_proven(epoch, round_dir, prove_seconds, outcome.scores, outcome.selected)
 
     # --- submitted ------------------------------------------------------------------------
     def submit(self, epoch: int) -> None:
         """Submit the proven round unless the chain already has it (sent before a crash)."""
         landed = self._round_event(epoch)
+        staging_gas = 0  # a chunked round's staging transactions sent by this call (none if it landed before)
         if landed is None:
             state = self.protocol.task(self.task_id)
             if state.epochs_run != epoch - 1:
@@ -207,6 +227,11 @@ class Aggregator:
                     f"the store at epoch {epoch}; they belong to different runs"
                 )
             round_dir = self.store.resolve(self.store.epoch(epoch)["round_dir"])
+            if is_chunked_round(round_dir):  # resumes after the chunk proofs the chain already holds
+                staging = stage_round_chunks(
+                    self.protocol, self.account, self.task_id, epoch, round_dir, CHUNKS_PER_TRANSACTION
+                )
+                staging_gas = sum(staging)
             self.protocol.execute(
                 self.account, "submitRound", folder_round_args(round_dir, self.task_id, epoch, state.global_model)
             )
@@ -217,7 +242,7 @@ class Aggregator:
         self.store.record_submitted(
             epoch,
             to_hex(receipt["transactionHash"]),
-            receipt["gasUsed"],
+            receipt["gasUsed"] + staging_gas,
             [i for i in range(self.circuit.n) if flagged_mask >> i & 1],
             sorted(self.clients.index(e["args"]["client"]) for e in slashed),
         )

@@ -24,8 +24,9 @@ from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import LocalTraining
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.federation.task import TaskConfig
-from stakelearn.prover.accuracy import AccuracyCircuit, paired_circuits
-from stakelearn.prover.circuit import RoundCircuit
+from stakelearn.prover.accuracy import AccuracyCircuit, paired_chunked_circuits, paired_circuits
+from stakelearn.prover.chunked import ChunkCircuit, combine_circuit_for
+from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, prepare
 
 RUN_FILE = "run.json"
 STORE_FILE = "store.sqlite"
@@ -70,18 +71,37 @@ def config_from_json(data: dict) -> TaskConfig:
     )
 
 
-def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit, AccuracyCircuit]:
-    """The task's round and accuracy circuits, at one shared logrows (see paired_circuits)."""
-    k = config.krum
-    round_circuit = RoundCircuit(
-        n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=config.fixed_point.max_int, num_inner_cols=inner_cols
-    )
+def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit | ChunkCircuit, AccuracyCircuit]:
+    """The task's round circuit (its chunk circuit when rounds are proven in chunks) and its
+    accuracy circuit, at one shared logrows (see paired_circuits, paired_chunked_circuits)."""
+    k, max_int = config.krum, config.fixed_point.max_int
+    if config.chunk:
+        chunk = ChunkCircuit(k.n, k.f, k.m, config.chunk, max_int, inner_cols)
+        return paired_chunked_circuits(chunk, config.evaluation_samples)
+    round_circuit = RoundCircuit(n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=max_int, num_inner_cols=inner_cols)
     return paired_circuits(round_circuit, config.evaluation_samples)
 
 
-def run_circuits(run: dict) -> tuple[RoundCircuit, AccuracyCircuit]:
+def run_circuits(run: dict) -> tuple[RoundCircuit | ChunkCircuit, AccuracyCircuit]:
     """The circuits of the run that ``run.json`` describes."""
     return task_circuits(config_from_json(run["config"]), run["inner_cols"])
+
+
+def prepared_run_circuits(run: dict) -> tuple:
+    """The run's prepared circuits as its task's verifiers pin them (round_verifier_circuits),
+    and its accuracy circuit: what check_task_verifiers and the audit take."""
+    round_circuit, accuracy_circuit = run_circuits(run)
+    d = config_from_json(run["config"]).dimension
+    return round_verifier_circuits(prepare(round_circuit), d), prepare(accuracy_circuit)
+
+
+def round_verifier_circuits(prepared: PreparedCircuit, d: int) -> PreparedCircuit | tuple:
+    """What a task's round verifier pins, as deploy_protocol and check_task_verifiers take it:
+    the round circuit, or for rounds of ``d`` coordinates proven in chunks the chunk circuit and
+    the combine circuit."""
+    if isinstance(prepared.circuit, ChunkCircuit):
+        return prepared, prepare(combine_circuit_for(prepared.circuit, d))
+    return prepared
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:

@@ -1,0 +1,47 @@
+"""The demo's aggregator on a task proven in chunks (`stakelearn demo --chunk`): each epoch's
+round is proven chunk by chunk, its chunk proofs staged on chain before the round, the final
+accuracy proven over the model's chunks, and the audit rebuilds and re-checks it all from the
+chain and the run folder. Slow (about 3 min on a quiet machine): CI runs the one-proof demo
+(test_demo.py) and every part of the chunked path (tests/security/test_chunked_*.py,
+test_cli_chunked.py); `scripts/test.sh --slow` runs this."""
+
+import pytest
+
+from stakelearn.pipeline.apps.audit import audit_chain, audit_run
+from stakelearn.pipeline.apps.demo import PROTOCOL, run_demo
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import attach_protocol
+from stakelearn.pipeline.federation.task import TaskConfig
+from stakelearn.pipeline.node.run_folder import load_run, prepared_run_circuits, round_folder
+from stakelearn.prover.chunked_round import is_chunked_round, verify_chunked_round
+
+# The softmax model's 650 parameters in 3 chunks of 256; one attacker among five clients.
+CHUNKED_TASK = TaskConfig(
+    clients=5, byzantine=1, attackers=1, attack="sign_flip", epochs=2, evaluation_samples=16, chunk=256
+)
+
+
+@pytest.mark.slow
+def test_the_demo_runs_a_task_proven_in_chunks(tmp_path):
+    chain = Chain.embedded()
+    out = tmp_path / "run"
+    summary = run_demo(CHUNKED_TASK, out, chain=chain)
+    assert summary["circuit"]["chunk"] == 256
+    assert summary["outcome"] == {
+        "attackers": [4],
+        "attackers_slashed": [4],
+        "honest_slashed": [],
+        "honest_rewarded": True,
+    }
+    assert summary["accuracy_proof"]["target_reached"]
+    for epoch in (1, 2):
+        folder = round_folder(out, epoch)
+        assert is_chunked_round(folder) and verify_chunked_round(folder).chunks == 3
+    # each epoch's gas counts its three staged chunk proofs (about 2 M gas each) and the round
+    assert all(e["gas_used"] > 6_000_000 for e in summary["epochs"])
+    run = load_run(out)
+    protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
+    round_circuits, accuracy = prepared_run_circuits(run)
+    problems, rounds = audit_chain(protocol, run["task_id"], (round_circuits, accuracy))
+    assert problems == [] and [r["epoch"] for r in rounds] == [1, 2]
+    assert audit_run(out, protocol, round_circuits[0], rounds) == []
