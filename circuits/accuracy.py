@@ -3,18 +3,22 @@ model classifies correctly, as a torch module for ezkl and its numpy twin.
 
 Inputs, one ONNX input each so that each gets its own KZG commitment in the proof:
 - ``model`` [650]: the proven aggregate of the last epoch, i.e. the sum of the ``m`` selected
-  quantized models (softmax regression: the 10x64 weights row by row, then the 10 biases), the
-  very vector whose commitment the chain records as the global model. A model aggregated by a
-  round proven in chunks of C comes as K = ceil(650 / C) inputs ``model_00``.. of C values (the
-  last zero-padded, its padding unused), the very vectors the chunk proofs committed, so the
-  chain can re-chain their K commitments into the global model's;
+  quantized models (softmax regression: the 10x64 weights row by row, then the 10 biases; with
+  a hidden ReLU layer of H units, models.digits' MLP: the Hx64 weights, H biases, 10xH weights,
+  10 biases), the very vector whose commitment the chain records as the global model. A model
+  aggregated by a round proven in chunks of C comes as K = ceil(length / C) inputs ``model_00``..
+  of C values (the last zero-padded, its padding unused), the very vectors the chunk proofs
+  committed, so the chain can re-chain their K commitments into the global model's;
 - ``pixels`` [N*64]: the evaluation images as the data set's integer grey levels 0..16 (the
   model sees ``pixels / 16``);
 - ``labels`` [N]: the classes 0..9.
 
 The global model is ``model / (m * 2^s)``, so its logits on ``pixels / 16`` are
 ``(pixels @ W^T + 16 b) / (16 m 2^s)`` with ``W, b`` the integer parts of ``model``: a positive
-scale, so the integer logits rank the classes exactly as the model does. A sample counts as
+scale, so the integer logits rank the classes exactly as the model does. With a hidden layer,
+``relu`` commutes with that positive scale: the hidden units are ``relu(pixels @ W1^T + 16 b1) /
+(16 m 2^s)`` and the logits ``(relu(...) @ W2^T + 16 m 2^s b2) / (16 (m 2^s)^2)``, so the circuit
+computes the integer numerators, with ``m 2^s`` (the aggregate's ``scale``) as a constant. A sample counts as
 correct only when its label's logit is strictly larger than every other class's logit: a tie
 counts as wrong, or a model with equal logits (zero weights, equal biases) would score 100 %.
 The circuit counts ``ge``, the classes whose logit is at least the label's (always >= 1, the
@@ -31,6 +35,7 @@ compare it with what the requester committed to at task creation.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -43,22 +48,60 @@ FEATURES, CLASSES, GREY_LEVELS = 64, 10, 16
 MODEL_LENGTH = CLASSES * FEATURES + CLASSES
 
 
-def split_model(model: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    model = np.asarray(model, dtype=np.int64)
-    if model.shape != (MODEL_LENGTH,):
-        raise InputError(f"the accuracy circuit takes the softmax model's {MODEL_LENGTH} parameters, got {model.shape}")
-    return model[: CLASSES * FEATURES].reshape(CLASSES, FEATURES), model[CLASSES * FEATURES :]
+@dataclass(frozen=True)
+class Classifier:
+    """The digits classifier the aggregate holds: softmax regression (``hidden`` 0) or an MLP with
+    one hidden ReLU layer; ``scale`` is the aggregate's m * 2^s, which only the MLP's logits need."""
+
+    hidden: int = 0
+    scale: int = 1
+
+    def __post_init__(self) -> None:
+        if self.hidden < 0 or self.scale < 1:
+            raise InputError(f"need hidden >= 0 and scale >= 1, got hidden={self.hidden}, scale={self.scale}")
+
+    @property
+    def length(self) -> int:
+        if not self.hidden:
+            return MODEL_LENGTH
+        return self.hidden * FEATURES + self.hidden + CLASSES * self.hidden + CLASSES
+
+    def layers(self, model):
+        """The weights and biases of each layer, in models.digits' parameter order (numpy or torch)."""
+        widths = [FEATURES, self.hidden, CLASSES] if self.hidden else [FEATURES, CLASSES]
+        layers, start = [], 0
+        for inputs, outputs in zip(widths, widths[1:]):
+            weights = model[start : start + outputs * inputs].reshape(outputs, inputs)
+            start += outputs * inputs
+            layers.append((weights, model[start : start + outputs]))
+            start += outputs
+        return layers
+
+    def check(self, model: np.ndarray) -> np.ndarray:
+        model = np.asarray(model, dtype=np.int64)
+        if model.shape != (self.length,):
+            raise InputError(f"the accuracy circuit takes the model's {self.length} parameters, got {model.shape}")
+        return model
 
 
-def integer_logits(model: np.ndarray, pixels: np.ndarray) -> np.ndarray:
-    weights, biases = split_model(model)
-    return np.asarray(pixels, dtype=np.int64).reshape(-1, FEATURES) @ weights.T + GREY_LEVELS * biases
+SOFTMAX = Classifier()  # the demo's default model: softmax regression, 650 parameters
 
 
-def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> int:
+def integer_logits(model: np.ndarray, pixels: np.ndarray, classifier: Classifier = SOFTMAX) -> np.ndarray:
+    """The logits' integer numerators (see the module docstring): exact, in int64."""
+    layers = classifier.layers(classifier.check(model))
+    x = np.asarray(pixels, dtype=np.int64).reshape(-1, FEATURES)
+    if classifier.hidden:
+        (w1, b1), (w2, b2) = layers
+        return np.maximum(x @ w1.T + GREY_LEVELS * b1, 0) @ w2.T + GREY_LEVELS * classifier.scale * b2
+    ((weights, biases),) = layers
+    return x @ weights.T + GREY_LEVELS * biases
+
+
+def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, classifier: Classifier = SOFTMAX) -> int:
     """The reference: samples whose label's logit strictly beats every other class's, computed
     as the circuit does (``relu(2 - ge)``, ``ge`` the classes at least as large as the label)."""
-    logits = integer_logits(model, pixels)
+    logits = integer_logits(model, pixels, classifier)
     labels = np.asarray(labels, dtype=np.int64)
     ge = (logits >= logits[np.arange(len(labels)), labels][:, None]).sum(axis=1)
     return int(np.maximum(2 - ge, 0).sum())
@@ -77,9 +120,9 @@ def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.nda
     return pixels.astype(np.int64), labels.astype(np.int64)
 
 
-def model_parts(chunk: int) -> int:
+def model_parts(chunk: int, length: int = MODEL_LENGTH) -> int:
     """How many inputs hold the model: one whole (``chunk`` 0), or one per chunk of ``chunk``."""
-    return 1 if chunk == 0 else chunk_count(MODEL_LENGTH, chunk)
+    return 1 if chunk == 0 else chunk_count(length, chunk)
 
 
 def split_model_input(model: np.ndarray, chunk: int) -> list[np.ndarray]:
@@ -88,23 +131,28 @@ def split_model_input(model: np.ndarray, chunk: int) -> list[np.ndarray]:
     return [model] if chunk == 0 else split_vector(model, chunk)
 
 
-def input_names(chunk: int = 0) -> list[str]:
-    models = ["model"] if chunk == 0 else [f"model_{k:02d}" for k in range(model_parts(chunk))]
+def input_names(chunk: int = 0, length: int = MODEL_LENGTH) -> list[str]:
+    models = ["model"] if chunk == 0 else [f"model_{k:02d}" for k in range(model_parts(chunk, length))]
     return [*models, "pixels", "labels"]
 
 
 class Accuracy(torch.nn.Module):
-    def __init__(self, samples: int) -> None:
+    def __init__(self, samples: int, classifier: Classifier = SOFTMAX) -> None:
         super().__init__()
         self.samples = samples
+        self.classifier = classifier
         self.register_buffer("classes", torch.arange(CLASSES, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         *parts, pixels, labels = inputs
-        model = torch.cat(parts)[:MODEL_LENGTH] if len(parts) > 1 else parts[0]
-        weights = model[: CLASSES * FEATURES].reshape(CLASSES, FEATURES)
-        biases = model[CLASSES * FEATURES :]
-        logits = torch.einsum("nk,ck->nc", pixels.reshape(self.samples, FEATURES), weights) + GREY_LEVELS * biases
+        model = torch.cat(parts)[: self.classifier.length] if len(parts) > 1 else parts[0]
+        x = pixels.reshape(self.samples, FEATURES)
+        for depth, (weights, biases) in enumerate(self.classifier.layers(model)):
+            if depth:  # the hidden layer's output, and the output layer's bias at the scale of its numerator
+                x = torch.relu(x)
+                biases = self.classifier.scale * biases
+            x = torch.einsum("nk,ck->nc", x, weights) + GREY_LEVELS * biases
+        logits = x
         onehot = torch.relu(1 - (labels.unsqueeze(1) - self.classes) ** 2)
         label_error = ((1 - onehot.sum(dim=1)) ** 2).sum().reshape(1)
         label_logit = (onehot * logits).sum(dim=1)
@@ -127,11 +175,11 @@ def split_outputs(values: list[int], samples: int) -> dict:
     }
 
 
-def export_onnx(samples: int, path: Path, chunk: int = 0) -> Path:
-    module = Accuracy(samples).eval()
-    parts = [torch.zeros(len(part)) for part in split_model_input(np.zeros(MODEL_LENGTH), chunk)]
+def export_onnx(samples: int, path: Path, chunk: int = 0, classifier: Classifier = SOFTMAX) -> Path:
+    module = Accuracy(samples, classifier).eval()
+    parts = [torch.zeros(len(part)) for part in split_model_input(np.zeros(classifier.length), chunk)]
     example = (*parts, torch.zeros(samples * FEATURES), torch.zeros(samples))
-    names = input_names(chunk)
+    names = input_names(chunk, classifier.length)
     torch.onnx.export(
         module, example, str(path), input_names=names, output_names=["accuracy"], opset_version=17, dynamo=False
     )

@@ -335,13 +335,14 @@ def _bench(args: argparse.Namespace) -> int:
             limit_s=args.limit,
             shapes_wanted=args.shapes,
             chain_kind=args.chain or "embedded",
+            work=args.work,
         )
         rows = results["shapes"] + results["points"]
         if args.json:
             print(json.dumps(results, indent=2))
         return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
-    if (args.d, args.per_transaction, args.workers, args.shapes, args.chain) != (None,) * 5:
-        raise InputError("--d, --shapes, --per-transaction, --workers and --chain go with --profile chunked")
+    if (args.d, args.per_transaction, args.workers, args.shapes, args.chain, args.work) != (None,) * 6:
+        raise InputError("--d, --shapes, --per-transaction, --workers, --chain and --work go with --profile chunked")
     rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -353,6 +354,23 @@ def _gas(args: argparse.Namespace) -> int:
 
     run_gas(args.out, tuple(args.clients))
     return 0
+
+
+MLP_HIDDEN = 128  # 64 -> 128 -> 10: 9,610 parameters
+MLP_CHUNK = 1024  # 10 chunks; a chunk proof of n=8 fits a 2 GB prover
+MLP_ACCURACY_BATCH = 4  # samples per accuracy proof at the chunk circuit's logrows
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The task's model and how it is proven: softmax regression in one proof unless --chunk
+    says otherwise; the MLP always in chunks, its accuracy a few samples per proof."""
+    if args.model == "softmax":
+        return {"chunk": args.chunk or 0, "accuracy_batch": args.accuracy_batch or 0}
+    return {
+        "hidden": MLP_HIDDEN,
+        "chunk": args.chunk or MLP_CHUNK,
+        "accuracy_batch": args.accuracy_batch or MLP_ACCURACY_BATCH,
+    }
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -372,7 +390,7 @@ def _demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,
-        chunk=args.chunk,
+        **model_options(args),
     )
     if args.out is None:
         if args.resume:
@@ -639,11 +657,26 @@ def build_parser() -> argparse.ArgumentParser:
         help="the requester's desired accuracy; below it the clients get only the work share (default 0.85)",
     )
     demo.add_argument(
+        "--model",
+        choices=["softmax", "mlp"],
+        default="softmax",
+        help="softmax: softmax regression, 650 parameters (default); mlp: 64 -> 128 -> 10 with a ReLU, 9,610 "
+        f"parameters, proven in chunks (default {MLP_CHUNK}) with its accuracy {MLP_ACCURACY_BATCH} samples per proof",
+    )
+    demo.add_argument(
         "--chunk",
         type=int,
-        default=0,
+        default=None,
         help="prove each round in chunks of C coordinates, as large models need (the chunk proofs staged on "
-        "chain before the round; the final accuracy proven over the model's chunks); default 0: one proof",
+        "chain before the round; the final accuracy proven over the model's chunks); default: one proof "
+        f"for softmax, {MLP_CHUNK} for mlp",
+    )
+    demo.add_argument(
+        "--accuracy-batch",
+        type=int,
+        default=None,
+        help="prove the final accuracy this many samples per proof (must divide --evaluation-samples); "
+        f"default: all at once for softmax, {MLP_ACCURACY_BATCH} for mlp",
     )
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
     demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
@@ -738,6 +771,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="--profile chunked: verify on the embedded py-evm (default) or on a local anvil node the bench "
         "starts and stops (seconds instead of minutes for thousands of chunks)",
+    )
+    bench.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="--profile chunked: keep the keys and the proven chunks in this folder, and resume there: a "
+        "run stopped after hours continues at its first unproven chunk (the seconds are those of the chunks "
+        "each run proves)",
     )
     bench.add_argument(
         "--per-transaction",

@@ -26,7 +26,8 @@ from stakelearn.circuits.accuracy import (
     CLASSES,
     FEATURES,
     GREY_LEVELS,
-    MODEL_LENGTH,
+    SOFTMAX,
+    Classifier,
     check_evaluation_set,
     correct_count,
     input_names,
@@ -48,7 +49,7 @@ from stakelearn.prover.circuit import (
     prepare,
 )
 from stakelearn.prover.commitments import commit, proof_commitments
-from stakelearn.prover.evm import vka_digest
+from stakelearn.prover.evm import verify_arguments, vka_digest
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
@@ -58,7 +59,8 @@ MANIFEST = "accuracy.json"
 COMMITMENTS = "commitments.json"
 PUBLIC = "public.json"
 SUMMARY = "summary.txt"
-ACCURACY_FILES = {MANIFEST, steps.INPUT, steps.PROOF, COMMITMENTS, PUBLIC, SUMMARY, *SHIPPED}
+BATCHES = "batches"  # batch-000/, batch-001/, ...: each one proof's input.json and proof.json
+ACCURACY_FILES = {MANIFEST, BATCHES, COMMITMENTS, PUBLIC, SUMMARY, *SHIPPED}
 
 
 @dataclass(frozen=True)
@@ -66,13 +68,16 @@ class AccuracyCircuit:
     """The accuracy circuit for ``samples`` evaluation samples and models within ``model_bound``
     (the round circuit's value bound: ``m`` times the largest quantized parameter). ``chunk`` 0
     takes the model whole, as a one-proof round commits it; ``chunk`` C > 0 takes it in chunks
-    of C, as a round proven in chunks of C commits it."""
+    of C, as a round proven in chunks of C commits it. ``hidden`` > 0 evaluates the MLP with that
+    many hidden units, whose logits need the aggregate's ``scale`` m * 2^s (circuits.accuracy)."""
 
     samples: int
     model_bound: int
     num_inner_cols: int = 8
     min_logrows: int = 0
     chunk: int = 0
+    hidden: int = 0
+    scale: int = 1
 
     def __post_init__(self) -> None:
         if self.samples < 1:
@@ -83,8 +88,12 @@ class AccuracyCircuit:
             raise InputError(f"chunk size must be >= 1 (or 0 for a whole model), got {self.chunk}")
 
     @property
+    def classifier(self) -> Classifier:
+        return Classifier(self.hidden, self.scale)
+
+    @property
     def model_parts(self) -> int:
-        return model_parts(self.chunk)
+        return model_parts(self.chunk, self.classifier.length)
 
     @property
     def bound(self) -> int:
@@ -96,11 +105,12 @@ class AccuracyCircuit:
 
     @property
     def label(self) -> str:
-        return f"accuracy circuit N={self.samples}" + (f" C={self.chunk}" if self.chunk else "")
+        shape = (f" H={self.hidden}" if self.hidden else "") + (f" C={self.chunk}" if self.chunk else "")
+        return f"accuracy circuit N={self.samples}{shape}"
 
     @property
     def input_names(self) -> list[str]:
-        return input_names(self.chunk)
+        return input_names(self.chunk, self.classifier.length)
 
     def input_bounds(self) -> list[tuple[int, int]]:
         """Each input's range, for :func:`check_input_range`: the model within the bound (the
@@ -109,12 +119,17 @@ class AccuracyCircuit:
 
     @property
     def largest_input(self) -> int:
-        return max(self.samples * FEATURES, MODEL_LENGTH if self.chunk == 0 else self.chunk)
+        return max(self.samples * FEATURES, self.classifier.length if self.chunk == 0 else self.chunk)
 
     @property
     def decomp_legs(self) -> int:
-        """Enough digits for the comparisons of logits: |logit| <= (64 * 16 + 16) * bound."""
-        bits = (2 * (FEATURES * GREY_LEVELS + GREY_LEVELS) * self.bound).bit_length() + 1
+        """Enough digits for the comparisons of logits (and the hidden units' ReLU): a first
+        layer's output is within (64 * 16 + 16) * bound, an MLP's logit within hidden * that *
+        bound + 16 * scale * bound."""
+        largest = (FEATURES * GREY_LEVELS + GREY_LEVELS) * self.bound
+        if self.hidden:
+            largest = self.hidden * largest * self.bound + GREY_LEVELS * self.scale * self.bound
+        bits = (2 * largest).bit_length() + 1
         return math.ceil(bits / math.log2(DECOMP_BASE))
 
     def description(self) -> dict:
@@ -125,14 +140,14 @@ class AccuracyCircuit:
         return description_digest(self.description())
 
     def export(self, path: Path) -> Path:
-        return accuracy_module.export_onnx(self.samples, path, self.chunk)
+        return accuracy_module.export_onnx(self.samples, path, self.chunk, self.classifier)
 
     def run_args(self) -> ezkl.PyRunArgs:
         return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
 
     def calibration_input(self) -> dict:
         rng = np.random.default_rng(0)
-        model = rng.choice([-self.bound, 0, self.bound], size=MODEL_LENGTH)
+        model = rng.choice([-self.bound, 0, self.bound], size=self.classifier.length)
         pixels = rng.integers(0, GREY_LEVELS + 1, size=(self.samples, FEATURES))
         labels = rng.integers(0, 10, size=self.samples)
         return input_json(model, pixels, labels, self.chunk)
@@ -177,6 +192,20 @@ class AccuracyOutcome:
         return self.correct / self.samples
 
 
+def batch_folder(folder: Path, batch: int) -> Path:
+    return folder / BATCHES / f"batch-{batch:03d}"
+
+
+def batch_count(samples: int, circuit: AccuracyCircuit) -> int:
+    """In how many proofs of ``circuit.samples`` samples an evaluation set of ``samples`` is proven."""
+    if samples % circuit.samples:
+        raise InputError(
+            f"the circuit proves {circuit.samples} samples at a time; an evaluation set of {samples} is not "
+            "a whole number of such batches"
+        )
+    return samples // circuit.samples
+
+
 def prove_accuracy(
     model: np.ndarray,
     pixels: np.ndarray,
@@ -185,55 +214,89 @@ def prove_accuracy(
     out: Path,
     stats: dict[str, StepStats] | None = None,
 ) -> AccuracyOutcome:
-    """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``."""
+    """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``,
+    in batches of ``circuit.samples`` samples (one proof each, all over the same committed model)."""
     stats = {} if stats is None else stats
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     pixels, labels = check_evaluation_set(pixels, labels)
+    batches = batch_count(len(labels), circuit)
     model = np.asarray(model)
-    if len(labels) != circuit.samples:
-        raise InputError(f"the circuit takes {circuit.samples} samples, the set has {len(labels)}")
-    if model.shape != (MODEL_LENGTH,):
-        raise InputError(f"the model must be {MODEL_LENGTH} integers, got shape {model.shape}")
+    length = circuit.classifier.length
+    if model.shape != (length,):
+        raise InputError(f"the model must be {length} integers, got shape {model.shape}")
     # The very data ezkl will read: a value outside the lookup table would hang the prover.
-    data = input_json(model, pixels, labels, circuit.chunk)
-    check_input_range(data, circuit.input_bounds(), circuit.input_names)
+    batch_data = [input_json(model, *_batch(pixels, labels, circuit.samples, b), circuit.chunk) for b in range(batches)]
+    for data in batch_data:
+        check_input_range(data, circuit.input_bounds(), circuit.input_names)
     model = model.astype(np.int64)
     prepared = prepare(circuit, stats=stats)
-    expected = correct_count(model, pixels, labels)
     with atomic_dir(out) as tmp:
-        write_json_atomic(tmp / steps.INPUT, data)
-        witness = steps.gen_witness(tmp / steps.INPUT, prepared.compiled, tmp / steps.WITNESS)
-        outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
-        if outputs["correct"] != expected or outputs["label_error"] != 0:
-            raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
-        stats["prove"] = prepared.prove_in_child(
-            f"proving accuracy on {circuit.samples} samples (logrows {prepared.logrows})", tmp
-        )
-        (tmp / steps.WITNESS).unlink()
+        for b, data in enumerate(batch_data):
+            folder = batch_folder(tmp, b)
+            folder.mkdir(parents=True)
+            write_json_atomic(folder / steps.INPUT, data)
+            witness = steps.gen_witness(folder / steps.INPUT, prepared.compiled, folder / steps.WITNESS)
+            outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
+            expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
+            if outputs["correct"] != expected or outputs["label_error"] != 0:
+                raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+            step = prepared.prove_in_child(
+                f"proving accuracy, batch {b + 1}/{batches} of {circuit.samples} samples (logrows {prepared.logrows})",
+                folder,
+            )
+            if "prove" in stats:  # the batches' seconds add up, their peaks do not (one at a time)
+                step = replace(
+                    step,
+                    seconds=stats["prove"].seconds + step.seconds,
+                    peak_mb=max(stats["prove"].peak_mb, step.peak_mb),
+                )
+            stats["prove"] = step
+            (folder / steps.WITNESS).unlink()
         write_json_atomic(tmp / COMMITMENTS, {"model": model_commitment(model, prepared)})
         manifest = {
             "kind": "accuracy",
             "circuit": circuit.description(),
             "circuit_digest": circuit.digest,
+            "batches": batches,
             "logrows": prepared.logrows,
             "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
             "verifying": ship_verifying_files(prepared, tmp),
             "vka_digest": "0x" + vka_digest(prepared.vka).hex(),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
-        proof = json.loads((tmp / steps.PROOF).read_text())
-        outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
-        outcome = AccuracyOutcome(
-            outputs["correct"],
-            circuit.samples,
-            json.loads((tmp / COMMITMENTS).read_text())["model"],
-            outputs["pixels"] + outputs["labels"],
-        )
+        outcome = _outcome([_proof_outputs(batch_folder(tmp, b), circuit) for b in range(batches)], tmp)
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
         write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest).encode())
         verify_accuracy(tmp)  # the folder as a third party gets it
     return outcome
+
+
+def _batch(pixels: np.ndarray, labels: np.ndarray, size: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Batch ``b``: the set's samples ``b * size`` .. ``(b + 1) * size``, in order."""
+    return pixels[b * size : (b + 1) * size], labels[b * size : (b + 1) * size]
+
+
+def _proof_outputs(folder: Path, circuit: AccuracyCircuit) -> dict:
+    proof = json.loads((folder / steps.PROOF).read_text())
+    return split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
+
+
+def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
+    """The set's outcome from its batches' outputs: the counts added, the set as evaluation_values
+    lists it (all pixels, then all labels), as AccuracyVerifier hashes it."""
+    pixels = [v for o in outputs for v in o["pixels"]]
+    labels = [v for o in outputs for v in o["labels"]]
+    model = json.loads((folder / COMMITMENTS).read_text())["model"]
+    return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, pixels + labels)
+
+
+def accuracy_call_arguments(folder: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:
+    """verifyAccuracy's proof, instances and VKA words for an accuracy folder: its batches' proofs
+    one after the other and their instances likewise (AccuracyVerifier's batch layout)."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    parts = [verify_arguments(batch_folder(folder, b) / steps.PROOF, vka) for b in range(manifest["batches"])]
+    return b"".join(p[0] for p in parts), [i for p in parts for i in p[1]], parts[0][2]
 
 
 def is_accuracy_folder(folder: Path) -> bool:
@@ -244,42 +307,47 @@ def circuit_of(manifest: dict) -> AccuracyCircuit:
     fields = manifest["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
-    names = ("samples", "model_bound", "num_inner_cols", "min_logrows", "chunk")
+    names = ("samples", "model_bound", "num_inner_cols", "min_logrows", "chunk", "hidden", "scale")
     return AccuracyCircuit(**{k: fields[k] for k in names})
 
 
 def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
-    """Check an accuracy folder: the proof, its commitments and its outputs; ProofError if any fails."""
+    """Check an accuracy folder: every batch's proof, their commitments and outputs; ProofError if any fails."""
     if folder.is_dir():
-        unexpected_files(folder, ACCURACY_FILES)  # before reading: a link could point anywhere
+        unexpected_files(folder, ACCURACY_FILES, frozenset({BATCHES}))  # before reading: a link could point anywhere
     try:
-        manifest, proof, commitments = (
-            json.loads((folder / name).read_text()) for name in (MANIFEST, steps.PROOF, COMMITMENTS)
-        )
+        manifest, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, COMMITMENTS))
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
     circuit = circuit_of(manifest)
     prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
-    steps.verify(folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
-    if proof_model_commitment(bytes(proof["proof"]), circuit) != commitments["model"]:
-        raise ProofError("the proof's model commitment differs from the one claimed")
-    outputs = split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
-    if outputs["label_error"] != 0:
-        raise ProofError("the evaluation set has labels outside 0..9 (label_error != 0)")
-    outcome = AccuracyOutcome(
-        outputs["correct"], circuit.samples, commitments["model"], outputs["pixels"] + outputs["labels"]
-    )
-    if (folder / steps.INPUT).exists():
-        *parts, pixels, labels = json.loads((folder / steps.INPUT).read_text())["input_data"]
-        if (
-            len(parts) != circuit.model_parts
-            or _parts_commitment(parts, prepared) != commitments["model"]
-            or [*pixels, *labels] != outcome.evaluation
-        ):
-            raise ProofError(
-                f"{folder / steps.INPUT} does not hold the model and set the proof is about: "
-                "it was edited after proving"
-            )
+    batches = [batch_folder(folder, b) for b in range(manifest["batches"])]
+    names = {p.name for p in batches}
+    unexpected_files(folder / BATCHES, names, frozenset(names))
+    if len(list((folder / BATCHES).iterdir())) != len(batches):
+        raise ProofError(f"{folder / BATCHES} must hold the {len(batches)} batches its manifest names")
+    outputs = []
+    for batch in batches:
+        unexpected_files(batch, {steps.INPUT, steps.PROOF})
+        steps.verify(batch / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path)
+        proof = json.loads((batch / steps.PROOF).read_text())
+        if proof_model_commitment(bytes(proof["proof"]), circuit) != commitments["model"]:
+            raise ProofError(f"{batch.name}: the proof's model commitment differs from the one claimed")
+        outputs.append(_proof_outputs(batch, circuit))
+        if outputs[-1]["label_error"] != 0:
+            raise ProofError(f"{batch.name}: the evaluation set has labels outside 0..9 (label_error != 0)")
+        if (batch / steps.INPUT).exists():
+            *parts, pixels, labels = json.loads((batch / steps.INPUT).read_text())["input_data"]
+            if (
+                len(parts) != circuit.model_parts
+                or _parts_commitment(parts, prepared) != commitments["model"]
+                or [pixels, labels] != [outputs[-1]["pixels"], outputs[-1]["labels"]]
+            ):
+                raise ProofError(
+                    f"{batch / steps.INPUT} does not hold the model and set the proof is about: "
+                    "it was edited after proving"
+                )
+    outcome = _outcome(outputs, folder)
     check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
     check_text(folder / SUMMARY, summary_text(outcome, manifest))
     return outcome
@@ -306,21 +374,25 @@ def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
     )
 
 
-def paired_circuits(round_circuit, samples: int) -> tuple:
-    """A task's round circuit and accuracy circuit at one shared logrows, so that the accuracy
-    proof's model commitment equals the aggregate commitment the last round put on chain."""
-    accuracy = AccuracyCircuit(samples, model_bound=round_circuit.bound, num_inner_cols=round_circuit.num_inner_cols)
+def paired_circuits(round_circuit, samples: int, classifier: Classifier = SOFTMAX) -> tuple:
+    """A task's round circuit and accuracy circuit (``samples`` per proof) at one shared logrows,
+    so that the accuracy proof's model commitment equals the aggregate commitment the last round
+    put on chain."""
+    fields = {"hidden": classifier.hidden, "scale": classifier.scale}
+    accuracy = AccuracyCircuit(
+        samples, model_bound=round_circuit.bound, num_inner_cols=round_circuit.num_inner_cols, **fields
+    )
     logrows = max(natural_logrows(round_circuit), natural_logrows(accuracy))
     return replace(round_circuit, min_logrows=logrows), replace(accuracy, min_logrows=logrows)
 
 
-def paired_chunked_circuits(chunk_circuit, samples: int) -> tuple:
+def paired_chunked_circuits(chunk_circuit, samples: int, classifier: Classifier = SOFTMAX) -> tuple:
     """The same for a round proven in chunks: the chunk circuit and an accuracy circuit taking the
     model in the same chunks, at one shared logrows, so that the accuracy proof's chained model
     commitment equals the aggregate's chained commitment the last round put on chain."""
     c = chunk_circuit
-    accuracy = AccuracyCircuit(
-        samples, model_bound=value_bound(c.params, c.max_int), num_inner_cols=c.num_inner_cols, chunk=c.chunk
-    )
+    bound = value_bound(c.params, c.max_int)
+    fields = {"chunk": c.chunk, "hidden": classifier.hidden, "scale": classifier.scale}
+    accuracy = AccuracyCircuit(samples, model_bound=bound, num_inner_cols=c.num_inner_cols, **fields)
     logrows = max(natural_logrows(c), natural_logrows(accuracy))
     return replace(c, min_logrows=logrows), replace(accuracy, min_logrows=logrows)

@@ -72,17 +72,22 @@ def shipped_circuit(folder: Path, circuit, manifest: dict, ceremony_srs: Path | 
     return PreparedCircuit(circuit=circuit, model_dir=folder, key_dir=folder, srs=srs)
 
 
-def unexpected_files(folder: Path, known: set[str]) -> None:
+def unexpected_files(folder: Path, known: set[str], folders: frozenset[str] = frozenset()) -> None:
     """A verifier reports on every file of a folder, so a file it does not check is an error, and
-    so is a link or a special file in place of one it checks (it could point anywhere, or block)."""
+    so is a link or a special file in place of one it checks (it could point anywhere, or block);
+    the names in ``folders`` must be real folders (which the caller checks in turn)."""
     extra = sorted(path.name for path in folder.iterdir() if path.name not in known)
     if extra:
         raise ProofError(
             f"{folder} holds {extra[0]}, which is not part of a proof folder and would go unchecked; remove it"
         )
-    odd = sorted(path.name for path in folder.iterdir() if path.is_symlink() or not path.is_file())
+    odd = sorted(
+        path.name
+        for path in folder.iterdir()
+        if path.is_symlink() or not (path.is_dir() if path.name in folders else path.is_file())
+    )
     if odd:
-        raise ProofError(f"{folder / odd[0]} is not a regular file: a proof folder holds only files")
+        raise ProofError(f"{folder / odd[0]} is not a regular file or folder: a proof folder holds no links")
 
 
 def check_text(path: Path, expected: str) -> None:

@@ -152,7 +152,7 @@ def measure_accuracy(samples: int, bound: int, scratch: Path) -> dict:
     from stakelearn.pipeline.chain.gateway import Chain
     from stakelearn.pipeline.contracts.verifiers import verify_accuracy_on_chain
     from stakelearn.prover import steps
-    from stakelearn.prover.accuracy import AccuracyCircuit, prove_accuracy
+    from stakelearn.prover.accuracy import AccuracyCircuit, batch_folder, prove_accuracy
     from stakelearn.prover.circuit import prepare
     from stakelearn.prover.isolate import run_isolated
 
@@ -166,7 +166,12 @@ def measure_accuracy(samples: int, bound: int, scratch: Path) -> dict:
     prove_accuracy(model, pixels, labels, circuit, folder, stats=stats)
     prepared = prepare(circuit)
     _, stats["verify"] = run_isolated(
-        "verifying", steps.verify, folder / steps.PROOF, prepared.settings, prepared.vk, prepared.srs.path
+        "verifying",
+        steps.verify,
+        batch_folder(folder, 0) / steps.PROOF,
+        prepared.settings,
+        prepared.vk,
+        prepared.srs.path,
     )
     try:
         gas, evm = verify_accuracy_on_chain(folder, Chain.embedded()), "ok"
@@ -177,7 +182,7 @@ def measure_accuracy(samples: int, bound: int, scratch: Path) -> dict:
         "logrows": prepared.logrows,
         **_step_columns(stats),
         "pk_mb": round(prepared.pk.stat().st_size / 2**20, 1),
-        "proof_bytes": len(json.loads((folder / steps.PROOF).read_text())["proof"]),
+        "proof_bytes": len(json.loads((batch_folder(folder, 0) / steps.PROOF).read_text())["proof"]),
         "round_gas": gas,
         "evm": evm,
     }

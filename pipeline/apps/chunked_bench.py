@@ -58,16 +58,21 @@ EXTRAPOLATION_NOTE = (
 # --- the math: pure functions ---------------------------------------------------------------
 
 
-def point_figures(n: int, d: int, chunk_seconds: list[float], stage_gas: list[int], combine_gas: int) -> dict:
-    """The derived figures of one measured point: per chunk, per update element, per epoch."""
-    chunks = len(chunk_seconds)
-    prove_total = sum(chunk_seconds)
+def point_figures(
+    n: int, d: int, chunks: int, chunk_seconds: list[float], stage_gas: list[int], combine_gas: int
+) -> dict:
+    """The derived figures of one measured point: per chunk, per update element, per epoch. The
+    seconds are those of the chunks this run proved (all K, unless it resumed an earlier run's);
+    per element they are the timed chunks' mean per chunk over the chunk's n * C elements."""
+    timed = len(chunk_seconds)
+    per_chunk = sum(chunk_seconds) / timed if timed else float("nan")
     staging = sum(stage_gas)
     return {
         "chunks": chunks,
-        "chunk_prove_s_total": round(prove_total, 2),
-        "prove_s_per_chunk": round(prove_total / chunks, 2),
-        "prove_ms_per_element": round(1000 * prove_total / (n * d), 4),
+        "chunks_timed": timed,
+        "chunk_prove_s_total": round(sum(chunk_seconds), 2),
+        "prove_s_per_chunk": round(per_chunk, 2),
+        "prove_ms_per_element": round(1000 * per_chunk * chunks / (n * d), 4),
         "stage_transactions": len(stage_gas),
         "stage_gas": staging,
         "combine_gas": combine_gas,
@@ -167,7 +172,8 @@ def measure_chunked_point(
     folder = scratch / "round"
     chunk_stats: dict = {}
     start = time.perf_counter()
-    prove_chunked_round(sample_updates(n, d), circuit, folder, workers=workers, chunk_stats=chunk_stats)
+    if not folder.exists():  # a kept --work folder may hold the round an earlier run finished proving
+        prove_chunked_round(sample_updates(n, d), circuit, folder, workers=workers, chunk_stats=chunk_stats)
     prove_wall = time.perf_counter() - start
     start = time.perf_counter()
     if chain_kind == "anvil":
@@ -184,7 +190,14 @@ def measure_chunked_point(
         "logrows": chunk_prepared.logrows,
         "combine_rows": combine.settings_json()["num_rows"],
         "combine_logrows": combine.logrows,
-        **point_figures(n, d, [s.prove_seconds for s in ordered], verification.stage_gas, verification.combine_gas),
+        **point_figures(
+            n,
+            d,
+            chunk_count(d, chunk),
+            [s.prove_seconds for s in ordered],
+            verification.stage_gas,
+            verification.combine_gas,
+        ),
         "prove_peak_mb": round(max(s.prove_peak_mb for s in ordered)),
         "prove_wall_s": round(prove_wall, 1),
         "chain": chain_kind,
@@ -205,7 +218,7 @@ def run_job(spec: dict) -> dict:
     except StakeLearnError as error:  # recorded with its reason: the other points still run
         return {"status": f"failed: {error}"}
     finally:
-        if "scratch" in spec:
+        if "scratch" in spec and not spec["keep"]:
             shutil.rmtree(spec["scratch"], ignore_errors=True)
 
 
@@ -228,6 +241,7 @@ POINT_COLUMNS = [
     ("chunk", "C"),
     ("d", "d"),
     ("chunks", "K"),
+    ("chunks_timed", "K timed"),
     ("rows", "chunk rows"),
     ("logrows", "k"),
     ("combine_rows", "combine rows"),
@@ -406,6 +420,7 @@ def run_chunked_bench(
     inner_cols: int = 8,
     shapes_wanted: list[tuple[int, int]] | None = None,
     chain_kind: str = "embedded",
+    work: Path | None = None,
 ) -> dict:
     profile = "chunked-quick" if quick else "chunked"
     spec = PROFILES[profile]
@@ -415,10 +430,17 @@ def run_chunked_bench(
     out.mkdir(parents=True, exist_ok=True)
     journal = out / "results.jsonl"
     journal.unlink(missing_ok=True)
-    scratch_root = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))  # ours alone, removed at the end
+    # ours alone, removed at the end; or the --work folder, kept, whose proven chunks a new run resumes
+    scratch_root = work if work is not None else Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))
     shapes, points = [], []
     sharing = SharingMonitor()
-    common = {"inner_cols": inner_cols, "per_transaction": per_transaction, "workers": workers, "chain": chain_kind}
+    common = {
+        "inner_cols": inner_cols,
+        "per_transaction": per_transaction,
+        "workers": workers,
+        "chain": chain_kind,
+        "keep": work is not None,
+    }
     try:
         for n, chunk in wanted_shapes:
             home = scratch_root / f"home-{n}x{chunk}"  # the shape's keys, shared by its points
@@ -444,7 +466,8 @@ def run_chunked_bench(
                 _append(journal, {"kind": "point", **point})
                 print(points_table([point]).splitlines()[-1], flush=True)
     finally:
-        shutil.rmtree(scratch_root, ignore_errors=True)
+        if work is None:
+            shutil.rmtree(scratch_root, ignore_errors=True)
     extrapolated = extrapolations(points)
     results = {
         "profile": profile,

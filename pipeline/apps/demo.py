@@ -67,10 +67,14 @@ from stakelearn.pipeline.node.run_folder import (
 )
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
-from stakelearn.prover.accuracy import AccuracyOutcome, evaluation_values, prove_accuracy, verify_accuracy
+from stakelearn.prover.accuracy import (
+    AccuracyOutcome,
+    accuracy_call_arguments,
+    evaluation_values,
+    prove_accuracy,
+    verify_accuracy,
+)
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.evm import verify_arguments
-from stakelearn.prover.steps import PROOF
 
 FEE_PER_EPOCH = ETHER // 10
 PROTOCOL = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=ETHER // 100)
@@ -196,7 +200,9 @@ def run_demo(
         else:
             with timer.phase("deployment and enrollment"):
                 say(f"deploying the protocol on {chain.name} and posting the task")
-                protocol = deploy_protocol(chain, verifier_circuits, prepared_accuracy, PROTOCOL)
+                protocol = deploy_protocol(
+                    chain, verifier_circuits, prepared_accuracy, PROTOCOL, config.evaluation_samples
+                )
                 run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
         keys = run["keys"]
         clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
@@ -290,7 +296,7 @@ def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_acc
                     protocol, Account.from_key(run["keys"]["requester"]), task_id, out / EVALUATION_FILE
                 )
         salt, values = revealed_evaluation_set(protocol, task_id)
-        samples = prepared_accuracy.circuit.samples
+        samples = len(values) // (FEATURES + 1)  # the whole set, proven in batches of the circuit's samples
         pixels, labels = (
             np.array(values[: samples * FEATURES]).reshape(samples, FEATURES),
             np.array(values[samples * FEATURES :]),
@@ -304,7 +310,7 @@ def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_acc
                 prove_accuracy(model, pixels, labels, prepared_accuracy.circuit, folder)
         with timer.phase("chain"):
             say("  the aggregator submits the accuracy proof on chain")
-            proof, instances, words = verify_arguments(folder / PROOF, prepared_accuracy.vka)
+            proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
             protocol.execute(
                 aggregator.account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment

@@ -112,17 +112,19 @@ def deploy_protocol(
     prepared: PreparedCircuit | tuple[PreparedCircuit, PreparedCircuit],
     accuracy: PreparedCircuit,
     config: ProtocolConfig | None = None,
+    evaluation_samples: int | None = None,
 ) -> Protocol:
     """Deploy the verifiers for the ``prepared`` round circuit (or the (chunk, combine) circuits
     of rounds proven in chunks) and the ``accuracy`` circuit, the registry and the protocol, wire
-    them, and approve the verifier pair (the payer is the protocol's governance)."""
+    them, and approve the verifier pair (the payer is the protocol's governance). The accuracy
+    verifier takes evaluation sets of ``evaluation_samples`` (default: one proof's)."""
     config = config or ProtocolConfig()
     if isinstance(prepared, tuple):
         chunk, combine = prepared
         round_verifier = deploy_chunked_round_verifier(chain, chunk, combine, combine.circuit.d)
     else:
         round_verifier = deploy_round_verifier(chain, prepared)
-    accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier)
+    accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier, evaluation_samples)
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
     tasks_artifact = load_artifact("StakeLearnProtocol")

@@ -20,7 +20,7 @@ from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
-from stakelearn.prover.accuracy import AccuracyCircuit
+from stakelearn.prover.accuracy import AccuracyCircuit, accuracy_call_arguments, batch_count
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
@@ -67,19 +67,25 @@ def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRo
 
 
 def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: int) -> tuple:
-    """AccuracyVerifier's constructor arguments for the prepared accuracy circuit: the reusable
-    verifier, the pinned VKA digest, the samples and the model's chunks (0 when taken whole)."""
+    """AccuracyVerifier's constructor arguments for the prepared accuracy circuit and an evaluation
+    set of ``samples``: the reusable verifier, the pinned VKA digest, the samples, the model's
+    chunks (0 when taken whole) and the batches the set is proven in."""
     circuit = prepared.circuit
-    chunks = circuit.model_parts if isinstance(circuit, AccuracyCircuit) and circuit.chunk else 0
-    return verifier, vka_digest(prepared.vka), samples, chunks
+    if not isinstance(circuit, AccuracyCircuit) or samples % circuit.samples:
+        # a circuit that cannot take such a set: arguments whose code no task's verifier has
+        return verifier, vka_digest(prepared.vka), samples, 0, 1
+    chunks = circuit.model_parts if circuit.chunk else 0
+    return verifier, vka_digest(prepared.vka), samples, chunks, batch_count(samples, circuit)
 
 
-def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str):
+def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str, samples: int | None = None):
     """Register the accuracy circuit's VKA with the reusable ``verifier`` and deploy an
-    AccuracyVerifier pinned to it."""
+    AccuracyVerifier pinned to it, for evaluation sets of ``samples`` (default: one batch)."""
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("AccuracyVerifier")
-    address, _ = chain.deploy(artifact, *accuracy_verifier_args(verifier, prepared, prepared.circuit.samples))
+    samples = prepared.circuit.samples if samples is None else samples
+    batch_count(samples, prepared.circuit)  # a set the circuit cannot take in whole batches: InputError
+    address, _ = chain.deploy(artifact, *accuracy_verifier_args(verifier, prepared, samples))
     return chain.contract(address, artifact.abi)
 
 
@@ -122,9 +128,10 @@ def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | No
     manifest = json.loads((folder / ACCURACY_MANIFEST).read_text())
     prepared = shipped_circuit(folder, accuracy_circuit_of(manifest), manifest, ceremony_srs)
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
-    contract = deploy_accuracy_verifier(chain, prepared, verifier)
+    samples = manifest["batches"] * prepared.circuit.samples
+    contract = deploy_accuracy_verifier(chain, prepared, verifier, samples)
     commitments = json.loads((folder / ACCURACY_COMMITMENTS).read_text())
-    proof, instances, words = verify_arguments(folder / PROOF, prepared.vka)
+    proof, instances, words = accuracy_call_arguments(folder, prepared.vka)
     data = contract.encode_abi("verifyAccuracy", args=[proof, instances, words, bytes.fromhex(commitments["model"])])
     receipt = chain.transact(contract.address, data)
     if receipt["status"] != 1:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stakelearn.circuits.accuracy import GREY_LEVELS
+from stakelearn.circuits.accuracy import GREY_LEVELS, SOFTMAX, Classifier
 from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.digits import (
@@ -59,6 +59,7 @@ class TaskConfig:
     fixed_point: FixedPoint = TASK_FIXED_POINT
     training: LocalTraining = field(default_factory=LocalTraining)
     chunk: int = 0  # prove each round in chunks of this many coordinates (0: one proof)
+    accuracy_batch: int = 0  # prove the final accuracy this many samples per proof (0: the whole set in one)
 
     def __post_init__(self) -> None:
         _ = self.krum  # KrumParams validates n, f and m
@@ -75,10 +76,24 @@ class TaskConfig:
             raise InputError(f"target accuracy must be in (0, 1], got {self.target_accuracy}")
         if not 1 <= self.evaluation_samples <= 300:
             raise InputError(f"evaluation samples must be in 1..300 (the held-out set), got {self.evaluation_samples}")
+        if self.accuracy_batch < 0 or (self.accuracy_batch and self.evaluation_samples % self.accuracy_batch):
+            raise InputError(
+                f"the accuracy batch ({self.accuracy_batch}) must divide the evaluation samples "
+                f"({self.evaluation_samples}); or give 0 to prove the whole set at once"
+            )
         if self.split not in SPLITS:
             raise InputError(f"unknown split '{self.split}'; choose one of: {', '.join(SPLITS)}")
         if self.attackers:
             get_attack(self.attack)
+
+    @property
+    def samples_per_proof(self) -> int:
+        return self.accuracy_batch or self.evaluation_samples
+
+    @property
+    def classifier(self) -> Classifier:
+        """What the accuracy circuit evaluates: the aggregate of m models at 2^-s is m * 2^s times the model."""
+        return Classifier(self.hidden, self.krum.m * 2**self.fixed_point.scale_bits) if self.hidden else SOFTMAX
 
     @property
     def krum(self) -> KrumParams:

@@ -77,9 +77,9 @@ def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit | C
     k, max_int = config.krum, config.fixed_point.max_int
     if config.chunk:
         chunk = ChunkCircuit(k.n, k.f, k.m, config.chunk, max_int, inner_cols)
-        return paired_chunked_circuits(chunk, config.evaluation_samples)
+        return paired_chunked_circuits(chunk, config.samples_per_proof, config.classifier)
     round_circuit = RoundCircuit(n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=max_int, num_inner_cols=inner_cols)
-    return paired_circuits(round_circuit, config.evaluation_samples)
+    return paired_circuits(round_circuit, config.samples_per_proof, config.classifier)
 
 
 def run_circuits(run: dict) -> tuple[RoundCircuit | ChunkCircuit, AccuracyCircuit]:

@@ -11,10 +11,13 @@ from stakelearn.circuits.accuracy import (
     FEATURES,
     MODEL_LENGTH,
     Accuracy,
+    Classifier,
     correct_count,
     integer_logits,
+    split_model_input,
     split_outputs,
 )
+from stakelearn.models.digits import DigitsClassifier, flatten
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +90,40 @@ def test_torch_module_counts_what_the_reference_counts(digits, case):
         "saturated": np.full(MODEL_LENGTH, 4096, dtype=np.int64),
     }[case]
     assert module_count(model, pixels, labels) == correct_count(model, pixels, labels)
+
+
+@pytest.fixture(scope="module")
+def trained_mlp(digits) -> tuple[np.ndarray, Classifier, DigitsClassifier]:
+    """A 64 -> 32 -> 10 MLP trained on the samples after the first 64, as a task aggregates it:
+    m = 3 models quantized at 2^-9, summed (the aggregate's scale is 3 * 2^9)."""
+    pixels, labels = digits
+    torch.manual_seed(0)
+    net = DigitsClassifier(32)
+    optimizer = torch.optim.Adam(net.parameters(), 1e-2)
+    x, y = torch.tensor(pixels[64:] / 16, dtype=torch.float32), torch.tensor(labels[64:])
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        optimizer.step()
+    quantized = np.clip(np.rint(flatten(net) * 2**9), -1024, 1024).astype(np.int64)
+    return 3 * quantized, Classifier(hidden=32, scale=3 * 2**9), net
+
+
+def test_mlp_integer_logits_rank_as_the_model(digits, trained_mlp):
+    """The integer numerators pick the class the dequantized float model picks."""
+    pixels, _ = digits
+    model, classifier, _ = trained_mlp
+    net = DigitsClassifier(classifier.hidden)
+    torch.nn.utils.vector_to_parameters(torch.tensor(model / classifier.scale, dtype=torch.float32), net.parameters())
+    floats = net(torch.tensor(pixels / 16, dtype=torch.float32)).detach().numpy()
+    assert (integer_logits(model, pixels, classifier).argmax(axis=1) == floats.argmax(axis=1)).all()
+
+
+@pytest.mark.parametrize("chunk", [0, 1024])
+def test_mlp_module_counts_what_the_reference_counts(digits, trained_mlp, chunk):
+    pixels, labels = digits[0][:64], digits[1][:64]
+    model, classifier, _ = trained_mlp
+    parts = [torch.tensor(part, dtype=torch.float64) for part in split_model_input(model, chunk)]
+    values = [torch.tensor(pixels.ravel(), dtype=torch.float64), torch.tensor(labels, dtype=torch.float64)]
+    counted = int(Accuracy(64, classifier).double()(*parts, *values)[0])
+    assert counted == correct_count(model, pixels, labels, classifier) > 48  # a real classifier scores

@@ -86,7 +86,10 @@ def test_extrapolations_start_from_each_shapes_largest_measured_point():
 
 
 def test_point_figures_per_chunk_element_and_epoch():
-    figures = point_figures(n=4, d=20, chunk_seconds=[2.0, 4.0], stage_gas=[300, 100], combine_gas=50)
+    figures = point_figures(n=4, d=20, chunks=2, chunk_seconds=[2.0, 4.0], stage_gas=[300, 100], combine_gas=50)
     assert figures["chunks"] == 2 and figures["prove_s_per_chunk"] == 3.0
     assert figures["prove_ms_per_element"] == 1000 * 6.0 / 80
+    # a run that resumed after an earlier one timed only its own chunks: their mean stands for all K
+    resumed = point_figures(n=4, d=20, chunks=2, chunk_seconds=[3.0], stage_gas=[300, 100], combine_gas=50)
+    assert (resumed["chunks_timed"], resumed["prove_ms_per_element"]) == (1, 1000 * 6.0 / 80)
     assert (figures["stage_gas"], figures["epoch_gas"], figures["gas_per_chunk"]) == (400, 450, 200)

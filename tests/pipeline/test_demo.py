@@ -29,9 +29,8 @@ from stakelearn.pipeline.node.requester import post_task
 from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, task_circuits
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
-from stakelearn.prover.accuracy import prove_accuracy
+from stakelearn.prover.accuracy import accuracy_call_arguments, prove_accuracy
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.evm import verify_arguments
 from stakelearn.prover.round import round_commitments
 from stakelearn.prover.steps import PROOF
 
@@ -238,7 +237,7 @@ def replay(demo_run):
 
 
 def accuracy_args(folder, prepared_accuracy, model_commitment=None):
-    proof, instances, words = verify_arguments(folder / PROOF, prepared_accuracy.vka)
+    proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
     model = model_commitment or bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
     return proof, instances, words, model
 

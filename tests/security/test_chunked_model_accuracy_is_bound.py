@@ -29,12 +29,18 @@ from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier, verify_accuracy_on_chain
 from stakelearn.pipeline.node.aggregator import submit_round
 from stakelearn.pipeline.node.client import sign_update_commitment
-from stakelearn.prover.accuracy import evaluation_values, paired_chunked_circuits, prove_accuracy, verify_accuracy
+from stakelearn.prover.accuracy import (
+    accuracy_call_arguments,
+    batch_folder,
+    evaluation_values,
+    paired_chunked_circuits,
+    prove_accuracy,
+    verify_accuracy,
+)
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit, chained_commitment
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.commitments import proof_commitments
-from stakelearn.prover.evm import verify_arguments
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -124,7 +130,7 @@ def test_the_accuracy_proof_commits_the_rounds_aggregate(task):
     assert task.accuracy.circuit.model_parts == 3
     # the chain of the proof's three model commitments is the aggregate's chained commitment
     assert task.outcome.model_commitment == task.commitments["aggregate"]
-    proof = bytes(json.loads((task.folder / "accuracy" / PROOF).read_text())["proof"])
+    proof = bytes(json.loads((batch_folder(task.folder / "accuracy", 0) / PROOF).read_text())["proof"])
     assert [c.hex() for c in proof_commitments(proof, 3)] == task.commitments["aggregate_chunks"]
     expected = correct_count(task.aggregate, task.pixels, task.labels)
     assert task.outcome.correct == expected > SAMPLES // 2
@@ -154,7 +160,7 @@ def test_a_chunked_task_pays_its_clients_on_the_proven_accuracy(task, updates):
 
 def accuracy_args(task, folder=None, model_commitment: bytes | None = None) -> tuple:
     folder = folder or task.folder / "accuracy"
-    proof, instances, words = verify_arguments(folder / PROOF, task.accuracy.vka)
+    proof, instances, words = accuracy_call_arguments(folder, task.accuracy.vka)
     model = model_commitment or bytes.fromhex(task.commitments["aggregate"])
     return proof, instances, words, model
 

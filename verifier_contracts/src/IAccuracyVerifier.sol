@@ -12,6 +12,7 @@ interface IAccuracyVerifier is IPinnedVerifier {
     error AccuracyVerifier__LabelNotAClass();
     error AccuracyVerifier__WrongModelCommitmentLength(uint256 length);
     error AccuracyVerifier__ProofRejected();
+    error AccuracyVerifier__BatchesDoNotDivide(uint256 samples, uint256 batches);
 
     /// @notice Number of evaluation samples the pinned accuracy circuit takes.
     function samples() external view returns (uint256);
@@ -19,6 +20,9 @@ interface IAccuracyVerifier is IPinnedVerifier {
     /// @notice How many committed inputs hold the model: 0 for one (a one-proof round's
     /// aggregate), K for a round proven in K chunks (the model commitment is then their chain).
     function modelChunks() external view returns (uint256);
+
+    /// @notice In how many proofs the evaluation set is proven (each of samples / batches samples).
+    function batches() external view returns (uint256);
 
     /// @notice Whether the circuit can prove on an evaluation set with these values (pixels row
     /// by row, then labels): its length and every value within the circuit's ranges.
