@@ -161,11 +161,15 @@ def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, chunk:
 def model_commitment(model: np.ndarray, prepared) -> str:
     """The model's commitment as the chain holds it (hex): the KZG commitment of the whole model,
     or, in chunks, the chained commitment of its chunks' (prover.chunked.chained_commitment)."""
-    parts = [
-        commit(part, prepared.vk, prepared.settings, prepared.srs.path)
-        for part in split_model_input(model, prepared.circuit.chunk)
+    return parts_commitment(split_model_input(model, prepared.circuit.chunk), prepared)
+
+
+def parts_commitment(parts: list, prepared) -> str:
+    """The model commitment of the circuit's model inputs as they are (padding included)."""
+    commitments = [
+        commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
     ]
-    return (parts[0] if prepared.circuit.chunk == 0 else chained_commitment(parts)).hex()
+    return (commitments[0] if prepared.circuit.chunk == 0 else chained_commitment(commitments)).hex()
 
 
 def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
@@ -340,7 +344,7 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
             *parts, pixels, labels = json.loads((batch / steps.INPUT).read_text())["input_data"]
             if (
                 len(parts) != circuit.model_parts
-                or _parts_commitment(parts, prepared) != commitments["model"]
+                or parts_commitment(parts, prepared) != commitments["model"]
                 or [pixels, labels] != [outputs[-1]["pixels"], outputs[-1]["labels"]]
             ):
                 raise ProofError(
@@ -351,14 +355,6 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
     check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
     check_text(folder / SUMMARY, summary_text(outcome, manifest))
     return outcome
-
-
-def _parts_commitment(parts: list[list[int]], prepared) -> str:
-    """The model commitment of input.json's model inputs, as they are (padding included)."""
-    commitments = [
-        commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
-    ]
-    return (commitments[0] if prepared.circuit.chunk == 0 else chained_commitment(commitments)).hex()
 
 
 def public_json(outcome: AccuracyOutcome) -> dict:
