@@ -348,8 +348,12 @@ def _connect(ray, address: str) -> bool:
         check_reachable(address)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise InputError(f"cannot connect to the Ray cluster at {address}: {' '.join(str(error).split())}") from None
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.AuthenticationError) as error:
+        raise InputError(
+            f"cannot connect to the Ray cluster at {address} (a cluster with token auth needs "
+            f"RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN_PATH set before this command starts): "
+            f"{' '.join(str(error).split())}"
+        ) from None
     return True
 
 

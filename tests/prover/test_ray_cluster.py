@@ -53,7 +53,9 @@ class RayNode:
 
 
 def start_node(arguments: list[str], home: Path, log: Path) -> RayNode:
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "STAKELEARN_HOME": str(home)}
+    # Auth mode stated, not left to Ray 2.60's guess: a head started while ~/.ray/auth_token
+    # exists turns token auth on by itself, and a node joining with --address does not.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "STAKELEARN_HOME": str(home)}
     with log.open("wb") as output:
         # Its own session, so its process group holds every process it starts.
         process = subprocess.Popen(
