@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from stakelearn.errors import StakeLearnError
+from stakelearn.errors import InputError, StakeLearnError
 
 # Kept here rather than imported: `stakelearn --help` should not load torch.
 ATTACK_NAMES = ("sign_flip", "noise", "label_flip", "free_rider", "alie", "ipm")
@@ -290,6 +290,32 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _flower(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.flower.local import round_table, run_federation
+    from stakelearn.pipeline.node.run_folder import config_from_json, load_run
+
+    config = config_from_json(load_run(args.run_dir)["config"])
+    if not (args.app / "pyproject.toml").is_file():
+        raise InputError(f"{args.app} is not a Flower app (no pyproject.toml); give the app's folder with --app")
+    run_config = {
+        "run-dir": str(args.run_dir.resolve()),
+        "rpc-url": args.rpc_url,
+        "strategy": args.strategy,
+        "num-server-rounds": args.rounds or config.epochs,
+        "round-timeout": args.round_timeout,
+    }
+    if args.strategy == "proven":  # refused here in one line, not deep in the ServerApp's log
+        from stakelearn.pipeline.flower import open_task
+
+        open_task(args.run_dir, args.rpc_url).open_epoch()
+    folder = args.run_dir / "flower" / f"{args.engine}-{args.strategy}"
+    code = run_federation(args.app, run_config, config.clients, folder, simulation=args.engine == "simulation")
+    rounds = args.run_dir / "flower" / f"{args.strategy}.json"
+    if code == 0 and rounds.exists():
+        print(round_table(json.loads(rounds.read_text())), end="")
+    return code
+
+
 def _chain(args: argparse.Namespace) -> int:
     from stakelearn.pipeline.chain.anvil import serve_anvil
 
@@ -387,6 +413,7 @@ def _demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         split=args.split,
         alpha=args.alpha,
+        select=args.select,
         seed=args.seed,
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,
@@ -403,8 +430,18 @@ def _demo(args: argparse.Namespace) -> int:
         payer = _account(args) if args.private_key_env or args.keystore else None
         chain = Chain.rpc(args.rpc_url, payer)
     summary = run_demo(
-        config, args.out, rpc_url=args.rpc_url, resume=args.resume, inner_cols=args.inner_cols, chain=chain
+        config,
+        args.out,
+        rpc_url=args.rpc_url,
+        resume=args.resume,
+        inner_cols=args.inner_cols,
+        chain=chain,
+        setup_only=args.setup_only,
+        commit_window=args.commit_window,
     )
+    if args.setup_only:
+        print(json.dumps({"run": str(args.out / "run.json"), "task_id": summary["task_id"], **summary["addresses"]}))
+        return 0
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
@@ -636,6 +673,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--attackers", type=int, default=2, help="clients that attack, 0..f (default 2)")
     demo.add_argument(
+        "--select",
+        type=int,
+        default=None,
+        help="updates Multi-Krum averages, m (default n - f; a round may leave min(f, n - m - f) clients absent)",
+    )
+    demo.add_argument(
         "--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)"
     )
     demo.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
@@ -694,6 +737,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (needs --rpc-url)")
     demo.add_argument("--json", action="store_true", help="print the summary as JSON instead of tables")
+    demo.add_argument(
+        "--setup-only",
+        action="store_true",
+        help="deploy, post the task, stake and enroll the clients, write run.json in --out, and stop: "
+        "the rounds then run elsewhere (examples/flower-digits)",
+    )
+    demo.add_argument(
+        "--commit-window",
+        type=int,
+        default=None,
+        help="seconds of each epoch's commit window, after which a round may leave absent clients out (default a day)",
+    )
     demo.set_defaults(run=_demo)
 
     audit = commands.add_parser("audit", help="rebuild a task's MPS history from chain events and re-check it")
@@ -724,6 +779,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     robustness.add_argument("--json", action="store_true", help="also print the rows as JSON")
     robustness.set_defaults(run=_robustness)
+
+    flower = commands.add_parser(
+        "flower",
+        help="run a posted task's rounds as a Flower app on this machine (SuperLink and SuperNodes on 127.0.0.1)",
+    )
+    flower.add_argument("--run-dir", type=Path, required=True, help="the task's folder (demo --setup-only --out DIR)")
+    flower.add_argument("--rpc-url", required=True, help="a node of the task's chain")
+    flower.add_argument(
+        "--engine",
+        choices=["simulation", "deployment"],
+        default="simulation",
+        help="Flower's simulation engine, or the deployment engine with one SuperNode process per client",
+    )
+    flower.add_argument(
+        "--strategy",
+        choices=["proven", "multikrum"],
+        default="proven",
+        help="proven: ProvenMultiKrum (default); multikrum: Flower's own MultiKrum, nothing proven, to compare",
+    )
+    flower.add_argument("--rounds", type=int, default=None, help="server rounds (default: the task's epochs)")
+    flower.add_argument(
+        "--round-timeout", type=float, default=120.0, help="seconds a round waits for replies; later ones are absent"
+    )
+    flower.add_argument("--app", type=Path, default=Path("examples/flower-digits"), help="the Flower app's folder")
+    flower.set_defaults(run=_flower)
 
     chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
     chain.add_argument(

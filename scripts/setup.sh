@@ -27,7 +27,7 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$(stamp_of)" ]; then
   "$venv/bin/pip" install --quiet --upgrade pip
   # The pinned CPU build; any other torch version pulls a multi-GB CUDA build.
   "$venv/bin/pip" install --quiet "torch==2.13.0"
-  "$venv/bin/pip" install --quiet -e "$root[test,ray]"
+  "$venv/bin/pip" install --quiet -e "$root[test,ray,flower]"
   echo "setup: installing npm tools into tools/" >&2
   (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error)
   stamp_of > "$stamp_file"

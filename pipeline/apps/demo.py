@@ -167,9 +167,14 @@ def run_demo(
     resume: bool = False,
     inner_cols: int = 8,
     chain: Chain | None = None,
+    setup_only: bool = False,
+    commit_window: int | None = None,
 ) -> dict:
     """Run (or resume) the task on ``chain`` (default: the node at ``rpc_url``, else a new
-    embedded chain); return the summary the report holds."""
+    embedded chain); return the summary the report holds. With ``setup_only``, stop once the
+    task is posted and every client enrolled (``run.json`` written), and return ``run.json``'s
+    contents: the rounds then run elsewhere, as in the Flower example. ``commit_window`` (seconds)
+    shortens each epoch's commit window, after which a round may leave absent clients out."""
     timer = Timer()
     started = time.perf_counter()
     if resume and rpc_url is None and chain is None:
@@ -200,10 +205,17 @@ def run_demo(
         else:
             with timer.phase("deployment and enrollment"):
                 say(f"deploying the protocol on {chain.name} and posting the task")
+                protocol_config = PROTOCOL
+                if commit_window is not None:
+                    periods = replace(PROTOCOL.periods, commit_seconds=commit_window)
+                    protocol_config = replace(PROTOCOL, periods=periods)
                 protocol = deploy_protocol(
-                    chain, verifier_circuits, prepared_accuracy, PROTOCOL, config.evaluation_samples
+                    chain, verifier_circuits, prepared_accuracy, protocol_config, config.evaluation_samples
                 )
                 run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
+            if setup_only:
+                say(f"task {run['task_id']} posted and its {config.clients} clients enrolled: {out / RUN_FILE}")
+                return run
         keys = run["keys"]
         clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
         aggregator = Aggregator(

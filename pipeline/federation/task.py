@@ -33,6 +33,7 @@ from stakelearn.models.quantize import FixedPoint, dequantize
 from stakelearn.pipeline.federation.attacks import AttackView, flip_labels, get_attack
 
 SPLITS = ("iid", "dirichlet")
+OMNISCIENT_ATTACKS = ("alie", "ipm")  # they craft from the honest clients' updates
 
 # Models: 2^-9 resolution (an epoch's update has median |x| ~ 0.02), clipped to +-2 (weights
 # measured at most 1.35 after 20 epochs, IID and non-IID).
@@ -139,29 +140,41 @@ def _seed(config: TaskConfig, epoch: int, client: int) -> int:
     return zlib.crc32(f"{config.seed}/{epoch}/{client}".encode())
 
 
+def trained_update(federation: Federation, global_parameters: np.ndarray, epoch: int, client: int) -> np.ndarray:
+    """A client's float update (trained minus global) from training on its shard; a label
+    flipper trains on flipped labels."""
+    config, shard = federation.config, federation.shards[client]
+    if config.attackers and client in config.attacker_ids and get_attack(config.attack).flips_labels:
+        shard = Dataset(shard.x, flip_labels(shard.y))
+    trained = train_local(global_parameters, shard, config.hidden, config.training, _seed(config, epoch, client))
+    return trained - global_parameters
+
+
+def attack_view(config: TaskConfig, own: np.ndarray, honest: np.ndarray, epoch: int, client: int) -> AttackView:
+    rng = np.random.default_rng(_seed(config, epoch, client))
+    return AttackView(own, honest, config.clients, config.attackers, rng)
+
+
 def client_updates(federation: Federation, global_parameters: np.ndarray, epoch: int) -> np.ndarray:
     """Every client's float update (trained minus global) for ``epoch``, attackers' included."""
     config = federation.config
-    attack = get_attack(config.attack) if config.attackers else None
-    attackers = set(config.attacker_ids)
-    updates = []
-    for client, shard in enumerate(federation.shards):
-        if client in attackers and attack.flips_labels:
-            shard = Dataset(shard.x, flip_labels(shard.y))
-        trained = train_local(global_parameters, shard, config.hidden, config.training, _seed(config, epoch, client))
-        updates.append(trained - global_parameters)
-    updates = np.stack(updates)
+    updates = np.stack([trained_update(federation, global_parameters, epoch, c) for c in range(config.clients)])
     honest = np.delete(updates, config.attacker_ids, axis=0)
     for client in config.attacker_ids:
-        view = AttackView(
-            updates[client],
-            honest,
-            config.clients,
-            config.attackers,
-            np.random.default_rng(_seed(config, epoch, client)),
-        )
-        updates[client] = attack.craft(view)
+        updates[client] = get_attack(config.attack).craft(attack_view(config, updates[client], honest, epoch, client))
     return updates
+
+
+def lone_client_model(federation: Federation, global_parameters: np.ndarray, epoch: int, client: int) -> np.ndarray:
+    """What one client sends for ``epoch`` when it sees only its own data, as on a federation's
+    own node: attacks that need the honest clients' updates (alie, ipm) are refused."""
+    config = federation.config
+    update = trained_update(federation, global_parameters, epoch, client)
+    if config.attackers and client in config.attacker_ids:
+        if config.attack in OMNISCIENT_ATTACKS:
+            raise InputError(f"the {config.attack} attack needs the honest clients' updates; a lone client has none")
+        update = get_attack(config.attack).craft(attack_view(config, update, np.empty((0, len(update))), epoch, client))
+    return global_parameters + update
 
 
 def client_models(federation: Federation, global_parameters: np.ndarray, epoch: int) -> np.ndarray:

@@ -1,0 +1,1 @@
+"""StakeLearn's digits task as a Flower app."""

@@ -1,0 +1,33 @@
+"""Each SuperNode is one client of the task: it trains on its shard of the digits data (the
+task's attackers attack) and replies through stakelearn_mod, which commits to and signs the reply
+with the client's staked key."""
+
+from functools import cache
+from pathlib import Path
+
+from flwr.app import Context, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from stakelearn.models.digits import one_torch_thread
+from stakelearn.pipeline.federation.task import Federation, lone_client_model, make_federation
+from stakelearn.pipeline.flower import stakelearn_mod
+from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
+from stakelearn.pipeline.node.run_folder import config_from_json, load_run
+
+app = ClientApp(mods=[stakelearn_mod])
+
+
+@cache
+def federation(run_dir: str) -> Federation:
+    return make_federation(config_from_json(load_run(Path(run_dir))["config"]))
+
+
+@app.train()
+def train(msg: Message, context: Context) -> Message:
+    data = federation(str(context.run_config["run-dir"]))
+    client = int(context.node_config["partition-id"])
+    arrays = msg.content["arrays"]
+    with one_torch_thread():
+        model = lone_client_model(data, to_vector(arrays), int(msg.content["config"]["server-round"]), client)
+    metrics = MetricRecord({"num-examples": len(data.shards[client])})
+    return Message(RecordDict({"arrays": from_vector(model, layout_of(arrays)), "metrics": metrics}), reply_to=msg)

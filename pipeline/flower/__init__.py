@@ -1,0 +1,16 @@
+"""StakeLearn on Flower (``pip install 'stakelearn[flower]'``): a proven Multi-Krum strategy for
+the ServerApp and a mod for the ClientApp.
+
+- :class:`ProvenMultiKrum` checks every reply against its client's signed commitment, proves
+  the round (ezkl, locally or on Ray), submits it on chain, and returns the proven mean.
+- :func:`stakelearn_mod` makes each train reply a committed one: the arrays quantized to the
+  task's fixed point, their commitment signed with the client's staked key.
+- :func:`open_task` attaches to a posted task from its ``run.json`` (``stakelearn demo
+  --setup-only``): protocol, task, circuit and enrolled clients.
+"""
+
+from stakelearn.pipeline.flower.client import commit_reply, stakelearn_mod
+from stakelearn.pipeline.flower.strategy import ProvenMultiKrum
+from stakelearn.pipeline.flower.task import ProvenTask, open_task
+
+__all__ = ["ProvenMultiKrum", "ProvenTask", "commit_reply", "open_task", "stakelearn_mod"]

@@ -1,0 +1,228 @@
+"""ProvenMultiKrum: Flower's Multi-Krum, proven and settled on chain.
+
+Each round, the strategy sends the global arrays with the epoch the chain takes next; every
+reply must carry its client's signed commitment (``client.stakelearn_mod``). The strategy
+recovers each signer, keeps only enrolled clients, re-derives each commitment from the arrays
+it received and refuses what differs. The clients that did not reply in time, or whose reply was
+refused, are absent: the round circuit scores them out, and the contract takes a round with at
+most min(f, n - m - f) absent clients once the epoch's commit window is over. The strategy
+proves the round (ezkl; in chunks, locally or on Ray, for a task proven in chunks), submits it,
+and returns the proven mean as the next global arrays.
+
+Unlike Flower's MultiKrum, the selected updates are averaged with equal weights: the proof and
+the chain's model commitment are of the plain sum over the m selected, so a reported
+``num-examples`` cannot weigh a client up. Flower's own selection over the same replies is
+reported next to the proven one (``flower-selected``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
+from flwr.serverapp import Grid
+from flwr.serverapp.strategy import MultiKrum
+from flwr.serverapp.strategy.multikrum import select_multikrum
+
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import InputError, StakeLearnError
+from stakelearn.models.quantize import quantize
+from stakelearn.pipeline.contracts.signing import signed_record
+from stakelearn.pipeline.federation.task import next_global
+from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
+from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
+from stakelearn.pipeline.flower.task import ProvenTask
+from stakelearn.pipeline.node.aggregator import CHUNKS_PER_TRANSACTION, stage_round_chunks, submit_round
+from stakelearn.pipeline.node.client import update_commitment
+from stakelearn.prover.chunked import ChunkCircuit
+from stakelearn.prover.chunked_round import prove_chunked_round
+from stakelearn.prover.round import prove_round
+
+
+def say(message: str) -> None:
+    print(f"ProvenMultiKrum: {message}", file=sys.stderr, flush=True)
+
+
+def accepted_replies(
+    task: ProvenTask, epoch: int, clients: list[str], layout: Layout, replies: Iterable[Message]
+) -> tuple[dict[int, tuple[Message, np.ndarray, bytes, bytes]], list[str]]:
+    """Each enrolled client's checked reply by slot (the reply, its quantized update, its
+    commitment and signature), and one line per refused reply. A reply is refused if it is an
+    error, is not the global arrays' layout, is not signed by an enrolled client for this epoch,
+    or its arrays differ from what the client committed to; a second reply for a slot is refused."""
+    accepted, refused = {}, []
+    for reply in replies:
+        node = reply.metadata.src_node_id
+        try:
+            if reply.has_error():
+                raise InputError(f"error reply ({reply.error.reason})")
+            arrays, signed = reply.content.array_records.get("arrays"), reply.content.config_records.get(COMMITMENT)
+            if arrays is None or signed is None:
+                raise InputError("no arrays or no signed commitment")
+            if layout_of(arrays) != layout:
+                raise InputError("its arrays are not the global model's layout")
+            commitment, signature = bytes(signed["commitment"]), bytes(signed["signature"])
+            signer = task.protocol.recover_signer(task.task_id, epoch, commitment, signature)
+            if signer not in clients:
+                raise InputError(f"signed by {signer}, not an enrolled client of task {task.task_id} epoch {epoch}")
+            slot = clients.index(signer)
+            if slot in accepted:
+                raise InputError(f"a second reply for slot {slot}")
+            update = quantize(to_vector(arrays), task.fixed_point)
+            if update_commitment(update, slot, task.prepared) != commitment:
+                raise InputError(f"slot {slot}'s arrays differ from its signed commitment")
+            accepted[slot] = (reply, update, commitment, signature)
+        except (InputError, KeyError, TypeError, ValueError) as error:
+            refused.append(f"node {node}: {error}")
+    return accepted, refused
+
+
+def flower_selection(task: ProvenTask, accepted: dict) -> list[int]:
+    """The slots Flower's own MultiKrum selects from the same replies (its float scoring, over
+    the replies present, by their grid values)."""
+    slots = sorted(accepted)
+    contents = [
+        RecordDict({"arrays": accepted[s][0].content["arrays"], "metrics": accepted[s][0].content["metrics"]})
+        for s in slots
+    ]
+    params = task.prepared.circuit.params
+    chosen = select_multikrum(contents, num_malicious_nodes=params.f, num_nodes_to_select=params.m)
+    return sorted(slots[next(i for i, c in enumerate(contents) if c is chosen_one)] for chosen_one in chosen)
+
+
+def wait_for_commit_window(task: ProvenTask) -> None:
+    """A round with absent clients lands only after the epoch's commit window: wait it out."""
+    deadline = task.protocol.tasks.functions.commitDeadline(task.task_id).call()
+    while (left := deadline + 1 - max(time.time(), task.protocol.chain.w3.eth.get_block("latest")["timestamp"])) > 0:
+        say(f"absent clients: waiting {left:.0f} s for the epoch's commit window to close")
+        time.sleep(min(left, 10))
+
+
+class ProvenMultiKrum(MultiKrum):
+    """Multi-Krum over the task's enrolled clients, every round proven and submitted on chain.
+
+    ``task`` is the posted task (:func:`task.open_task`), ``account`` the aggregator's key and
+    ``work`` a folder for the round proofs. ``num_malicious_nodes`` and ``num_nodes_to_select``,
+    if given, must be the task's f and m. Every available node is sent each round (a proven
+    round has a slot for every enrolled client); the round waits for at least n - min(f, n - m -
+    f) nodes. ``ray_address`` proves a chunked task's chunks on a Ray cluster."""
+
+    def __init__(
+        self,
+        task: ProvenTask,
+        account,
+        work: Path,
+        *,
+        num_malicious_nodes: int | None = None,
+        num_nodes_to_select: int | None = None,
+        ray_address: str | None = None,
+        **fedavg_options,
+    ) -> None:
+        params = task.prepared.circuit.params
+        for name, given, own in (
+            ("num_malicious_nodes", num_malicious_nodes, params.f),
+            ("num_nodes_to_select", num_nodes_to_select, params.m),
+        ):
+            if given is not None and given != own:
+                raise InputError(f"{name}={given}, but task {task.task_id} is proven with {own}")
+        quorum = params.n - params.allowed_absent
+        fedavg_options = {"fraction_evaluate": 0.0, **fedavg_options, "fraction_train": 1.0}
+        fedavg_options.setdefault("min_train_nodes", quorum)
+        fedavg_options.setdefault("min_available_nodes", quorum)
+        super().__init__(num_malicious_nodes=params.f, num_nodes_to_select=params.m, **fedavg_options)
+        self.task, self.account, self.work, self.ray_address = task, account, Path(work), ray_address
+        self.layout: Layout | None = None
+        self.rounds: list[dict] = []  # one record per round, as its metrics report it
+
+    def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
+        config[EPOCH] = self.task.open_epoch()  # the clients check it against the chain
+        self.layout = layout_of(arrays)
+        return super().configure_train(server_round, arrays, config, grid)
+
+    def aggregate_train(self, server_round: int, replies: Iterable[Message]):
+        started = time.perf_counter()
+        task, params = self.task, self.task.prepared.circuit.params
+        epoch, clients = task.open_epoch(), task.clients()
+        accepted, refused = accepted_replies(task, epoch, clients, self.layout, replies)
+        for line in refused:
+            say(f"round {server_round}: refused {line}")
+        absent = np.array([slot not in accepted for slot in range(params.n)])
+        record = {"server-round": server_round, "epoch": epoch, "absent": np.flatnonzero(absent).tolist()}
+        if absent.sum() > params.allowed_absent:
+            say(
+                f"round {server_round}: {absent.sum()} of {params.n} clients absent, the round takes at most "
+                f"{params.allowed_absent}: no round for epoch {epoch}, the global model stays"
+            )
+            self.rounds.append(record)
+            return None, MetricRecord({"epoch": epoch, "absent": record["absent"]})
+        record["flower-selected"] = flower_selection(task, accepted)
+        record["commit-seconds"] = max(float(r.content[COMMITMENT].get("seconds", 0.0)) for r, *_ in accepted.values())
+        updates = np.zeros((params.n, sum(int(np.prod(shape)) for _, shape in self.layout)), dtype=np.int64)
+        for slot, (_, update, _, _) in accepted.items():
+            updates[slot] = update
+        reference = krum_round(updates, params, absent, task.prepared.circuit.absent_distance)
+        record["scores"] = [float(s) for s in reference.scores]
+        record["check-seconds"] = time.perf_counter() - started
+        if absent.any():
+            wait_for_commit_window(task)
+        folder, proving = self.work / f"epoch-{epoch:03d}-round-{server_round:03d}", time.perf_counter()
+        self.prove(epoch, updates, absent, accepted, clients, folder)
+        record["prove-seconds"] = time.perf_counter() - proving
+        submitting = time.perf_counter()
+        record.update(self.submit(epoch, folder))
+        record["submit-seconds"] = time.perf_counter() - submitting
+        if record["selected"] != list(reference.selected):
+            raise StakeLearnError(
+                f"epoch {epoch}: the chain selected {record['selected']}, the reference {reference.selected}"
+            )
+        self.rounds.append(record)
+        say(
+            f"round {server_round} (epoch {epoch}): selected {record['selected']}, flagged {record['flagged']}, "
+            f"slashed {record['slashed']}, absent {record['absent']}, gas {record['gas']:,}"
+        )
+        mean = next_global(reference.total, params.m, task.fixed_point)
+        return from_vector(mean, self.layout), MetricRecord(record)
+
+    def prove(self, epoch: int, updates, absent, accepted: dict, clients: list[str], folder: Path) -> None:
+        task = self.task
+        signed = [
+            signed_record(
+                slot,
+                clients[slot],
+                task.protocol.update_commitment(task.task_id, epoch, accepted[slot][2]),
+                accepted[slot][3],
+            )
+            for slot in sorted(accepted)
+        ]
+        circuit = task.prepared.circuit
+        say(f"epoch {epoch}: proving the round over {len(accepted)} committed updates")
+        if isinstance(circuit, ChunkCircuit):
+            prove_chunked_round(updates, circuit, folder, absent=absent, signed=signed, ray_address=self.ray_address)
+        else:
+            prove_round(updates, circuit, folder, absent=absent, signed=signed)
+
+    def submit(self, epoch: int, folder: Path) -> dict:
+        """Stage a chunked round's chunk proofs, submit the round; what the chain decided."""
+        task, n = self.task, self.task.prepared.circuit.params.n
+        staging = []
+        if isinstance(task.prepared.circuit, ChunkCircuit):
+            staging = stage_round_chunks(
+                task.protocol, self.account, task.task_id, epoch, folder, CHUNKS_PER_TRANSACTION
+            )
+        receipt = submit_round(task.protocol, self.account, task.task_id, epoch, folder)
+        (event,) = task.protocol.events_in(receipt, "RoundSubmitted")
+        slashed, clients = task.protocol.events_in(receipt, "ClientSlashed"), task.clients()
+        return {
+            "selected": slots(event["args"]["selectedMask"], n),
+            "flagged": slots(event["args"]["flaggedMask"], n),
+            "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed),
+            "gas": receipt["gasUsed"] + sum(staging),
+        }
+
+
+def slots(mask: int, n: int) -> list[int]:
+    return [i for i in range(n) if mask >> i & 1]

@@ -1,0 +1,58 @@
+"""What the Flower ServerApp and ClientApps share: the posted task as the chain describes it.
+
+A task is posted and its clients enrolled beforehand (``stakelearn demo --setup-only`` writes its
+``run.json``: the protocol's addresses, the task id and the task's configuration). Both sides
+attach to it through an RPC node and derive the same circuit from the configuration; the
+enrolled clients and the epoch come from the chain, never from the other side's messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stakelearn.errors import InputError
+from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.apps.demo import PROTOCOL
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
+from stakelearn.pipeline.contracts.types import TaskStatus
+from stakelearn.pipeline.node.run_folder import config_from_json, load_run, round_verifier_circuits, task_circuits
+from stakelearn.prover.circuit import PreparedCircuit, prepare
+
+
+@dataclass(frozen=True)
+class ProvenTask:
+    protocol: Protocol
+    task_id: int
+    prepared: PreparedCircuit  # the round circuit, or the chunk circuit of a task proven in chunks
+    fixed_point: FixedPoint  # the updates' quantization, as the task's circuit takes them
+
+    def clients(self) -> list[str]:
+        """The enrolled clients' addresses, in slot order."""
+        return list(self.protocol.tasks.functions.clientsOf(self.task_id).call())
+
+    def open_epoch(self) -> int:
+        """The epoch whose round the chain takes next; refuses a task that takes no round."""
+        state = self.protocol.task(self.task_id)
+        if state.status != TaskStatus.ACTIVE:
+            raise InputError(f"task {self.task_id} is {state.status.name.lower()}, not active: it takes no round")
+        return state.epochs_run + 1
+
+
+def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: Chain | None = None) -> ProvenTask:
+    """The task ``run_dir/run.json`` describes, on the node at ``rpc_url`` (or ``chain``). With
+    ``check_verifiers``, the task's verifiers must be the protocol's for this circuit (what a
+    client checks before it enrolls)."""
+    run = load_run(run_dir)
+    chain = chain or Chain.rpc(rpc_url)
+    if chain.chain_id != run["chain_id"]:
+        raise InputError(f"{run_dir} describes a task on chain id {run['chain_id']}, {chain.name} is {chain.chain_id}")
+    config = config_from_json(run["config"])
+    round_circuit, accuracy_circuit = task_circuits(config, run["inner_cols"])
+    prepared = prepare(round_circuit)
+    protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
+    if check_verifiers:
+        verifiers = round_verifier_circuits(prepared, config.dimension)
+        check_task_verifiers(protocol, run["task_id"], verifiers, prepare(accuracy_circuit))
+    return ProvenTask(protocol, run["task_id"], prepared, config.fixed_point)

@@ -1,0 +1,55 @@
+"""The Flower example on Flower's simulation engine, through the CLI a user runs: a task posted
+on anvil (`stakelearn demo --setup-only`), its rounds run by `stakelearn flower` with
+ProvenMultiKrum and then with Flower's own MultiKrum on the same task."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.flower import open_task
+
+from . import EXAMPLE
+
+CLI = [str(Path(sys.executable).parent / "stakelearn")]
+ATTACKERS = {6, 7}
+
+
+def stakelearn(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=1200)
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+def test_proven_and_plain_multikrum_on_flower_simulation(tmp_path):
+    run_dir = tmp_path / "task"
+    with running_anvil() as anvil:
+        setup = stakelearn(
+            "demo", "--rpc-url", anvil.url, "--select", 4, "--epochs", 2, "--setup-only", "--out", run_dir
+        )
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        flower = ("flower", "--run-dir", run_dir, "--rpc-url", anvil.url, "--app", EXAMPLE)
+        proven = stakelearn(*flower)
+        assert proven.returncode == 0, (proven.stdout + proven.stderr)[-4000:]
+        plain = stakelearn(*flower, "--strategy", "multikrum")
+        assert plain.returncode == 0, (plain.stdout + plain.stderr)[-4000:]
+        task = open_task(run_dir, anvil.url)
+        rounds = {e["args"]["epoch"]: e["args"] for e in task.protocol.logs("RoundSubmitted", taskId=task.task_id)}
+
+    assert sorted(rounds) == [1, 2]
+    for event in rounds.values():
+        assert {i for i in range(8) if event["flaggedMask"] >> i & 1} == ATTACKERS
+    summary = json.loads((run_dir / "flower" / "proven.json").read_text())
+    assert "| round | accuracy |" in proven.stdout
+    for record in summary["rounds"]:
+        assert record["train"]["flower-selected"] == record["train"]["selected"]
+        assert not ATTACKERS & set(record["train"]["selected"])
+    # Flower's MultiKrum on the same clients: the same selections, so (weights aside) the same model.
+    plain_rounds = json.loads((run_dir / "flower" / "multikrum.json").read_text())["rounds"]
+    for ours, theirs in zip(summary["rounds"], plain_rounds, strict=True):
+        assert abs(ours["accuracy"] - theirs["accuracy"]) < 0.02

@@ -1,0 +1,162 @@
+"""ProvenMultiKrum in process, on the embedded chain with the suite's small task (n = 5, f = 1,
+m = 3; 16 coordinates): replies committed and signed by stakelearn's client side, a round
+proven and submitted, and every reply the strategy must refuse refused."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import InputError
+from stakelearn.models.quantize import FixedPoint, quantize
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.protocol import new_account
+from stakelearn.pipeline.federation.task import next_global
+from stakelearn.pipeline.flower import ProvenMultiKrum, ProvenTask, commit_reply
+from stakelearn.pipeline.flower.arrays import layout_of, to_vector
+from stakelearn.pipeline.flower.client import COMMITMENT
+from stakelearn.pipeline.flower.strategy import accepted_replies
+from stakelearn.prover.circuit import prepare
+
+from ..verifier_contracts.world import ETHER, make_world
+
+FIXED_POINT = FixedPoint(scale_bits=7, clip=1.0)  # the small circuit's max_int 128
+
+
+@pytest.fixture
+def world(small_circuit, proven_round, small_accuracy):
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy)
+    world.task_id = world.start_task()
+    return world
+
+
+@pytest.fixture
+def task(world):
+    return ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+
+
+def as_arrays(update: np.ndarray) -> ArrayRecord:
+    values = update / 2.0**FIXED_POINT.scale_bits
+    return ArrayRecord({"weight": Array(values[:12].reshape(3, 4)), "bias": Array(values[12:])})
+
+
+def reply(content: RecordDict, node: int) -> Message:
+    """A train reply as the SuperLink hands it to the ServerApp."""
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"reply-{node}",
+        src_node_id=node,
+        dst_node_id=0,
+        reply_to_message_id=f"train-{node}",
+        group_id="1",
+        created_at=0.0,
+        ttl=3600.0,
+        message_type="train",
+    )
+    return Message(content, metadata=metadata)
+
+
+def signed_reply(task, account, update: np.ndarray, node: int, epoch: int = 1) -> Message:
+    sent, signed = commit_reply(task, account, epoch, as_arrays(update))
+    metrics = MetricRecord({"num-examples": 10})
+    return reply(RecordDict({"arrays": sent, "metrics": metrics, COMMITMENT: signed}), node)
+
+
+def strategy_for(task, world, tmp_path) -> ProvenMultiKrum:
+    strategy = ProvenMultiKrum(task, world.requester, tmp_path / "rounds", num_malicious_nodes=1)
+    strategy.layout = layout_of(as_arrays(np.zeros(16)))  # as configure_train records it
+    return strategy
+
+
+def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, small_updates, tmp_path):
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    strategy = strategy_for(task, world, tmp_path)
+    arrays, metrics = strategy.aggregate_train(1, list(reversed(replies)))  # arrival order does not matter
+
+    reference = krum_round(small_updates, task.prepared.circuit.params)
+    assert world.protocol.task(world.task_id).epochs_run == 1
+    assert metrics["selected"] == reference.selected == metrics["flower-selected"]
+    assert 4 in metrics["flagged"]  # the far update (this world's policy flags every left out)
+    slashed = world.protocol.logs("ClientSlashed", taskId=world.task_id)
+    addresses = [c.address for c in world.clients]
+    assert metrics["slashed"] == sorted(addresses.index(e["args"]["client"]) for e in slashed)
+    expected = next_global(reference.total, 3, FIXED_POINT)
+    assert np.array_equal(to_vector(arrays), expected)  # equal weights, whatever num-examples says
+
+
+def test_a_round_closes_with_a_client_absent(world, task, small_updates, tmp_path):
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    del replies[2]  # its node never replied
+    world.travel_to(world.protocol.tasks.functions.commitDeadline(world.task_id).call() + 1)
+    _, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
+    assert metrics["absent"] == [2] and 2 not in metrics["selected"] and 2 not in metrics["flagged"]
+    (event,) = world.protocol.logs("RoundSubmitted", taskId=world.task_id)
+    assert event["args"]["absentMask"] == 1 << 2
+
+
+def test_too_many_absent_clients_leave_the_model_as_it_was(world, task, small_updates, tmp_path):
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    arrays, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies[:3])
+    assert arrays is None and metrics["absent"] == [3, 4]
+    assert world.protocol.task(world.task_id).epochs_run == 0
+
+
+def test_replies_that_do_not_hold_are_refused(world, task, small_updates):
+    clients, layout = task.clients(), layout_of(as_arrays(np.zeros(16)))
+    good = signed_reply(task, world.clients[0], small_updates[0], 100)
+
+    tampered = signed_reply(task, world.clients[1], small_updates[1], 101)
+    changed = small_updates[1].copy()
+    changed[0] += 1
+    tampered.content["arrays"] = as_arrays(changed)  # the aggregator (or the wire) swaps the update
+
+    outsider = new_account(world.chain, ETHER)  # staked nowhere, enrolled nowhere
+    sent, _ = commit_reply(task, world.clients[2], 1, as_arrays(small_updates[2]))
+    forged = reply(
+        RecordDict(
+            {
+                "arrays": sent,
+                "metrics": MetricRecord({"num-examples": 1}),
+                COMMITMENT: ConfigRecord(
+                    {
+                        "commitment": bytes(good.content[COMMITMENT]["commitment"]),
+                        "signature": world.protocol.sign_update(outsider, world.task_id, 1, b"\0" * 64),
+                    }
+                ),
+            }
+        ),
+        102,
+    )
+    other_epoch = signed_reply(task, world.clients[3], small_updates[3], 103)
+    other_epoch.content[COMMITMENT]["signature"] = world.protocol.sign_update(
+        world.clients[3], world.task_id, 2, bytes(other_epoch.content[COMMITMENT]["commitment"])
+    )
+    twice = signed_reply(task, world.clients[0], small_updates[0], 104)  # a second node with slot 0's key
+    unsigned = reply(RecordDict({"arrays": as_arrays(small_updates[4]), "metrics": MetricRecord({"n": 1})}), 105)
+    reshaped = signed_reply(task, world.clients[4], small_updates[4], 106)
+    reshaped.content["arrays"] = ArrayRecord({"w": Array(small_updates[4] / 128.0)})
+
+    accepted, refused = accepted_replies(
+        task, 1, clients, layout, [good, tampered, forged, other_epoch, twice, unsigned, reshaped]
+    )
+    assert sorted(accepted) == [0]
+    assert np.array_equal(accepted[0][1], quantize(small_updates[0] / 128.0, FIXED_POINT))
+    reasons = "\n".join(refused)
+    assert "node 101: slot 1's arrays differ from its signed commitment" in reasons
+    assert "node 102: signed by" in reasons and "not an enrolled client" in reasons
+    assert "node 103: signed by" in reasons  # signed for epoch 2: recovers to no enrolled client
+    assert "node 104: a second reply for slot 0" in reasons
+    assert "node 105: no arrays or no signed commitment" in reasons
+    assert "node 106: its arrays are not the global model's layout" in reasons
+
+
+def test_a_client_signs_only_the_epoch_the_chain_takes(world, task, small_updates):
+    with pytest.raises(InputError, match="the server asks for epoch 2, the chain takes epoch 1"):
+        commit_reply(task, world.clients[0], 2, as_arrays(small_updates[0]))
+    outsider = new_account(world.chain, ETHER)
+    with pytest.raises(InputError, match="is not enrolled in task"):
+        commit_reply(task, outsider, 1, as_arrays(small_updates[0]))
+    with pytest.raises(InputError, match="num_nodes_to_select=4, but task"):
+        ProvenMultiKrum(replace(task), world.requester, "unused", num_nodes_to_select=4)
