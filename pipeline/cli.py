@@ -303,6 +303,7 @@ def _flower(args: argparse.Namespace) -> int:
         "strategy": args.strategy,
         "num-server-rounds": args.rounds or config.epochs,
         "round-timeout": args.round_timeout,
+        "ray-address": args.ray_address or "",
     }
     if args.strategy == "proven":  # refused here in one line, not deep in the ServerApp's log
         from stakelearn.pipeline.flower import open_task
@@ -801,6 +802,9 @@ def build_parser() -> argparse.ArgumentParser:
     flower.add_argument("--rounds", type=int, default=None, help="server rounds (default: the task's epochs)")
     flower.add_argument(
         "--round-timeout", type=float, default=120.0, help="seconds a round waits for replies; later ones are absent"
+    )
+    flower.add_argument(
+        "--ray-address", default=None, help="prove a chunked task's chunks on this Ray cluster (host:port or auto)"
     )
     flower.add_argument("--app", type=Path, default=Path("examples/flower-digits"), help="the Flower app's folder")
     flower.set_defaults(run=_flower)

@@ -39,7 +39,7 @@ from stakelearn.circuits.krum import value_bound
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.prover import steps
-from stakelearn.prover.chunked import chained_commitment
+from stakelearn.prover.chunked import chained_commitment, parts_commitment
 from stakelearn.prover.circuit import (
     DECOMP_BASE,
     circuit_description,
@@ -48,7 +48,7 @@ from stakelearn.prover.circuit import (
     natural_logrows,
     prepare,
 )
-from stakelearn.prover.commitments import commit, proof_commitments
+from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.evm import verify_arguments, vka_digest
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
@@ -161,15 +161,12 @@ def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, chunk:
 def model_commitment(model: np.ndarray, prepared) -> str:
     """The model's commitment as the chain holds it (hex): the KZG commitment of the whole model,
     or, in chunks, the chained commitment of its chunks' (prover.chunked.chained_commitment)."""
-    return parts_commitment(split_model_input(model, prepared.circuit.chunk), prepared)
+    return model_parts_commitment(split_model_input(model, prepared.circuit.chunk), prepared)
 
 
-def parts_commitment(parts: list, prepared) -> str:
+def model_parts_commitment(parts: list, prepared) -> str:
     """The model commitment of the circuit's model inputs as they are (padding included)."""
-    commitments = [
-        commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
-    ]
-    return (commitments[0] if prepared.circuit.chunk == 0 else chained_commitment(commitments)).hex()
+    return parts_commitment(parts, prepared, chained=prepared.circuit.chunk != 0).hex()
 
 
 def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
@@ -344,7 +341,7 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
             *parts, pixels, labels = json.loads((batch / steps.INPUT).read_text())["input_data"]
             if (
                 len(parts) != circuit.model_parts
-                or parts_commitment(parts, prepared) != commitments["model"]
+                or model_parts_commitment(parts, prepared) != commitments["model"]
                 or [pixels, labels] != [outputs[-1]["pixels"], outputs[-1]["labels"]]
             ):
                 raise ProofError(

@@ -393,6 +393,15 @@ def chained_commitment(chunk_commitments: list[bytes]) -> bytes:
     return chain + len(chunk_commitments).to_bytes(32, "big")
 
 
+def parts_commitment(parts: list, prepared: PreparedCircuit, chained: bool) -> bytes:
+    """The commitment of a vector given in parts: the KZG commitment of its one part, or with
+    ``chained`` the chain of its parts' commitments (a model or aggregate proven in chunks)."""
+    commitments = [
+        commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
+    ]
+    return chained_commitment(commitments) if chained else commitments[0]
+
+
 def update_chunk_commitments(update: np.ndarray, slot: int, prepared: PreparedCircuit) -> list[bytes]:
     """A client's K chunk commitments: each chunk of its quantized update (the last zero-padded)
     followed by its slot tag, committed with the chunk circuit's key, as the chunk proofs carry them."""

@@ -40,7 +40,7 @@ from stakelearn.pipeline.node.client import quantized_model, update_commitment
 from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.run_folder import RUN_FILE, STORE_FILE, config_from_json, load_run, prepared_run_circuits
 from stakelearn.pipeline.node.store import SequencerStore
-from stakelearn.prover.chunked import ChunkCircuit, absent_chained_commitment, chained_commitment
+from stakelearn.prover.chunked import ChunkCircuit, absent_chained_commitment, parts_commitment
 from stakelearn.prover.commitments import commit
 
 COMMITMENT_BYTES = 64
@@ -172,9 +172,7 @@ def slot_commitments(quantized: np.ndarray, absent: np.ndarray, prepared) -> lis
 def aggregate_commitment(total: np.ndarray, prepared) -> bytes:
     """The on-chain commitment of a round's aggregate (the chain of its chunks' for a chunked round)."""
     chunked = isinstance(prepared.circuit, ChunkCircuit)
-    parts = split_vector(total, prepared.circuit.chunk) if chunked else [total]
-    commitments = [commit(part, prepared.vk, prepared.settings, prepared.srs.path) for part in parts]
-    return chained_commitment(commitments) if chunked else commitments[0]
+    return parts_commitment(split_vector(total, prepared.circuit.chunk) if chunked else [total], prepared, chunked)
 
 
 def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -> list[str]:

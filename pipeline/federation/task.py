@@ -80,7 +80,7 @@ class TaskConfig:
         if self.accuracy_batch < 0 or (self.accuracy_batch and self.evaluation_samples % self.accuracy_batch):
             raise InputError(
                 f"the accuracy batch ({self.accuracy_batch}) must divide the evaluation samples "
-                f"({self.evaluation_samples}); or give 0 to prove the whole set at once"
+                f"({self.evaluation_samples}): choose a divisor of it"
             )
         if self.split not in SPLITS:
             raise InputError(f"unknown split '{self.split}'; choose one of: {', '.join(SPLITS)}")

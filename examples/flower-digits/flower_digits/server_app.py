@@ -34,7 +34,12 @@ def main(grid: Grid, context: Context) -> None:
         task = open_task(run_dir, str(settings["rpc-url"]))
         aggregator = Account.from_key(run["keys"]["aggregator"])
         strategy = ProvenMultiKrum(
-            task, aggregator, run_dir / "flower" / "rounds", num_malicious_nodes=k.f, num_nodes_to_select=k.m
+            task,
+            aggregator,
+            run_dir / "flower" / "rounds",
+            num_malicious_nodes=k.f,
+            num_nodes_to_select=k.m,
+            ray_address=str(settings["ray-address"]) or None,
         )
     else:
         quorum = k.n - k.allowed_absent
