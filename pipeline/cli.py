@@ -313,7 +313,12 @@ def _flower(args: argparse.Namespace) -> int:
     code = run_federation(args.app, run_config, config.clients, folder, simulation=args.engine == "simulation")
     rounds = args.run_dir / "flower" / f"{args.strategy}.json"
     if code == 0 and rounds.exists():
-        print(round_table(json.loads(rounds.read_text())), end="")
+        summary = json.loads(rounds.read_text())
+        print(round_table(summary), end="")
+        if "accuracy_proof" in summary:
+            proof = summary["accuracy_proof"]
+            target = "reached" if proof["target_reached"] else "missed"
+            print(f"accuracy proven on chain: {proof['correct']} of {proof['samples']} correct; target {target}")
     return code
 
 

@@ -231,7 +231,16 @@ def run_demo(
             run_epoch(epoch, config, federation, aggregator, clients, out, timer)
             for epoch in range(1, config.epochs + 1)
         ]
-        proven = evaluate(protocol, run, aggregator, prepared_accuracy, out, timer)
+        last = protocol.task(run["task_id"]).epochs_run
+        proven = evaluate(
+            protocol,
+            run,
+            aggregator.account,
+            lambda: krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total,
+            prepared_accuracy,
+            out,
+            timer,
+        )
         with timer.phase("chain"):
             balances = complete_task(protocol, run, clients)
     finally:
@@ -294,10 +303,14 @@ def run_epoch(
     return aggregator.result(epoch)
 
 
-def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_accuracy, out: Path, timer: Timer) -> dict:
-    """Training is over: the requester reveals its evaluation set on chain; the aggregator reads
-    it from there, proves the final model's accuracy on it and submits the proof, on which the
-    contract pays out. Steps the chain shows done are skipped (resume)."""
+def evaluate(
+    protocol: Protocol, run: dict, aggregator, final_model, prepared_accuracy, out: Path, timer: Timer | None = None
+) -> dict:
+    """Training is over: the requester reveals its evaluation set on chain; the aggregator (its
+    key) reads it from there, proves the accuracy of the final model (``final_model()``: the last
+    round's proven aggregate) on it and submits the proof, on which the contract pays out. Steps
+    the chain shows done are skipped (resume)."""
+    timer = timer or Timer()
     task_id = run["task_id"]
     folder = out / "accuracy"
     if protocol.task(task_id).status == TaskStatus.EVALUATING:
@@ -313,20 +326,16 @@ def evaluate(protocol: Protocol, run: dict, aggregator: Aggregator, prepared_acc
             np.array(values[: samples * FEATURES]).reshape(samples, FEATURES),
             np.array(values[samples * FEATURES :]),
         )
-        last = protocol.task(task_id).epochs_run
-        model = krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total
         with timer.phase("proving"):
             if folder.exists():  # proven before a crash
                 verify_accuracy(folder)
             else:
-                prove_accuracy(model, pixels, labels, prepared_accuracy.circuit, folder)
+                prove_accuracy(final_model(), pixels, labels, prepared_accuracy.circuit, folder)
         with timer.phase("chain"):
             say("  the aggregator submits the accuracy proof on chain")
             proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
-            protocol.execute(
-                aggregator.account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment
-            )
+            protocol.execute(aggregator, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
     (event,) = protocol.logs("AccuracyProven", taskId=task_id)
     (reveal,) = protocol.logs("EvaluationSetRevealed", taskId=task_id)
     a = event["args"]

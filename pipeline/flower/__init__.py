@@ -6,11 +6,12 @@ the ServerApp and a mod for the ClientApp.
 - :func:`stakelearn_mod` makes each train reply a committed one: the arrays quantized to the
   task's fixed point, their commitment signed with the client's staked key.
 - :func:`open_task` attaches to a posted task from its ``run.json`` (``stakelearn demo
-  --setup-only``): protocol, task, circuit and enrolled clients.
+  --setup-only``): protocol, task, circuit and enrolled clients; :func:`settle` proves the final
+  model's accuracy after the last epoch, on which the contract pays.
 """
 
 from stakelearn.pipeline.flower.client import commit_reply, stakelearn_mod
 from stakelearn.pipeline.flower.strategy import ProvenMultiKrum
-from stakelearn.pipeline.flower.task import ProvenTask, open_task
+from stakelearn.pipeline.flower.task import ProvenTask, open_task, settle
 
-__all__ = ["ProvenMultiKrum", "ProvenTask", "commit_reply", "open_task", "stakelearn_mod"]
+__all__ = ["ProvenMultiKrum", "ProvenTask", "commit_reply", "open_task", "settle", "stakelearn_mod"]

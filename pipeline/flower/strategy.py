@@ -137,6 +137,7 @@ class ProvenMultiKrum(MultiKrum):
         self.task, self.account, self.work, self.ray_address = task, account, Path(work), ray_address
         self.layout: Layout | None = None
         self.rounds: list[dict] = []  # one record per round, as its metrics report it
+        self.aggregate: np.ndarray | None = None  # the last proven round's sum over the selected
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         config[EPOCH] = self.task.open_epoch()  # the clients check it against the chain
@@ -184,6 +185,7 @@ class ProvenMultiKrum(MultiKrum):
             f"round {server_round} (epoch {epoch}): selected {record['selected']}, flagged {record['flagged']}, "
             f"slashed {record['slashed']}, absent {record['absent']}, gas {record['gas']:,}"
         )
+        self.aggregate = reference.total
         mean = next_global(reference.total, params.m, task.fixed_point)
         return from_vector(mean, self.layout), MetricRecord(record)
 

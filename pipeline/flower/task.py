@@ -11,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.apps.demo import PROTOCOL
+from stakelearn.pipeline.apps.demo import PROTOCOL, evaluate
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
 from stakelearn.pipeline.contracts.types import TaskStatus
@@ -56,3 +58,12 @@ def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: 
         verifiers = round_verifier_circuits(prepared, config.dimension)
         check_task_verifiers(protocol, run["task_id"], verifiers, prepare(accuracy_circuit))
     return ProvenTask(protocol, run["task_id"], prepared, config.fixed_point)
+
+
+def settle(run_dir: Path, task: ProvenTask, aggregator, aggregate: np.ndarray) -> dict:
+    """After the task's last epoch: the requester (the demo's key in ``run.json``) reveals its
+    evaluation set, the aggregator proves the accuracy of the last proven ``aggregate`` on it and
+    submits the proof, on which the contract pays (``pipeline.apps.demo.evaluate``)."""
+    run = load_run(run_dir)
+    _, accuracy_circuit = task_circuits(config_from_json(run["config"]), run["inner_cols"])
+    return evaluate(task.protocol, run, aggregator, lambda: aggregate, prepare(accuracy_circuit), run_dir)

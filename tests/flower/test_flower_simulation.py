@@ -1,6 +1,7 @@
 """The Flower example on Flower's simulation engine, through the CLI a user runs: a task posted
 on anvil (`stakelearn demo --setup-only`), its rounds run by `stakelearn flower` with
-ProvenMultiKrum and then with Flower's own MultiKrum on the same task."""
+ProvenMultiKrum (then its final accuracy proven and the task settled) and then with Flower's
+own MultiKrum on the same task."""
 
 from __future__ import annotations
 
@@ -40,12 +41,18 @@ def test_proven_and_plain_multikrum_on_flower_simulation(tmp_path):
         assert plain.returncode == 0, (plain.stdout + plain.stderr)[-4000:]
         task = open_task(run_dir, anvil.url)
         rounds = {e["args"]["epoch"]: e["args"] for e in task.protocol.logs("RoundSubmitted", taskId=task.task_id)}
+        (proven_accuracy,) = task.protocol.logs("AccuracyProven", taskId=task.task_id)
+        (completed,) = task.protocol.logs("TaskCompleted", taskId=task.task_id)
 
     assert sorted(rounds) == [1, 2]
     for event in rounds.values():
         assert {i for i in range(8) if event["flaggedMask"] >> i & 1} == ATTACKERS
     summary = json.loads((run_dir / "flower" / "proven.json").read_text())
     assert "| round | accuracy |" in proven.stdout
+    # After the last epoch the final model's accuracy is proven on chain, and the contract paid on it.
+    assert summary["accuracy_proof"]["correct"] == proven_accuracy["args"]["correct"]
+    assert f"accuracy proven on chain: {proven_accuracy['args']['correct']} of" in proven.stdout
+    assert completed["args"]["rewarded"] > 0
     for record in summary["rounds"]:
         assert record["train"]["flower-selected"] == record["train"]["selected"]
         assert not ATTACKERS & set(record["train"]["selected"])

@@ -1,6 +1,8 @@
 """The ServerApp: ProvenMultiKrum over the task's enrolled clients (or, to compare, Flower's own
-MultiKrum); after each round the global model's accuracy on the held-out digits. It writes
-``<run-dir>/flower/<strategy>.json``: every round's metrics, accuracy and wall time."""
+MultiKrum); after each round the global model's accuracy on the held-out digits; after the
+task's last epoch the final model's accuracy proven on the requester's set, on which the
+contract pays. It writes ``<run-dir>/flower/<strategy>.json``: every round's metrics, accuracy
+and wall time, and the accuracy proof's outcome."""
 
 import json
 import time
@@ -14,8 +16,9 @@ from flwr.serverapp.strategy import MultiKrum
 
 from stakelearn.files import write_json_atomic
 from stakelearn.models.digits import accuracy, build
+from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.federation.task import make_federation
-from stakelearn.pipeline.flower import ProvenMultiKrum, open_task
+from stakelearn.pipeline.flower import ProvenMultiKrum, open_task, settle
 from stakelearn.pipeline.flower.arrays import to_vector
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path
 
@@ -68,9 +71,13 @@ def main(grid: Grid, context: Context) -> None:
         timeout=float(settings["round-timeout"]),
         evaluate_fn=evaluate,
     )
+    summary = {"strategy": settings["strategy"], "rounds": rounds}
+    if settings["strategy"] == "proven" and strategy.aggregate is not None:
+        if task.protocol.task(task.task_id).status == TaskStatus.EVALUATING:  # the last epoch is proven
+            summary["accuracy_proof"] = settle(run_dir, task, aggregator, strategy.aggregate)
     for record in rounds:
         record["train"] = dict(result.train_metrics_clientapp.get(record["round"], {}))
     out = run_dir / "flower" / f"{settings['strategy']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out, {"strategy": settings["strategy"], "rounds": rounds})
-    print(json.dumps({"strategy": settings["strategy"], "rounds": rounds}, default=str))
+    write_json_atomic(out, summary)
+    print(json.dumps(summary, default=str))
