@@ -310,9 +310,12 @@ def _flower(args: argparse.Namespace) -> int:
 
         open_task(args.run_dir, args.rpc_url).open_epoch()
     folder = args.run_dir / "flower" / f"{args.engine}-{args.strategy}"
-    code = run_federation(args.app, run_config, config.clients, folder, simulation=args.engine == "simulation")
     rounds = args.run_dir / "flower" / f"{args.strategy}.json"
-    if code == 0 and rounds.exists():
+    before = rounds.stat().st_mtime_ns if rounds.exists() else None  # the ServerApp writes it when it finishes
+    code = run_federation(args.app, run_config, config.clients, folder, simulation=args.engine == "simulation")
+    if not rounds.exists() or rounds.stat().st_mtime_ns == before:  # flwr run exits 0 even if the ServerApp raised
+        raise StakeLearnError(f"the Flower run did not finish (no new {rounds}): its error is above, logs in {folder}")
+    if code == 0:
         summary = json.loads(rounds.read_text())
         print(round_table(summary), end="")
         if "accuracy_proof" in summary:

@@ -28,7 +28,7 @@ from flwr.serverapp import Grid
 from flwr.serverapp.strategy import MultiKrum
 from flwr.serverapp.strategy.multikrum import select_multikrum
 
-from stakelearn.circuits.krum import krum_round
+from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.models.quantize import quantize
 from stakelearn.pipeline.contracts.signing import signed_record
@@ -165,7 +165,9 @@ class ProvenMultiKrum(MultiKrum):
         updates = np.zeros((params.n, sum(int(np.prod(shape)) for _, shape in self.layout)), dtype=np.int64)
         for slot, (_, update, _, _) in accepted.items():
             updates[slot] = update
-        reference = krum_round(updates, params, absent, task.prepared.circuit.absent_distance)
+        # The distance an absent slot is pushed away by: the round circuit's, or the combine circuit's for d.
+        far = absent_distance(params, updates.shape[1], task.prepared.circuit.max_int)
+        reference = krum_round(updates, params, absent, far)
         record["scores"] = [float(s) for s in reference.scores]
         record["check-seconds"] = time.perf_counter() - started
         if absent.any():

@@ -60,3 +60,35 @@ def test_proven_and_plain_multikrum_on_flower_simulation(tmp_path):
     plain_rounds = json.loads((run_dir / "flower" / "multikrum.json").read_text())["rounds"]
     for ours, theirs in zip(summary["rounds"], plain_rounds, strict=True):
         assert abs(ours["accuracy"] - theirs["accuracy"]) < 0.02
+
+
+@pytest.mark.slow
+@pytest.mark.anvil
+def test_a_task_proven_in_chunks_on_flower_simulation(tmp_path):
+    """A task whose rounds are proven in chunks (3 chunks of 256 and the combine): the strategy
+    stages the chunk proofs before the round, and the final accuracy is proven over the chunks."""
+    run_dir = tmp_path / "task"
+    with running_anvil() as anvil:
+        setup = stakelearn(
+            "demo",
+            "--rpc-url",
+            anvil.url,
+            "--select",
+            4,
+            "--epochs",
+            1,
+            "--chunk",
+            256,
+            "--setup-only",
+            "--out",
+            run_dir,
+        )
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        proven = stakelearn("flower", "--run-dir", run_dir, "--rpc-url", anvil.url, "--app", EXAMPLE)
+        assert proven.returncode == 0, (proven.stdout + proven.stderr)[-4000:]
+        task = open_task(run_dir, anvil.url)
+        (event,) = task.protocol.logs("RoundSubmitted", taskId=task.task_id)
+        assert task.protocol.logs("AccuracyProven", taskId=task.task_id)
+    assert {i for i in range(8) if event["args"]["flaggedMask"] >> i & 1} == ATTACKERS
+    (record,) = json.loads((run_dir / "flower" / "proven.json").read_text())["rounds"]
+    assert record["train"]["flower-selected"] == record["train"]["selected"]
