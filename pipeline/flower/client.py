@@ -5,7 +5,8 @@ the task's fixed point and sent as those grid values, so what the server average
 what the client committed to. The commitment (the KZG commitment the round proof will carry, in
 the client's slot) is signed with the client's staked key for (chain, protocol, task, epoch).
 The client reads its slot and the open epoch from the chain, not from the server's message: a
-server asking for another epoch gets an error reply, not a signature it could replay later.
+server asking for another epoch gets an error reply, not a signature it could replay later. It
+trains only on the global model the chain records (``check_global_model``).
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import time
 from functools import cache
 from pathlib import Path
 
+import numpy as np
 from eth_account import Account
+from eth_utils import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import dequantize, quantize
+from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
 from stakelearn.pipeline.node.client import update_commitment
+from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.run_folder import load_run
 
 COMMITMENT = "stakelearn"  # the reply's ConfigRecord with the signed commitment
@@ -42,6 +47,23 @@ def commit_reply(task: ProvenTask, account, asked_epoch: int, arrays: ArrayRecor
     signature = task.protocol.sign_update(account, task.task_id, epoch, commitment)
     sent = from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays))
     return sent, ConfigRecord({"commitment": commitment, "signature": signature})
+
+
+def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> None:
+    """The global model the server sent is the one the chain records for the task: its initial
+    model, or the proven mean of the last round (the aggregate, m * 2^s times the mean, whose
+    commitment's hash the chain holds). A server that sent a client another model could make its
+    honest update look like an outlier, and have it flagged and slashed."""
+    vector, state = to_vector(arrays), task.protocol.task(task.task_id)
+    if state.epochs_run == 0:
+        recorded = model_hash(vector) == task.protocol.task_params(task.task_id).initial_model
+    else:
+        aggregate = np.rint(vector * task.prepared.circuit.params.m * 2.0**task.fixed_point.scale_bits)
+        recorded = keccak(aggregate_commitment(aggregate.astype(np.int64), task.prepared)) == state.global_model
+    if not recorded:
+        raise InputError(
+            f"the server sent a global model that task {task.task_id}'s chain does not record: not training"
+        )
 
 
 @cache
@@ -65,11 +87,13 @@ def context_key(context: Context) -> object:
 def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
     """Flower mod: commit to and sign every train reply. The run config names the task
     (``run-dir``: its run.json; ``rpc-url``: a node of its chain)."""
-    reply = call_next(msg, context)
-    train = msg.metadata.message_type.startswith("train")
-    if reply.has_error() or not train or EPOCH not in msg.content["config"]:
-        return reply  # only what a ProvenMultiKrum server asks for is committed
+    if not msg.metadata.message_type.startswith("train") or EPOCH not in msg.content["config"]:
+        return call_next(msg, context)  # only what a ProvenMultiKrum server asks for is committed
     task = _context_task(str(context.run_config["run-dir"]), str(context.run_config["rpc-url"]))
+    check_global_model(task, msg.content["arrays"])
+    reply = call_next(msg, context)
+    if reply.has_error():
+        return reply
     asked, started = int(msg.content["config"][EPOCH]), time.perf_counter()
     sent, signed = commit_reply(task, context_key(context), asked, reply.content["arrays"])
     signed["seconds"] = time.perf_counter() - started  # what committing and signing cost this client

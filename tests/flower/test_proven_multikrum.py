@@ -15,8 +15,8 @@ from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower import ProvenMultiKrum, ProvenTask, commit_reply
-from stakelearn.pipeline.flower.arrays import layout_of, to_vector
-from stakelearn.pipeline.flower.client import COMMITMENT
+from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
+from stakelearn.pipeline.flower.client import COMMITMENT, check_global_model
 from stakelearn.pipeline.flower.strategy import accepted_replies
 from stakelearn.prover.circuit import prepare
 
@@ -84,6 +84,19 @@ def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, sm
     assert metrics["slashed"] == sorted(addresses.index(e["args"]["client"]) for e in slashed)
     expected = next_global(reference.total, 3, FIXED_POINT)
     assert np.array_equal(to_vector(arrays), expected)  # equal weights, whatever num-examples says
+
+    # Clients train on the returned model, the one the chain records; not on another the server
+    # might send one of them to make its honest update look like an outlier.
+    check_global_model(task, arrays)
+    other = expected.copy()
+    other[0] += 2.0**-FIXED_POINT.scale_bits
+    with pytest.raises(InputError, match="a global model that task .* chain does not record"):
+        check_global_model(task, from_vector(other, layout_of(arrays)))
+
+
+def test_clients_train_only_on_the_initial_model_the_task_recorded(task, small_updates):
+    with pytest.raises(InputError, match="chain does not record"):
+        check_global_model(task, as_arrays(small_updates[0]))
 
 
 def test_a_round_closes_with_a_client_absent(world, task, small_updates, tmp_path):
