@@ -36,7 +36,7 @@ from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
 from stakelearn.pipeline.flower.task import ProvenTask
-from stakelearn.pipeline.node.aggregator import CHUNKS_PER_TRANSACTION, stage_round_chunks, submit_round
+from stakelearn.pipeline.node.aggregator import CHUNKS_PER_TRANSACTION, folder_round_args, stage_round_chunks
 from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.chunked_round import prove_chunked_round
@@ -217,7 +217,10 @@ class ProvenMultiKrum(MultiKrum):
             staging = stage_round_chunks(
                 task.protocol, self.account, task.task_id, epoch, folder, CHUNKS_PER_TRANSACTION
             )
-        receipt = submit_round(task.protocol, self.account, task.task_id, epoch, folder)
+        # The folder was verified when proven here (as the demo's aggregator does, not submit_round's re-check).
+        previous = task.protocol.task(task.task_id).global_model
+        arguments = folder_round_args(folder, task.task_id, epoch, previous)
+        receipt = task.protocol.execute(self.account, "submitRound", arguments)
         (event,) = task.protocol.events_in(receipt, "RoundSubmitted")
         slashed, clients = task.protocol.events_in(receipt, "ClientSlashed"), task.clients()
         return {
