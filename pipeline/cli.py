@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+from stakelearn.circuits.krum import MULTIKRUM, RULES
 from stakelearn.errors import InputError, StakeLearnError
 
 # Kept here rather than imported: `stakelearn --help` should not load torch.
-ATTACK_NAMES = ("sign_flip", "noise", "label_flip", "free_rider", "alie", "ipm")
+ATTACK_NAMES = ("sign_flip", "noise", "label_flip", "free_rider", "alie", "ipm", "alie_opt", "ipm_opt", "mimic")
 
 
 def _round_circuit(args: argparse.Namespace, n: int, d: int):
@@ -24,7 +25,15 @@ def _round_circuit(args: argparse.Namespace, n: int, d: int):
 
     fixed_point = FixedPoint(scale_bits=args.scale_bits, clip=args.clip)
     m = args.select if args.select is not None else n - args.byzantine
-    return RoundCircuit(n=n, f=args.byzantine, m=m, d=d, max_int=fixed_point.max_int, num_inner_cols=args.inner_cols)
+    return RoundCircuit(
+        n=n,
+        f=args.byzantine,
+        m=m,
+        d=d,
+        max_int=fixed_point.max_int,
+        num_inner_cols=args.inner_cols,
+        rule=args.aggregation,
+    )
 
 
 def _quantized(args: argparse.Namespace, paths: list[Path]):
@@ -423,6 +432,7 @@ def _demo(args: argparse.Namespace) -> int:
         split=args.split,
         alpha=args.alpha,
         select=args.select,
+        aggregation=args.aggregation,
         seed=args.seed,
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,
@@ -468,8 +478,11 @@ def _robustness(args: argparse.Namespace) -> int:
         clients=args.clients,
         byzantine=tuple(args.byzantine),
         epochs=args.epochs,
-        seed=args.seed,
-        alpha=args.alpha,
+        seeds=tuple(args.seeds),
+        alphas=tuple(args.alphas),
+        aggregations=tuple(args.aggregations),
+        attacks=tuple(args.attacks),
+        workers=args.workers,
     )
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -503,6 +516,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
+    def add_aggregation_option(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--aggregation",
+            choices=RULES,
+            default=MULTIKRUM,
+            help="the round's rule, fixed on chain when the task is created: Multi-Krum, or nearest-neighbour "
+            "mixing then Multi-Krum (robust on non-IID data; one proof per round) (default multikrum)",
+        )
+
     def add_circuit_options(command: argparse.ArgumentParser) -> None:
         """The round circuit's options, which the clients' `commit` and the aggregator's `prove` share."""
         command.add_argument(
@@ -511,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--select", "-m", type=int, default=None, help="clients Multi-Krum keeps, 1..n-f (default n-f)"
         )
+        add_aggregation_option(command)
         command.add_argument("--scale-bits", type=int, default=7, help="fixed-point resolution 2^-S (default 7)")
         command.add_argument(
             "--clip", type=float, default=1.0, help="update values are clipped to +-CLIP (default 1.0)"
@@ -687,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="updates Multi-Krum averages, m (default n - f; a round may leave min(f, n - m - f) clients absent)",
     )
+    add_aggregation_option(demo)
     demo.add_argument(
         "--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACK_NAMES)} (default sign_flip)"
     )
@@ -774,15 +798,38 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(run=_audit)
 
     robustness = commands.add_parser(
-        "robustness", help="the attack grid on the numpy reference: accuracy, false and missed slashes"
+        "robustness",
+        help="the attack grid on the numpy reference: accuracy, slashes, and the sweep choosing the flag rule",
     )
     robustness.add_argument("--clients", type=int, default=16, help="clients n, >= 16 (default 16)")
     robustness.add_argument(
-        "--byzantine", type=int, nargs="+", default=[3, 6], help="f values; attackers = f (default 3 6)"
+        "--byzantine", type=int, nargs="+", default=[0, 3, 6], help="f values; attackers = f (default 0 3 6)"
     )
     robustness.add_argument("--epochs", type=int, default=10, help="epochs per run (default 10)")
-    robustness.add_argument("--seed", type=int, default=0)
-    robustness.add_argument("--alpha", type=float, default=0.5, help="Dirichlet concentration of the non-IID split")
+    robustness.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="seeds (default 0 1 2 3 4)")
+    robustness.add_argument(
+        "--alphas",
+        type=float,
+        nargs="*",
+        default=[0.1, 0.5, 1.0],
+        help="Dirichlet concentrations of the non-IID splits, beside IID (default 0.1 0.5 1.0; none: IID only)",
+    )
+    robustness.add_argument(
+        "--aggregations",
+        nargs="+",
+        choices=RULES,
+        default=list(RULES),
+        help="aggregation rules (default both: multikrum nnm-multikrum)",
+    )
+    robustness.add_argument(
+        "--attacks",
+        nargs="+",
+        default=[*ATTACK_NAMES, "alie_opt", "ipm_opt", "mimic"],
+        help="attacks (default all: sign_flip noise label_flip free_rider alie ipm alie_opt ipm_opt mimic)",
+    )
+    robustness.add_argument(
+        "--workers", type=int, default=2, help="processes running the grid, one torch thread each (default 2)"
+    )
     robustness.add_argument(
         "--out", type=Path, default=Path("robustness-results"), help="folder for robustness.json/.md/.png"
     )
@@ -831,9 +878,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--profile",
-        choices=["quick", "standard", "accuracy", "full", "chunked"],
+        choices=["quick", "standard", "rules", "accuracy", "full", "chunked"],
         default="standard",
-        help="quick: tiny points; standard: (8,256), (16,1024) and the accuracy proof; "
+        help="quick: tiny points; standard: (8,256), (16,1024), both rules, and the accuracy proof; "
+        "rules: Multi-Krum and NNM + Multi-Krum at (16,1024); "
         "accuracy: the accuracy proof for 64, 100, 360 samples; full: n 4..32 x d 64..4096; "
         "chunked: rounds proven in chunks, n=8 (C 256, 1024) and n=16 (C 64, 128) x d 1024, 4096, "
         "with gas on the embedded EVM and an extrapolation to d = 10^6, 10^7",

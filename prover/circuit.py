@@ -26,8 +26,9 @@ from pathlib import Path
 import ezkl
 import numpy as np
 
-from stakelearn.circuits import krum_module
+from stakelearn.circuits import krum_module, nnm_module
 from stakelearn.circuits.krum import (
+    MULTIKRUM,
     KrumParams,
     absent_distance,
     krum_round,
@@ -35,15 +36,20 @@ from stakelearn.circuits.krum import (
     tagged_inputs,
     value_bound,
 )
-from stakelearn.circuits.krum_module import export_onnx
 from stakelearn.errors import InputError
 from stakelearn.files import atomic_dir, write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.isolate import StepStats, run_isolated
 from stakelearn.prover.srs import Srs, resolve_srs, stakelearn_home
 
+
+def source_digest(*modules) -> str:
+    return hashlib.sha256("".join(inspect.getsource(m) for m in modules).encode()).hexdigest()[:16]
+
+
 # The circuit's source is part of the digest: editing the graph never reuses old keys.
-CIRCUIT_SOURCE_DIGEST = hashlib.sha256(inspect.getsource(krum_module).encode()).hexdigest()[:16]
+CIRCUIT_SOURCE_DIGEST = source_digest(krum_module)
+NNM_SOURCE_DIGEST = source_digest(krum_module, nnm_module)
 
 # ezkl's range-check table has decomp_base rows; 2^8 keeps small circuits at small logrows
 # (only the n^2 comparisons are decomposed, so the extra legs cost little).
@@ -91,9 +97,10 @@ class RoundCircuit:
     # vector's KZG commitment depends on k (and the SRS) only, so the accuracy proof's model
     # commitment equals the one the round proof put on chain.
     min_logrows: int = 0
+    rule: str = MULTIKRUM  # circuits.krum.RULES
 
     def __post_init__(self) -> None:
-        KrumParams(self.n, self.f, self.m)
+        self.params  # noqa: B018 (KrumParams validates n, f, m and the rule)
         if self.d < 1:
             raise InputError(f"update length d must be >= 1, got {self.d}")
         if not 1 <= self.max_int <= 2**15:
@@ -103,7 +110,7 @@ class RoundCircuit:
 
     @property
     def params(self) -> KrumParams:
-        return KrumParams(self.n, self.f, self.m)
+        return KrumParams(self.n, self.f, self.m, self.rule)
 
     @property
     def bound(self) -> int:
@@ -124,7 +131,7 @@ class RoundCircuit:
 
     @property
     def label(self) -> str:
-        return f"round circuit n={self.n} d={self.d}"
+        return f"{self.rule} round circuit n={self.n} d={self.d}"
 
     @property
     def largest_input(self) -> int:
@@ -140,7 +147,8 @@ class RoundCircuit:
         return [(-self.max_int, self.max_int)] * self.n + [(-self.bound, self.bound)]
 
     def export(self, path: Path) -> Path:
-        return export_onnx(self.params, self.d, self.absent_distance, self.max_int, path)
+        module = nnm_module if self.params.mixes else krum_module
+        return module.export_onnx(self.params, self.d, self.absent_distance, self.max_int, path)
 
     def calibration_input(self) -> dict:
         """Extreme values, and the most slots absent a round allows: calibration sizes for the worst case."""
@@ -152,7 +160,10 @@ class RoundCircuit:
         )
 
     def description(self) -> dict:
-        return circuit_description(f"multikrum-round-{CIRCUIT_SOURCE_DIGEST}", self)
+        source = NNM_SOURCE_DIGEST if self.params.mixes else CIRCUIT_SOURCE_DIGEST
+        description = circuit_description(f"{self.rule}-round-{source}", self)
+        del description["rule"]  # the kind names it (and Multi-Krum circuits keep their digests)
+        return description
 
     @property
     def digest(self) -> str:

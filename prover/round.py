@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stakelearn.circuits.krum import krum_round, tagged_inputs
+from stakelearn.circuits.krum import NNM_MULTIKRUM, krum_round, tagged_inputs
 from stakelearn.circuits.krum_module import split_outputs
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
@@ -196,7 +196,13 @@ def circuit_of(manifest_data: dict) -> RoundCircuit:
     return RoundCircuit(
         **{k: fields[k] for k in ("n", "f", "m", "d", "max_int", "num_inner_cols")},
         min_logrows=fields.get("min_logrows", 0),
+        rule=rule_of(fields),
     )
+
+
+def rule_of(description: dict) -> str:
+    """The aggregation rule a round circuit's description names in its kind, ``<rule>-round-<source>``."""
+    return description["circuit"].rsplit("-round-", 1)[0]
 
 
 def round_verifying_files(folder: Path, ceremony_srs: Path | None = None) -> PreparedCircuit:
@@ -283,7 +289,7 @@ def summary_text(outcome: RoundOutcome, manifest_data: dict) -> str:
     c = manifest_data["circuit"]
     names = manifest_data["sources"] or [f"update {i}" for i in range(c["n"])]
     lines = [
-        f"Multi-Krum round: n={c['n']} clients, f={c['f']} tolerated, m={c['m']} selected, d={c['d']} parameters",
+        f"{rule_of(c)} round: n={c['n']} clients, f={c['f']} tolerated, m={c['m']} selected, d={c['d']} parameters",
         f"circuit {manifest_data['circuit_digest']}, logrows {manifest_data['logrows']}, {manifest_data['srs']['label']}",
         f"verifying key artifact (VKA) digest {manifest_data['vka_digest']}: a task's RoundVerifier pins it",
         "",
@@ -295,6 +301,7 @@ def summary_text(outcome: RoundOutcome, manifest_data: dict) -> str:
     lines += [
         "",
         f"selected: {outcome.selected}",
-        f"aggregate (sum of selected) commitment: 0x{outcome.aggregate_commitment}",
+        f"aggregate ({'weighted sum of the mixed selected' if rule_of(c) == NNM_MULTIKRUM else 'sum of selected'}) "
+        f"commitment: 0x{outcome.aggregate_commitment}",
     ]
     return "\n".join(lines) + "\n"

@@ -28,6 +28,10 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$(stamp_of)" ]; then
   # The pinned CPU build; any other torch version pulls a multi-GB CUDA build.
   "$venv/bin/pip" install --quiet "torch==2.13.0"
   "$venv/bin/pip" install --quiet -e "$root[test,ray,flower]"
+  # ByzFL's aggregators and attacks (the robustness grid, the NNM reference's test). Its
+  # declared torchvision does not load beside the CPU torch, and only its benchmark needs it:
+  # see pipeline/federation/byzfl_parts.py.
+  "$venv/bin/pip" install --quiet --no-deps "byzfl==0.0.11"
   echo "setup: installing npm tools into tools/" >&2
   (cd "$root/tools" && npm install --no-audit --no-fund --loglevel=error)
   stamp_of > "$stamp_file"

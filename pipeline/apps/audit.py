@@ -221,7 +221,7 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 problems.append(f"epoch {epoch}: Krum over the stored updates does not give the proven selection")
             if record["model_after"] is not None:
                 after = np.load(store.resolve(record["model_after"]))
-                if not np.array_equal(after, next_global(total, circuit.m, config.fixed_point)):
+                if not np.array_equal(after, next_global(total, circuit.params.weight, config.fixed_point)):
                     problems.append(f"epoch {epoch}: the stored global model is not the mean of the proven selection")
     finally:
         store.close()

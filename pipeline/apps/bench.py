@@ -44,6 +44,7 @@ PROFILES = {
         "points": [(4, 32), (5, 64)],
         "inner_cols": [8],
         "naive": [(4, 32)],
+        "nnm": [(5, 64)],
         "accuracy": [8],
         "accuracy_bound": 512,
         "limit_s": 300,
@@ -54,7 +55,17 @@ PROFILES = {
         "points": [(8, 256), (16, 1024)],
         "inner_cols": [8, 4],
         "naive": [(8, 256)],
+        "nnm": [(8, 256), (16, 1024)],
         "accuracy": [64, 100, 360],
+        "limit_s": 1800,
+    },
+    # Multi-Krum beside NNM + Multi-Krum at the issue's reference point.
+    "rules": {
+        "points": [(16, 1024)],
+        "inner_cols": [8],
+        "naive": [],
+        "nnm": [(16, 1024)],
+        "accuracy": [],
         "limit_s": 1800,
     },
     # The accuracy proof alone: the demo's evaluation set (64 samples), 100 and 360.
@@ -64,6 +75,7 @@ PROFILES = {
         "points": [(n, d) for n in (4, 8, 16, 32) for d in (64, 256, 1024, 4096)],
         "inner_cols": [8],
         "naive": [(4, 64), (8, 64), (4, 256), (8, 256)],
+        "nnm": [(8, 256), (16, 1024)],
         "accuracy": [64, 100, 360],
         "limit_s": 1800,
     },
@@ -98,8 +110,8 @@ def sample_updates(n: int, d: int) -> np.ndarray:
     return np.random.default_rng(n * 100_003 + d).integers(-MAX_INT, MAX_INT + 1, size=(n, d))
 
 
-def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
-    """The proven round at one point (runs inside the point's process)."""
+def measure_round(n: int, d: int, inner_cols: int, scratch: Path, rule: str = "multikrum") -> dict:
+    """The proven round by ``rule`` at one point (runs inside the point's process)."""
     from stakelearn.circuits.krum import krum_round
     from stakelearn.pipeline.chain.gateway import Chain
     from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verifier_only_gas, verify_on_chain
@@ -109,7 +121,7 @@ def measure_round(n: int, d: int, inner_cols: int, scratch: Path) -> dict:
     from stakelearn.prover.round import COMMITMENTS, prove_round
 
     f, m = krum_shape(n)
-    circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=MAX_INT, num_inner_cols=inner_cols)
+    circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=MAX_INT, num_inner_cols=inner_cols, rule=rule)
     updates = sample_updates(n, d)
     stats: dict = {}
     round_dir = scratch / "round"
@@ -273,6 +285,8 @@ def run_point(spec: dict) -> dict:
         measured = measure_naive(n, d, scratch)
     elif spec["variant"] == "accuracy":
         measured = measure_accuracy(n, spec["bound"], scratch)
+    elif spec["variant"] == "nnm":
+        measured = measure_round(n, d, spec["inner_cols"], scratch, rule="nnm-multikrum")
     else:
         measured = measure_round(n, d, spec["inner_cols"], scratch)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -335,11 +349,22 @@ def ratio_lines(rows: list[dict]) -> list[str]:
                 f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: naive/round rows {naive['rows'] / ours['rows']:.1f}x, "
                 f"prove {naive['prove_s'] / ours['prove_s']:.1f}x, prove memory {naive['prove_peak_mb'] / ours['prove_peak_mb']:.1f}x"
             )
+    for mixed in (r for r in rows if r["variant"] == "nnm" and r["status"] == "ok"):
+        for plain in (r for r in rows if r["variant"] == "round" and r["status"] == "ok" and _same_point(r, mixed)):
+            lines.append(
+                f"n={mixed['n']} d={mixed['d']} cols={mixed['inner_cols']}: NNM + Multi-Krum / Multi-Krum rows "
+                f"{mixed['rows'] / plain['rows']:.3f}x, prove {mixed['prove_s'] / plain['prove_s']:.2f}x, "
+                f"wrapper gas {mixed['round_gas'] / plain['round_gas']:.3f}x"
+            )
     for ours in (r for r in rows if r["variant"] == "round" and r["status"] == "ok"):
         lines.append(
             f"n={ours['n']} d={ours['d']} cols={ours['inner_cols']}: proving takes {ours['prove_s'] / ours['numpy_krum_s']:,.0f}x the plain numpy Krum"
         )
     return lines
+
+
+def _same_point(a: dict, b: dict) -> bool:
+    return (a["n"], a["d"], a["inner_cols"]) == (b["n"], b["d"], b["inner_cols"])
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -352,18 +377,17 @@ def plot(rows: list[dict], path: Path) -> None:
     groups = {}
     for row in rows:
         if row["status"] == "ok" and row["variant"] != "accuracy":  # the accuracy proof: its own table rows
-            label = (
-                f"naive n={row['n']} (ezkl defaults)"
-                if row["variant"] == "naive"
-                else f"round n={row['n']}, {row['inner_cols']} cells/row"
-            )
+            label = {
+                "naive": f"naive n={row['n']} (ezkl defaults)",
+                "nnm": f"nnm n={row['n']}, {row['inner_cols']} cells/row",
+            }.get(row["variant"], f"round n={row['n']}, {row['inner_cols']} cells/row")
             groups.setdefault(label, []).append(row)
     for label, items in sorted(
         groups.items(), key=lambda item: (item[0].split()[0], int(item[0].split()[1][2:].rstrip(",")))
     ):
         items.sort(key=lambda r: r["n"] * r["d"])
         x = [r["n"] * r["d"] for r in items]
-        style = "s--" if label.startswith("naive") else "o-"
+        style = {"naive": "s--", "nnm": "^:"}.get(label.split()[0], "o-")
         left.plot(x, [r["prove_s"] for r in items], style, label=label)
         right.plot(x, [r["rows"] for r in items], style, label=label)
     for axis, title in ((left, "prove seconds"), (right, "circuit rows")):
@@ -386,6 +410,7 @@ def run_bench(profile: str, out: Path, limit_s: float | None = None) -> list[dic
     journal.unlink(missing_ok=True)
     jobs = [("round", n, d, cols) for n, d in spec["points"] for cols in spec["inner_cols"]]
     jobs += [("naive", n, d, None) for n, d in spec["naive"]]
+    jobs += [("nnm", n, d, cols) for n, d in spec.get("nnm", []) for cols in spec["inner_cols"]]
     # Accuracy: n is the number of evaluation samples, d their 64 pixels.
     jobs += [("accuracy", samples, 64, None) for samples in spec["accuracy"]]
     bound = spec.get("accuracy_bound", ACCURACY_MODEL_BOUND)

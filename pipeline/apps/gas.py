@@ -68,6 +68,7 @@ def measure(n: int, workdir: Path) -> dict:
         n,
         f,
         n - f,
+        0,  # Multi-Krum
         9_000,
         epochs,
         fee,

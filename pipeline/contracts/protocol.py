@@ -26,10 +26,10 @@ from stakelearn.pipeline.contracts.verifiers import (
     accuracy_verifier_args,
     deploy_accuracy_verifier,
     deploy_round_verifier,
+    round_verifier_args,
 )
 from stakelearn.prover.circuit import PreparedCircuit
-from stakelearn.prover.evm import verify_arguments, vka_digest
-from stakelearn.prover.round import absent_commitment
+from stakelearn.prover.evm import verify_arguments
 from stakelearn.verifier_contracts.build import load_artifact
 
 
@@ -211,8 +211,7 @@ def check_task_verifiers(
             chunked_round_verifier_args(reusable, chunk, combine, combine.circuit.d),
         )
     else:
-        absent = keccak(absent_commitment(prepared))
-        round_spec = "RoundVerifier", (reusable, vka_digest(prepared.vka), params.n, params.f, params.m, absent)
+        round_spec = "RoundVerifier", (reusable, *round_verifier_args(prepared))
     expected = {
         "round verifier": (params.verifier, *round_spec),
         "accuracy verifier": (

@@ -52,6 +52,7 @@ class TaskParams(_AbiStruct):
     n: int
     f: int
     m: int
+    aggregation: int  # circuits.krum.RULES index: 0 Multi-Krum, 1 NNM then Multi-Krum
     desired_accuracy_bps: int
     max_epochs: int
     fee_per_epoch: int

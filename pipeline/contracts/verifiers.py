@@ -53,16 +53,20 @@ def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
         raise ProofError(f"the reusable verifier at {verifier} refused to register the VKA {vka}")
 
 
+def round_verifier_args(prepared: PreparedCircuit) -> tuple:
+    """RoundVerifier's constructor arguments after the reusable verifier: the pinned VKA digest,
+    n, f, m, the rule's number and the absent slot's commitment hash."""
+    c = prepared.circuit
+    return vka_digest(prepared.vka), c.n, c.f, c.m, c.params.rule_id, keccak(absent_commitment(prepared))
+
+
 def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
     """Deploy the reusable verifier and a RoundVerifier pinned to ``prepared``'s VKA, and
     register that VKA."""
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     register_vka(chain, verifier, prepared.vka)
     artifact = load_artifact("RoundVerifier")
-    c = prepared.circuit
-    address, _ = chain.deploy(
-        artifact, verifier, vka_digest(prepared.vka), c.n, c.f, c.m, keccak(absent_commitment(prepared))
-    )
+    address, _ = chain.deploy(artifact, verifier, *round_verifier_args(prepared))
     return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 

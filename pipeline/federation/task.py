@@ -30,10 +30,10 @@ from stakelearn.models.digits import (
     train_local,
 )
 from stakelearn.models.quantize import FixedPoint, dequantize
-from stakelearn.pipeline.federation.attacks import AttackView, flip_labels, get_attack
+from stakelearn.pipeline.federation.attacks import Aggregator, AttackView, flip_labels, get_attack, task_aggregator
 
 SPLITS = ("iid", "dirichlet")
-OMNISCIENT_ATTACKS = ("alie", "ipm")  # they craft from the honest clients' updates
+OMNISCIENT_ATTACKS = ("alie", "ipm", "alie_opt", "ipm_opt", "mimic")  # they craft from the honest updates
 
 # Models: 2^-9 resolution (an epoch's update has median |x| ~ 0.02), clipped to +-2 (weights
 # measured at most 1.35 after 20 epochs, IID and non-IID).
@@ -52,6 +52,7 @@ class TaskConfig:
     split: str = "iid"
     alpha: float = 0.5  # Dirichlet concentration of the non-IID split
     select: int | None = None  # m; default n - f
+    aggregation: str = "multikrum"  # or "nnm-multikrum" (circuits.krum.RULES), fixed on chain at creation
     hidden: int = 0
     seed: int = 0
     test_fraction: float = 0.2
@@ -66,6 +67,11 @@ class TaskConfig:
         _ = self.krum  # KrumParams validates n, f and m
         if self.chunk < 0:
             raise InputError(f"chunk size must be >= 1 (or 0 for one proof per round), got {self.chunk}")
+        if self.chunk and self.krum.mixes:
+            raise InputError(
+                "an nnm-multikrum round is proven in one proof (chunked rounds prove Multi-Krum): drop --chunk, "
+                "or use --aggregation multikrum"
+            )
         if not 0 <= self.attackers <= self.byzantine:
             raise InputError(
                 f"{self.attackers} attackers exceed the Krum bound f={self.byzantine}: with n={self.clients}, "
@@ -93,13 +99,14 @@ class TaskConfig:
 
     @property
     def classifier(self) -> Classifier:
-        """What the accuracy circuit evaluates: the aggregate of m models at 2^-s is m * 2^s times the model."""
-        return Classifier(self.hidden, self.krum.m * 2**self.fixed_point.scale_bits) if self.hidden else SOFTMAX
+        """What the accuracy circuit evaluates: the aggregate (weights adding up to ``krum.weight``)
+        of models at 2^-s is ``krum.weight * 2^s`` times the model."""
+        return Classifier(self.hidden, self.krum.weight * 2**self.fixed_point.scale_bits) if self.hidden else SOFTMAX
 
     @property
     def krum(self) -> KrumParams:
         m = self.select if self.select is not None else self.clients - self.byzantine
-        return KrumParams(self.clients, self.byzantine, m)
+        return KrumParams(self.clients, self.byzantine, m, self.aggregation)
 
     @property
     def attacker_ids(self) -> list[int]:
@@ -150,18 +157,32 @@ def trained_update(federation: Federation, global_parameters: np.ndarray, epoch:
     return trained - global_parameters
 
 
-def attack_view(config: TaskConfig, own: np.ndarray, honest: np.ndarray, epoch: int, client: int) -> AttackView:
+def attack_view(
+    config: TaskConfig,
+    own: np.ndarray,
+    honest: np.ndarray,
+    epoch: int,
+    client: int,
+    aggregate: Aggregator | None = None,
+    coalition: dict | None = None,
+) -> AttackView:
     rng = np.random.default_rng(_seed(config, epoch, client))
-    return AttackView(own, honest, config.clients, config.attackers, rng)
+    return AttackView(
+        own, honest, config.clients, config.attackers, rng, aggregate, {} if coalition is None else coalition
+    )
 
 
 def client_updates(federation: Federation, global_parameters: np.ndarray, epoch: int) -> np.ndarray:
-    """Every client's float update (trained minus global) for ``epoch``, attackers' included."""
+    """Every client's float update (trained minus global) for ``epoch``, attackers' included. The
+    attackers collude: they see the honest updates and the task's rule, and share one coalition."""
     config = federation.config
     updates = np.stack([trained_update(federation, global_parameters, epoch, c) for c in range(config.clients)])
     honest = np.delete(updates, config.attacker_ids, axis=0)
+    aggregate = task_aggregator(config.krum, config.fixed_point, global_parameters)
+    coalition: dict = {}
     for client in config.attacker_ids:
-        updates[client] = get_attack(config.attack).craft(attack_view(config, updates[client], honest, epoch, client))
+        view = attack_view(config, updates[client], honest, epoch, client, aggregate, coalition)
+        updates[client] = get_attack(config.attack).craft(view)
     return updates
 
 
@@ -182,6 +203,7 @@ def client_models(federation: Federation, global_parameters: np.ndarray, epoch: 
     return global_parameters + client_updates(federation, global_parameters, epoch)
 
 
-def next_global(selected_sum: np.ndarray, m: int, fixed_point: FixedPoint) -> np.ndarray:
-    """The next global model: the mean of the ``m`` selected quantized models."""
-    return dequantize(selected_sum, fixed_point) / m
+def next_global(aggregate: np.ndarray, weight: int, fixed_point: FixedPoint) -> np.ndarray:
+    """The next global model: the proven aggregate of quantized models over its total ``weight``
+    (``KrumParams.weight``: m, or m (n - f) with mixing)."""
+    return dequantize(aggregate, fixed_point) / weight

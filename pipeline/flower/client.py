@@ -51,14 +51,15 @@ def commit_reply(task: ProvenTask, account, asked_epoch: int, arrays: ArrayRecor
 
 def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> None:
     """The global model the server sent is the one the chain records for the task: its initial
-    model, or the proven mean of the last round (the aggregate, m * 2^s times the mean, whose
-    commitment's hash the chain holds). A server that sent a client another model could make its
-    honest update look like an outlier, and have it flagged and slashed."""
+    model, or the proven mean of the last round (the aggregate, weight * 2^s times the mean, with
+    weight m, or m (n - f) with NNM, whose commitment's hash the chain holds). A server that sent
+    a client another model could make its honest update look like an outlier, and have it
+    flagged and slashed."""
     vector, state = to_vector(arrays), task.protocol.task(task.task_id)
     if state.epochs_run == 0:
         recorded = model_hash(vector) == task.protocol.task_params(task.task_id).initial_model
     else:
-        aggregate = np.rint(vector * task.prepared.circuit.params.m * 2.0**task.fixed_point.scale_bits)
+        aggregate = np.rint(vector * task.prepared.circuit.params.weight * 2.0**task.fixed_point.scale_bits)
         recorded = keccak(aggregate_commitment(aggregate.astype(np.int64), task.prepared)) == state.global_model
     if not recorded:
         raise InputError(

@@ -188,7 +188,7 @@ class ProvenMultiKrum(MultiKrum):
             f"slashed {record['slashed']}, absent {record['absent']}, gas {record['gas']:,}"
         )
         self.aggregate = reference.total
-        mean = next_global(reference.total, params.m, task.fixed_point)
+        mean = next_global(reference.total, params.weight, task.fixed_point)
         return from_vector(mean, self.layout), MetricRecord(record)
 
     def prove(self, epoch: int, updates, absent, accepted: dict, clients: list[str], folder: Path) -> None:

@@ -262,7 +262,7 @@ class Aggregator:
         result = krum_round(self.quantized_updates(epoch), self.circuit.params)
         if result.selected != record["selected"]:
             raise StakeLearnError(f"epoch {epoch}: the stored updates no longer give the proven selection")
-        updated = next_global(result.total, self.circuit.m, self.fixed_point)
+        updated = next_global(result.total, self.circuit.params.weight, self.fixed_point)
         save_array(model_after, updated)
         self.store.record_finalized(epoch, model_after, accuracy_of(updated))
 

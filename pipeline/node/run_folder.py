@@ -78,7 +78,9 @@ def task_circuits(config: TaskConfig, inner_cols: int) -> tuple[RoundCircuit | C
     if config.chunk:
         chunk = ChunkCircuit(k.n, k.f, k.m, config.chunk, max_int, inner_cols)
         return paired_chunked_circuits(chunk, config.samples_per_proof, config.classifier)
-    round_circuit = RoundCircuit(n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=max_int, num_inner_cols=inner_cols)
+    round_circuit = RoundCircuit(
+        n=k.n, f=k.f, m=k.m, d=config.dimension, max_int=max_int, num_inner_cols=inner_cols, rule=k.rule
+    )
     return paired_circuits(round_circuit, config.samples_per_proof, config.classifier)
 
 

@@ -24,6 +24,10 @@ def test_bench_quick_measures_every_point(tmp_path):
         assert 0 < row["verifier_gas"] < row["round_gas"]
         assert row["rows_per_element"] == round(row["rows"] / (row["n"] * row["d"]), 3)
     assert naive[0]["rows"] > rounds[0]["rows"]  # the baseline is the costlier formulation
+    (mixed,) = [row for row in results["points"] if row["variant"] == "nnm"]
+    (plain,) = [row for row in rounds if (row["n"], row["d"]) == (mixed["n"], mixed["d"])]
+    assert plain["rows"] < mixed["rows"] <= 1.2 * plain["rows"]  # NNM costs little beyond Multi-Krum
+    assert "NNM + Multi-Krum / Multi-Krum rows" in (out / "results.md").read_text()
     (accuracy,) = [row for row in results["points"] if row["variant"] == "accuracy"]
     assert (
         accuracy["rows"] > 0 and accuracy["prove_s"] > 0 and accuracy["prove_peak_mb"] > 0 and accuracy["round_gas"] > 0

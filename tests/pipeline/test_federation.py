@@ -3,17 +3,23 @@
 import numpy as np
 import pytest
 
+from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.federation.attacks import ATTACKS, AttackView, alie_z, get_attack
-from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, slashed
+from stakelearn.pipeline.federation.attacks import ATTACKS, AttackView, alie_z, get_attack, task_aggregator
+from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, reference_score, slashed
 from stakelearn.pipeline.federation.task import next_global
 
+FIXED_POINT = FixedPoint(scale_bits=9, clip=2.0)
 
-def view(seed=0):
+
+def view(seed=0, coalition=None, white_box=True, honest=None):
     rng = np.random.default_rng(seed)
-    honest = 0.1 + rng.normal(0, 0.01, size=(6, 32))
-    return AttackView(own=honest[0].copy(), honest=honest, clients=8, attackers=2, rng=rng)
+    honest = 0.1 + np.random.default_rng(0).normal(0, 0.01, size=(6, 32)) if honest is None else honest
+    # the task's round as the attackers simulate it: n=8, f=2, m=6, from a zero global model
+    aggregate = task_aggregator(KrumParams(8, 2, 6), FIXED_POINT, np.zeros(32)) if white_box else None
+    coalition = {} if coalition is None else coalition
+    return AttackView(np.full(32, 0.1), honest, 8, 2, rng, aggregate, coalition)  # own: a typical honest update
 
 
 @pytest.mark.parametrize("name", sorted(ATTACKS))
@@ -40,11 +46,51 @@ def test_get_attack_rejects_unknown_names():
         get_attack("poison")
 
 
-def test_flagged_needs_an_outlier_score():
-    scores = np.array([10, 11, 12, 25, 40])
-    selected = np.array([True, True, True, False, False])
-    assert flagged(scores, selected, 30_000).tolist() == [False, False, False, False, True]
-    assert flagged(scores, selected, 10_000).tolist() == [False, False, False, True, True]
+def test_mimic_copies_the_first_honest_client_up_to_jitter():
+    v = view()
+    assert np.abs(ATTACKS["mimic"].craft(v) - v.honest[0]).max() < 0.05
+
+
+def test_optimal_alie_is_searched_once_per_coalition_on_byzfls_line():
+    coalition = {}
+    first, second = (ATTACKS["alie_opt"].craft(view(seed, coalition)) for seed in (1, 2))
+    assert list(coalition) == ["alie_opt"] and 0 < np.abs(first - second).max() < 0.05  # one search, two jitters
+    honest = view().honest
+    # ByzFL's ALIE: the honest mean plus tau coordinate-wise standard deviations (ddof 1)
+    tau = (coalition["alie_opt"] - honest.mean(axis=0)) / honest.std(axis=0, ddof=1)
+    assert np.allclose(tau, tau[0])
+
+
+def test_task_aggregator_without_byzantine_clients_is_the_quantized_mean():
+    updates = np.random.default_rng(3).normal(0, 0.1, size=(5, 16))
+    aggregate = task_aggregator(KrumParams(5, 0, 5), FIXED_POINT, np.zeros(16))
+    assert np.abs(aggregate(updates) - updates.mean(axis=0)).max() <= FIXED_POINT.max_error
+
+
+@pytest.mark.parametrize("name", ["alie_opt", "ipm_opt"])
+def test_white_box_attacks_need_the_tasks_rule(name):
+    with pytest.raises(InputError, match=f"the {name} attack needs the task's aggregation rule"):
+        ATTACKS[name].craft(view(white_box=False))
+
+
+@pytest.mark.parametrize("name", ["alie", "ipm", "alie_opt", "ipm_opt", "mimic"])
+def test_crafted_attacks_refuse_a_lone_client(name):
+    with pytest.raises(InputError, match=f"the {name} attack needs the honest clients' updates"):
+        ATTACKS[name].craft(view(honest=np.empty((0, 32))))
+
+
+def test_flagged_compares_with_the_reference_score():
+    scores = np.array([10, 11, 12, 25, 80])
+    # f = 1: the reference is the (n - f)-th smallest, 25; f = 2: 12
+    assert reference_score(scores, 1) == 25 and reference_score(scores, 2) == 12
+    assert flagged(scores, 30_000, 1).tolist() == [False, False, False, False, True]
+    assert flagged(scores, 20_000, 2).tolist() == [False, False, False, True, True]
+    assert not flagged(scores, 10_000, 0).any()  # f = 0: the reference is the largest score
+    # an absent slot's (huge) score neither counts towards the reference nor is flagged
+    absent = np.array([False, False, False, False, True])
+    with_absent = np.array([10, 11, 12, 25, 10**30])
+    assert reference_score(with_absent, 1, absent) == 12
+    assert flagged(with_absent, 20_000, 1, absent).tolist() == [False] * 3 + [True, False]
 
 
 def test_next_global_is_the_mean_of_the_selected_models():

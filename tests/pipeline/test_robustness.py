@@ -1,29 +1,43 @@
 """The robustness experiment on a small grid: Krum catches a plain attack, the clean run slashes
-nobody, and the command writes its three files."""
+nobody, the sweep replays the slashing rule, and the command writes its three files."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.apps.robustness import CLEAN, honest_ever_rate, missed_rate, run_robustness, simulate
-from stakelearn.pipeline.federation.attacks import ATTACKS
+from stakelearn.pipeline.apps.robustness import (
+    CLEAN,
+    choose_outlier_bps,
+    epochs_to_slash,
+    replay,
+    run_robustness,
+    simulate,
+    slash_ratios,
+)
 from stakelearn.pipeline.federation.rules import SlashingPolicy
 from stakelearn.pipeline.federation.task import TaskConfig
 
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "robustness.json"
 ROW_FIELDS = {
-    "attack",
     "split",
+    "alpha",
+    "aggregation",
     "f",
+    "attack",
     "attackers",
     "final_accuracy",
     "clean_accuracy",
     "drop_points",
-    "false_slash_rate",
-    "missed_attacker_rate",
-    "honest_flagged_rate",
-    "accuracy_per_epoch",
+    "honest_slashed",
+    "attackers_slashed_share",
+    "epochs_to_slash",
+    "attacker_weight",
+    "honest_slash_ratio",
+    "attacker_slash_ratio",
+    "per_seed",
 }
 
 
@@ -31,39 +45,98 @@ def test_simulate_sign_flip_slashes_every_attacker_and_no_honest_client():
     config = TaskConfig(clients=16, byzantine=3, attackers=3, attack="sign_flip", epochs=3, split="iid")
     result = simulate(config, SlashingPolicy())
     assert result.attackers == [13, 14, 15]
-    assert result.flags.shape == result.slashes.shape == (3, 16)
+    assert result.scores.shape == result.flags.shape == result.slashes.shape == (3, 16)
     assert len(result.accuracy) == 3 and result.final_accuracy > 0.5
-    assert missed_rate(result.slashes, result.attackers) == 0.0
-    assert honest_ever_rate(result.slashes, result.attackers) == 0.0
     assert np.flatnonzero(result.slashes.any(axis=0)).tolist() == [13, 14, 15]
+    assert not result.weights[:, 13:].any()  # Multi-Krum kept them out of the model too
 
 
-def test_simulate_clean_run_slashes_nobody():
-    config = TaskConfig(clients=16, byzantine=3, attackers=0, epochs=3, split="dirichlet")
+def test_simulate_clean_nnm_run_slashes_nobody():
+    config = TaskConfig(clients=16, byzantine=3, attackers=0, epochs=3, split="dirichlet", aggregation="nnm-multikrum")
     result = simulate(config, SlashingPolicy())
-    assert result.attackers == []
-    assert not result.slashes.any()
-    assert honest_ever_rate(result.slashes, result.attackers) == 0.0
-    assert missed_rate(result.slashes, result.attackers) is None
+    assert result.attackers == [] and not result.slashes.any()
+    assert (result.weights.sum(axis=1) == config.krum.weight).all()  # m (n - f) with mixing
+
+
+def test_replay_flags_and_slashes_from_the_scores():
+    # f = 1: the reference is the 3rd smallest score, 12 each epoch
+    scores = np.array([[10, 11, 12, 40], [10, 11, 12, 40], [10, 11, 50, 12]])
+    flags, slashes = replay(scores, SlashingPolicy(outlier_bps=30_000), 1)
+    assert flags[:, 3].tolist() == [True, True, False] and flags[:, 2].tolist() == [False, False, True]
+    assert slashes[:, 3].tolist() == [False, True, False] and not slashes[:, 2].any()
+    assert epochs_to_slash(slashes, [3]) == 2 and epochs_to_slash(slashes, [2, 3]) is None
+
+
+def test_slash_ratios_is_the_second_largest_ratio_of_the_worst_window():
+    ratios = np.array([[5.0, 1.0], [4.0, 9.0], [1.0, 1.0], [1.0, 3.0]])
+    # client 0: epochs 1-2 give 4; client 1: epochs 2-4 give 3 (9 and 3 in one window)
+    assert slash_ratios(ratios, SlashingPolicy(threshold=2, window=3)).tolist() == [4.0, 3.0]
+
+
+def test_choose_outlier_bps_takes_the_margin_that_keeps_the_smallest_safe_candidates_detection():
+    def row(bps, honest, **epochs):
+        return {"outlier_bps": bps, "honest_slashed": honest, "iid_epochs_to_slash": epochs}
+
+    swept = [
+        row(2, 3, noise=2, sign_flip=2),
+        row(3, 0, noise=2, sign_flip=3),  # the smallest safe
+        row(4, 0, noise=2, sign_flip=3),  # still both in time: margin
+        row(5, 0, noise=2, sign_flip=5),  # sign flip too late
+        row(6, 0, noise=2, sign_flip=3),  # never reached: the margin stops at the first loss
+    ]
+    assert choose_outlier_bps(swept) == 4
+    assert choose_outlier_bps(swept[:2]) == 3  # no margin left
+    assert choose_outlier_bps([row(2, 3, noise=2), row(3, 1, noise=None)]) is None  # none safe
 
 
 def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
     # Two epochs: the fewest in which the default policy (2 flags in 3 epochs) can slash.
-    rows = run_robustness(out=tmp_path, clients=16, byzantine=(3,), epochs=2, seed=0, alpha=0.5)
-    assert len(rows) == 2 * (1 + len(ATTACKS))
+    rows = run_robustness(
+        out=tmp_path,
+        byzantine=(0, 3),
+        epochs=2,
+        seeds=(0, 1),
+        alphas=(0.5,),
+        attacks=("sign_flip", "ipm_opt", "mimic"),
+        workers=1,
+        candidates=(20_000, 30_000),
+    )
+    # per split and rule: f=0 clean, f=3 clean and three attacks
+    assert len(rows) == 2 * 2 * (1 + 1 + 3)
     assert all(ROW_FIELDS <= set(row) for row in rows)
     for row in rows:
-        assert row["drop_points"] == pytest.approx(100 * (row["clean_accuracy"] - row["final_accuracy"]), abs=0.02)
-        assert (row["missed_attacker_rate"] is None) == (row["attack"] == CLEAN)
-    clean = [row for row in rows if row["attack"] == CLEAN]
-    assert [row["false_slash_rate"] for row in clean] == [0.0, 0.0]
-    assert json.loads((tmp_path / "robustness.json").read_text())["rows"] == rows
-    assert "| sign_flip | iid | 3 |" in (tmp_path / "robustness.md").read_text()
+        assert len(row["per_seed"]) == 2
+        assert (row["attackers_slashed_share"] is None) == (row["attack"] == CLEAN)
+        for run in row["per_seed"]:
+            assert run["drop_points"] == pytest.approx(100 * (run["clean_accuracy"] - run["final_accuracy"]), abs=0.02)
+    assert all(row["drop_points"]["mean"] == 0 for row in rows if row["attack"] == CLEAN)
+    saved = json.loads((tmp_path / "robustness.json").read_text())
+    assert saved["rows"] == rows
+    assert [c["outlier_bps"] for c in saved["sweep"]["candidates"]] == [20_000, 30_000]
+    assert saved["settings"]["runs"] == 2 * len(rows)
+    report = (tmp_path / "robustness.md").read_text()
+    assert "| iid | 3 | sign_flip |" in report and "## The slashing rule: the sweep" in report
     assert (tmp_path / "robustness.png").stat().st_size > 0
-    assert capsys.readouterr().err.count("robustness: ") == len(rows)  # one progress line per run
+    assert capsys.readouterr().err.count("robustness: [") == 2 * len(rows)  # one progress line per run
 
 
-def test_run_robustness_rejects_fewer_than_16_clients(tmp_path):
-    with pytest.raises(InputError, match="--clients >= 16"):
-        run_robustness(out=tmp_path, clients=15)
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"clients": 15}, "--clients >= 16"),
+        ({"aggregations": ("krum",)}, "unknown aggregation 'krum'"),
+        ({"attacks": ("poison",)}, "unknown attack 'poison'"),
+        ({"seeds": ()}, "at least one --seeds value"),
+        ({"workers": 0}, "--workers >= 1"),
+    ],
+)
+def test_run_robustness_rejects_bad_input_in_one_line(tmp_path, options, message):
+    with pytest.raises(InputError, match=message) as error:
+        run_robustness(out=tmp_path, **options)
+    assert "\n" not in str(error.value)
     assert not (tmp_path / "robustness.json").exists()
+
+
+def test_default_outlier_bps_is_the_one_the_sweep_chose():
+    """The contract's default ratio (deployments take SlashingPolicy()) is the experiment's evidence."""
+    assert SlashingPolicy().outlier_bps == json.loads(DOCS.read_text())["sweep"]["chosen_outlier_bps"]

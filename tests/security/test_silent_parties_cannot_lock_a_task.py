@@ -151,7 +151,7 @@ def test_aggregator_gone_after_an_epoch_clients_are_paid_for_it(world):
     world.send(world.clients[2], tasks, "settle", task_id)
     assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
     assert sum(world.credits()) > 0.99 * EPOCHS * FEE  # the whole escrow, to the clients that worked
-    assert world.credits()[1] == world.credits()[4] == 0  # the flagged ones earn nothing
+    assert world.credits()[4] == 0 < world.credits()[1]  # the flagged one earns nothing, left-out 1 is paid
     assert world.balances_add_up()
 
 

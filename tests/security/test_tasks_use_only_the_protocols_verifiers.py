@@ -18,6 +18,7 @@ contract RogueRoundVerifier {
     uint256 public clients;
     uint256 public byzantine = 1;
     uint256 public selected = 3;
+    uint8 public aggregation;
     bytes32 public vkaDigest;
     bytes32 public absentCommitment;
     constructor(address verifier_, uint256 n, bytes32 vkaDigest_, bytes32 absent) {
@@ -70,6 +71,21 @@ def create(world, verifiers):
 
 def test_createTask_rejects_the_requesters_own_verifiers(world, rogue_artifacts):
     assert create(world, deploy_rogue_pair(world, rogue_artifacts)) == "TaskEscrow__VerifierNotApproved"
+
+
+def test_createTask_rejects_a_rule_its_verifier_does_not_prove(world):
+    """A task says NNM + Multi-Krum (so clients expect mixing), its verifier proves plain Multi-Krum:
+    the chain records the rule only when the approved verifier proves exactly that rule."""
+    params = world.params(aggregation=1)
+    revert = world.revert_name(
+        world.requester,
+        world.protocol.tasks,
+        "createTask",
+        params.as_abi(),
+        value=world.protocol.config.base_fee_wei + EPOCHS * FEE,
+    )
+    assert revert == "TaskEscrow__VerifierRule"
+    assert world.protocol.round_verifier.contract.functions.aggregation().call() == 0
 
 
 def test_createTask_rejects_an_unpaired_approved_verifier(world, rogue_artifacts):

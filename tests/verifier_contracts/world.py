@@ -53,7 +53,7 @@ class World:
         self.gas[function] = receipt["gasUsed"]
         return receipt
 
-    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None):
+    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None, aggregation=0):
         accuracy = self.protocol.accuracy_verifier
         round_verifier, accuracy_verifier = verifiers or (
             self.protocol.round_verifier.contract.address,
@@ -64,6 +64,7 @@ class World:
             n,
             f,
             m,
+            aggregation,
             9_000,
             epochs,
             fee,
@@ -134,12 +135,12 @@ class World:
         )
 
 
-# Flag every client Multi-Krum leaves out (outlier ratio 1x), as the contract tests expect of
-# the session round; the default 3x ratio has its own test.
-EVERY_LEFT_OUT = SlashingPolicy(outlier_bps=10_000)
+# Flag every client scoring above the reference (ratio 1x, the (n - f)-th smallest score): in the
+# session round that is client 4, the far one; the default ratio has its own test.
+ABOVE_REFERENCE = SlashingPolicy(outlier_bps=10_000)
 
 
-def make_world(chain, prepared, proven_round, accuracy, policy=EVERY_LEFT_OUT) -> World:
+def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE) -> World:
     config = ProtocolConfig(
         stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy, periods=PERIODS
     )

@@ -9,6 +9,7 @@ import {IChunkedRoundVerifier} from "./IChunkedRoundVerifier.sol";
 /// @title ChunkedRoundVerifier
 /// @notice A RoundVerifier for rounds proven in chunks (see IChunkedRoundVerifier and
 /// docs/chunked-rounds.md). The protocol calls `verifyRound` exactly as for a one-proof round.
+/// Its rule is Multi-Krum (0): NNM rounds are proven in one proof.
 /// @dev Chunk proof layout (ezkl, polycommit inputs): the commitments of the n tagged slices, the
 /// claimed-sum slice and the mask are the first 64(n + 2) bytes of the proof; instances: partial
 /// Gram (t = n(n+1)/2), mask (n), absent (n), check_error, range_tag. Combine proof instances
@@ -35,7 +36,7 @@ contract ChunkedRoundVerifier is PinnedVerifier, RoundShape, IChunkedRoundVerifi
         uint256 selected_,
         uint256 chunks_,
         bytes32 absentCommitment_
-    ) PinnedVerifier(verifier_, combineVkaDigest_) RoundShape(clients_, byzantine_, selected_, absentCommitment_) {
+    ) PinnedVerifier(verifier_, combineVkaDigest_) RoundShape(clients_, byzantine_, selected_, 0, absentCommitment_) {
         _chunkVkaDigest = chunkVkaDigest_;
         CHUNKS = chunks_;
     }

@@ -26,6 +26,10 @@ interface IRoundVerifier is IPinnedVerifier {
     /// @notice m, the clients the pinned circuit's Multi-Krum keeps.
     function selected() external view returns (uint256);
 
+    /// @notice The pinned circuit's aggregation rule: 0 Multi-Krum, 1 NNM then Multi-Krum
+    /// (circuits/krum.py RULES). Its scores are the raw Krum scores either way.
+    function aggregation() external view returns (uint8);
+
     /// @notice keccak256 of the 64-byte commitment an absent client's slot must hold: the
     /// commitment of the all-zero vector, whose slot tag 0 the circuit never selects.
     function absentCommitment() external view returns (bytes32);

@@ -21,6 +21,7 @@ interface ITaskEscrow {
         uint8 n;
         uint8 f;
         uint8 m;
+        uint8 aggregation; // 0 Multi-Krum, 1 NNM then Multi-Krum: the verifier's rule
         uint16 desiredAccuracyBps;
         uint32 maxEpochs;
         uint128 feePerEpoch;
@@ -40,6 +41,7 @@ interface ITaskEscrow {
     error TaskEscrow__WrongPayment(uint256 sent, uint256 required);
     error TaskEscrow__BadParams();
     error TaskEscrow__VerifierShape(uint256 verifierClients, uint256 n);
+    error TaskEscrow__VerifierRule(uint8 verifierRule, uint8 rule);
     error TaskEscrow__WrongStatus(uint256 taskId, Status status);
     error TaskEscrow__AlreadyEnrolled(address client);
     error TaskEscrow__NotGovernance(address caller);

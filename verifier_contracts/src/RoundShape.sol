@@ -4,19 +4,26 @@ pragma solidity ^0.8.20;
 import {IRoundVerifier} from "./IRoundVerifier.sol";
 
 /// @title RoundShape
-/// @notice What RoundVerifier and ChunkedRoundVerifier share: the round shape (n, f, m) and the
-/// absent slot's commitment they pin, and reading the proven selection and absent flags.
+/// @notice What RoundVerifier and ChunkedRoundVerifier share: the round shape (n, f, m), the
+/// aggregation rule and the absent slot's commitment they pin, and reading the proven selection
+/// and absent flags.
 abstract contract RoundShape is IRoundVerifier {
     uint256 internal immutable _clients;
     uint256 private immutable _byzantine;
     uint256 private immutable _selected;
+    uint8 private immutable _aggregation;
     bytes32 private immutable _absentCommitment;
 
-    constructor(uint256 clients_, uint256 byzantine_, uint256 selected_, bytes32 absentCommitment_) {
+    constructor(uint256 clients_, uint256 byzantine_, uint256 selected_, uint8 aggregation_, bytes32 absentCommitment_) {
         _clients = clients_;
         _byzantine = byzantine_;
         _selected = selected_;
+        _aggregation = aggregation_;
         _absentCommitment = absentCommitment_;
+    }
+
+    function aggregation() external view returns (uint8) {
+        return _aggregation;
     }
 
     function clients() external view returns (uint256) {

@@ -6,7 +6,7 @@ import {PinnedVerifier} from "./PinnedVerifier.sol";
 import {RoundShape} from "./RoundShape.sol";
 
 /// @title RoundVerifier
-/// @notice Accepts a proven Multi-Krum round only if the proof is valid for the pinned round
+/// @notice Accepts a proven round (Multi-Krum, or NNM then Multi-Krum) only if the proof is valid for the pinned round
 /// circuit AND was made over exactly the update commitments the caller supplies (the clients'
 /// signed commitments), and the claimed aggregate is the sum of the selected updates.
 /// @dev Proof layout (ezkl, polycommit inputs): the KZG commitment of input i is the 64 bytes at
@@ -21,6 +21,7 @@ contract RoundVerifier is PinnedVerifier, RoundShape {
     /// @param clients_ n, the number of updates the circuit takes
     /// @param byzantine_ f, the Byzantine clients the circuit's Krum tolerates
     /// @param selected_ m, the clients its Multi-Krum keeps
+    /// @param aggregation_ the circuit's rule: 0 Multi-Krum, 1 NNM then Multi-Krum (same outputs)
     /// @param absentCommitment_ keccak256 of the commitment of an absent slot (the zero vector)
     constructor(
         IHalo2VerifierReusable verifier_,
@@ -28,8 +29,9 @@ contract RoundVerifier is PinnedVerifier, RoundShape {
         uint256 clients_,
         uint256 byzantine_,
         uint256 selected_,
+        uint8 aggregation_,
         bytes32 absentCommitment_
-    ) PinnedVerifier(verifier_, vkaDigest_) RoundShape(clients_, byzantine_, selected_, absentCommitment_) {}
+    ) PinnedVerifier(verifier_, vkaDigest_) RoundShape(clients_, byzantine_, selected_, aggregation_, absentCommitment_) {}
 
     /// @notice Verifies a round and returns the selection and the slots the circuit treated as
     /// absent (tag 0), as bitmasks, and the proven scores.

@@ -82,6 +82,8 @@ abstract contract TaskEscrow is ITaskEscrow {
         if (verifierClients != params.n || params.verifier.byzantine() != params.f || params.verifier.selected() != params.m) {
             revert TaskEscrow__VerifierShape(verifierClients, params.n);
         }
+        uint8 rule = params.verifier.aggregation();
+        if (rule != params.aggregation) revert TaskEscrow__VerifierRule(rule, params.aggregation);
         uint256 escrow = uint256(params.maxEpochs) * params.feePerEpoch;
         if (msg.value != BASE_FEE + escrow) revert TaskEscrow__WrongPayment(msg.value, BASE_FEE + escrow);
         taskId = ++_taskCount;
