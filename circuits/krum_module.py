@@ -43,6 +43,7 @@ Why this formulation (rows per update element set the proving time):
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -77,6 +78,41 @@ def krum_selection(
     return scores, (key <= threshold).float()
 
 
+class RoundInputs(NamedTuple):
+    """A round's inputs, split, and what both rules compute from them first."""
+
+    tagged: tuple[torch.Tensor, ...]  # the n inputs as committed: update then slot tag
+    updates: list[torch.Tensor]
+    tags: list[torch.Tensor]
+    claimed_sum: torch.Tensor
+    gram: torch.Tensor  # [n, n]
+    norms: torch.Tensor  # [n], its diagonal
+    absent: torch.Tensor  # [n], 1 iff the slot's tag is 0 (it is 0 or i + 1)
+
+
+def round_inputs(inputs: tuple[torch.Tensor, ...], n: int) -> RoundInputs:
+    """Split the round's inputs; the updates' Gram matrix from its n(n+1)/2 distinct dot
+    products (it is symmetric), their norms, and the absent flags."""
+    tagged, claimed_sum = inputs[:n], inputs[n]
+    d = claimed_sum.shape[0]
+    updates, tags = [t[:d] for t in tagged], [t[d:] for t in tagged]
+    dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
+    gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
+    norms = torch.stack([dots[i, i] for i in range(n)])
+    absent = torch.cat([torch.relu(1 - tag) for tag in tags])
+    return RoundInputs(tagged, updates, tags, claimed_sum, gram, norms, absent)
+
+
+def tag_error(tags: list[torch.Tensor]) -> torch.Tensor:
+    """0 exactly when every slot's tag is i + 1 or 0 (a sum of squares of small integers)."""
+    return sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
+
+
+def clip_lookups(tagged: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """Every committed value looked up as v and as -v: both lie in the table exactly when |v| <= max_int."""
+    return sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
+
+
 class MultiKrumRound(torch.nn.Module):
     """Scores, Multi-Krum mask, the check of the claimed selected sum and of the slot tags, and
     the range check."""
@@ -89,25 +125,13 @@ class MultiKrumRound(torch.nn.Module):
         self.register_buffer("index", torch.arange(params.n, dtype=torch.float32))
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        n = self.params.n
-        tagged, claimed_sum = inputs[:n], inputs[n]
-        d = claimed_sum.shape[0]
-        updates, tags = [t[:d] for t in tagged], [t[d:] for t in tagged]
-        # The Gram matrix is symmetric: n(n+1)/2 dot products, not n^2.
-        dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
-        gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
-        norms = torch.stack([dots[i, i] for i in range(n)])
-        absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0 (it is 0 or i + 1)
-        distances = absent_aware_distances(gram, norms, absent, self.absent_distance)
+        x = round_inputs(inputs, self.params.n)
+        distances = absent_aware_distances(x.gram, x.norms, x.absent, self.absent_distance)
         scores, mask = krum_selection(distances, self.params, self.index)
-        total = sum(mask[i] * updates[i] for i in range(n))
-        tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
-        check_error = (((total - claimed_sum) ** 2).sum() + tag_error).reshape(1)
-        range_tag = (
-            sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged)
-            + torch.sigmoid(claimed_sum + self.sum_shift).sum()
-        ).reshape(1)
-        return torch.cat([scores, mask, absent, check_error, range_tag])
+        total = sum(mask[i] * update for i, update in enumerate(x.updates))
+        check_error = (((total - x.claimed_sum) ** 2).sum() + tag_error(x.tags)).reshape(1)
+        range_tag = (clip_lookups(x.tagged) + torch.sigmoid(x.claimed_sum + self.sum_shift).sum()).reshape(1)
+        return torch.cat([scores, mask, x.absent, check_error, range_tag])
 
 
 def input_names(n: int) -> list[str]:
@@ -125,9 +149,17 @@ def split_outputs(values: list[int], n: int) -> dict[str, list[int]]:
     }
 
 
-def export_onnx(params: KrumParams, d: int, absent_distance: int, max_int: int, path: Path) -> Path:
-    """Write the round's ONNX graph for ``n`` tagged updates of length ``d + 1`` to ``path``."""
-    module = MultiKrumRound(params, absent_distance, max_int).eval()
+def export_onnx(
+    params: KrumParams,
+    d: int,
+    absent_distance: int,
+    max_int: int,
+    path: Path,
+    round_module: type[torch.nn.Module] = MultiKrumRound,
+) -> Path:
+    """Write the round's ONNX graph for ``n`` tagged updates of length ``d + 1`` to ``path``:
+    ``round_module`` is this one, or another with its inputs and outputs (``nnm_module``'s)."""
+    module = round_module(params, absent_distance, max_int).eval()
     example = (*(torch.zeros(d + 1) for _ in range(params.n)), torch.zeros(d))
     torch.onnx.export(
         module,

@@ -26,12 +26,16 @@ exactly on integer inputs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
-from stakelearn.circuits.krum import KrumParams, mixed_absent_distance, slot_tag
-from stakelearn.circuits.krum_module import absent_aware_distances, input_names, krum_selection
+from stakelearn.circuits.krum import KrumParams, mixed_absent_distance
+from stakelearn.circuits.krum_module import (
+    absent_aware_distances,
+    clip_lookups,
+    krum_selection,
+    round_inputs,
+    tag_error,
+)
 
 
 class NnmMultiKrumRound(torch.nn.Module):
@@ -47,20 +51,14 @@ class NnmMultiKrumRound(torch.nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         params, n = self.params, self.params.n
-        tagged, claimed_sum = inputs[:n], inputs[n]
-        d = claimed_sum.shape[0]
-        updates, tags = [t[:d] for t in tagged], [t[d:] for t in tagged]
-        dots = {(i, j): torch.einsum("k,k->", updates[i], updates[j]) for i in range(n) for j in range(i, n)}
-        gram = torch.stack([torch.stack([dots[min(i, j), max(i, j)] for j in range(n)]) for i in range(n)])
-        norms = torch.stack([dots[i, i] for i in range(n)])
-        absent = torch.cat([torch.relu(1 - tag) for tag in tags])  # 1 iff the tag is 0 (it is 0 or i + 1)
-        plain = absent_aware_distances(gram, norms, absent, 0.0)
-        distances = plain + self.absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
+        x = round_inputs(inputs, n)
+        plain = absent_aware_distances(x.gram, x.norms, x.absent, 0.0)
+        distances = plain + self.absent_distance * (x.absent.unsqueeze(1) + x.absent.unsqueeze(0))
         scores = torch.topk(distances, params.neighbours + 1, dim=1, largest=False).values.sum(dim=1)
 
         key = distances * n + self.index.unsqueeze(0)
         kth = torch.topk(key, params.mixing, dim=1, largest=False).values.max(dim=1, keepdim=True).values
-        mixing = (key <= kth).to(gram.dtype)
+        mixing = (key <= kth).to(plain.dtype)
         rows = mixing @ plain
         spread = rows @ mixing.T  # P = W D W^T
         own = (rows * mixing).sum(dim=1)  # its diagonal
@@ -68,31 +66,12 @@ class NnmMultiKrumRound(torch.nn.Module):
             2 * spread
             - own.unsqueeze(1)
             - own.unsqueeze(0)
-            + self.mixed_absent_distance * (absent.unsqueeze(1) + absent.unsqueeze(0))
+            + self.mixed_absent_distance * (x.absent.unsqueeze(1) + x.absent.unsqueeze(0))
         )
         _, mask = krum_selection(mixed, params, self.index)
-        weights = mask.to(gram.dtype) @ mixing
+        weights = mask.to(plain.dtype) @ mixing
 
-        error = sum(weights[i] * updates[i] for i in range(n)) - claimed_sum
-        tag_error = sum(((tag * (tag - slot_tag(i))) ** 2).sum() for i, tag in enumerate(tags))
-        check_error = ((error**2).sum() + tag_error).reshape(1)
-        range_tag = (
-            sum(torch.sigmoid(x).sum() + torch.sigmoid(-x).sum() for x in tagged) + torch.sigmoid(error).sum()
-        ).reshape(1)
-        return torch.cat([scores, mask, absent, check_error, range_tag])
-
-
-def export_onnx(params: KrumParams, d: int, absent_distance: int, max_int: int, path: Path) -> Path:
-    """Write the NNM round's ONNX graph for ``n`` tagged updates of length ``d + 1`` to ``path``."""
-    module = NnmMultiKrumRound(params, absent_distance, max_int).eval()
-    example = (*(torch.zeros(d + 1) for _ in range(params.n)), torch.zeros(d))
-    torch.onnx.export(
-        module,
-        example,
-        str(path),
-        input_names=input_names(params.n),
-        output_names=["round"],
-        opset_version=17,
-        dynamo=False,
-    )
-    return path
+        error = sum(weights[i] * update for i, update in enumerate(x.updates)) - x.claimed_sum
+        check_error = ((error**2).sum() + tag_error(x.tags)).reshape(1)
+        range_tag = (clip_lookups(x.tagged) + torch.sigmoid(error).sum()).reshape(1)
+        return torch.cat([scores, mask, x.absent, check_error, range_tag])

@@ -147,8 +147,8 @@ class RoundCircuit:
         return [(-self.max_int, self.max_int)] * self.n + [(-self.bound, self.bound)]
 
     def export(self, path: Path) -> Path:
-        module = nnm_module if self.params.mixes else krum_module
-        return module.export_onnx(self.params, self.d, self.absent_distance, self.max_int, path)
+        module = nnm_module.NnmMultiKrumRound if self.params.mixes else krum_module.MultiKrumRound
+        return krum_module.export_onnx(self.params, self.d, self.absent_distance, self.max_int, path, module)
 
     def calibration_input(self) -> dict:
         """Extreme values, and the most slots absent a round allows: calibration sizes for the worst case."""

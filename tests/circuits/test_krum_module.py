@@ -8,6 +8,7 @@ import torch
 
 from stakelearn.circuits.krum import KrumParams, absent_distance, krum_round, tagged_inputs
 from stakelearn.circuits.krum_module import MultiKrumRound, split_outputs
+from stakelearn.circuits.nnm_module import NnmMultiKrumRound
 from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import RoundCircuit, input_json, model_dir
@@ -20,17 +21,21 @@ def absent_last(n: int, count: int) -> np.ndarray:
     return np.arange(n) >= n - count
 
 
+ROUND_MODULES = {"multikrum": MultiKrumRound, "nnm-multikrum": NnmMultiKrumRound}
+
+
 @pytest.mark.parametrize("n, f, m, d", SHAPES)
 @pytest.mark.parametrize("absent", [0, 1])
-def test_torch_module_matches_reference(n, f, m, d, absent):
-    params = KrumParams(n=n, f=f, m=m)
+@pytest.mark.parametrize("rule", list(ROUND_MODULES))
+def test_torch_module_matches_reference(n, f, m, d, absent, rule):
+    params = KrumParams(n=n, f=f, m=m, rule=rule)
     x = np.random.default_rng(n * d).integers(-128, 129, size=(n, d))
     gone = absent_last(n, min(absent, params.allowed_absent))
     x[gone] = 0
     big = absent_distance(params, d, 128)
     reference = krum_round(x, params, gone, big)
     inputs = [torch.tensor(row, dtype=torch.float64) for row in [*tagged_inputs(x, gone), reference.total]]
-    out = MultiKrumRound(params, big, 128).double()(*inputs).numpy().astype(np.int64).tolist()
+    out = ROUND_MODULES[rule](params, big, 128).double()(*inputs).numpy().astype(np.int64).tolist()
     parts = split_outputs(out, n)
     assert parts["scores"] == reference.scores.tolist()
     assert parts["mask"] == reference.mask.astype(int).tolist()
