@@ -410,7 +410,7 @@ def build_summary(
             "n": circuit.n,
             "f": circuit.f,
             "m": circuit.m,
-            "aggregation": circuit.rule,
+            "aggregation": config.aggregation,
             "d": config.dimension,
             "chunk": config.chunk,
             "logrows": prepared.logrows,

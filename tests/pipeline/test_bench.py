@@ -26,7 +26,9 @@ def test_bench_quick_measures_every_point(tmp_path):
     assert naive[0]["rows"] > rounds[0]["rows"]  # the baseline is the costlier formulation
     (mixed,) = [row for row in results["points"] if row["variant"] == "nnm"]
     (plain,) = [row for row in rounds if (row["n"], row["d"]) == (mixed["n"], mixed["d"])]
-    assert plain["rows"] < mixed["rows"] <= 1.2 * plain["rows"]  # NNM costs little beyond Multi-Krum
+    # at this tiny point the n^3 mixing is a large share; at n = 16, d = 1,024 it is 1.14x
+    # (tests/circuits/test_nnm_module.py::test_nnm_costs_at_most_1_2x_the_rows_at_the_reference_point)
+    assert plain["rows"] < mixed["rows"] and mixed["round_gas"] == pytest.approx(plain["round_gas"], rel=0.01)
     assert "NNM + Multi-Krum / Multi-Krum rows" in (out / "results.md").read_text()
     (accuracy,) = [row for row in results["points"] if row["variant"] == "accuracy"]
     assert (
