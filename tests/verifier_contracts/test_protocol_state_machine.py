@@ -21,7 +21,7 @@ from stakelearn.prover.circuit import prepare
 
 from .world import ETHER, make_world
 
-KEPT = (0, 2, 3)  # the session round keeps clients 0, 2, 3 and flags 1 and 4, every epoch
+PAID = (0, 1, 2, 3)  # the session round flags client 4 alone, every epoch: the others are paid
 
 
 @pytest.mark.slow  # 71 s; tests/verifier_contracts/test_protocol.py checks each function's accounting in CI
@@ -121,8 +121,8 @@ def test_protocol_accounting_state_machine(small_circuit, proven_round, small_ac
             escrow = task["epochs"] * task["fee"]
             rewarded = 0
             if task["run"]:
-                for i in KEPT:
-                    share = escrow * task["run"] // (len(KEPT) * task["run"])
+                for i in PAID:
+                    share = escrow * task["run"] // (len(PAID) * task["run"])
                     address = world.clients[i].address
                     self.owed[address] = self.owed.get(address, 0) + share
                     rewarded += share
