@@ -25,8 +25,9 @@ A task aggregates by one of two rules (:data:`RULES`), recorded on chain when it
   matrix is ``W G W^T`` and costs nothing per coordinate. Multi-Krum then selects ``m`` mixed
   updates by their distances doubled (:func:`mixed_distances`), and the proven aggregate is
   ``sum_j c_j x_j`` with the integer weights ``c = mask^T W``: ``m (n - f)`` times the mean of
-  the selected mixed updates (sums, not means, keep every number an integer). The raw Krum scores, of the committed updates, are
-  what the chain flags on: mixing pulls an outlier towards the honest, by design.
+  the selected mixed updates (sums, not means, keep every number an integer). The raw Krum
+  scores, of the committed updates, are what the chain flags on: mixing pulls an outlier
+  towards the honest, by design.
 """
 
 from __future__ import annotations
@@ -197,11 +198,12 @@ def krum_round(
             f"min(f, n - m - f) = {params.allowed_absent}"
         )
     distances = pairwise_sq_distances(x)
-    scores = distance_scores(distances, params.f, absent, absent_distance)
+    raised = with_absence(distances, absent, absent_distance)  # what both scores and mixing read
+    scores = distance_scores(raised, params.f)
     if not params.mixes:
         mask = multikrum_select(scores, params.m)
         return KrumRound(scores=scores, mask=mask, total=selected_sum(x, mask), weights=mask.astype(np.int64))
-    mixing = nearest_neighbours(with_absence(distances, absent, absent_distance), params.mixing)
+    mixing = nearest_neighbours(raised, params.mixing)
     mixed = mixed_distances(distances, mixing)
     mixed_scores = distance_scores(mixed, params.f, absent, mixed_absent_distance(absent_distance, params))
     mask = multikrum_select(mixed_scores, params.m)
