@@ -55,6 +55,9 @@ CRAFTED = ("alie", "ipm", "alie_opt", "ipm_opt")  # NNM's damage at most half of
 NOISE_POINTS = 2.0  # a drop below this is within the seeds' spread: nothing to halve
 
 SHORT_RULE = {MULTIKRUM: "MK", NNM_MULTIKRUM: "NNM"}
+# A flag on the movement (distance to the global model) tried for each side: moved too far, too little.
+MOVEMENT_SIDES = ("over", "under")
+MOVED_LITTLE = ("free_rider", "ipm")  # the attacks a too-little flag would be for
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,7 @@ class RunResult:
     accuracy: list[float]  # after each epoch
     weights: np.ndarray  # [epochs, n] int, each committed update's weight in the aggregate (of KrumParams.weight)
     scores: np.ndarray  # [epochs, n] int, the raw Krum scores the chain flags on
+    movement: np.ndarray  # [epochs, n] int, see :func:`movement`: a statistic tried, not flagged on
     flags: np.ndarray  # [epochs, n] bool
     slashes: np.ndarray  # [epochs, n] bool
     attackers: list[int]
@@ -98,7 +102,7 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
     """Run ``config``'s task epoch by epoch, exactly as the proven pipeline does, without proofs."""
     federation = make_federation(config)
     model = initial_parameters(config.hidden, config.seed)
-    accuracies, weights, scores = [], [], []
+    accuracies, weights, scores, moved = [], [], [], []
     with one_torch_thread():
         for epoch in range(1, config.epochs + 1):  # numbered as on chain: same seeds as the demo
             models = client_models(federation, model, epoch)
@@ -106,13 +110,28 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
             round_ = krum_round(quantized, config.krum)
             weights.append(round_.weights)
             scores.append(round_.scores)
+            moved.append(movement(quantized, quantize(model, config.fixed_point)))
             model = next_global(round_.total, config.krum.weight, config.fixed_point)
             accuracies.append(accuracy(model, federation.test, config.hidden))
     scores = np.array(scores, dtype=np.int64)
     flags, slashes = replay(scores, policy, config.byzantine)
     return RunResult(
-        accuracies, np.array(weights, dtype=np.int64), scores, flags, slashes, config.attacker_ids, config.byzantine
+        accuracies,
+        np.array(weights, dtype=np.int64),
+        scores,
+        np.array(moved, dtype=np.int64),
+        flags,
+        slashes,
+        config.attacker_ids,
+        config.byzantine,
     )
+
+
+def movement(models: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """Each quantized model's squared distance to the quantized global model it trained from: how
+    far its client moved. A per-client statistic a circuit could prove next (with the previous
+    aggregate as an input), measured here against the same targets as the Krum scores."""
+    return ((models.astype(np.int64) - start.astype(np.int64)) ** 2).sum(axis=1)
 
 
 # The slashing rule, replayed on a run's [epochs, n] raw Krum scores.
@@ -128,6 +147,14 @@ def outlier_ratios(scores: np.ndarray, f: int) -> np.ndarray:
     """Each raw score over its epoch's reference score: what ``outlier_bps / 10000`` is compared with."""
     references = np.array([max(reference_score(row, f), 1) for row in scores], dtype=float)
     return np.asarray(scores, dtype=float) / references[:, None]
+
+
+def shortfall_ratios(values: np.ndarray, f: int) -> np.ndarray:
+    """The low-side twin of :func:`outlier_ratios`: the epoch's (f + 1)-th smallest value (which up
+    to f attackers below the honest cannot move out of their range) over each value, so that a
+    value far below the honest ones gives a high ratio."""
+    references = np.sort(np.asarray(values, dtype=float), axis=1)[:, f]
+    return references[:, None] / np.maximum(np.asarray(values, dtype=float), 1.0)
 
 
 def slash_ratios(ratios: np.ndarray, policy: SlashingPolicy) -> np.ndarray:
@@ -162,8 +189,7 @@ def run_figures(result: RunResult, clean: RunResult, policy: SlashingPolicy) -> 
     honest = [c for c in range(result.scores.shape[1]) if c not in attackers]
     flags, slashes = replay(result.scores, policy, result.byzantine)
     ratios = outlier_ratios(result.scores, result.byzantine)
-    critical = slash_ratios(ratios, policy)
-    early = slash_ratios(ratios[:DETECTION_EPOCHS], policy)
+    limits = slash_limits(ratios, honest, attackers, policy)
     return {
         "final_accuracy": round(result.final_accuracy, 4),
         "clean_accuracy": round(clean.final_accuracy, 4),
@@ -174,11 +200,35 @@ def run_figures(result: RunResult, clean: RunResult, policy: SlashingPolicy) -> 
         "epochs_to_slash": epochs_to_slash(slashes, attackers),
         "attacker_weight": attacker_weight(result.weights, attackers),
         "max_honest_ratio": round(float(ratios[:, honest].max()), 3),
-        "honest_slash_ratio": round(float(critical[honest].max()), 3),
-        "attacker_slash_ratio": round(float(critical[attackers].min()), 3) if attackers else None,
-        # the same within the first epochs: below it, every attacker is slashed in time
-        "attacker_slash_ratio_early": round(float(early[attackers].min()), 3) if attackers else None,
+        # below these thresholds some honest client is slashed, and every attacker (ever, in time)
+        "honest_slash_ratio": limits["honest"],
+        "attacker_slash_ratio": limits["attackers"],
+        "attacker_slash_ratio_early": limits["attackers_early"],
+        # the same limits for a flag on the movement, too far (over the reference) or too little
+        **{
+            f"movement_{side}_{key}": value
+            for side, side_ratios in zip(
+                MOVEMENT_SIDES,
+                (
+                    outlier_ratios(result.movement, result.byzantine),
+                    shortfall_ratios(result.movement, result.byzantine),
+                ),
+            )
+            for key, value in slash_limits(side_ratios, honest, attackers, policy).items()
+        },
         "accuracy_per_epoch": [round(a, 4) for a in result.accuracy],
+    }
+
+
+def slash_limits(ratios: np.ndarray, honest: list[int], attackers: list[int], policy: SlashingPolicy) -> dict:
+    """For a flag on ``ratios`` over a threshold: the highest threshold that slashes an honest
+    client, and the highest that slashes every attacker (at some epoch, and in time)."""
+    critical = slash_ratios(ratios, policy)
+    early = slash_ratios(ratios[:DETECTION_EPOCHS], policy)
+    return {
+        "honest": round(float(critical[honest].max()), 3),
+        "attackers": round(float(critical[attackers].min()), 3) if attackers else None,
+        "attackers_early": round(float(early[attackers].min()), 3) if attackers else None,
     }
 
 
@@ -299,8 +349,19 @@ def cell_row(cell: Cell, clients: int, seeds: tuple[int, ...], runs: list[dict])
         "honest_slash_ratio": max(run["honest_slash_ratio"] for run in runs),
         "attacker_slash_ratio": min(run["attacker_slash_ratio"] for run in runs) if attackers else None,
         "attacker_slash_ratio_early": min(run["attacker_slash_ratio_early"] for run in runs) if attackers else None,
+        **movement_limits(runs, attackers),
         "per_seed": [{"seed": seed, **run} for seed, run in zip(seeds, runs)],
     }
+
+
+def movement_limits(runs: list[dict], attackers: int) -> dict:
+    """The movement flags' limits over a cell's seeds: its worst honest client, its least caught attacker."""
+    limits = {}
+    for side in MOVEMENT_SIDES:
+        limits[f"movement_{side}_honest"] = max(run[f"movement_{side}_honest"] for run in runs)
+        for key in ("attackers", "attackers_early"):
+            limits[f"movement_{side}_{key}"] = min(run[f"movement_{side}_{key}"] for run in runs) if attackers else None
+    return limits
 
 
 def summarize(results: dict[tuple[Cell, int], RunResult], seeds: tuple[int, ...], policy: SlashingPolicy) -> list[dict]:
@@ -458,6 +519,12 @@ def attack_table(rows: list[dict]) -> str:
     return markdown_table(header, body)
 
 
+def _lowest(cells: list[dict], attack: str, keys: tuple[str, str]) -> str:
+    """The lowest value of each key over ``attack``'s cells ("ever / in time"); – if none."""
+    attacked = [row for row in cells if row["attack"] == attack]
+    return " / ".join(f"{min(row[key] for row in attacked):.2f}" for key in keys) if attacked else "–"
+
+
 def ratio_table(rows: list[dict]) -> str:
     """The evidence behind the rule, per split and f (worst run of either rule), as multiples of
     the reference score: the highest threshold under which some honest client is slashed, against,
@@ -472,19 +539,34 @@ def ratio_table(rows: list[dict]) -> str:
             line = [data, str(f), f"{max(row['max_honest_ratio'] for row in cells):.2f}"]
             line.append(f"{max(row['honest_slash_ratio'] for row in cells):.2f}")
             for attack in detected:
-                attacked = [row for row in cells if row["attack"] == attack]
-                line.append(
-                    " / ".join(
-                        f"{min(row[key] for row in attacked):.2f}"
-                        for key in ("attacker_slash_ratio", "attacker_slash_ratio_early")
-                    )
-                    if attacked
-                    else "–"
-                )
+                line.append(_lowest(cells, attack, ("attacker_slash_ratio", "attacker_slash_ratio_early")))
             body.append(line)
     return markdown_table(
         ["split", "f", "max honest score / reference", "honest: slashed below"]
         + [f"{attack}: all slashed below (ever / by epoch {DETECTION_EPOCHS})" for attack in detected],
+        body,
+    )
+
+
+def movement_table(rows: list[dict]) -> str:
+    """The same evidence for flags on the movement (:func:`movement`): moved over a threshold times
+    the reference (the (p - f)-th smallest), or under the (f + 1)-th smallest over a threshold."""
+    by = _index(rows)
+    attacks = _in_order(rows, "attack")
+    columns = [("over", a) for a in DETECTED if a in attacks] + [("under", a) for a in MOVED_LITTLE if a in attacks]
+    body = []
+    for data in _in_order(rows, "data"):
+        for f in _in_order(rows, "f"):
+            cells = [row for key, row in by.items() if key[0] == data and key[2] == f]
+            line = [data, str(f)]
+            for side in MOVEMENT_SIDES:
+                line.append(f"{max(row[f'movement_{side}_honest'] for row in cells):.2f}")
+            for side, attack in columns:
+                line.append(_lowest(cells, attack, (f"movement_{side}_attackers", f"movement_{side}_attackers_early")))
+            body.append(line)
+    return markdown_table(
+        ["split", "f", "honest: slashed below (too far)", "honest: slashed below (too little)"]
+        + [f"{attack} ({'too far' if side == 'over' else 'too little'})" for side, attack in columns],
         body,
     )
 
@@ -562,6 +644,7 @@ def findings(rows: list[dict], swept: list[dict], chosen: int | None, policy: Sl
             + ", ".join(f"{a} {'never' if e is None else e}" for a, e in epochs.items())
             + ")."
         )
+    lines.append(movement_finding(rows))
     lines.append(
         "- The sweep's choice on this grid: "
         + (
@@ -572,6 +655,39 @@ def findings(rows: list[dict], swept: list[dict], chosen: int | None, policy: Sl
         + ("" if chosen == policy.outlier_bps else f" The policy in force (above) is {_times(policy.outlier_bps)}.")
     )
     return lines
+
+
+def movement_finding(rows: list[dict]) -> str:
+    """Whether a threshold on the movement meets the targets the Krum scores miss, slashing no
+    honest client anywhere: the IID attacks caught in time (moved too far), the free riders at
+    the target split caught at all (too little)."""
+    parts = []
+    for side, data, attacks, key, when in (
+        ("over", "iid", DETECTED, "attackers_early", f"by epoch {DETECTION_EPOCHS}"),
+        ("under", f"α={TARGET_ALPHA:g}", MOVED_LITTLE[:1], "attackers", "ever"),
+    ):
+        # per attack and f: the threshold below which every attacker of either rule is slashed
+        needed: dict[str, float] = {}
+        for row in rows:
+            if row["data"] == data and row["attack"] in attacks and row["attackers"]:
+                name = f"{row['attack']} f={row['f']}"
+                needed[name] = min(needed.get(name, np.inf), row[f"movement_{side}_{key}"])
+        if not needed:
+            continue
+        honest = max(rows, key=lambda row: row[f"movement_{side}_honest"])
+        safe = honest[f"movement_{side}_honest"]  # a threshold at or above it slashes no honest client
+        caught = [name for name, limit in needed.items() if limit > safe]
+        parts.append(
+            f"moved too {'far' if side == 'over' else 'little'}, an honest client reaches {safe:.2f}× "
+            f"({honest['data']} f={honest['f']}), where {data} "
+            + ", ".join(f"{name} needs below {limit:.2f}×" for name, limit in needed.items())
+            + f" to be slashed {when}: a safe threshold catches "
+            + (", ".join(caught) if caught else "none of them")
+        )
+    return (
+        "- **A second statistic, tried: how far each client moved from the global model** (a proof could "
+        "take the previous aggregate as an input; see the movement table). It overlaps too: " + "; ".join(parts) + "."
+    )
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -673,7 +789,7 @@ def run_robustness(
         + ", ".join(f"{SHORT_RULE.get(a, a)} = {a}" for a in aggregations)
         + ". Flag: a raw Krum score above "
         f"{_times(policy.outlier_bps)} the epoch's reference score (the (p − f)-th smallest of the p present "
-        "clients' scores); slash: flagged in {policy.threshold} of the "
+        f"clients' scores); slash: flagged in {policy.threshold} of the "
         f"last {policy.window} epochs. Drop: the clean run's final accuracy minus the attacked run's (same split, "
         f"rule, f and seed), in points, mean ± std over seeds; attackers slashed: share of attackers slashed at least "
         f"once; epochs to slash all: the epoch by which every attacker of every seed was; attackers' weight: their "
@@ -702,6 +818,14 @@ def run_robustness(
         "of this family works where the honest column is below the attack columns.",
         "",
         ratio_table(rows),
+        "",
+        "The same evidence for a flag on how far each client moved from the global model it trained from "
+        "(the squared distance between the quantized models), the statistic a proof could add next: too far over "
+        "the (p − f)-th smallest movement, or too little, the (f + 1)-th smallest over the movement. Each column: "
+        "the threshold below which some honest client is slashed, or every attacker is (ever / by epoch "
+        f"{DETECTION_EPOCHS}).",
+        "",
+        movement_table(rows),
         "",
         "## Clean runs (final accuracy, mean ± std over seeds)",
         "",

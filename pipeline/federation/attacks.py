@@ -79,7 +79,9 @@ def label_flip(view: AttackView) -> np.ndarray:
 
 
 def free_rider(view: AttackView) -> np.ndarray:
-    return np.zeros_like(view.own)  # sends its copy of the global model back, untrained
+    # Sends its copy of the global model back, untrained: jittered, or the free riders would all
+    # send one vector, and their exact copy of the global model would give them away.
+    return _jitter(view)
 
 
 def alie_z(clients: int, attackers: int) -> float:

@@ -36,7 +36,7 @@ from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
 from stakelearn.pipeline.flower.task import ProvenTask
-from stakelearn.pipeline.node.aggregator import CHUNKS_PER_TRANSACTION, folder_round_args, stage_round_chunks
+from stakelearn.pipeline.node.aggregator import send_round
 from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.chunked_round import prove_chunked_round
@@ -212,22 +212,15 @@ class ProvenMultiKrum(MultiKrum):
     def submit(self, epoch: int, folder: Path) -> dict:
         """Stage a chunked round's chunk proofs, submit the round; what the chain decided."""
         task, n = self.task, self.task.prepared.circuit.params.n
-        staging = []
-        if isinstance(task.prepared.circuit, ChunkCircuit):
-            staging = stage_round_chunks(
-                task.protocol, self.account, task.task_id, epoch, folder, CHUNKS_PER_TRANSACTION
-            )
         # The folder was verified when proven here (as the demo's aggregator does, not submit_round's re-check).
-        previous = task.protocol.task(task.task_id).global_model
-        arguments = folder_round_args(folder, task.task_id, epoch, previous)
-        receipt = task.protocol.execute(self.account, "submitRound", arguments)
+        receipt, staging_gas = send_round(task.protocol, self.account, task.task_id, epoch, folder)
         (event,) = task.protocol.events_in(receipt, "RoundSubmitted")
         slashed, clients = task.protocol.events_in(receipt, "ClientSlashed"), task.clients()
         return {
             "selected": slots(event["args"]["selectedMask"], n),
             "flagged": slots(event["args"]["flaggedMask"], n),
             "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed),
-            "gas": receipt["gasUsed"] + sum(staging),
+            "gas": receipt["gasUsed"] + staging_gas,
         }
 
 

@@ -72,20 +72,44 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
     return round_args(task_id, epoch, previous_model, commitments, signatures, proof, vka)
 
 
+CHUNKS_PER_TRANSACTION = 4  # a chunk proof costs about 2 M gas: four fit a 30 M block with room
+
+
 def submit_round(
-    protocol: Protocol, account, task_id: int, epoch: int, folder: Path, chunks_per_transaction: int = 4
+    protocol: Protocol,
+    account,
+    task_id: int,
+    epoch: int,
+    folder: Path,
+    chunks_per_transaction: int = CHUNKS_PER_TRANSACTION,
 ) -> dict:
     """``stakelearn submit``: send a proven round folder; return the receipt. The folder may come
     from anywhere, so it is verified before anything is sent (the aggregator's own folders were
     verified when proven). A chunked round's chunk proofs are staged first, at most
     ``chunks_per_transaction`` per transaction, resuming after those the chain already holds."""
-    if is_chunked_round(folder):
-        verify_chunked_round(folder)
+    verify_chunked_round(folder) if is_chunked_round(folder) else verify_round(folder)
+    receipt, _ = send_round(protocol, account, task_id, epoch, folder, chunks_per_transaction)
+    return receipt
+
+
+def send_round(
+    protocol: Protocol,
+    account,
+    task_id: int,
+    epoch: int,
+    folder: Path,
+    chunks_per_transaction: int = CHUNKS_PER_TRANSACTION,
+) -> tuple[dict, int]:
+    """Send a verified round folder: a chunked round's chunk proofs first (resuming after those
+    the chain already holds), then ``submitRound`` over the chain's current global model. The
+    receipt, and the gas of the staging transactions."""
+    staging = (
         stage_round_chunks(protocol, account, task_id, epoch, folder, chunks_per_transaction)
-    else:
-        verify_round(folder)
+        if is_chunked_round(folder)
+        else []
+    )
     previous = protocol.task(task_id).global_model
-    return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous))
+    return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous)), sum(staging)
 
 
 def stage_round_chunks(
@@ -104,9 +128,6 @@ def stage_round_chunks(
 
     session = round_session(task_id, epoch)
     return stage_chunks(protocol.chain, account, verifier, session, calls, chunk.vka, per_transaction, say)
-
-
-CHUNKS_PER_TRANSACTION = 4  # a chunk proof costs about 2 M gas: four fit a 30 M block with room
 
 
 def proving_seconds(stats: dict, chunked: bool) -> float | None:
@@ -227,14 +248,7 @@ class Aggregator:
                     f"the store at epoch {epoch}; they belong to different runs"
                 )
             round_dir = self.store.resolve(self.store.epoch(epoch)["round_dir"])
-            if is_chunked_round(round_dir):  # resumes after the chunk proofs the chain already holds
-                staging = stage_round_chunks(
-                    self.protocol, self.account, self.task_id, epoch, round_dir, CHUNKS_PER_TRANSACTION
-                )
-                staging_gas = sum(staging)
-            self.protocol.execute(
-                self.account, "submitRound", folder_round_args(round_dir, self.task_id, epoch, state.global_model)
-            )
+            _, staging_gas = send_round(self.protocol, self.account, self.task_id, epoch, round_dir)
             landed = self._round_event(epoch)
         event, receipt = landed
         slashed = self.protocol.events_in(receipt, "ClientSlashed")

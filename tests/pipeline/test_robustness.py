@@ -12,8 +12,10 @@ from stakelearn.pipeline.apps.robustness import (
     CLEAN,
     choose_outlier_bps,
     epochs_to_slash,
+    movement,
     replay,
     run_robustness,
+    shortfall_ratios,
     simulate,
     slash_ratios,
 )
@@ -56,6 +58,25 @@ def test_simulate_clean_nnm_run_slashes_nobody():
     result = simulate(config, SlashingPolicy())
     assert result.attackers == [] and not result.slashes.any()
     assert (result.weights.sum(axis=1) == config.krum.weight).all()  # m (n - f) with mixing
+
+
+def test_free_riders_move_a_jitter_away_from_the_global_model():
+    config = TaskConfig(clients=16, byzantine=3, attackers=3, attack="free_rider", epochs=2, split="iid")
+    result = simulate(config, SlashingPolicy())
+    assert result.movement.shape == (2, 16)
+    riders, honest = result.movement[:, 13:], result.movement[:, :13]
+    assert 0 < riders.max() < honest.min() / 10  # not the global model itself, and far closer to it
+
+
+def test_movement_is_the_squared_distance_to_the_start():
+    start = np.array([1, -2, 3])
+    assert movement(np.array([[1, -2, 3], [2, 0, 3]]), start).tolist() == [0, 5]
+
+
+def test_shortfall_ratios_compare_the_f_plus_first_smallest_with_each_value():
+    # f = 1: the reference is the 2nd smallest, 40; a value of 0 counts as 1
+    ratios = shortfall_ratios(np.array([[0, 40, 80, 50]]), 1)
+    assert ratios.tolist() == [[40.0, 1.0, 0.5, 0.8]]
 
 
 def test_replay_flags_and_slashes_from_the_scores():
@@ -116,6 +137,8 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
     assert saved["settings"]["runs"] == 2 * len(rows)
     report = (tmp_path / "robustness.md").read_text()
     assert "| iid | 3 | sign_flip |" in report and "## The slashing rule: the sweep" in report
+    assert "honest: slashed below (too little)" in report and "how far each client moved" in report
+    assert "{policy" not in report  # every placeholder filled
     assert (tmp_path / "robustness.png").stat().st_size > 0
     assert capsys.readouterr().err.count("robustness: [") == 2 * len(rows)  # one progress line per run
 
