@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from eth_utils import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import MultiKrum
@@ -31,6 +32,7 @@ from flwr.serverapp.strategy.multikrum import select_multikrum
 from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.models.quantize import quantize
+from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
@@ -38,9 +40,12 @@ from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
 from stakelearn.pipeline.flower.task import ProvenTask
 from stakelearn.pipeline.node.aggregator import send_round
 from stakelearn.pipeline.node.client import update_commitment
+from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.round import prove_round
+
+AGGREGATE = "aggregate-epoch-{epoch:03d}.npy"  # in the work folder: a proven round's aggregate, to resume from
 
 
 def say(message: str) -> None:
@@ -139,6 +144,30 @@ class ProvenMultiKrum(MultiKrum):
         self.rounds: list[dict] = []  # one record per round, as its metrics report it
         self.aggregate: np.ndarray | None = None  # the last proven round's sum over the selected
 
+    def start_model(self, initial: np.ndarray) -> np.ndarray:
+        """The global model to start from: ``initial`` before the task's first round; after it,
+        the proven mean of the chain's last round, from the aggregate saved in ``work`` when that
+        round was proven and checked against the chain's commitment. A restarted ServerApp
+        resumes its task so (its clients refuse any model the chain does not record)."""
+        task, state = self.task, self.task.protocol.task(self.task.task_id)
+        if state.epochs_run == 0:
+            return initial
+        path = self.work / AGGREGATE.format(epoch=state.epochs_run)
+        try:
+            aggregate = np.load(path)
+        except (OSError, ValueError) as error:
+            raise InputError(
+                f"task {task.task_id} is at epoch {state.epochs_run} and {path} is missing or unreadable: "
+                "start the server with the work folder its rounds were proven in"
+            ) from error
+        if keccak(aggregate_commitment(aggregate, task.prepared)) != state.global_model:
+            raise InputError(
+                f"{path} is not the aggregate task {task.task_id}'s chain records for epoch {state.epochs_run}: "
+                "start the server with the work folder its rounds were proven in"
+            )
+        self.aggregate = aggregate
+        return next_global(aggregate, task.prepared.circuit.params.weight, task.fixed_point)
+
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         config[EPOCH] = self.task.open_epoch()  # the clients check it against the chain
         self.layout = layout_of(arrays)
@@ -175,6 +204,7 @@ class ProvenMultiKrum(MultiKrum):
         folder, proving = self.work / f"epoch-{epoch:03d}-round-{server_round:03d}", time.perf_counter()
         self.prove(epoch, updates, absent, accepted, clients, folder)
         record["prove-seconds"] = time.perf_counter() - proving
+        save_array(self.work / AGGREGATE.format(epoch=epoch), reference.total)  # before it lands: see start_model
         submitting = time.perf_counter()
         record.update(self.submit(epoch, folder))
         record["submit-seconds"] = time.perf_counter() - submitting

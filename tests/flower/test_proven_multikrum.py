@@ -94,6 +94,29 @@ def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, sm
         check_global_model(task, from_vector(other, layout_of(arrays)))
 
 
+def test_a_restarted_server_resumes_from_the_model_the_chain_records(world, task, small_updates, tmp_path):
+    initial = np.zeros(16)
+    assert strategy_for(task, world, tmp_path).start_model(initial) is initial  # no round yet
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    arrays, _ = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
+
+    restarted = strategy_for(task, world, tmp_path)  # a new ServerApp on the same work folder
+    resumed = restarted.start_model(initial)
+    assert np.array_equal(resumed, to_vector(arrays))
+    assert np.array_equal(restarted.aggregate, krum_round(small_updates, task.prepared.circuit.params).total)
+    check_global_model(task, from_vector(resumed, layout_of(arrays)))  # what its clients will train on
+
+    saved = tmp_path / "rounds" / "aggregate-epoch-001.npy"
+    tampered = np.load(saved)
+    tampered[0] += 1
+    np.save(saved, tampered)
+    with pytest.raises(InputError, match="is not the aggregate task .* records for epoch 1"):
+        restarted.start_model(initial)
+    saved.unlink()
+    with pytest.raises(InputError, match="missing or unreadable: start the server with the work folder"):
+        restarted.start_model(initial)
+
+
 def test_an_nnm_task_returns_the_proven_mixed_mean(
     small_circuit, proven_round, small_accuracy, small_updates, tmp_path
 ):

@@ -44,6 +44,7 @@ def main(grid: Grid, context: Context) -> None:
             num_nodes_to_select=k.m,
             ray_address=str(settings["ray-address"]) or None,
         )
+        initial = strategy.start_model(initial)  # after a restart, the task's current model
     else:
         quorum = k.n - k.allowed_absent
         strategy = MultiKrum(
