@@ -18,12 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from eth_account import Account
-from eth_utils import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import dequantize, quantize
-from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
 from stakelearn.pipeline.node.client import update_commitment
@@ -60,7 +58,7 @@ def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> None:
         recorded = model_hash(vector) == task.protocol.task_params(task.task_id).initial_model
     else:
         aggregate = np.rint(vector * task.prepared.circuit.params.weight * 2.0**task.fixed_point.scale_bits)
-        recorded = keccak(aggregate_commitment(aggregate.astype(np.int64), task.prepared)) == state.global_model
+        recorded = task.model_of(aggregate) == state.global_model
     if not recorded:
         raise InputError(
             f"the server sent a global model that task {task.task_id}'s chain does not record: not training"

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from eth_utils import keccak
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import MultiKrum
@@ -32,7 +31,6 @@ from flwr.serverapp.strategy.multikrum import select_multikrum
 from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.models.quantize import quantize
-from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
@@ -160,7 +158,7 @@ class ProvenMultiKrum(MultiKrum):
                 f"task {task.task_id} is at epoch {state.epochs_run} and {path} is missing or unreadable: "
                 "start the server with the work folder its rounds were proven in"
             ) from error
-        if keccak(aggregate_commitment(aggregate, task.prepared)) != state.global_model:
+        if task.model_of(aggregate) != state.global_model:
             raise InputError(
                 f"{path} is not the aggregate task {task.task_id}'s chain records for epoch {state.epochs_run}: "
                 "start the server with the work folder its rounds were proven in"

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from eth_utils import keccak
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.apps.demo import PROTOCOL, evaluate
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
@@ -40,6 +42,11 @@ class ProvenTask:
         if state.status != TaskStatus.ACTIVE:
             raise InputError(f"task {self.task_id} is {state.status.name.lower()}, not active: it takes no round")
         return state.epochs_run + 1
+
+    def model_of(self, aggregate: np.ndarray) -> bytes:
+        """What the chain records as the global model a round with this aggregate leaves: the hash
+        of the aggregate's commitment (of its chunks' chain, for a task proven in chunks)."""
+        return keccak(aggregate_commitment(np.asarray(aggregate).astype(np.int64), self.prepared))
 
 
 def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: Chain | None = None) -> ProvenTask:
