@@ -5,6 +5,9 @@ circuits/<digest>/keys-<srs>/   its proving and verifying keys for one SRS
 srs/                            SRS files, one per logrows (minutes to make at large k)
 shipped/<digest>/               a chunk circuit's files a Ray driver shipped to this node
 .<name>.tmp-*                   what an interrupted build or set-up left behind
+
+Every folder entry holds entry.sha256, the digests of its files as its builder published them
+(prover.publish: two processes building one entry at once both use the first one published).
 """
 
 from __future__ import annotations

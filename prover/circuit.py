@@ -8,8 +8,9 @@ every epoch of the same shape:
     $STAKELEARN_HOME/circuits/<digest>/            network.onnx settings.json model.compiled
     $STAKELEARN_HOME/circuits/<digest>/keys-<srs>/ pk.key vk.key vka.bytes
 
-Each folder is built in a temporary folder and renamed into place, so an interrupted setup
-leaves nothing half-written.
+Each folder is built in a temporary folder and renamed into place (prover.publish), so an
+interrupted setup leaves nothing half-written, and a process that finds another's finished
+folder in place uses it (its digests checked).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from stakelearn.circuits.krum import (
     value_bound,
 )
 from stakelearn.errors import InputError
-from stakelearn.files import atomic_dir, write_json_atomic
+from stakelearn.files import write_json_atomic
 from stakelearn.prover import steps
 from stakelearn.prover.isolate import StepStats, run_isolated
+from stakelearn.prover.publish import publishing
 from stakelearn.prover.srs import Srs, resolve_srs, stakelearn_home
 
 
@@ -299,7 +301,7 @@ def model_dir(circuit, stats: dict[str, StepStats] | None = None) -> Path:
     """The circuit's compiled model and settings, built on first use."""
     folder = stakelearn_home() / "circuits" / circuit.digest
     if not (folder / steps.COMPILED).exists():
-        with atomic_dir(folder) as tmp:
+        with publishing(folder) as tmp:  # another process's build, finished first, is a hit
             _, step = run_isolated(f"compiling {circuit.label}", _build_model_dir, circuit, tmp)
         if stats is not None:
             stats["compile"] = step
@@ -359,7 +361,7 @@ def prepare(circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStat
     srs = resolve_srs(logrows, ceremony_srs)
     key_dir = folder / f"keys-{srs.sha256()[:16]}"
     if not (key_dir / steps.VKA).exists():
-        with atomic_dir(key_dir) as tmp:
+        with publishing(key_dir) as tmp:
             _, step = run_isolated(
                 f"setting up keys (logrows {logrows}, {srs.label})", _setup_keys, folder, srs.path, tmp
             )

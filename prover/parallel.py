@@ -43,6 +43,7 @@ from stakelearn.prover import steps
 from stakelearn.prover.chunked import ChunkOutcome, chunk_input_json, prove_chunk, verify_chunk
 from stakelearn.prover.circuit import PreparedCircuit, estimated_peak_mb, memory_budget_mb
 from stakelearn.prover.isolate import StepStats
+from stakelearn.prover.publish import publishing
 from stakelearn.prover.srs import Srs, stakelearn_home
 
 # A worker process holds torch and ezkl (about 300 MB) and its prove step's child re-imports as
@@ -288,13 +289,9 @@ def _materialise(ray, shipped: ShippedCircuit) -> tuple[Path, float]:
     if folder.exists():
         return folder, 0.0
     start = time.perf_counter()
-    try:
-        with atomic_dir(folder) as staging:
-            for name, ref in shipped.refs.items():
-                write_bytes_atomic(staging / name, ray.get(ref))
-    except OSError:
-        if not folder.exists():  # else another task of this node renamed its copy first
-            raise
+    with publishing(folder) as staging:  # another task of this node may publish its copy first: a hit
+        for name, ref in shipped.refs.items():
+            write_bytes_atomic(staging / name, ray.get(ref))
     return folder, time.perf_counter() - start
 
 

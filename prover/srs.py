@@ -18,6 +18,7 @@ from pathlib import Path
 from stakelearn.errors import InputError
 from stakelearn.prover import steps
 from stakelearn.prover.isolate import run_isolated
+from stakelearn.prover.publish import publish_file
 
 INSECURE_LABEL = "INSECURE local SRS (toxic waste known; tests and demos only)"
 
@@ -58,8 +59,16 @@ def local_insecure_srs(logrows: int) -> Srs:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         print(f"WARNING: generating an {INSECURE_LABEL}", file=sys.stderr)
         run_isolated(f"generating SRS k={logrows}", steps.gen_srs, tmp, logrows)
-        os.replace(tmp, path)
+        # Never replaced once published: keys set up with it would no longer match it. Another
+        # process's SRS published first is a hit (each local SRS is random; any one will do).
+        publish_file(tmp, path, _same_size_srs)
     return Srs(path=path, logrows=logrows, insecure=True)
+
+
+def _same_size_srs(published: Path, ours: Path) -> bool:
+    """Whether another process's SRS file is a whole one of our ``k``: its header's ``k`` and its
+    size (fixed by ``k``) are those of the one we generated."""
+    return srs_logrows(published) == srs_logrows(ours) and published.stat().st_size == ours.stat().st_size
 
 
 def ceremony_srs(path: Path, logrows: int) -> Srs:
