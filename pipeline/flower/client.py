@@ -3,57 +3,95 @@
 :func:`stakelearn_mod` wraps the ClientApp's train handler. The reply's arrays are quantized to
 the task's fixed point and sent as those grid values, so what the server averages is exactly
 what the client committed to. The commitment (the KZG commitment the round proof will carry, in
-the client's slot) is signed with the client's staked key for (chain, protocol, task, epoch).
-The client reads its slot and the open epoch from the chain, not from the server's message: a
-server asking for another epoch gets an error reply, not a signature it could replay later. It
-trains only on the global model the chain records (``check_global_model``).
+the client's slot) is signed by the client's signer (``stakelearn signer``, beside the
+SuperNode), which holds the staked key: the ClientApp's code comes from the run's submitter, so
+it holds no key.
+
+A client's trust roots are its own: its chain node, its task and its signer come from the
+SuperNode's node config (``rpc-url``, ``task-dir``, ``signer-url``) or its environment
+(``STAKELEARN_RPC_URL``, ``STAKELEARN_TASK_DIR``, ``STAKELEARN_SIGNER_URL``), never from what
+the server sends (the run config, the message). It trains only on the global model its node
+records (``check_global_model``), and that check pins the epoch: the signer signs that epoch
+only, and refuses once its own node's open epoch has moved on.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
-from eth_account import Account
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import dequantize, quantize
+from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
 from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.pipeline.node.requester import model_hash
-from stakelearn.pipeline.node.run_folder import load_run
+from stakelearn.pipeline.node.signer import RemoteSigner
 
 COMMITMENT = "stakelearn"  # the reply's ConfigRecord with the signed commitment
 EPOCH = "stakelearn-epoch"  # the train config's epoch, as the server asks for it
+# A client's own settings: node config key -> environment variable of the SuperNode.
+NODE_SETTINGS = {
+    "rpc-url": "STAKELEARN_RPC_URL",
+    "task-dir": "STAKELEARN_TASK_DIR",
+    "signer-url": "STAKELEARN_SIGNER_URL",
+}
 
 
-def commit_reply(task: ProvenTask, account, asked_epoch: int, arrays: ArrayRecord) -> tuple[ArrayRecord, ConfigRecord]:
-    """The arrays to send (quantized, as grid values) and the signed commitment to them."""
-    epoch = task.open_epoch()
-    if asked_epoch != epoch:
-        raise InputError(f"the server asks for epoch {asked_epoch}, the chain takes epoch {epoch}: not signing")
-    clients = task.clients()
-    if account.address not in clients:
-        raise InputError(f"{account.address} is not enrolled in task {task.task_id}: stake and enroll first")
-    quantized = quantize(to_vector(arrays), task.fixed_point)
-    commitment = update_commitment(quantized, clients.index(account.address), task.prepared)
-    signature = task.protocol.sign_update(account, task.task_id, epoch, commitment)
-    sent = from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays))
-    return sent, ConfigRecord({"commitment": commitment, "signature": signature})
+def node_setting(context: Context, key: str) -> str:
+    """A client's own setting: the SuperNode's node config ``key``, else its environment
+    variable (``NODE_SETTINGS``); never the run config, which the run's submitter sets. In
+    Flower's simulation engine, whose virtual nodes share one environment and whose node config
+    holds only the partition, ``STAKELEARN_SIGNER_URL`` may list one URL per ``partition-id``."""
+    variable = NODE_SETTINGS[key]
+    value = str(context.node_config.get(key, "")) or os.environ.get(variable, "")
+    if key == "signer-url" and len(urls := value.split()) > 1:
+        partition = context.node_config.get("partition-id")
+        if partition is None or not 0 <= int(partition) < len(urls):
+            raise InputError(f"{variable} lists {len(urls)} signers, one per partition-id; this node has {partition}")
+        value = urls[int(partition)]
+    if not value:
+        raise InputError(
+            f"stakelearn_mod: this SuperNode sets no {key} (node config {key}=..., or {variable}): a client's "
+            "chain node, task and signer are its own, never the server's"
+        )
+    return value
 
 
-def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> None:
-    """The global model the server sent is the one the chain records for the task: its initial
-    model, or the proven mean of the last round (the aggregate, weight * 2^s times the mean, with
-    weight m, or m (n - f) with NNM, whose commitment's hash the chain holds). A server that sent
-    a client another model could make its honest update look like an outlier, and have it
-    flagged and slashed."""
+@dataclass(frozen=True)
+class ClientSettings:
+    """Where a client's trust roots are: its chain node, its task's folder, its signer."""
+
+    rpc_url: str
+    task_dir: Path
+    signer_url: str
+
+    @classmethod
+    def of(cls, context: Context) -> ClientSettings:
+        return cls(
+            node_setting(context, "rpc-url"),
+            Path(node_setting(context, "task-dir")),
+            node_setting(context, "signer-url"),
+        )
+
+
+def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> int:
+    """The global model the server sent is the one the chain records for the task (its initial
+    model, or the proven mean of the last round: the aggregate, weight * 2^s times the mean, with
+    weight m, or m (n - f) with NNM, whose commitment's hash the chain holds); the epoch that
+    model opens, read in the same call, which is the only epoch the client will sign for this
+    update. A server that sent a client another model could make its honest update look like an
+    outlier, and have it flagged."""
     vector, state = to_vector(arrays), task.protocol.task(task.task_id)
+    if state.status != TaskStatus.ACTIVE:
+        raise InputError(f"task {task.task_id} is {state.status.name.lower()}, not active: it takes no round")
     if state.epochs_run == 0:
         recorded = model_hash(vector) == task.protocol.task_params(task.task_id).initial_model
     else:
@@ -63,38 +101,61 @@ def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> None:
         raise InputError(
             f"the server sent a global model that task {task.task_id}'s chain does not record: not training"
         )
+    return state.epochs_run + 1
+
+
+def commit_reply(task: ProvenTask, signer, epoch: int, arrays: ArrayRecord) -> tuple[ArrayRecord, ConfigRecord]:
+    """The arrays to send (quantized, as grid values) and the commitment to them, signed by
+    ``signer`` (a :class:`RemoteSigner`, or anything with ``address`` and ``sign``) for
+    ``epoch``, the epoch pinned when the global model was checked."""
+    clients = task.clients()
+    if signer.address not in clients:
+        raise InputError(f"{signer.address} is not enrolled in task {task.task_id}: stake and enroll first")
+    quantized = quantize(to_vector(arrays), task.fixed_point)
+    commitment = update_commitment(quantized, clients.index(signer.address), task.prepared)
+    signature = signer.sign(task.task_id, epoch, commitment)
+    sent = from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays))
+    return sent, ConfigRecord({"commitment": commitment, "signature": signature})
 
 
 @cache
-def _context_task(run_dir: str, rpc_url: str) -> ProvenTask:
+def _context_task(task_dir: str, rpc_url: str) -> ProvenTask:
     # The client checked the task's verifiers when it enrolled (stakelearn enroll, demo --setup-only).
-    return open_task(Path(run_dir), rpc_url, check_verifiers=False)
+    return open_task(Path(task_dir), rpc_url, check_verifiers=False)
 
 
-def context_key(context: Context) -> object:
-    """The client's key: from the environment variable the node config's ``key-env`` names, or
-    for the example's demo task, the demo key of its ``partition-id`` in ``run.json``."""
-    if "key-env" in context.node_config:
-        name = str(context.node_config["key-env"])
-        if name not in os.environ:
-            raise InputError(f"the node config names key-env {name}, which is not set")
-        return Account.from_key(os.environ[name])
-    keys = load_run(Path(str(context.run_config["run-dir"])))["keys"]["clients"]
-    return Account.from_key(keys[int(context.node_config["partition-id"])])
+def client_signer(task: ProvenTask, url: str) -> RemoteSigner:
+    """The signer at ``url``, after checking it signs for the task's protocol and chain."""
+    signer = RemoteSigner(url)
+    identity = signer.identity()
+    if (identity.get("chain_id"), identity.get("contract")) != (
+        task.protocol.chain.chain_id,
+        task.protocol.tasks.address,
+    ):
+        raise InputError(
+            f"the signer at {url} signs for protocol {identity.get('contract')} on chain id {identity.get('chain_id')}, "
+            f"not for task {task.task_id}'s protocol {task.protocol.tasks.address} on chain id {task.protocol.chain.chain_id}"
+        )
+    return signer
 
 
 def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
-    """Flower mod: commit to and sign every train reply. The run config names the task
-    (``run-dir``: its run.json; ``rpc-url``: a node of its chain)."""
+    """Flower mod: commit to every train reply and have the client's signer sign it. The task,
+    the chain node and the signer are the SuperNode's own (:func:`node_setting`)."""
     if not msg.metadata.message_type.startswith("train") or EPOCH not in msg.content["config"]:
         return call_next(msg, context)  # only what a ProvenMultiKrum server asks for is committed
-    task = _context_task(str(context.run_config["run-dir"]), str(context.run_config["rpc-url"]))
-    check_global_model(task, msg.content["arrays"])
+    settings = ClientSettings.of(context)
+    task = _context_task(str(settings.task_dir), settings.rpc_url)
+    signer = client_signer(task, settings.signer_url)
+    epoch = check_global_model(task, msg.content["arrays"])  # pins the epoch this update is for
+    asked = int(msg.content["config"][EPOCH])
+    if asked != epoch:
+        raise InputError(f"the server asks for epoch {asked}, the chain takes epoch {epoch}: not training")
     reply = call_next(msg, context)
     if reply.has_error():
         return reply
-    asked, started = int(msg.content["config"][EPOCH]), time.perf_counter()
-    sent, signed = commit_reply(task, context_key(context), asked, reply.content["arrays"])
+    started = time.perf_counter()
+    sent, signed = commit_reply(task, signer, epoch, reply.content["arrays"])
     signed["seconds"] = time.perf_counter() - started  # what committing and signing cost this client
     reply.content["arrays"] = sent
     reply.content[COMMITMENT] = signed

@@ -17,9 +17,11 @@ reported next to the proven one (``flower-selected``).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,8 +32,8 @@ from flwr.serverapp.strategy.multikrum import select_multikrum
 
 from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
-from stakelearn.models.quantize import quantize
-from stakelearn.pipeline.contracts.signing import signed_record
+from stakelearn.models.quantize import dequantize, quantize
+from stakelearn.pipeline.contracts.signing import SIGNATURE_BYTES, signed_record
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
@@ -39,6 +41,7 @@ from stakelearn.pipeline.flower.task import ProvenTask
 from stakelearn.pipeline.node.aggregator import send_round
 from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.pipeline.node.run_folder import save_array
+from stakelearn.pipeline.node.signer import COMMITMENT_BYTES
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.round import prove_round
@@ -50,47 +53,90 @@ def say(message: str) -> None:
     print(f"ProvenMultiKrum: {message}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class CheckedReply:
+    """One client's reply as :func:`check_reply` accepted it: every field ``aggregate_train``
+    uses, typed and checked."""
+
+    slot: int
+    update: np.ndarray  # the quantized update, as committed
+    commitment: bytes
+    signature: bytes
+    seconds: float  # what committing and signing cost the client, as it reports it
+
+
+def _field(signed: ConfigRecord, name: str, kind: type):
+    value = signed.get(name)
+    if type(value) is not kind or (kind is float and not math.isfinite(value)):
+        raise InputError(f"its {name} is not a {'finite number' if kind is float else kind.__name__} ({value!r:.40})")
+    return value
+
+
+def check_reply(task: ProvenTask, epoch: int, clients: list[str], layout: Layout, reply: Message) -> CheckedReply:
+    """The reply as a :class:`CheckedReply`, or InputError saying why it is refused: it is an
+    error, lacks its arrays, metrics or signed commitment, is not the global arrays' layout, has
+    a commitment or signature of the wrong type or length, is not signed by an enrolled client
+    for this epoch, or its arrays differ from what the client committed to. The one place where
+    a reply's content is read."""
+    if reply.has_error():
+        raise InputError(f"error reply ({reply.error.reason})")
+    content = reply.content
+    arrays = content.array_records.get("arrays")
+    signed = content.config_records.get(COMMITMENT)
+    if arrays is None or signed is None:
+        raise InputError("no arrays or no signed commitment")
+    if content.metric_records.get("metrics") is None:
+        raise InputError("no metrics record")
+    if layout_of(arrays) != layout:
+        raise InputError("its arrays are not the global model's layout")
+    commitment, signature = _field(signed, "commitment", bytes), _field(signed, "signature", bytes)
+    seconds = float(_field(signed, "seconds", float)) if "seconds" in signed else 0.0
+    if len(commitment) != COMMITMENT_BYTES or len(signature) != SIGNATURE_BYTES:
+        raise InputError(
+            f"a commitment of {len(commitment)} bytes and a signature of {len(signature)}: "
+            f"{COMMITMENT_BYTES} and {SIGNATURE_BYTES} expected"
+        )
+    try:
+        signer = task.protocol.recover_signer(task.task_id, epoch, commitment, signature)
+    except Exception as error:  # noqa: BLE001 - eth_keys raises its own types for bad signatures
+        raise InputError(f"its signature recovers no signer ({type(error).__name__}: {error})") from None
+    if signer not in clients:
+        raise InputError(f"signed by {signer}, not an enrolled client of task {task.task_id} epoch {epoch}")
+    slot = clients.index(signer)
+    update = quantize(to_vector(arrays), task.fixed_point)
+    if update_commitment(update, slot, task.prepared) != commitment:
+        raise InputError(f"slot {slot}'s arrays differ from its signed commitment")
+    return CheckedReply(slot, update, commitment, signature, seconds)
+
+
 def accepted_replies(
     task: ProvenTask, epoch: int, clients: list[str], layout: Layout, replies: Iterable[Message]
-) -> tuple[dict[int, tuple[Message, np.ndarray, bytes, bytes]], list[str]]:
-    """Each enrolled client's checked reply by slot (the reply, its quantized update, its
-    commitment and signature), and one line per refused reply. A reply is refused if it is an
-    error, is not the global arrays' layout, is not signed by an enrolled client for this epoch,
-    or its arrays differ from what the client committed to; a second reply for a slot is refused."""
+) -> tuple[dict[int, CheckedReply], list[str]]:
+    """Each enrolled client's checked reply by slot, and one line per refused reply
+    (:func:`check_reply`; a second reply for a slot is refused too). Nothing a reply holds can
+    raise out of here: a reply is checked alone, and whatever goes wrong refuses that reply."""
     accepted, refused = {}, []
     for reply in replies:
-        node = reply.metadata.src_node_id
         try:
-            if reply.has_error():
-                raise InputError(f"error reply ({reply.error.reason})")
-            arrays, signed = reply.content.array_records.get("arrays"), reply.content.config_records.get(COMMITMENT)
-            if arrays is None or signed is None:
-                raise InputError("no arrays or no signed commitment")
-            if layout_of(arrays) != layout:
-                raise InputError("its arrays are not the global model's layout")
-            commitment, signature = bytes(signed["commitment"]), bytes(signed["signature"])
-            signer = task.protocol.recover_signer(task.task_id, epoch, commitment, signature)
-            if signer not in clients:
-                raise InputError(f"signed by {signer}, not an enrolled client of task {task.task_id} epoch {epoch}")
-            slot = clients.index(signer)
-            if slot in accepted:
-                raise InputError(f"a second reply for slot {slot}")
-            update = quantize(to_vector(arrays), task.fixed_point)
-            if update_commitment(update, slot, task.prepared) != commitment:
-                raise InputError(f"slot {slot}'s arrays differ from its signed commitment")
-            accepted[slot] = (reply, update, commitment, signature)
-        except (InputError, KeyError, TypeError, ValueError) as error:
+            node = reply.metadata.src_node_id
+        except Exception:  # noqa: BLE001
+            node = "?"
+        try:
+            checked = check_reply(task, epoch, clients, layout, reply)
+            if checked.slot in accepted:
+                raise InputError(f"a second reply for slot {checked.slot}")
+            accepted[checked.slot] = checked
+        except Exception as error:  # noqa: BLE001 - whatever one reply holds must not stop the round
             refused.append(f"node {node}: {error}")
     return accepted, refused
 
 
-def flower_selection(task: ProvenTask, accepted: dict) -> list[int]:
+def flower_selection(task: ProvenTask, accepted: dict[int, CheckedReply], layout: Layout) -> list[int]:
     """The slots Flower's own MultiKrum selects from the same replies (its float scoring, over
-    the replies present, by their grid values)."""
+    the replies present, of their committed grid values)."""
     slots = sorted(accepted)
     contents = [
-        RecordDict({"arrays": accepted[s][0].content["arrays"], "metrics": accepted[s][0].content["metrics"]})
-        for s in slots
+        RecordDict({"arrays": from_vector(dequantize(accepted[s].update, task.fixed_point), layout)}) for s in slots
     ]
     params = task.prepared.circuit.params
     chosen = select_multikrum(contents, num_malicious_nodes=params.f, num_nodes_to_select=params.m)
@@ -187,11 +233,11 @@ class ProvenMultiKrum(MultiKrum):
             )
             self.rounds.append(record)
             return None, MetricRecord({"epoch": epoch, "absent": record["absent"]})
-        record["flower-selected"] = flower_selection(task, accepted)
-        record["commit-seconds"] = max(float(r.content[COMMITMENT].get("seconds", 0.0)) for r, *_ in accepted.values())
+        record["flower-selected"] = flower_selection(task, accepted, self.layout)
+        record["commit-seconds"] = max(checked.seconds for checked in accepted.values())
         updates = np.zeros((params.n, sum(int(np.prod(shape)) for _, shape in self.layout)), dtype=np.int64)
-        for slot, (_, update, _, _) in accepted.items():
-            updates[slot] = update
+        for slot, checked in accepted.items():
+            updates[slot] = checked.update
         # The distance an absent slot is pushed away by: the round circuit's, or the combine circuit's for d.
         far = absent_distance(params, updates.shape[1], task.prepared.circuit.max_int)
         reference = krum_round(updates, params, absent, far)
@@ -225,8 +271,8 @@ class ProvenMultiKrum(MultiKrum):
             signed_record(
                 slot,
                 clients[slot],
-                task.protocol.update_commitment(task.task_id, epoch, accepted[slot][2]),
-                accepted[slot][3],
+                task.protocol.update_commitment(task.task_id, epoch, accepted[slot].commitment),
+                accepted[slot].signature,
             )
             for slot in sorted(accepted)
         ]

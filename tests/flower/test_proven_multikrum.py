@@ -1,6 +1,6 @@
 """ProvenMultiKrum in process, on the embedded chain with the suite's small task (n = 5, f = 1,
-m = 3; 16 coordinates): replies committed and signed by stakelearn's client side, a round
-proven and submitted, and every reply the strategy must refuse refused."""
+m = 3; 16 coordinates): replies committed by stakelearn's client side and signed by each
+client's signer, a round proven and submitted, and every reply the strategy must refuse refused."""
 
 from dataclasses import replace
 
@@ -18,6 +18,7 @@ from stakelearn.pipeline.flower import ProvenMultiKrum, ProvenTask, commit_reply
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import COMMITMENT, check_global_model
 from stakelearn.pipeline.flower.strategy import accepted_replies
+from stakelearn.pipeline.node.signer import Signer, SignerRefused
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world
@@ -35,6 +36,12 @@ def world(small_circuit, proven_round, small_accuracy):
 @pytest.fixture
 def task(world):
     return ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+
+
+@pytest.fixture
+def signers(world, tmp_path):
+    """Each client's signer (its key, the chain, its slashing protection), in process."""
+    return [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
 
 
 def as_arrays(update: np.ndarray) -> ArrayRecord:
@@ -58,8 +65,9 @@ def reply(content: RecordDict, node: int) -> Message:
     return Message(content, metadata=metadata)
 
 
-def signed_reply(task, account, update: np.ndarray, node: int, epoch: int = 1) -> Message:
-    sent, signed = commit_reply(task, account, epoch, as_arrays(update))
+def signed_reply(task, signer, update: np.ndarray, node: int, epoch: int = 1) -> Message:
+    sent, signed = commit_reply(task, signer, epoch, as_arrays(update))
+    signed["seconds"] = 0.25
     metrics = MetricRecord({"num-examples": 10})
     return reply(RecordDict({"arrays": sent, "metrics": metrics, COMMITMENT: signed}), node)
 
@@ -70,8 +78,8 @@ def strategy_for(task, world, tmp_path) -> ProvenMultiKrum:
     return strategy
 
 
-def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, small_updates, tmp_path):
-    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, signers, small_updates, tmp_path):
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, small_updates))]
     strategy = strategy_for(task, world, tmp_path)
     arrays, metrics = strategy.aggregate_train(1, list(reversed(replies)))  # arrival order does not matter
 
@@ -94,10 +102,10 @@ def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, sm
         check_global_model(task, from_vector(other, layout_of(arrays)))
 
 
-def test_a_restarted_server_resumes_from_the_model_the_chain_records(world, task, small_updates, tmp_path):
+def test_a_restarted_server_resumes_from_the_model_the_chain_records(world, task, signers, small_updates, tmp_path):
     initial = np.zeros(16)
     assert strategy_for(task, world, tmp_path).start_model(initial) is initial  # no round yet
-    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, small_updates))]
     arrays, _ = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
 
     restarted = strategy_for(task, world, tmp_path)  # a new ServerApp on the same work folder
@@ -126,7 +134,8 @@ def test_an_nnm_task_returns_the_proven_mixed_mean(
     world = make_world(Chain.embedded(), prepare(circuit), proven_round, small_accuracy)
     world.task_id = world.start_task(aggregation=1)
     task = ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
-    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+    signers = [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, small_updates))]
     arrays, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
     reference = krum_round(small_updates, circuit.params)
     assert world.protocol.task(world.task_id).epochs_run == 1
@@ -140,8 +149,19 @@ def test_clients_train_only_on_the_initial_model_the_task_recorded(task, small_u
         check_global_model(task, as_arrays(small_updates[0]))
 
 
-def test_a_round_closes_with_a_client_absent(world, task, small_updates, tmp_path):
-    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
+@pytest.fixture
+def absence(absence_world, tmp_path):
+    """The six-client task, whose rounds may leave one client absent: (world, task, signers)."""
+    world = absence_world
+    world.task_id = world.start_task()
+    task = ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+    signers = [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
+    return world, task, signers
+
+
+def test_a_round_closes_with_a_client_absent(absence, absence_updates, tmp_path):
+    world, task, signers = absence
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, absence_updates))]
     del replies[2]  # its node never replied
     world.travel_to(world.protocol.tasks.functions.commitDeadline(world.task_id).call() + 1)
     _, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
@@ -150,24 +170,25 @@ def test_a_round_closes_with_a_client_absent(world, task, small_updates, tmp_pat
     assert event["args"]["absentMask"] == 1 << 2
 
 
-def test_too_many_absent_clients_leave_the_model_as_it_was(world, task, small_updates, tmp_path):
-    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(world.clients, small_updates))]
-    arrays, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies[:3])
-    assert arrays is None and metrics["absent"] == [3, 4]
+def test_too_many_absent_clients_leave_the_model_as_it_was(absence, absence_updates, tmp_path):
+    world, task, signers = absence
+    replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, absence_updates))]
+    arrays, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies[:4])
+    assert arrays is None and metrics["absent"] == [4, 5]
     assert world.protocol.task(world.task_id).epochs_run == 0
 
 
-def test_replies_that_do_not_hold_are_refused(world, task, small_updates):
+def test_replies_that_do_not_hold_are_refused(world, task, signers, small_updates):
     clients, layout = task.clients(), layout_of(as_arrays(np.zeros(16)))
-    good = signed_reply(task, world.clients[0], small_updates[0], 100)
+    good = signed_reply(task, signers[0], small_updates[0], 100)
 
-    tampered = signed_reply(task, world.clients[1], small_updates[1], 101)
+    tampered = signed_reply(task, signers[1], small_updates[1], 101)
     changed = small_updates[1].copy()
     changed[0] += 1
     tampered.content["arrays"] = as_arrays(changed)  # the aggregator (or the wire) swaps the update
 
     outsider = new_account(world.chain, ETHER)  # staked nowhere, enrolled nowhere
-    sent, _ = commit_reply(task, world.clients[2], 1, as_arrays(small_updates[2]))
+    sent, _ = commit_reply(task, signers[2], 1, as_arrays(small_updates[2]))
     forged = reply(
         RecordDict(
             {
@@ -183,20 +204,20 @@ def test_replies_that_do_not_hold_are_refused(world, task, small_updates):
         ),
         102,
     )
-    other_epoch = signed_reply(task, world.clients[3], small_updates[3], 103)
+    other_epoch = signed_reply(task, signers[3], small_updates[3], 103)
     other_epoch.content[COMMITMENT]["signature"] = world.protocol.sign_update(
         world.clients[3], world.task_id, 2, bytes(other_epoch.content[COMMITMENT]["commitment"])
     )
-    twice = signed_reply(task, world.clients[0], small_updates[0], 104)  # a second node with slot 0's key
+    twice = signed_reply(task, signers[0], small_updates[0], 104)  # a second node with slot 0's key
     unsigned = reply(RecordDict({"arrays": as_arrays(small_updates[4]), "metrics": MetricRecord({"n": 1})}), 105)
-    reshaped = signed_reply(task, world.clients[4], small_updates[4], 106)
+    reshaped = signed_reply(task, signers[4], small_updates[4], 106)
     reshaped.content["arrays"] = ArrayRecord({"w": Array(small_updates[4] / 128.0)})
 
     accepted, refused = accepted_replies(
         task, 1, clients, layout, [good, tampered, forged, other_epoch, twice, unsigned, reshaped]
     )
     assert sorted(accepted) == [0]
-    assert np.array_equal(accepted[0][1], quantize(small_updates[0] / 128.0, FIXED_POINT))
+    assert np.array_equal(accepted[0].update, quantize(small_updates[0] / 128.0, FIXED_POINT))
     reasons = "\n".join(refused)
     assert "node 101: slot 1's arrays differ from its signed commitment" in reasons
     assert "node 102: signed by" in reasons and "not an enrolled client" in reasons
@@ -206,11 +227,13 @@ def test_replies_that_do_not_hold_are_refused(world, task, small_updates):
     assert "node 106: its arrays are not the global model's layout" in reasons
 
 
-def test_a_client_signs_only_the_epoch_the_chain_takes(world, task, small_updates):
-    with pytest.raises(InputError, match="the server asks for epoch 2, the chain takes epoch 1"):
-        commit_reply(task, world.clients[0], 2, as_arrays(small_updates[0]))
-    outsider = new_account(world.chain, ETHER)
+def test_a_client_signs_only_the_epoch_the_chain_takes(world, task, signers, small_updates, tmp_path):
+    with pytest.raises(SignerRefused, match="task 1's open epoch is 1 on this signer's node, not 2"):
+        commit_reply(task, signers[0], 2, as_arrays(small_updates[0]))
+    outsider = Signer(world.protocol, new_account(world.chain, ETHER), tmp_path / "outsider.sqlite")
     with pytest.raises(InputError, match="is not enrolled in task"):
         commit_reply(task, outsider, 1, as_arrays(small_updates[0]))
+    with pytest.raises(SignerRefused, match="is not enrolled in task 1"):  # asked directly, the signer refuses too
+        outsider.sign(world.task_id, 1, bytes(64))
     with pytest.raises(InputError, match="num_nodes_to_select=4, but task"):
         ProvenMultiKrum(replace(task), world.requester, "unused", num_nodes_to_select=4)
