@@ -1,20 +1,30 @@
-"""`stakelearn robustness`: how Multi-Krum, NNM + Multi-Krum and the slashing rule hold up against each attack.
+"""`stakelearn robustness`: how Multi-Krum, NNM + Multi-Krum and the flag rule hold up against each attack.
 
 The numpy reference of the proven pipeline, minus proofs and chain: every epoch the clients
 train, attackers craft their updates, updates are quantized, the task's rule (Multi-Krum, or
 nearest-neighbour mixing then Multi-Krum) aggregates, and the global model moves to the
-aggregate. Each run keeps its raw Krum scores, what the chain flags on, so the slashing rule can
-be replayed for any outlier threshold after the grid.
+aggregate. Each run keeps its raw Krum scores, what the chain flags on, so the flag rule can be
+replayed for any outlier ratio after the grid.
+
+A flag only makes the client's epoch unpaid; stake is slashed only for equivocation (two
+signed commitments for one task and epoch), which an honest client's signer never produces,
+so no honest client is slashed, by construction, and the grid has no slashing to replay.
 
 The grid: split (IID, Dirichlet alpha per value) x rule x f (attackers = f, Krum set to the
 same f, m = n - f; f = 0 runs clean only) x attack (the clean run first) x seed; each run is
-compared with the clean run of the same split, rule, f and seed. Then the sweep: for each
-candidate ``outlier_bps``, the honest clients and attackers it would have slashed, and how fast
-it slashed IID attackers. The rule is the smallest candidate that slashes no honest client in
-any run, then the candidates above it for a margin, as long as they still slash every IID
-attacker the smallest one slashes in time. Results:
-``robustness.json`` (settings, the sweep, per-cell rows with every seed's numbers),
-``robustness.md`` (tables and the findings read off them) and ``robustness.png``.
+compared with the clean run of the same split, rule, f and seed. The flag ratio is a threshold
+chosen from data, so it is chosen on some seeds and judged on others: the choice is the
+smallest candidate ``outlier_bps`` that flags no honest client in any run of the choosing seeds,
+then the candidates above it for a margin, as long as they still flag every IID attacker the
+smallest one flags in time; the judgement replays the chosen ratio on the held-out seeds
+(honest client-epochs flagged, with a one-sided 95 % Clopper-Pearson upper bound on their rate,
+the margin left, the attackers flagged and the share of the paid epochs they earned).
+
+Sections: simulation (one run, the grid), statistics (pure functions of one run's scores or of
+counts), sweep (candidates on the choosing seeds, the choice, the judgement on the judging
+seeds), report (tables, findings, plot). Results: ``robustness.json`` (settings, the sweep, the
+choice, the judgement, per-cell rows with every seed's numbers), ``robustness.md`` (tables and
+the findings read off them) and ``robustness.png``.
 """
 
 from __future__ import annotations
@@ -36,28 +46,34 @@ from stakelearn.models.digits import accuracy, initial_parameters, one_torch_thr
 from stakelearn.models.quantize import quantize
 from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.federation.attacks import ATTACKS, get_attack
-from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, reference_score, slashed
+from stakelearn.pipeline.federation.rules import PenaltyPolicy, flagged, reference_score
 from stakelearn.pipeline.federation.task import TaskConfig, client_models, make_federation, next_global
 
 CLEAN = "none"  # the grid's name for the run without attackers
 MIN_CLIENTS = 16  # below this, f=6 (the interesting end) breaks Krum's n > 2f + 2
-# outlier thresholds swept, as multiples of the reference score (x 10,000)
-CANDIDATE_BPS = (20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 75_000, 80_000, 100_000)
+CHOOSING_SEEDS = (0, 1, 2, 3, 4)  # the flag ratio is chosen on these runs ...
+JUDGING_SEEDS = (5, 6, 7, 8, 9)  # ... and judged on these, never the same
+# outlier ratios swept, as multiples of the reference score (x 10,000)
+CANDIDATE_BPS = (
+    20_000, 30_000, 40_000, 50_000, 60_000, 70_000, 75_000, 80_000, 100_000, 120_000, 150_000,
+    200_000, 250_000, 300_000, 400_000, 500_000,
+)  # fmt: skip
+CONFIDENCE = 0.95  # of the one-sided upper bound on the honest-flag rate
 
-# Issue 15's targets, which the findings check.
-DETECTED = ("sign_flip", "noise", "label_flip")  # on IID data: every attacker slashed ...
+# The targets the findings check.
+DETECTED = ("sign_flip", "noise", "label_flip")  # on IID data: every attacker flagged ...
 DETECTION_EPOCHS = 3  # ... within this many epochs
 TARGET_ALPHA = 0.5  # the non-IID split the accuracy targets are set on
 KEPT_CLOSE = ("sign_flip", "noise", "label_flip", "free_rider")  # with NNM, within ...
 TARGET_POINTS = 5.0  # ... this many points of the clean run
-STRETCH_POINTS = 2.0
 CRAFTED = ("alie", "ipm", "alie_opt", "ipm_opt")  # NNM's damage at most half of Multi-Krum's
+MOVED_LITTLE = ("free_rider", "ipm")  # the attacks a too-little movement flag would be for
 NOISE_POINTS = 2.0  # a drop below this is within the seeds' spread: nothing to halve
 
 SHORT_RULE = {MULTIKRUM: "MK", NNM_MULTIKRUM: "NNM"}
-# A flag on the movement (distance to the global model) tried for each side: moved too far, too little.
-MOVEMENT_SIDES = ("over", "under")
-MOVED_LITTLE = ("free_rider", "ipm")  # the attacks a too-little flag would be for
+
+
+# Simulation: one run, and the grid of runs.
 
 
 @dataclass(frozen=True)
@@ -81,15 +97,12 @@ class Cell:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One simulated task: accuracy after each epoch, and each epoch's aggregation weights, raw Krum scores,
-    flags and slashes (the latter two under the policy :func:`simulate` was given)."""
+    """One simulated task: accuracy after each epoch, and each epoch's aggregation weights and raw Krum scores."""
 
     accuracy: list[float]  # after each epoch
     weights: np.ndarray  # [epochs, n] int, each committed update's weight in the aggregate (of KrumParams.weight)
     scores: np.ndarray  # [epochs, n] int, the raw Krum scores the chain flags on
     movement: np.ndarray  # [epochs, n] int, see :func:`movement`: a statistic tried, not flagged on
-    flags: np.ndarray  # [epochs, n] bool
-    slashes: np.ndarray  # [epochs, n] bool
     attackers: list[int]
     byzantine: int  # the task's f, which sets the reference score
 
@@ -97,8 +110,12 @@ class RunResult:
     def final_accuracy(self) -> float:
         return self.accuracy[-1]
 
+    @property
+    def honest(self) -> list[int]:
+        return [c for c in range(self.scores.shape[1]) if c not in self.attackers]
 
-def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
+
+def simulate(config: TaskConfig) -> RunResult:
     """Run ``config``'s task epoch by epoch, exactly as the proven pipeline does, without proofs."""
     federation = make_federation(config)
     model = initial_parameters(config.hidden, config.seed)
@@ -113,15 +130,11 @@ def simulate(config: TaskConfig, policy: SlashingPolicy) -> RunResult:
             moved.append(movement(quantized, quantize(model, config.fixed_point)))
             model = next_global(round_.total, config.krum.weight, config.fixed_point)
             accuracies.append(accuracy(model, federation.test, config.hidden))
-    scores = np.array(scores, dtype=np.int64)
-    flags, slashes = replay(scores, policy, config.byzantine)
     return RunResult(
         accuracies,
         np.array(weights, dtype=np.int64),
-        scores,
+        np.array(scores, dtype=np.int64),
         np.array(moved, dtype=np.int64),
-        flags,
-        slashes,
         config.attacker_ids,
         config.byzantine,
     )
@@ -132,107 +145,6 @@ def movement(models: np.ndarray, start: np.ndarray) -> np.ndarray:
     far its client moved. A per-client statistic a circuit could prove next (with the previous
     aggregate as an input), measured here against the same targets as the Krum scores."""
     return ((models.astype(np.int64) - start.astype(np.int64)) ** 2).sum(axis=1)
-
-
-# The slashing rule, replayed on a run's [epochs, n] raw Krum scores.
-
-
-def replay(scores: np.ndarray, policy: SlashingPolicy, f: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rollup's flags and the slashing manager's slashes, epoch by epoch, under ``policy``."""
-    flags = np.array([flagged(row, policy.outlier_bps, f) for row in scores], dtype=bool)
-    return flags, slashed(flags, policy)
-
-
-def outlier_ratios(scores: np.ndarray, f: int) -> np.ndarray:
-    """Each raw score over its epoch's reference score: what ``outlier_bps / 10000`` is compared with."""
-    references = np.array([max(reference_score(row, f), 1) for row in scores], dtype=float)
-    return np.asarray(scores, dtype=float) / references[:, None]
-
-
-def shortfall_ratios(values: np.ndarray, f: int) -> np.ndarray:
-    """The low-side twin of :func:`outlier_ratios`: the epoch's (f + 1)-th smallest value (which up
-    to f attackers below the honest cannot move out of their range) over each value, so that a
-    value far below the honest ones gives a high ratio."""
-    references = np.sort(np.asarray(values, dtype=float), axis=1)[:, f]
-    return references[:, None] / np.maximum(np.asarray(values, dtype=float), 1.0)
-
-
-def slash_ratios(ratios: np.ndarray, policy: SlashingPolicy) -> np.ndarray:
-    """Per client, the highest outlier threshold (a multiple of the reference) under which it is
-    slashed at some epoch: the ``threshold``-th largest ratio of its worst window of ``window``
-    epochs (the window restarts only after a first slash). 0 with fewer than ``threshold`` epochs."""
-    worst = np.zeros(ratios.shape[1])
-    for end in range(policy.threshold, len(ratios) + 1):
-        window = np.sort(ratios[max(0, end - policy.window) : end], axis=0)
-        worst = np.maximum(worst, window[-policy.threshold])
-    return worst
-
-
-def epochs_to_slash(slashes: np.ndarray, attackers: list[int]) -> int | None:
-    """The epoch (from 1) by which every attacker had been slashed; None if one never was, or none attacked."""
-    firsts = [np.flatnonzero(slashes[:, a]) for a in attackers]
-    if not attackers or any(first.size == 0 for first in firsts):
-        return None
-    return int(max(first[0] for first in firsts)) + 1
-
-
-def attacker_weight(weights: np.ndarray, attackers: list[int]) -> float | None:
-    """The attackers' share of the aggregate over the run: how much of the model they wrote."""
-    if not attackers:
-        return None
-    return round(float(weights[:, attackers].sum() / weights.sum()), 4)
-
-
-def run_figures(result: RunResult, clean: RunResult, policy: SlashingPolicy) -> dict:
-    """One run's numbers under ``policy``, compared with the clean run of its split, rule, f and seed."""
-    attackers = result.attackers
-    honest = [c for c in range(result.scores.shape[1]) if c not in attackers]
-    flags, slashes = replay(result.scores, policy, result.byzantine)
-    ratios = outlier_ratios(result.scores, result.byzantine)
-    limits = slash_limits(ratios, honest, attackers, policy)
-    return {
-        "final_accuracy": round(result.final_accuracy, 4),
-        "clean_accuracy": round(clean.final_accuracy, 4),
-        "drop_points": round(100 * (clean.final_accuracy - result.final_accuracy), 2),
-        "honest_slashed": int(slashes[:, honest].any(axis=0).sum()),
-        "honest_flagged": int(flags[:, honest].any(axis=0).sum()),
-        "attackers_slashed": int(slashes[:, attackers].any(axis=0).sum()),
-        "epochs_to_slash": epochs_to_slash(slashes, attackers),
-        "attacker_weight": attacker_weight(result.weights, attackers),
-        "max_honest_ratio": round(float(ratios[:, honest].max()), 3),
-        # below these thresholds some honest client is slashed, and every attacker (ever, in time)
-        "honest_slash_ratio": limits["honest"],
-        "attacker_slash_ratio": limits["attackers"],
-        "attacker_slash_ratio_early": limits["attackers_early"],
-        # the same limits for a flag on the movement, too far (over the reference) or too little
-        **{
-            f"movement_{side}_{key}": value
-            for side, side_ratios in zip(
-                MOVEMENT_SIDES,
-                (
-                    outlier_ratios(result.movement, result.byzantine),
-                    shortfall_ratios(result.movement, result.byzantine),
-                ),
-            )
-            for key, value in slash_limits(side_ratios, honest, attackers, policy).items()
-        },
-        "accuracy_per_epoch": [round(a, 4) for a in result.accuracy],
-    }
-
-
-def slash_limits(ratios: np.ndarray, honest: list[int], attackers: list[int], policy: SlashingPolicy) -> dict:
-    """For a flag on ``ratios`` over a threshold: the highest threshold that slashes an honest
-    client, and the highest that slashes every attacker (at some epoch, and in time)."""
-    critical = slash_ratios(ratios, policy)
-    early = slash_ratios(ratios[:DETECTION_EPOCHS], policy)
-    return {
-        "honest": round(float(critical[honest].max()), 3),
-        "attackers": round(float(critical[attackers].min()), 3) if attackers else None,
-        "attackers_early": round(float(early[attackers].min()), 3) if attackers else None,
-    }
-
-
-# The grid.
 
 
 def grid(
@@ -281,39 +193,156 @@ def grid(
     return runs
 
 
-def run_grid(
-    runs: list[tuple[Cell, int, TaskConfig]], policy: SlashingPolicy, workers: int
-) -> dict[tuple[Cell, int], RunResult]:
+def run_grid(runs: list[tuple[Cell, int, TaskConfig]], workers: int) -> dict[tuple[Cell, int], RunResult]:
     """Every run's result, in ``workers`` processes (one torch thread each); one progress line per run."""
     results: dict[tuple[Cell, int], RunResult] = {}
     start = time.perf_counter()
 
     def done(cell: Cell, seed: int, result: RunResult) -> None:
         results[cell, seed] = result
-        honest = np.delete(result.slashes, result.attackers, axis=1).any(axis=0).sum()
-        caught = result.slashes[:, result.attackers].any(axis=0).sum()
+        ratios = outlier_ratios(result.scores, result.byzantine)
+        attackers = f", attackers' least {ratios[:, result.attackers].min():.2f}×" if result.attackers else ""
         print(
             f"robustness: [{len(results):>{len(str(len(runs)))}}/{len(runs)}] {cell.data:>5} "
             f"{SHORT_RULE.get(cell.aggregation, cell.aggregation):>3} f={cell.f} {cell.attack:>10} seed {seed}: "
-            f"accuracy {result.final_accuracy:.3f}, honest slashed {honest}, "
-            f"attackers slashed {caught}/{len(result.attackers)} ({time.perf_counter() - start:.0f} s)",
+            f"accuracy {result.final_accuracy:.3f}, honest scores up to {ratios[:, result.honest].max():.2f}× "
+            f"the reference{attackers} ({time.perf_counter() - start:.0f} s)",
             file=sys.stderr,
             flush=True,
         )
 
     if workers == 1:
         for cell, seed, config in runs:
-            done(cell, seed, simulate(config, policy))
+            done(cell, seed, simulate(config))
     else:
         # spawn, not fork: a forked child inherits torch's thread pools mid-state.
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(simulate, config, policy): (cell, seed) for cell, seed, config in runs}
+            futures = {pool.submit(simulate, config): (cell, seed) for cell, seed, config in runs}
             for future in as_completed(futures):
                 done(*futures[future], future.result())
     return {(cell, seed): results[cell, seed] for cell, seed, _ in runs}  # in grid order, as they finished in any
 
 
-# Summaries: per cell over seeds, and the sweep over candidate thresholds.
+# Statistics: pure functions of one run's scores, or of counts.
+
+
+def outlier_ratios(scores: np.ndarray, f: int) -> np.ndarray:
+    """Each raw score over its epoch's reference score: what ``outlier_bps / 10000`` is compared with."""
+    references = np.array([max(reference_score(row, f), 1) for row in scores], dtype=float)
+    return np.asarray(scores, dtype=float) / references[:, None]
+
+
+def shortfall_ratios(values: np.ndarray, f: int) -> np.ndarray:
+    """The low-side twin of :func:`outlier_ratios`: the epoch's (f + 1)-th smallest value (which up
+    to f attackers below the honest cannot move out of their range) over each value, so that a
+    value far below the honest ones gives a high ratio (a value of 0 counts as 1)."""
+    references = np.sort(np.asarray(values, dtype=float), axis=1)[:, f]
+    return references[:, None] / np.maximum(np.asarray(values, dtype=float), 1.0)
+
+
+def flags_at(scores: np.ndarray, outlier_bps: int, f: int) -> np.ndarray:
+    """The rollup's ``[epochs, n]`` flags under ``outlier_bps`` (:func:`rules.flagged`, epoch by epoch)."""
+    return np.array([flagged(row, outlier_bps, f) for row in scores], dtype=bool).reshape(np.shape(scores))
+
+
+def epochs_to_flag_all(flags: np.ndarray, attackers: list[int]) -> int | None:
+    """The epoch (from 1) by which every attacker had been flagged at least once; None if one never was, or none attacked."""
+    firsts = [np.flatnonzero(flags[:, a]) for a in attackers]
+    if not attackers or any(first.size == 0 for first in firsts):
+        return None
+    return int(max(first[0] for first in firsts)) + 1
+
+
+def attacker_weight(weights: np.ndarray, attackers: list[int]) -> float | None:
+    """The attackers' share of the aggregate over the run: how much of the model they wrote."""
+    if not attackers:
+        return None
+    return round(float(weights[:, attackers].sum() / weights.sum()), 4)
+
+
+def share(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def upper_bound(count: int, trials: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen ``count`` times in ``trials``: the
+    largest rate under which seeing at most ``count`` still has probability ``1 - confidence``.
+    With no count it is ``1 - (1 - confidence) ** (1 / trials)``, about 3 / trials at 95 % (the
+    rule of three)."""
+    if not 0 <= count <= trials or trials < 1:
+        raise InputError(f"an upper bound needs 0 <= count <= trials and trials >= 1, got {count} of {trials}")
+    if count == trials:
+        return 1.0
+    if count == 0:
+        return 1 - (1 - confidence) ** (1 / trials)
+    from scipy.stats import beta  # a declared dependency; only loaded when a count is not 0
+
+    return float(beta.ppf(confidence, count + 1, trials - count))
+
+
+def run_ratios(result: RunResult) -> dict:
+    """A run's ratios to the reference score, whatever the threshold: its worst honest client-epoch
+    (any threshold at or above it flags no honest client), and for the attackers the median
+    attacker-epoch (below it over half their epochs are flagged) and the least of each attacker's
+    worst in the first :data:`DETECTION_EPOCHS` epochs (below it every attacker is flagged in time)."""
+    ratios = outlier_ratios(result.scores, result.byzantine)
+    attackers = result.attackers
+    return {
+        "worst_honest_ratio": round(float(ratios[:, result.honest].max()), 3),
+        "attackers_median_ratio": round(float(np.median(ratios[:, attackers])), 3) if attackers else None,
+        "attackers_early_ratio": round(float(ratios[:DETECTION_EPOCHS, attackers].max(axis=0).min()), 3)
+        if attackers
+        else None,
+        **movement_ratios(result),
+    }
+
+
+def movement_ratios(result: RunResult) -> dict:
+    """The same for a flag on the movement (:func:`movement`), on each side: moved too far (over the
+    (p - f)-th smallest) or too little (the (f + 1)-th smallest over it): the worst honest
+    client-epoch, and the median attacker-epoch."""
+    figures = {}
+    for side, ratios in (
+        ("far", outlier_ratios(result.movement, result.byzantine)),
+        ("little", shortfall_ratios(result.movement, result.byzantine)),
+    ):
+        figures[f"movement_honest_{side}"] = round(float(ratios[:, result.honest].max()), 3)
+        figures[f"movement_attackers_{side}"] = (
+            round(float(np.median(ratios[:, result.attackers])), 3) if result.attackers else None
+        )
+    return figures
+
+
+def run_flags(result: RunResult, outlier_bps: int) -> dict:
+    """A run's flags under ``outlier_bps``, counted in client-epochs: honest ones flagged (unpaid),
+    attackers flagged, the epoch by which every attacker was, and the paid epochs (neither flagged
+    nor absent: the simulation has no absent client) that went to attackers."""
+    flags = flags_at(result.scores, outlier_bps, result.byzantine)
+    attackers, honest = result.attackers, result.honest
+    epochs = flags.shape[0]
+    paid = ~flags
+    return {
+        "honest_flagged": int(flags[:, honest].sum()),
+        "honest_epochs": epochs * len(honest),
+        "attackers_flagged": int(flags[:, attackers].sum()),
+        "attacker_epochs": epochs * len(attackers),
+        "epochs_to_flag_all": epochs_to_flag_all(flags, attackers),
+        "attackers_paid": int(paid[:, attackers].sum()),
+        "paid": int(paid.sum()),
+    }
+
+
+def run_figures(result: RunResult, clean: RunResult, outlier_bps: int) -> dict:
+    """One run's numbers, compared with the clean run of its split, rule, f and seed; flags under ``outlier_bps``."""
+    return {
+        "final_accuracy": round(result.final_accuracy, 4),
+        "clean_accuracy": round(clean.final_accuracy, 4),
+        "drop_points": round(100 * (clean.final_accuracy - result.final_accuracy), 2),
+        "attacker_weight": attacker_weight(result.weights, result.attackers),
+        **run_ratios(result),
+        **run_flags(result, outlier_bps),
+        "accuracy_per_epoch": [round(a, 4) for a in result.accuracy],
+    }
 
 
 def spread(values: list[float]) -> dict:
@@ -326,136 +355,255 @@ def spread(values: list[float]) -> dict:
     }
 
 
-def cell_row(cell: Cell, clients: int, seeds: tuple[int, ...], runs: list[dict]) -> dict:
-    """A cell's figures over its seeds (sums of clients, shares, mean and spread), then every seed's own."""
+def tally(runs: list[dict]) -> dict:
+    """Runs' flag counts (:func:`run_flags`) summed, and their shares: honest client-epochs flagged
+    (and runs with one), attacker-epochs flagged, and the attackers' share of the paid epochs
+    beside their share of all client-epochs."""
+    total = {key: sum(run[key] for run in runs) for key in ("honest_flagged", "honest_epochs", "attackers_flagged")}
+    attacker_epochs = sum(run["attacker_epochs"] for run in runs)
+    client_epochs = total["honest_epochs"] + attacker_epochs
+    return {
+        **total,
+        "honest_flagged_rate": share(total["honest_flagged"], total["honest_epochs"]),
+        "runs": len(runs),
+        "runs_with_honest_flagged": sum(1 for run in runs if run["honest_flagged"]),
+        "attacker_epochs": attacker_epochs,
+        "attackers_flagged_share": share(total["attackers_flagged"], attacker_epochs),
+        "attackers_paid_share": share(sum(run["attackers_paid"] for run in runs), sum(run["paid"] for run in runs)),
+        "attackers_client_share": share(attacker_epochs, client_epochs),
+    }
+
+
+# Sweep: candidates replayed on the choosing seeds, the choice, the judgement on the judging seeds.
+
+
+def seed_sets(choosing: tuple[int, ...], judging: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The two seed sets, each without repeats; refused if either is empty or they share a seed
+    (a ratio judged on the seeds it was chosen on says nothing about unseen runs)."""
+    choosing, judging = tuple(dict.fromkeys(choosing)), tuple(dict.fromkeys(judging))
+    if not choosing or not judging:
+        raise InputError("robustness needs at least one --choosing-seeds value and one --judging-seeds value")
+    overlap = [seed for seed in choosing if seed in judging]
+    if overlap:
+        raise InputError(
+            f"robustness refuses seeds both choosing and judging the flag ratio ({', '.join(map(str, overlap))}): "
+            "a ratio must be judged on runs it was not chosen on"
+        )
+    return choosing, judging
+
+
+def cell_name(cell: Cell) -> str:
+    return f"{cell.data} {SHORT_RULE.get(cell.aggregation, cell.aggregation)} f={cell.f} {cell.attack}"
+
+
+def on_seeds(results: dict[tuple[Cell, int], RunResult], seeds: tuple[int, ...]) -> dict[tuple[Cell, int], RunResult]:
+    return {key: result for key, result in results.items() if key[1] in seeds}
+
+
+def iid_detection(flags: dict[tuple[Cell, int], dict]) -> dict[str, int | None]:
+    """Per IID attack of :data:`DETECTED` and f: the epoch by which every attacker of every run
+    (either rule) had been flagged; None if one never was."""
+    detection: dict[str, int | None] = {}
+    for (cell, _), run in flags.items():
+        if cell.alpha is None and cell.attack in DETECTED and cell.f:
+            key, worst = f"{cell.attack} f={cell.f}", detection.get(f"{cell.attack} f={cell.f}", 0)
+            epochs = run["epochs_to_flag_all"]
+            detection[key] = None if epochs is None or worst is None else max(worst, epochs)
+    return detection
+
+
+def flag_summary(results: dict[tuple[Cell, int], RunResult], outlier_bps: int) -> dict:
+    """Every run's flags under ``outlier_bps``, summed: honest client-epochs flagged (in how many
+    runs, which cells), attacker-epochs flagged and paid per attack, and IID detection in time."""
+    flags = {key: run_flags(result, outlier_bps) for key, result in results.items()}
+    attacks = list(dict.fromkeys(cell.attack for cell, _ in flags if cell.attack != CLEAN))
+    per_attack = {
+        attack: {
+            key: value
+            for key, value in tally([run for (cell, _), run in flags.items() if cell.attack == attack]).items()
+            if key.startswith("attackers_")
+        }
+        for attack in attacks
+    }
+    attacked = tally([run for (cell, _), run in flags.items() if cell.attack != CLEAN])
+    return {
+        "outlier_bps": outlier_bps,
+        **{key: value for key, value in tally(list(flags.values())).items() if not key.startswith("attackers_")},
+        "where_honest_flagged": sorted({cell_name(cell) for (cell, _), run in flags.items() if run["honest_flagged"]}),
+        "attackers_flagged_share": attacked["attackers_flagged_share"],
+        "attackers_paid_share": attacked["attackers_paid_share"],
+        "attackers_client_share": attacked["attackers_client_share"],
+        "per_attack": per_attack,
+        "iid_epochs_to_flag": iid_detection(flags),
+    }
+
+
+def sweep(results: dict[tuple[Cell, int], RunResult], candidates: tuple[int, ...]) -> list[dict]:
+    """:func:`flag_summary` per candidate ``outlier_bps``, in increasing order."""
+    return [flag_summary(results, bps) for bps in sorted(candidates)]
+
+
+def in_time(row: dict) -> set[str]:
+    """The IID cells (attack and f) whose every attacker a swept candidate flagged within
+    :data:`DETECTION_EPOCHS` epochs."""
+    return {
+        key for key, epochs in row["iid_epochs_to_flag"].items() if epochs is not None and epochs <= DETECTION_EPOCHS
+    }
+
+
+def smallest_safe(swept: list[dict]) -> int | None:
+    """The index of the smallest candidate that flags no honest client in any run; None if every one does."""
+    return next((i for i, row in enumerate(swept) if row["honest_flagged"] == 0), None)
+
+
+def choose_outlier_bps(swept: list[dict]) -> int | None:
+    """The smallest candidate (in increasing order) that flags no honest client in any run, then
+    for a margin the largest above it, in an unbroken run of candidates, that still flags in time
+    every IID attacker it does; None if every candidate flags an honest client. (A higher ratio
+    only flags less: safety grows and detection shrinks up the list.)"""
+    first = smallest_safe(swept)
+    if first is None:
+        return None
+    last = first
+    while last + 1 < len(swept) and in_time(swept[last + 1]) >= in_time(swept[first]):
+        last += 1
+    return swept[last]["outlier_bps"]
+
+
+def judge(results: dict[tuple[Cell, int], RunResult], outlier_bps: int) -> dict:
+    """The flag ratio replayed on runs it was not chosen on: :func:`flag_summary`, with one-sided
+    upper bounds on the honest-flag rate (per client-epoch, and per run: client-epochs of one run
+    share its data and its attackers, so the per-run bound is the one that assumes less), and
+    the margin: the worst honest ratio over the ratio (under 1: no honest client flagged)."""
+    summary = flag_summary(results, outlier_bps)
+    worst_key = max(results, key=lambda key: run_ratios(results[key])["worst_honest_ratio"])
+    worst = run_ratios(results[worst_key])["worst_honest_ratio"]
+    return {
+        **summary,
+        "honest_flagged_upper": round(upper_bound(summary["honest_flagged"], summary["honest_epochs"]), 8),
+        "runs_with_honest_flagged_upper": round(upper_bound(summary["runs_with_honest_flagged"], summary["runs"]), 8),
+        "worst_honest_ratio": worst,
+        "worst_honest_run": f"{cell_name(worst_key[0])} seed {worst_key[1]}",
+        "margin": round(worst * 10_000 / outlier_bps, 4),
+    }
+
+
+def choice(results: dict[tuple[Cell, int], RunResult], choosing: tuple[int, ...], candidates: tuple[int, ...]) -> dict:
+    """The sweep on the choosing seeds and what it chose (:func:`choose_outlier_bps`)."""
+    swept = sweep(on_seeds(results, choosing), candidates)
+    first = smallest_safe(swept)
+    return {
+        "seeds": list(choosing),
+        "candidates": swept,
+        "smallest_safe_bps": None if first is None else swept[first]["outlier_bps"],
+        "chosen_outlier_bps": choose_outlier_bps(swept),
+    }
+
+
+def cell_row(cell: Cell, clients: int, runs: list[tuple[int, str, dict]]) -> dict:
+    """A cell's figures: accuracy over all its seeds (no threshold is chosen on it); the worst
+    honest and the attackers' ratios per seed set; the flags under the judged ratio on the
+    judging seeds; then every seed's own figures."""
     attackers = 0 if cell.attack == CLEAN else cell.f
-    epochs = [run["epochs_to_slash"] for run in runs]
+    everyone = [figures for _, _, figures in runs]
+    judged = [figures for _, role, figures in runs if role == "judge"]
+    epochs = [run["epochs_to_flag_all"] for run in judged]
+
+    def per_role(key: str, pick) -> dict:
+        return {
+            role: pick([figures[key] for _, r, figures in runs if r == role])
+            if attackers or key == "worst_honest_ratio"
+            else None
+            for role in ("choose", "judge")
+        }
+
     return {
         **asdict(cell),
         "data": cell.data,
         "clients": clients,
         "attackers": attackers,
-        "final_accuracy": spread([run["final_accuracy"] for run in runs]),
-        "clean_accuracy": spread([run["clean_accuracy"] for run in runs]),
-        "drop_points": spread([run["drop_points"] for run in runs]),
-        "honest_slashed": sum(run["honest_slashed"] for run in runs),
-        "honest_flagged": sum(run["honest_flagged"] for run in runs),
-        "attackers_slashed_share": round(sum(run["attackers_slashed"] for run in runs) / (attackers * len(runs)), 4)
+        "final_accuracy": spread([run["final_accuracy"] for run in everyone]),
+        "clean_accuracy": spread([run["clean_accuracy"] for run in everyone]),
+        "drop_points": spread([run["drop_points"] for run in everyone]),
+        "attacker_weight": round(float(np.mean([run["attacker_weight"] for run in everyone])), 4)
         if attackers
         else None,
-        "epochs_to_slash": None if not attackers or None in epochs else max(epochs),
-        "attacker_weight": round(float(np.mean([run["attacker_weight"] for run in runs])), 4) if attackers else None,
-        "max_honest_ratio": max(run["max_honest_ratio"] for run in runs),
-        "honest_slash_ratio": max(run["honest_slash_ratio"] for run in runs),
-        "attacker_slash_ratio": min(run["attacker_slash_ratio"] for run in runs) if attackers else None,
-        "attacker_slash_ratio_early": min(run["attacker_slash_ratio_early"] for run in runs) if attackers else None,
-        **movement_limits(runs, attackers),
-        "per_seed": [{"seed": seed, **run} for seed, run in zip(seeds, runs)],
+        "worst_honest_ratio": per_role("worst_honest_ratio", max),
+        "attackers_median_ratio": per_role("attackers_median_ratio", lambda v: round(float(np.median(v)), 3)),
+        "attackers_early_ratio": per_role("attackers_early_ratio", min),
+        **{
+            key: max(run[key] for run in everyone)
+            if "honest" in key
+            else (round(float(np.median([run[key] for run in everyone])), 3) if attackers else None)
+            for key in (
+                "movement_honest_far",
+                "movement_honest_little",
+                "movement_attackers_far",
+                "movement_attackers_little",
+            )
+        },
+        **tally(judged),
+        "epochs_to_flag_all": None if not attackers or None in epochs else max(epochs),
+        "per_seed": [{"seed": seed, "role": role, **figures} for seed, role, figures in runs],
     }
 
 
-def movement_limits(runs: list[dict], attackers: int) -> dict:
-    """The movement flags' limits over a cell's seeds: its worst honest client, its least caught attacker."""
-    limits = {}
-    for side in MOVEMENT_SIDES:
-        limits[f"movement_{side}_honest"] = max(run[f"movement_{side}_honest"] for run in runs)
-        for key in ("attackers", "attackers_early"):
-            limits[f"movement_{side}_{key}"] = min(run[f"movement_{side}_{key}"] for run in runs) if attackers else None
-    return limits
-
-
-def summarize(results: dict[tuple[Cell, int], RunResult], seeds: tuple[int, ...], policy: SlashingPolicy) -> list[dict]:
-    """One row per cell, in grid order, under ``policy``."""
+def summarize(
+    results: dict[tuple[Cell, int], RunResult], choosing: tuple[int, ...], judging: tuple[int, ...], outlier_bps: int
+) -> list[dict]:
+    """One row per cell, in grid order (:func:`cell_row`)."""
     cells = list(dict.fromkeys(cell for cell, _ in results))
+    roles = [(seed, "choose") for seed in choosing] + [(seed, "judge") for seed in judging]
     return [
         cell_row(
             cell,
-            results[cell, seeds[0]].scores.shape[1],
-            seeds,
-            [run_figures(results[cell, s], results[cell.clean, s], policy) for s in seeds],
+            results[cell, choosing[0]].scores.shape[1],
+            [(s, role, run_figures(results[cell, s], results[cell.clean, s], outlier_bps)) for s, role in roles],
         )
         for cell in cells
     ]
 
 
-def sweep(
-    results: dict[tuple[Cell, int], RunResult], policy: SlashingPolicy, candidates: tuple[int, ...]
-) -> list[dict]:
-    """Per candidate ``outlier_bps``: the flags and slashes replayed on every run's raw scores.
-    Honest clients slashed (in how many runs, which cells), the share of attackers slashed per
-    attack, and the epochs by which every IID attacker of :data:`DETECTED` was slashed (worst run)."""
-    rows = []
-    for bps in candidates:
-        candidate = replace(policy, outlier_bps=bps)
-        honest, runs_hit, where = 0, 0, set()
-        caught: dict[str, list[int]] = {}
-        detection: dict[str, int | None] = {}
-        for (cell, _), result in results.items():
-            _, slashes = replay(result.scores, candidate, result.byzantine)
-            hit = int(np.delete(slashes, result.attackers, axis=1).any(axis=0).sum())
-            if hit:
-                honest, runs_hit = honest + hit, runs_hit + 1
-                where.add(f"{cell.data} {SHORT_RULE.get(cell.aggregation, cell.aggregation)} f={cell.f} {cell.attack}")
-            if result.attackers:
-                tally = caught.setdefault(cell.attack, [0, 0])
-                tally[0] += int(slashes[:, result.attackers].any(axis=0).sum())
-                tally[1] += len(result.attackers)
-            if cell.alpha is None and cell.attack in DETECTED:
-                epochs, key = epochs_to_slash(slashes, result.attackers), f"{cell.attack} f={cell.f}"
-                worst = detection.get(key, 0)
-                detection[key] = None if epochs is None or worst is None else max(worst, epochs)
-        rows.append(
-            {
-                "outlier_bps": bps,
-                "honest_slashed": honest,
-                "runs_with_honest_slashed": runs_hit,
-                "where_honest_slashed": sorted(where),
-                "attackers_slashed_share": {attack: round(n / total, 4) for attack, (n, total) in caught.items()},
-                "iid_epochs_to_slash": detection,
-                "meets_targets": honest == 0
-                and all(epochs is not None and epochs <= DETECTION_EPOCHS for epochs in detection.values()),
-            }
-        )
-    return rows
+def analyse(
+    results: dict[tuple[Cell, int], RunResult],
+    choosing: tuple[int, ...],
+    judging: tuple[int, ...],
+    candidates: tuple[int, ...],
+) -> dict:
+    """The choice on the choosing seeds, its judgement on the judging seeds (and, when the margin
+    moved it, the smallest safe candidate's too), and the per-cell rows under the judged ratio.
+    With no safe candidate, the largest is judged."""
+    chosen = choice(results, choosing, candidates)
+    judged_bps = chosen["chosen_outlier_bps"] or max(candidates)
+    held_out = on_seeds(results, judging)
+    judgement = {"seeds": list(judging), "chosen": judge(held_out, judged_bps)}
+    smallest = chosen["smallest_safe_bps"]
+    if smallest is not None and smallest != judged_bps:
+        judgement["smallest_safe"] = judge(held_out, smallest)
+    return {"choice": chosen, "judgement": judgement, "rows": summarize(results, choosing, judging, judged_bps)}
 
 
-def in_time(row: dict) -> set[str]:
-    """The IID cells (attack and f) whose every attacker a swept candidate slashed within
-    :data:`DETECTION_EPOCHS` epochs."""
-    return {
-        key for key, epochs in row["iid_epochs_to_slash"].items() if epochs is not None and epochs <= DETECTION_EPOCHS
-    }
-
-
-def choose_outlier_bps(swept: list[dict]) -> int | None:
-    """The smallest candidate (in increasing order) that slashes no honest client in any run,
-    then for a margin the largest above it that still slashes in time every IID attacker it
-    does; None if every candidate slashes an honest client. (A higher threshold only flags less:
-    safety grows and detection shrinks up the list.)"""
-    safe = [i for i, row in enumerate(swept) if row["honest_slashed"] == 0]
-    if not safe:
-        return None
-    first = safe[0]
-    keeps = [i for i in range(first, len(swept)) if in_time(swept[i]) >= in_time(swept[first])]
-    last = first
-    while last + 1 in keeps:
-        last += 1
-    return swept[last]["outlier_bps"]
-
-
-# The report.
+# Report: tables and findings read off the analysis, the plot, the files.
 
 
 def _pm(value: dict | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value['mean']:.{digits}f} ± {value['std']:.{digits}f}"
 
 
-def _share(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.0f} %"
+def _pct(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{100 * value:.{digits}f} %"
 
 
 def _times(bps: int) -> str:
     return f"{bps / 10_000:g}×"
+
+
+def _seeds(seeds: list[int]) -> str:
+    return ", ".join(map(str, seeds))
+
+
+def _epoch(value: int | None) -> str:
+    return "never" if value is None else str(value)
 
 
 def _index(rows: list[dict]) -> dict[tuple, dict]:
@@ -466,20 +614,59 @@ def _in_order(rows: list[dict], key: str) -> list:
     return list(dict.fromkeys(row[key] for row in rows))
 
 
+def _fs_caught(summary: dict, attack: str) -> str:
+    keys = [key for key in summary["iid_epochs_to_flag"] if key.startswith(f"{attack} ")]
+    caught = [key.split("=")[1] for key in keys if key in in_time(summary)]
+    return ("f = " + ", ".join(caught)) if caught else "none"
+
+
 def sweep_table(swept: list[dict]) -> str:
-    attacks = list(dict.fromkeys(attack for row in swept for attack in row["attackers_slashed_share"]))
-    detected = list(dict.fromkeys(attack for row in swept for attack in row["iid_epochs_to_slash"]))
-    header = ["outlier (× reference)", "honest slashed (runs)"]
-    header += [f"{a} slashed" for a in attacks] + [f"IID {a}: epochs to slash" for a in detected]
-    body = []
-    for row in swept:
-        epochs = row["iid_epochs_to_slash"]
-        body.append(
-            [_times(row["outlier_bps"]), f"{row['honest_slashed']} ({row['runs_with_honest_slashed']})"]
-            + [_share(row["attackers_slashed_share"][a]) for a in attacks]
-            + ["never" if epochs[a] is None else str(epochs[a]) for a in detected]
-        )
+    """Per candidate, on the choosing seeds: honest client-epochs flagged (runs with one), attacker-epochs
+    flagged per attack, and the IID f whose every attacker was flagged in time."""
+    attacks = list(dict.fromkeys(a for row in swept for a in row["per_attack"]))
+    detected = [a for a in DETECTED if any(k.startswith(f"{a} ") for row in swept for k in row["iid_epochs_to_flag"])]
+    header = ["flag ratio (× reference)", "honest client-epochs flagged (runs)"]
+    header += [f"{a}: epochs flagged" for a in attacks]
+    header += [f"IID {a}: every attacker flagged by epoch {DETECTION_EPOCHS}" for a in detected]
+    body = [
+        [_times(row["outlier_bps"]), f"{row['honest_flagged']} ({row['runs_with_honest_flagged']})"]
+        + [_pct(row["per_attack"][a]["attackers_flagged_share"]) for a in attacks]
+        + [_fs_caught(row, a) for a in detected]
+        for row in swept
+    ]
     return markdown_table(header, body)
+
+
+def judgement_table(rows: list[dict]) -> str:
+    """Per split and f (both rules, every attack and the clean run): the worst honest ratio on each
+    seed set, and on the judging seeds the honest flags, the attackers flagged and paid, and for
+    each IID-detected attack the highest ratio that flags every attacker in time."""
+    detected = [a for a in DETECTED if a in _in_order(rows, "attack")]
+    body = []
+    for data in _in_order(rows, "data"):
+        for f in _in_order(rows, "f"):
+            cells = [row for row in rows if row["data"] == data and row["f"] == f]
+            if not cells:
+                continue
+            attacked = [row for row in cells if row["attackers"]]
+            line = [data, str(f)]
+            line += [f"{max(row['worst_honest_ratio'][role] for row in cells):.2f}" for role in ("choose", "judge")]
+            line.append(
+                f"{sum(row['honest_flagged'] for row in cells)} of {sum(row['honest_epochs'] for row in cells)}"
+            )
+            flagged_ = sum(row["attackers_flagged"] for row in attacked)
+            epochs = sum(row["attacker_epochs"] for row in attacked)
+            line.append(_pct(share(flagged_, epochs)))
+            for attack in detected:
+                early = [row["attackers_early_ratio"]["judge"] for row in attacked if row["attack"] == attack]
+                line.append(f"{min(early):.2f}" if early else "–")
+            body.append(line)
+    return markdown_table(
+        ["split", "f", "worst honest ratio (choosing seeds)", "worst honest ratio (judging seeds)"]
+        + ["honest client-epochs flagged", "attacker-epochs flagged"]
+        + [f"{a}: every attacker flagged by epoch {DETECTION_EPOCHS} below" for a in detected],
+        body,
+    )
 
 
 def clean_table(rows: list[dict]) -> str:
@@ -496,13 +683,14 @@ def clean_table(rows: list[dict]) -> str:
 
 
 def attack_table(rows: list[dict]) -> str:
-    """Per split, f and attack: the rules side by side."""
+    """Per split, f and attack: the rules side by side; flags on the judging seeds."""
     by = _index(rows)
     rules = _in_order(rows, "aggregation")
     header = ["split", "f", "attack"]
-    for name in ("drop (pts)", "attackers slashed", "epochs to slash all", "attackers' weight"):
+    names = ("drop (pts)", "attacker-epochs flagged", "all flagged by epoch", "attackers' share of paid epochs")
+    for name in (*names, "attackers' weight"):
         header += [f"{SHORT_RULE.get(a, a)}: {name}" for a in rules]
-    header.append("honest slashed")
+    header.append("honest client-epochs flagged")
     body = []
     for data in _in_order(rows, "data"):
         for f in _in_order(rows, "f"):
@@ -511,222 +699,330 @@ def attack_table(rows: list[dict]) -> str:
                 if attack == CLEAN or None in cells:
                     continue
                 line = [data, str(f), attack] + [_pm(c["drop_points"]) for c in cells]
-                line += [_share(c["attackers_slashed_share"]) for c in cells]
-                line += ["never" if c["epochs_to_slash"] is None else str(c["epochs_to_slash"]) for c in cells]
-                line += [_share(c["attacker_weight"]) for c in cells]
-                line.append(str(sum(c["honest_slashed"] for c in cells)))
+                line += [_pct(c["attackers_flagged_share"]) for c in cells]
+                line += [_epoch(c["epochs_to_flag_all"]) for c in cells]
+                line += [_pct(c["attackers_paid_share"]) for c in cells]
+                line += [_pct(c["attacker_weight"]) for c in cells]
+                line.append(str(sum(c["honest_flagged"] for c in cells)))
                 body.append(line)
     return markdown_table(header, body)
 
 
-def _lowest(cells: list[dict], attack: str, keys: tuple[str, str]) -> str:
-    """The lowest value of each key over ``attack``'s cells ("ever / in time"); – if none."""
-    attacked = [row for row in cells if row["attack"] == attack]
-    return " / ".join(f"{min(row[key] for row in attacked):.2f}" for key in keys) if attacked else "–"
-
-
-def ratio_table(rows: list[dict]) -> str:
-    """The evidence behind the rule, per split and f (worst run of either rule), as multiples of
-    the reference score: the highest threshold under which some honest client is slashed, against,
-    for each attack that should be caught, the lowest under which every attacker is slashed (at
-    some epoch, and within the first :data:`DETECTION_EPOCHS`)."""
-    by = _index(rows)
-    detected = [a for a in DETECTED if a in _in_order(rows, "attack")]
-    body = []
-    for data in _in_order(rows, "data"):
-        for f in _in_order(rows, "f"):
-            cells = [row for key, row in by.items() if key[0] == data and key[2] == f]
-            line = [data, str(f), f"{max(row['max_honest_ratio'] for row in cells):.2f}"]
-            line.append(f"{max(row['honest_slash_ratio'] for row in cells):.2f}")
-            for attack in detected:
-                line.append(_lowest(cells, attack, ("attacker_slash_ratio", "attacker_slash_ratio_early")))
-            body.append(line)
-    return markdown_table(
-        ["split", "f", "max honest score / reference", "honest: slashed below"]
-        + [f"{attack}: all slashed below (ever / by epoch {DETECTION_EPOCHS})" for attack in detected],
-        body,
-    )
-
-
 def movement_table(rows: list[dict]) -> str:
-    """The same evidence for flags on the movement (:func:`movement`): moved over a threshold times
-    the reference (the (p - f)-th smallest), or under the (f + 1)-th smallest over a threshold."""
-    by = _index(rows)
+    """Per split (every f and seed): the movement's worst honest client-epoch on each side, against
+    the median attacker-epoch of the attacks that side would be for."""
     attacks = _in_order(rows, "attack")
-    columns = [("over", a) for a in DETECTED if a in attacks] + [("under", a) for a in MOVED_LITTLE if a in attacks]
+    columns = [("far", a) for a in DETECTED if a in attacks] + [("little", a) for a in MOVED_LITTLE if a in attacks]
     body = []
     for data in _in_order(rows, "data"):
-        for f in _in_order(rows, "f"):
-            cells = [row for key, row in by.items() if key[0] == data and key[2] == f]
-            line = [data, str(f)]
-            for side in MOVEMENT_SIDES:
-                line.append(f"{max(row[f'movement_{side}_honest'] for row in cells):.2f}")
-            for side, attack in columns:
-                line.append(_lowest(cells, attack, (f"movement_{side}_attackers", f"movement_{side}_attackers_early")))
-            body.append(line)
+        cells = [row for row in rows if row["data"] == data]
+        line = [data] + [f"{max(row[f'movement_honest_{side}'] for row in cells):.2f}" for side in ("far", "little")]
+        for side, attack in columns:
+            values = [row[f"movement_attackers_{side}"] for row in cells if row["attack"] == attack]
+            line.append(f"{float(np.median(values)):.2f}" if values else "–")
+        body.append(line)
     return markdown_table(
-        ["split", "f", "honest: slashed below (too far)", "honest: slashed below (too little)"]
-        + [f"{attack} ({'too far' if side == 'over' else 'too little'})" for side, attack in columns],
+        ["split", "honest: worst (too far)", "honest: worst (too little)"]
+        + [f"{attack}: median (too {side})" for side, attack in columns],
         body,
     )
-
-
-def findings(rows: list[dict], swept: list[dict], chosen: int | None, policy: SlashingPolicy) -> list[str]:
-    """Issue 15's targets, each stated with the numbers that meet or miss it."""
-    by = _index(rows)
-    lines = []
-    hit = [row for row in rows if row["honest_slashed"]]
-    per_split = {data: sum(r["honest_slashed"] for r in hit if r["data"] == data) for data in _in_order(rows, "data")}
-    worst = max(hit, key=lambda r: r["honest_slashed"], default=None)
-    lines.append(
-        f"- **Zero honest clients slashed** at {_times(policy.outlier_bps)}: "
-        + (
-            "met, in every cell and seed, attacks included."
-            if worst is None
-            else f"missed: {sum(per_split.values())} honest clients slashed (over seeds) in {len(hit)} of {len(rows)} "
-            "cells; per split "
-            + ", ".join(f"{data} {count}" for data, count in per_split.items())
-            + f"; worst {worst['data']} {SHORT_RULE.get(worst['aggregation'])} f={worst['f']} {worst['attack']} "
-            f"({worst['honest_slashed']} of {len(worst['per_seed']) * (worst['clients'] - worst['attackers'])})."
-        )
-    )
-    target = f"α={TARGET_ALPHA:g}"
-    fs = [f for f in _in_order(rows, "f") if f]
-    close = [(attack, f, by.get((target, NNM_MULTIKRUM, f, attack))) for f in fs for attack in KEPT_CLOSE]
-    close = [(attack, f, row) for attack, f, row in close if row]
-    if close:
-        worst = max(row["drop_points"]["mean"] for _, _, row in close)
-        verdict = (
-            "met (stretch of 2 points too)"
-            if worst <= STRETCH_POINTS
-            else "met"
-            if worst <= TARGET_POINTS
-            else f"missed (worst {worst:.1f})"
-        )
-        lines.append(
-            f"- **{target}, {' and '.join(f'f={f}' for f in fs)}: {', '.join(KEPT_CLOSE)} within "
-            f"{TARGET_POINTS:g} points of the clean run with NNM + Multi-Krum**: {verdict}. Drops (mean ± std, "
-            "points; Multi-Krum's in brackets): "
-            + "; ".join(
-                f"{attack} f={f} {_pm(row['drop_points'])} ({_pm(by[target, MULTIKRUM, f, attack]['drop_points'])})"
-                if (target, MULTIKRUM, f, attack) in by
-                else f"{attack} f={f} {_pm(row['drop_points'])}"
-                for attack, f, row in close
-            )
-            + "."
-        )
-    halved = []
-    for f in fs:
-        for attack in CRAFTED:
-            mk, nnm = by.get((target, MULTIKRUM, f, attack)), by.get((target, NNM_MULTIKRUM, f, attack))
-            if not (mk and nnm):
-                continue
-            mk_drop, nnm_drop = mk["drop_points"]["mean"], nnm["drop_points"]["mean"]
-            if mk_drop < NOISE_POINTS:
-                verdict = f"Multi-Krum loses under {NOISE_POINTS:g} points: nothing to halve"
-            else:
-                verdict = "met" if nnm_drop <= mk_drop / 2 else "missed"
-            halved.append(f"{attack} f={f}: Multi-Krum {mk_drop:.1f}, NNM {nnm_drop:.1f} ({verdict})")
-    if halved:
-        lines.append(
-            f"- **{target}: ALIE and IPM damage with NNM at most half of Multi-Krum's** (mean drop, points): "
-            + "; ".join(halved)
-            + "."
-        )
-    in_force = next((row for row in swept if row["outlier_bps"] == policy.outlier_bps), None)
-    if in_force and in_force["iid_epochs_to_slash"]:
-        epochs = in_force["iid_epochs_to_slash"]
-        met = all(e is not None and e <= DETECTION_EPOCHS for e in epochs.values())
-        lines.append(
-            f"- **IID {', '.join(epochs)} slashed within {DETECTION_EPOCHS} epochs**: "
-            + ("met" if met else "missed")
-            + " (the epoch by which every attacker of every run was slashed: "
-            + ", ".join(f"{a} {'never' if e is None else e}" for a, e in epochs.items())
-            + ")."
-        )
-    lines.append(movement_finding(rows))
-    lines.append(
-        "- The sweep's choice on this grid: "
-        + (
-            f"{_times(chosen)} the reference score."
-            if chosen
-            else "none: every candidate slashes some honest client (see the evidence table)."
-        )
-        + ("" if chosen == policy.outlier_bps else f" The policy in force (above) is {_times(policy.outlier_bps)}.")
-    )
-    return lines
 
 
 def movement_finding(rows: list[dict]) -> str:
-    """Whether a threshold on the movement meets the targets the Krum scores miss, slashing no
-    honest client anywhere: the IID attacks caught in time (moved too far), the free riders at
-    the target split caught at all (too little)."""
+    """Whether the movement separates the attackers a Krum score does not: per attack, on how many
+    splits its median attacker-epoch lies beyond every honest client-epoch of that split."""
+    attacks = _in_order(rows, "attack")
     parts = []
-    for side, data, attacks, key, when in (
-        ("over", "iid", DETECTED, "attackers_early", f"by epoch {DETECTION_EPOCHS}"),
-        ("under", f"α={TARGET_ALPHA:g}", MOVED_LITTLE[:1], "attackers", "ever"),
-    ):
-        # per attack and f: the threshold below which every attacker of either rule is slashed
-        needed: dict[str, float] = {}
-        for row in rows:
-            if row["data"] == data and row["attack"] in attacks and row["attackers"]:
-                name = f"{row['attack']} f={row['f']}"
-                needed[name] = min(needed.get(name, np.inf), row[f"movement_{side}_{key}"])
-        if not needed:
-            continue
-        honest = max(rows, key=lambda row: row[f"movement_{side}_honest"])
-        safe = honest[f"movement_{side}_honest"]  # a threshold at or above it slashes no honest client
-        caught = [name for name, limit in needed.items() if limit > safe]
-        parts.append(
-            f"moved too {'far' if side == 'over' else 'little'}, an honest client reaches {safe:.2f}× "
-            f"({honest['data']} f={honest['f']}), where {data} "
-            + ", ".join(f"{name} needs below {limit:.2f}×" for name, limit in needed.items())
-            + f" to be slashed {when}: a safe threshold catches "
-            + (", ".join(caught) if caught else "none of them")
-        )
+    for side, names in (("far", DETECTED), ("little", MOVED_LITTLE)):
+        for attack in (a for a in names if a in attacks):
+            beyond = [
+                data
+                for data in _in_order(rows, "data")
+                if np.median(
+                    [r[f"movement_attackers_{side}"] for r in rows if r["data"] == data and r["attack"] == attack]
+                )
+                > max(r[f"movement_honest_{side}"] for r in rows if r["data"] == data)
+            ]
+            parts.append(f"{attack} (too {side}) on {', '.join(beyond) if beyond else 'none'}")
     return (
-        "- **A second statistic, tried: how far each client moved from the global model** (a proof could "
-        "take the previous aggregate as an input; see the movement table). It overlaps too: " + "; ".join(parts) + "."
+        "- **A second statistic, tried: how far each client moved from the global model it trained from** (a proof "
+        "could take the previous aggregate as an input; see the movement table). The splits on which an attack's "
+        "median attacker-epoch lies beyond every honest client-epoch: " + "; ".join(parts) + "."
     )
 
 
-def plot(rows: list[dict], path: Path) -> None:
-    """Accuracy drop per attack, Multi-Krum beside NNM + Multi-Krum with the seeds' spread as
-    error bars: one panel per split (columns) and f (rows)."""
+def choice_finding(chosen: dict) -> str:
+    """How the ratio was chosen, in numbers."""
+    seeds, swept, bps = _seeds(chosen["seeds"]), chosen["candidates"], chosen["chosen_outlier_bps"]
+    if bps is None:
+        return (
+            f"- **The flag ratio, chosen on seeds {seeds}:** none; every candidate up to "
+            f"{_times(swept[-1]['outlier_bps'])} flags an honest client there, so the largest is judged."
+        )
+    first = next(row for row in swept if row["outlier_bps"] == chosen["smallest_safe_bps"])
+    below = [row for row in swept if row["outlier_bps"] < first["outlier_bps"]]
+    text = (
+        f"- **The flag ratio, chosen on seeds {seeds}: {_times(bps)} the reference score.** The smallest candidate "
+        f"that flags no honest client in any of their {first['runs']} runs is {_times(first['outlier_bps'])}"
+    )
+    if below:
+        text += (
+            f" ({_times(below[-1]['outlier_bps'])} flags {below[-1]['honest_flagged']} honest client-epochs in "
+            f"{below[-1]['runs_with_honest_flagged']} runs: {', '.join(below[-1]['where_honest_flagged'][:4])}"
+            + (" …" if len(below[-1]["where_honest_flagged"]) > 4 else "")
+            + ")"
+        )
+    if bps != first["outlier_bps"]:
+        caught = sorted(in_time(first))
+        text += (
+            f"; for a margin, the largest ratio above it that still flags in time every IID attacker it does "
+            f"({', '.join(caught) if caught else 'none'}) is {_times(bps)}"
+        )
+    return text + "."
+
+
+def judgement_finding(judged: dict, seeds: list[int], label: str) -> str:
+    """The held-out verdict on one ratio, in numbers."""
+    return (
+        f"- **{label}, judged on seeds {_seeds(seeds)} (held out):** {judged['honest_flagged']} of "
+        f"{judged['honest_epochs']:,} honest client-epochs flagged (rate {judged['honest_flagged_rate']:.2e}; one-sided "
+        f"{CONFIDENCE:.0%} upper bound {judged['honest_flagged_upper']:.2e}, Clopper-Pearson"
+        + (", the rule of three" if judged["honest_flagged"] == 0 else "")
+        + f"), in {judged['runs_with_honest_flagged']} of {judged['runs']:,} runs (upper bound "
+        f"{judged['runs_with_honest_flagged_upper']:.2e} per run, the bound that does not assume a run's client-epochs "
+        f"independent). The worst honest ratio there: {judged['worst_honest_ratio']:.2f}× ({judged['worst_honest_run']}), "
+        f"a margin of {judged['margin']:.2f} of the ratio"
+        + (" (under 1: no honest client flagged)" if judged["margin"] <= 1 else "")
+        + (
+            f"; flagged in: {', '.join(judged['where_honest_flagged'][:6])}"
+            + (" …" if len(judged["where_honest_flagged"]) > 6 else "")
+            if judged["where_honest_flagged"]
+            else ""
+        )
+        + "."
+    )
+
+
+def attackers_finding(judged: dict, seeds: list[int]) -> list[str]:
+    """What the attackers lost and earned under the judged ratio on the judging seeds."""
+    per_attack = judged["per_attack"]
+    lines = [
+        f"- **Attackers flagged (seeds {_seeds(seeds)}, at {_times(judged['outlier_bps'])}):** "
+        f"{_pct(judged['attackers_flagged_share'], 1)} of all attacker-epochs; per attack: "
+        + ", ".join(f"{a} {_pct(v['attackers_flagged_share'], 1)}" for a, v in per_attack.items())
+        + ". **What they earned:** the share of the paid client-epochs that went to attackers, against their share "
+        "of all client-epochs: "
+        + ", ".join(
+            f"{a} {_pct(v['attackers_paid_share'], 1)} ({_pct(v['attackers_client_share'], 1)})"
+            for a, v in per_attack.items()
+        )
+        + "."
+    ]
+    detection = judged["iid_epochs_to_flag"]
+    if detection:
+        caught = in_time(judged)
+        lines.append(
+            f"- **IID {', '.join(a for a in DETECTED if any(k.startswith(a + ' ') for k in detection))}: every "
+            f"attacker flagged within the first {DETECTION_EPOCHS} epochs** (every held-out run, either rule): "
+            + ("met" if caught == set(detection) else "missed")
+            + f" (caught in time: {', '.join(k for k in detection if k in caught) or 'none'}; not: "
+            + (
+                ", ".join(
+                    f"{k} ({'never' if e is None else f'by epoch {e}'})"
+                    for k, e in detection.items()
+                    if k not in caught
+                )
+                or "none"
+            )
+            + ")."
+        )
+    return lines
+
+
+def framing_finding(rows: list[dict]) -> str:
+    """Why a Krum-score ratio cannot slash: the worst honest ratio per split, by f, where colluders lower the reference."""
+    worst = {}
+    for row in rows:
+        key = (row["data"], row["f"])
+        worst[key] = max(worst.get(key, 0.0), *row["worst_honest_ratio"].values())
+    peak = max(worst, key=worst.get)
+    data = peak[0]
+    fs = sorted(f for d, f in worst if d == data)
+    top = max(
+        (row for row in rows if row["data"] == data and row["f"] == peak[1]),
+        key=lambda r: max(r["worst_honest_ratio"].values()),
+    )
+    return (
+        f"- **Why a flag is not a slash.** The worst honest ratio (any seed, rule and attack) on {data} data by f: "
+        + ", ".join(f"f={f} {worst[data, f]:.2f}×" for f in fs)
+        + f"; the highest, {worst[peak]:.2f}×, under {top['attack']} ({SHORT_RULE.get(top['aggregation'])}). "
+        "Colluders that cluster take the smallest scores and lower the reference, so an honest client with "
+        "one-class data becomes the outlier: the honest clients' own spread bounds their ratio, and non-IID data "
+        "leaves it unbounded. A flag costs that client an unpaid epoch, never stake."
+    )
+
+
+def accuracy_findings(rows: list[dict]) -> list[str]:
+    """The accuracy targets at the target split: NNM keeps plain attacks close to the clean run, and halves crafted ones' damage."""
+    by = _index(rows)
+    target = f"α={TARGET_ALPHA:g}"
+    fs = [f for f in _in_order(rows, "f") if f]
+    lines = []
+    close = [
+        (a, f, by[target, NNM_MULTIKRUM, f, a]) for f in fs for a in KEPT_CLOSE if (target, NNM_MULTIKRUM, f, a) in by
+    ]
+    if close:
+        missed = [
+            (a, f, row["drop_points"]["mean"]) for a, f, row in close if row["drop_points"]["mean"] > TARGET_POINTS
+        ]
+        lines.append(
+            f"- **{target}: {', '.join(KEPT_CLOSE)} within {TARGET_POINTS:g} points of the clean run with NNM + "
+            f"Multi-Krum, f = {fs[0]}–{fs[-1]}**: "
+            + ("met" if not missed else f"missed in {len(missed)} of {len(close)} (attack, f)")
+            + (": " + ", ".join(f"{a} f={f} {d:.1f}" for a, f, d in missed) if missed else "")
+            + f"; worst mean drop {max(row['drop_points']['mean'] for _, _, row in close):.1f} points."
+        )
+    verdicts = {"met": [], "missed": [], "nothing to halve": []}
+    for f in fs:
+        for attack in CRAFTED:
+            mk, nnm = by.get((target, MULTIKRUM, f, attack)), by.get((target, NNM_MULTIKRUM, f, attack))
+            if mk and nnm:
+                mk_drop, nnm_drop = mk["drop_points"]["mean"], nnm["drop_points"]["mean"]
+                verdict = (
+                    "nothing to halve" if mk_drop < NOISE_POINTS else "met" if nnm_drop <= mk_drop / 2 else "missed"
+                )
+                verdicts[verdict].append(f"{attack} f={f} ({mk_drop:.1f} → {nnm_drop:.1f})")
+    if any(verdicts.values()):
+        lines.append(
+            f"- **{target}: ALIE and IPM damage with NNM at most half of Multi-Krum's** (mean drop, points, "
+            "Multi-Krum → NNM): "
+            + "; ".join(f"{name} in {len(items)}: {', '.join(items)}" for name, items in verdicts.items() if items)
+            + f" (nothing to halve: Multi-Krum loses under {NOISE_POINTS:g} points)."
+        )
+    return lines
+
+
+def findings(analysis: dict) -> list[str]:
+    chosen, judgement, rows = analysis["choice"], analysis["judgement"], analysis["rows"]
+    label = f"{_times(judgement['chosen']['outlier_bps'])}"
+    lines = [choice_finding(chosen), judgement_finding(judgement["chosen"], judgement["seeds"], label)]
+    if "smallest_safe" in judgement:
+        lines.append(
+            judgement_finding(
+                judgement["smallest_safe"],
+                judgement["seeds"],
+                f"Without the margin, {_times(judgement['smallest_safe']['outlier_bps'])}",
+            )
+        )
+    lines += attackers_finding(judgement["chosen"], judgement["seeds"])
+    lines.append(framing_finding(rows))
+    return lines + accuracy_findings(rows) + [movement_finding(rows)]
+
+
+def setup_text(settings: dict) -> str:
+    fs = settings["byzantine"]
+    return (
+        f"n={settings['clients']} clients, {settings['epochs']} epochs; data IID and Dirichlet "
+        f"α ∈ {{{', '.join(f'{a:g}' for a in settings['alphas'])}}}; f ∈ {{{', '.join(map(str, fs))}}} attackers "
+        "with Krum set to the same f (m = n − f; f = 0 is the clean run only, where both rules are the plain mean); "
+        "rules: "
+        + ", ".join(f"{SHORT_RULE.get(a, a)} = {a}" for a in settings["aggregations"])
+        + f"; attacks: {', '.join(settings['attacks'])}. The flag ratio is chosen on seeds "
+        f"{_seeds(settings['choosing_seeds'])} and judged on seeds {_seeds(settings['judging_seeds'])}, never the "
+        "same. Flag: a raw Krum score above the ratio times the epoch's reference score (the (p − f)-th smallest "
+        "of the p present clients' scores); a flagged epoch is unpaid. Counted in client-epochs. Drop: the clean "
+        "run's final accuracy minus the attacked run's (same split, rule, f and seed), in points, mean ± std over all "
+        "seeds; the flag figures per cell are the judging seeds'; attackers' weight: their share of the aggregate "
+        f"over the run (Multi-Krum: selected attackers / m). {settings['runs']:,} runs in {settings['grid_seconds']} s "
+        f"({settings['workers']} worker processes)."
+    )
+
+
+def report_text(settings: dict, analysis: dict) -> str:
+    """``robustness.md``, every sentence and figure from ``settings`` and ``analysis``."""
+    judged_bps = analysis["judgement"]["chosen"]["outlier_bps"]
+    return "\n".join(
+        [
+            "# Robustness: Multi-Krum, NNM + Multi-Krum and the flag rule against each attack",
+            "",
+            setup_text(settings),
+            "",
+            "**Honest clients slashed: 0, by construction.** A slash needs two different commitments signed by one "
+            "client for one task and epoch, proven on chain by the two signatures; an honest client's signer never "
+            "signs twice. Krum scores only flag, and a flagged epoch is unpaid, so the grid measures flags.",
+            "",
+            "## Findings",
+            "",
+            "\n".join(findings(analysis)),
+            "",
+            f"## The choice: every candidate on the choosing seeds ({_seeds(analysis['choice']['seeds'])})",
+            "",
+            sweep_table(analysis["choice"]["candidates"]),
+            "",
+            f"## The judgement per split and f (flags at {_times(judged_bps)} on the judging seeds, "
+            f"{_seeds(analysis['judgement']['seeds'])})",
+            "",
+            "Worst honest ratio: the highest raw score over its reference of any honest client-epoch (any ratio at or "
+            "above it flags no honest client). The last columns: the highest ratio under which every attacker of "
+            f"every judging run was flagged within {DETECTION_EPOCHS} epochs.",
+            "",
+            judgement_table(analysis["rows"]),
+            "",
+            "## A second statistic: the movement",
+            "",
+            "How far each client moved from the global model it trained from (the squared distance between the "
+            "quantized models), the statistic a proof could add next, as a ratio on each side: too far over the "
+            "(p − f)-th smallest movement, or too little, the (f + 1)-th smallest over the movement. Every f and seed.",
+            "",
+            movement_table(analysis["rows"]),
+            "",
+            "## Clean runs (final accuracy, mean ± std over all seeds)",
+            "",
+            clean_table(analysis["rows"]),
+            "",
+            "## Every attack",
+            "",
+            attack_table(analysis["rows"]),
+            "",
+            "![robustness](robustness.png)",
+            "",
+        ]
+    )
+
+
+def plot(analysis: dict, path: Path) -> None:
+    """Per split, against f: each cell's worst honest ratio on the choosing and on the judging seeds,
+    and its attackers' median ratio, with the judged flag ratio as a line (log scale)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by = _index(rows)
-    splits, rules = _in_order(rows, "data"), _in_order(rows, "aggregation")
-    fs = [f for f in _in_order(rows, "f") if f]
-    attacks = [a for a in _in_order(rows, "attack") if a != CLEAN]
-    if not fs or not attacks:
-        fs, attacks = fs or [0], attacks or [CLEAN]
-    figure, axes = plt.subplots(
-        len(fs), len(splits), figsize=(4.6 * len(splits), 3.4 * len(fs) + 0.6), squeeze=False, sharey=True
+    rows, bps = analysis["rows"], analysis["judgement"]["chosen"]["outlier_bps"]
+    splits = _in_order(rows, "data")
+    figure, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 4.4), squeeze=False, sharey=True)
+    jitter = np.random.default_rng(0)
+    series = (
+        ("honest, choosing seeds", "worst_honest_ratio", "choose", "o", "C0", -0.15),
+        ("honest, judging seeds", "worst_honest_ratio", "judge", "x", "C1", 0.15),
+        ("attackers (median attacker-epoch), judging seeds", "attackers_median_ratio", "judge", "^", "grey", 0.0),
     )
-    x = np.arange(len(attacks))
-    width = 0.8 / len(rules)
-    for row_index, f in enumerate(fs):
-        for column, data in enumerate(splits):
-            axis = axes[row_index][column]
-            for i, rule in enumerate(rules):
-                cells = [by.get((data, rule, f, a)) for a in attacks]
-                means = [c["drop_points"]["mean"] if c else 0.0 for c in cells]
-                stds = [c["drop_points"]["std"] if c else 0.0 for c in cells]
-                axis.bar(x - 0.4 + (i + 0.5) * width, means, width, yerr=stds, capsize=2, color=f"C{i}", label=rule)
-            axis.axhline(TARGET_POINTS, color="grey", linestyle="--", linewidth=1)
-            axis.axhline(0, color="black", linewidth=0.5)
-            axis.set_title(f"{data}, f={f}", fontsize=10)
-            axis.set_xticks(x, attacks, rotation=45, ha="right", fontsize=8)
-            axis.grid(True, axis="y", alpha=0.3)
-        axes[row_index][0].set_ylabel("accuracy drop vs. clean (points)")
-    axes[0][0].legend(fontsize=8, loc="upper left")
-    figure.suptitle(
-        f"Accuracy lost to each attack (mean ± std over seeds; dashed: {TARGET_POINTS:g} points)", fontsize=11
-    )
+    for axis, data in zip(axes[0], splits):
+        cells = [row for row in rows if row["data"] == data]
+        for label, key, role, marker, color, offset in series:
+            points = [(row["f"], row[key][role]) for row in cells if row[key][role] is not None]
+            xs = [f + offset + jitter.uniform(-0.08, 0.08) for f, _ in points]
+            axis.scatter(
+                xs, [max(y, 0.01) for _, y in points], marker=marker, s=14, color=color, alpha=0.6, label=label
+            )
+        axis.axhline(bps / 10_000, color="red", linestyle="--", linewidth=1, label=f"flag ratio {_times(bps)}")
+        axis.set_yscale("log")
+        axis.set_title(data, fontsize=10)
+        axis.set_xlabel("f")
+        axis.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("raw Krum score / reference score")
+    axes[0][0].legend(fontsize=7, loc="upper left")
+    figure.suptitle("Each cell's worst honest client against the flag ratio, and its attackers", fontsize=11)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
@@ -734,110 +1030,59 @@ def plot(rows: list[dict], path: Path) -> None:
     write_bytes_atomic(path, buffer.getvalue())
 
 
+def write_results(out: Path, settings: dict, analysis: dict) -> None:
+    """``out/robustness.{json,md,png}``."""
+    out = Path(out)
+    write_json_atomic(out / "robustness.json", {"settings": settings, **analysis})
+    write_bytes_atomic(out / "robustness.md", report_text(settings, analysis).encode())
+    plot(analysis, out / "robustness.png")
+
+
 def run_robustness(
     out: Path,
     clients: int = 16,
-    byzantine: tuple[int, ...] = (0, 3, 6),
+    byzantine: tuple[int, ...] = (0, 1, 2, 3, 4, 5, 6),
     epochs: int = 10,
-    seeds: tuple[int, ...] = (0, 1, 2, 3, 4),
+    choosing_seeds: tuple[int, ...] = CHOOSING_SEEDS,
+    judging_seeds: tuple[int, ...] = JUDGING_SEEDS,
     alphas: tuple[float, ...] = (0.1, 0.5, 1.0),
     aggregations: tuple[str, ...] = RULES,
     attacks: tuple[str, ...] = tuple(ATTACKS),
     workers: int = 2,
     candidates: tuple[int, ...] = CANDIDATE_BPS,
-) -> list[dict]:
-    """Run the grid, print one line per run, sweep the outlier threshold, write
-    ``out/robustness.{json,md,png}``; return the per-cell rows."""
+) -> dict:
+    """Run the grid, print one line per run, choose the flag ratio on the choosing seeds and judge
+    it on the judging seeds, write ``out/robustness.{json,md,png}``; return the analysis
+    (:func:`analyse`)."""
     if workers < 1:
         raise InputError(f"robustness needs --workers >= 1, got {workers}")
-    seeds, byzantine, alphas = (
-        tuple(dict.fromkeys(seeds)),
-        tuple(dict.fromkeys(byzantine)),
-        tuple(dict.fromkeys(alphas)),
-    )
+    choosing, judging = seed_sets(choosing_seeds, judging_seeds)
+    candidates = tuple(sorted(set(candidates)))
+    if not candidates or not all(10_000 <= bps <= 2**32 for bps in candidates):
+        raise InputError("robustness needs candidate flag ratios in 10000..2^32 ten-thousandths of the reference")
+    byzantine, alphas = tuple(dict.fromkeys(byzantine)), tuple(dict.fromkeys(alphas))
     aggregations, attacks = tuple(dict.fromkeys(aggregations)), tuple(dict.fromkeys(attacks))
-    runs = grid(clients, byzantine, alphas, aggregations, attacks, seeds, epochs)
-    policy = SlashingPolicy()
-    out = Path(out)
+    runs = grid(clients, byzantine, alphas, aggregations, attacks, choosing + judging, epochs)
     start = time.perf_counter()
-    results = run_grid(runs, policy, workers)
+    results = run_grid(runs, workers)
     grid_seconds = round(time.perf_counter() - start, 1)
-    swept = sweep(results, policy, tuple(sorted(candidates)))
-    chosen = choose_outlier_bps(swept)
-    rows = summarize(results, seeds, policy)
-    seconds = round(time.perf_counter() - start, 1)
+    analysis = analyse(results, choosing, judging, candidates)
     settings = {
         "clients": clients,
         "byzantine": list(byzantine),
         "epochs": epochs,
-        "seeds": list(seeds),
+        "choosing_seeds": list(choosing),
+        "judging_seeds": list(judging),
         "alphas": list(alphas),
         "aggregations": list(aggregations),
         "attacks": list(attacks),
-        "policy": asdict(policy),
+        "candidates": list(candidates),
+        "policy": asdict(PenaltyPolicy()),
         "workers": workers,
         "runs": len(runs),
         "grid_seconds": grid_seconds,
-        "seconds": seconds,
+        "seconds": round(time.perf_counter() - start, 1),
     }
-    sweep_result = {"candidates": swept, "chosen_outlier_bps": chosen}
-    write_json_atomic(out / "robustness.json", {"settings": settings, "sweep": sweep_result, "rows": rows})
-    setup = (
-        f"n={clients} clients, {epochs} epochs, seeds {', '.join(map(str, seeds))}; data IID and Dirichlet "
-        f"α ∈ {{{', '.join(f'{a:g}' for a in alphas)}}}; f ∈ {{{', '.join(map(str, byzantine))}}} attackers with Krum "
-        f"set to the same f (m = n − f; f = 0 is the clean run only, where both rules are the plain mean); rules: "
-        + ", ".join(f"{SHORT_RULE.get(a, a)} = {a}" for a in aggregations)
-        + ". Flag: a raw Krum score above "
-        f"{_times(policy.outlier_bps)} the epoch's reference score (the (p − f)-th smallest of the p present "
-        f"clients' scores); slash: flagged in {policy.threshold} of the "
-        f"last {policy.window} epochs. Drop: the clean run's final accuracy minus the attacked run's (same split, "
-        f"rule, f and seed), in points, mean ± std over seeds; attackers slashed: share of attackers slashed at least "
-        f"once; epochs to slash all: the epoch by which every attacker of every seed was; attackers' weight: their "
-        f"share of the aggregate, over the run (Multi-Krum: selected attackers / m). {len(runs)} runs in {grid_seconds} s ({workers} worker processes)."
-    )
-    report = [
-        "# Robustness: Multi-Krum, NNM + Multi-Krum and slashing against each attack",
-        "",
-        setup,
-        "",
-        "## Findings (issue 15's targets)",
-        "",
-        "\n".join(findings(rows, swept, chosen, policy)),
-        "",
-        "## The slashing rule: the sweep",
-        "",
-        "Each candidate threshold replayed on every run's raw Krum scores: honest clients slashed at least once "
-        "(summed over runs; in how many runs), the share of attackers slashed per attack, and on IID data the epoch "
-        "by which every attacker of every run was slashed.",
-        "",
-        sweep_table(swept),
-        "",
-        "The evidence per split and f, as multiples of the reference score (worst run of either rule, any attack): "
-        'some honest client is slashed under any threshold below the "honest" column; every attacker of an attack '
-        f"is slashed (at some epoch / by epoch {DETECTION_EPOCHS}) only under thresholds below its column. A rule "
-        "of this family works where the honest column is below the attack columns.",
-        "",
-        ratio_table(rows),
-        "",
-        "The same evidence for a flag on how far each client moved from the global model it trained from "
-        "(the squared distance between the quantized models), the statistic a proof could add next: too far over "
-        "the (p − f)-th smallest movement, or too little, the (f + 1)-th smallest over the movement. Each column: "
-        "the threshold below which some honest client is slashed, or every attacker is (ever / by epoch "
-        f"{DETECTION_EPOCHS}).",
-        "",
-        movement_table(rows),
-        "",
-        "## Clean runs (final accuracy, mean ± std over seeds)",
-        "",
-        clean_table(rows),
-        "",
-        "## Every attack",
-        "",
-        attack_table(rows),
-        "",
-        "![robustness](robustness.png)",
-    ]
-    write_bytes_atomic(out / "robustness.md", ("\n".join(report) + "\n").encode())
-    plot(rows, out / "robustness.png")
-    print("\n".join(report[4:7] + ["", sweep_table(swept)]))
-    return rows
+    write_results(out, settings, analysis)
+    print("\n".join(findings(analysis)))
+    return analysis
