@@ -151,7 +151,7 @@ def combine(
     if absent is not None and np.count_nonzero(absent) > params.allowed_absent:
         raise InputError(
             f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
-            f"min(f, n - m - f) = {params.allowed_absent}"
+            f"min(f, n - m - f, n - 2f - 3) = {params.allowed_absent}"
         )
     scores = distance_scores(gram_distances(gram), params.f, absent, absent_distance)
     return Combined(scores=scores, mask=multikrum_select(scores, params.m))

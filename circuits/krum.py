@@ -67,10 +67,12 @@ class KrumParams:
 
     @property
     def allowed_absent(self) -> int:
-        """How many absent clients a round may leave out: ``min(f, n - m - f)``, so that the m
-        selected come from at least m + f present clients and no absent slot enters a present
-        client's score (MPSRollup enforces the same)."""
-        return min(self.f, self.n - self.m - self.f)
+        """How many absent clients a round may leave out: ``min(f, n - m - f, n - 2f - 3)``, so
+        that at least m + f clients are present (the m selected come from more than f others) and
+        at least 2f + 3 (Krum's guarantee, more than 2f + 2: the reference score a flag is read
+        against is then never a colluder's pick among too few honest scores); no absent slot
+        enters a present client's score. MPSRollup.allowedAbsent is the same."""
+        return min(self.f, self.n - self.m - self.f, self.n - 2 * self.f - 3)
 
     @property
     def neighbours(self) -> int:
@@ -195,7 +197,7 @@ def krum_round(
     if absent is not None and np.count_nonzero(absent) > params.allowed_absent:
         raise InputError(
             f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
-            f"min(f, n - m - f) = {params.allowed_absent}"
+            f"min(f, n - m - f, n - 2f - 3) = {params.allowed_absent}"
         )
     distances = pairwise_sq_distances(x)
     raised = with_absence(distances, absent, absent_distance)  # what both scores and mixing read

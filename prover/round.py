@@ -71,7 +71,7 @@ def check_updates(updates: np.ndarray, circuit: RoundCircuit, absent: np.ndarray
     if absent is not None and np.count_nonzero(absent) > circuit.params.allowed_absent:
         raise InputError(
             f"{np.count_nonzero(absent)} clients are absent; this round tolerates at most "
-            f"min(f, n - m - f) = {circuit.params.allowed_absent}"
+            f"min(f, n - m - f, n - 2f - 3) = {circuit.params.allowed_absent}"
         )
     return x.astype(np.int64)
 

@@ -59,18 +59,43 @@ def proven_round(tmp_path_factory, small_circuit, small_updates) -> Path:
     return folder
 
 
-ABSENT = np.array([False, False, False, False, True])  # client 4 never commits
+# A round may leave out min(f, n - m - f, n - 2f - 3) absent clients: none at the small shape
+# (5 clients, f = 1), one at this one, whose client 4 is the far one too.
+ABSENCE = dict(SMALL, n=6)
+ABSENT = np.array([False, False, False, False, True, False])  # client 4 never commits
 
 
 @pytest.fixture(scope="session")
-def absent_round(tmp_path_factory, small_circuit, small_updates):
-    """The session's updates proven with client 4 absent."""
+def absence_circuit():
+    from stakelearn.prover.circuit import RoundCircuit
+
+    return RoundCircuit(**ABSENCE)
+
+
+@pytest.fixture(scope="session")
+def absence_updates(small_updates) -> np.ndarray:
+    """The session's five updates and a sixth like the first four."""
+    return np.vstack([small_updates, np.clip(small_updates[0] + 3, -128, 128)])
+
+
+@pytest.fixture(scope="session")
+def absence_proven_round(tmp_path_factory, absence_circuit, absence_updates) -> Path:
+    from stakelearn.prover.round import prove_round
+
+    folder = tmp_path_factory.mktemp("absence") / "proven"
+    prove_round(absence_updates, absence_circuit, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def absent_round(tmp_path_factory, absence_circuit, absence_updates):
+    """The six-client updates proven with client 4 absent."""
     from stakelearn.prover.round import prove_round
 
     folder = tmp_path_factory.mktemp("absent") / "round"
-    updates = small_updates.copy()
+    updates = absence_updates.copy()
     updates[ABSENT] = 0
-    prove_round(updates, small_circuit, folder, absent=ABSENT)
+    prove_round(updates, absence_circuit, folder, absent=ABSENT)
     return folder
 
 
@@ -95,6 +120,17 @@ def world(small_circuit, proven_round, small_accuracy):
     from .verifier_contracts.world import make_world
 
     return make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy)
+
+
+@pytest.fixture
+def absence_world(absence_circuit, absence_proven_round, small_accuracy):
+    """The same protocol over the six-client circuit, whose rounds may leave one client absent."""
+    from stakelearn.pipeline.chain.gateway import Chain
+    from stakelearn.prover.circuit import prepare
+
+    from .verifier_contracts.world import make_world
+
+    return make_world(Chain.embedded(), prepare(absence_circuit), absence_proven_round, small_accuracy)
 
 
 @pytest.fixture

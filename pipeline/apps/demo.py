@@ -400,7 +400,7 @@ def build_summary(
 ) -> dict:
     attackers = set(config.attacker_ids)
     roles = [config.attack if i in attackers else "honest" for i in range(config.clients)]
-    slashed_ever = sorted({c for r in results for c in r.slashed})
+    flagged_ever = sorted({c for r in results for c in r.flagged})
     circuit, chain = prepared.circuit, protocol.chain
     return {
         "config": config_to_json(config),
@@ -441,8 +441,10 @@ def build_summary(
         "balances": balances,
         "outcome": {
             "attackers": sorted(attackers),
-            "attackers_slashed": [c for c in slashed_ever if c in attackers],
-            "honest_slashed": [c for c in slashed_ever if c not in attackers],
+            "attackers_flagged": [c for c in flagged_ever if c in attackers],
+            "honest_flagged": [c for c in flagged_ever if c not in attackers],
+            # a slash takes a proven equivocation (two signed commitments for one epoch), never a flag
+            "slashed": sorted({c for r in results for c in r.slashed}),
             "honest_rewarded": all(
                 b["reward_wei"] > 0 for i, b in enumerate(balances["clients"]) if i not in attackers
             ),

@@ -1,10 +1,10 @@
 """`stakelearn gas`: the gas of every protocol function and of one full epoch, at n = 8 and 16.
 
 Each point proves a real round (d = 16 parameters, one far-away update), deploys the verifier,
-registry and protocol on the embedded EVM, and runs a task through two epochs (the second one
-slashes under the default policy), completion and withdrawals. The epoch's gas is split into
-the reusable verifier alone, RoundVerifier's checks (commitments, instances, VKA pin) and the
-protocol's bookkeeping (signatures, state root, flags, slashing).
+registry and protocol on the embedded EVM, and runs a task through two epochs (each flags the
+far update), an equivocation report (the only slash), completion and withdrawals. The epoch's gas
+is split into the reusable verifier alone, RoundVerifier's checks (commitments, instances, VKA
+pin) and the protocol's bookkeeping (signatures, state root, flags, records).
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, prove_round
 
 D = 16
+
+
+EPOCH = "submitRound (epoch, flags)"  # an epoch after the first: its storage is warm, as most are
 
 
 def _sample(n: int) -> np.ndarray:
@@ -82,9 +85,17 @@ def measure(n: int, workdir: Path) -> dict:
     for i, client in enumerate(clients):
         send(client, protocol.tasks, "enroll", 1, label="enroll (starts the task)" if i == n - 1 else "enroll")
     # A client that does not trust the aggregator to include it posts its commitment itself.
-    send(clients[0], protocol.tasks, "postCommitment", 1, commitments[0], label="postCommitment (optional, per client)")
+    send(
+        clients[0],
+        protocol.tasks,
+        "postCommitment",
+        1,
+        1,
+        commitments[0],
+        label="postCommitment (optional, per client)",
+    )
     previous = initial
-    for epoch, label in ((1, "submitRound (epoch, flags)"), (2, "submitRound (epoch, flags, slash)")):
+    for epoch, label in ((1, "submitRound (first epoch)"), (2, EPOCH)):
         signatures = [protocol.sign_update(c, 1, epoch, commitment) for c, commitment in zip(clients, commitments)]
         send(
             clients[0],
@@ -94,6 +105,10 @@ def measure(n: int, workdir: Path) -> dict:
             label=label,
         )
         previous = keccak(commitments[-1])
+    # A client that signed two commitments for one epoch is slashed on the two signatures.
+    other = keccak(text="a second commitment") * 2
+    signed = [protocol.sign_update(clients[-1], 1, 2, c) for c in (commitments[-2], other)]
+    send(requester, protocol.tasks, "reportEquivocation", 1, 2, commitments[-2], signed[0], other, signed[1])
     send(requester, protocol.tasks, "endTraining", 1)
     chain.travel(1)  # past the deadline
     send(clients[1], protocol.tasks, "settle", 1, label="settle (no accuracy proof: forfeit)")
@@ -121,13 +136,13 @@ def run_gas(out: Path, sizes: tuple[int, ...] = (8, 16)) -> dict:
             [[name, *(f"{results[n][name]:,}" for n in sizes)] for name in names],
         )
     ]
-    epoch = "submitRound (epoch, flags, slash)"
+    epoch = EPOCH
     for n in sizes:
         g = results[n]
         lines.append(
             f"\nn={n}: one epoch {g[epoch]:,} gas = ezkl verifier {g['verifyProof (ezkl verifier alone)']:,} "
             f"+ RoundVerifier checks {g['verifyRound (RoundVerifier)'] - g['verifyProof (ezkl verifier alone)']:,} "
-            f"+ signatures, rollup and slashing {g[epoch] - g['verifyRound (RoundVerifier)']:,}"
+            f"+ signatures, rollup and records {g[epoch] - g['verifyRound (RoundVerifier)']:,}"
         )
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "gas.json", {str(n): g for n, g in results.items()})

@@ -98,8 +98,9 @@ def report_text(summary: dict) -> str:
         accuracy_line(summary),
         f"Requester: {summary['balances']['rewarded_wei'] / ETHER:.4f} ETH paid to clients, "
         f"{summary['balances']['refunded_wei'] / ETHER:.4f} ETH refunded.",
-        f"Attackers {o['attackers']}: slashed {o['attackers_slashed']}; honest clients slashed: "
-        f"{o['honest_slashed'] or 'none'}; every honest client rewarded: {'yes' if o['honest_rewarded'] else 'no'}.",
+        f"Attackers {o['attackers']}: flagged {o['attackers_flagged']} (flagged epochs earn nothing); honest clients "
+        f"flagged: {o['honest_flagged'] or 'none'}; slashed (equivocation): {o['slashed'] or 'none'}; every honest "
+        f"client rewarded: {'yes' if o['honest_rewarded'] else 'no'}.",
         "",
         "## Wall time",
         timingmarkdown_table(summary),

@@ -133,8 +133,6 @@ def deploy_protocol(
         tasks_artifact,
         config.base_fee_wei,
         registry_address,
-        p.threshold,
-        p.window,
         p.slash_bps,
         p.outlier_bps,
         config.periods.as_abi(),

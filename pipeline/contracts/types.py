@@ -8,7 +8,7 @@ from dataclasses import astuple, dataclass, fields
 from enum import IntEnum
 
 from stakelearn.errors import StakeLearnError
-from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.rules import PenaltyPolicy
 
 DAY = 24 * 3600
 ETHER = 10**18
@@ -111,7 +111,7 @@ class ProtocolConfig:
     stake_wei: int = ETHER
     unbonding_seconds: int = 7 * DAY
     base_fee_wei: int = 10**16
-    policy: SlashingPolicy = SlashingPolicy()
+    policy: PenaltyPolicy = PenaltyPolicy()
     periods: Periods = Periods()
     # The share of the fees owed when the target is missed.
     work_bps: int = 5_000

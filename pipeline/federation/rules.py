@@ -1,13 +1,17 @@
 """The off-chain twins of the contracts' rules, in one place: which clients a round flags
-(MPSRollup) and which flagged clients are slashed (SlashingManager). The robustness experiment
-replays them without a chain; the demo's test checks them against what the chain did.
+(MPSRollup) and what a flag and a slash cost (SlashingManager, RewardManager). The robustness
+experiment replays them without a chain; the demo's test checks them against what the chain did.
 
 The vocabulary, everywhere (CLI, files, contracts):
 - selected: Multi-Krum kept the client's update; it is averaged into the next model.
 - left out: present but not selected (n - m clients always are, honest ones too).
 - absent: the client committed nothing in time; its slot holds the absent vector.
-- flagged: a raw Krum score far above the reference score (an outlier); counts towards slashing.
-- slashed: flagged often enough that part of its stake was taken.
+- flagged: a raw Krum score far above the reference score (an outlier): the epoch earns the
+  client nothing. A flag never costs stake: an honest client with unusual data can be an
+  outlier, and colluders can push it further out, so a score is no proof of a violation.
+- slashed: the client signed two different commitments for one task and epoch (equivocation,
+  proven by the two signatures): part of its stake is taken. An honest client's signer never
+  signs twice, so no honest client can be slashed.
 """
 
 from __future__ import annotations
@@ -20,26 +24,19 @@ from stakelearn.errors import StakeLearnError
 
 
 @dataclass(frozen=True)
-class SlashingPolicy:
-    """Slash ``slash_bps`` of the stake when flagged in ``threshold`` of the last ``window`` epochs."""
+class PenaltyPolicy:
+    """What a flag and a slash are: a flag is a raw Krum score over ``outlier_bps / 10000`` times
+    the reference score (the epoch is unpaid); a slash takes ``slash_bps`` of the stake from a
+    client that signed two commitments for one epoch."""
 
-    threshold: int = 2
-    window: int = 3
     slash_bps: int = 2_000
     # Flag a present client whose raw Krum score is over this many ten-thousandths of the
     # reference score: chosen by `stakelearn robustness`'s sweep (docs/robustness.json).
     outlier_bps: int = 75_000
 
     def __post_init__(self) -> None:
-        if not (
-            1 <= self.threshold <= self.window <= 64
-            and 0 <= self.slash_bps <= 10_000
-            and 10_000 <= self.outlier_bps <= 2**32
-        ):
-            raise StakeLearnError(
-                f"bad slashing policy {self}: need 1 <= threshold <= window <= 64, "
-                "bps <= 10000, outlier bps in 10000..2^32"
-            )
+        if not (0 <= self.slash_bps <= 10_000 and 10_000 <= self.outlier_bps <= 2**32):
+            raise StakeLearnError(f"bad penalty policy {self}: need slash bps <= 10000, outlier bps in 10000..2^32")
 
 
 def present_mask(count: int, absent: np.ndarray | None) -> np.ndarray:
@@ -67,18 +64,3 @@ def flagged(scores: np.ndarray, outlier_bps: int, f: int, absent: np.ndarray | N
     return np.array(
         [bool(here) and int(score) * 10_000 > reference * outlier_bps for score, here in zip(scores, present)]
     )
-
-
-def slashed(flags: np.ndarray, policy: SlashingPolicy) -> np.ndarray:
-    """SlashingManager's rule: given the ``[epochs, n]`` flags, which clients are slashed in which
-    epoch (flagged in ``threshold`` of the last ``window`` epochs; the window then restarts)."""
-    flags = np.asarray(flags, dtype=bool)
-    marks = np.zeros_like(flags)
-    windows = [0] * flags.shape[1]
-    for epoch, row in enumerate(flags):
-        for client, flag in enumerate(row):
-            windows[client] = ((windows[client] << 1) | int(flag)) & ((1 << policy.window) - 1)
-            if flag and windows[client].bit_count() >= policy.threshold:
-                marks[epoch, client] = True
-                windows[client] = 0
-    return marks

@@ -102,7 +102,7 @@ def test_demo_resumes_after_the_aggregator_is_killed_mid_epoch(tmp_path):
         assert [bytes.fromhex(c) for (c,) in signed_before] == [on_chain[64 * i : 64 * (i + 1)] for i in range(5)]
         summary = json.loads(resumed.stdout)
         assert summary["chain"]["name"] == node.url
-        assert summary["outcome"]["attackers_slashed"] == [4] and summary["outcome"]["honest_slashed"] == []
+        assert summary["outcome"]["attackers_flagged"] == [4] and summary["outcome"]["honest_flagged"] == []
         assert summary["accuracy_proof"]["target_reached"]
         audit = stakelearn("audit", "--rpc-url", node.url, "--task", "1", "--run", str(out))
         assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -39,8 +39,9 @@ def test_the_demo_runs_a_task_proven_in_chunks(tmp_path, task):
     assert summary["circuit"]["chunk"] == task.chunk
     assert summary["outcome"] == {
         "attackers": [4],
-        "attackers_slashed": [4],
-        "honest_slashed": [],
+        "attackers_flagged": [4],
+        "honest_flagged": [],
+        "slashed": [],
         "honest_rewarded": True,
     }
     assert summary["accuracy_proof"]["target_reached"]

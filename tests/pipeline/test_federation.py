@@ -1,4 +1,4 @@
-"""Attacks, the flag rule and the slashing rule replayed off chain."""
+"""Attacks and the flag rule replayed off chain."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.federation.attacks import ATTACKS, AttackView, alie_z, get_attack, task_aggregator
-from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged, reference_score, slashed
+from stakelearn.pipeline.federation.rules import flagged, reference_score
 from stakelearn.pipeline.federation.task import next_global
 
 FIXED_POINT = FixedPoint(scale_bits=9, clip=2.0)
@@ -96,11 +96,3 @@ def test_flagged_compares_with_the_reference_score():
 def test_next_global_is_the_mean_of_the_selected_models():
     fixed_point = FixedPoint(scale_bits=2, clip=4.0)
     assert next_global(np.array([8, -4]), 2, fixed_point).tolist() == [1.0, -0.5]
-
-
-def test_slashed_follows_the_contract_rule():
-    flags = np.array([[1, 0], [0, 1], [1, 0], [1, 1], [1, 1]], dtype=bool)
-    marks = slashed(flags, SlashingPolicy(threshold=2, window=3))
-    # client 0: epochs 1 and 3 (2 of the last 3) -> slashed at 3, window restarts, 4 and 5 -> slashed at 5
-    assert marks[:, 0].tolist() == [False, False, True, False, True]
-    assert marks[:, 1].tolist() == [False, False, False, True, False]

@@ -11,7 +11,7 @@ from stakelearn.pipeline.cli import main
 def test_gas_command_measures_every_function(tmp_path):
     assert main(["gas", "--clients", "5", "--out", str(tmp_path)]) == 0
     gas = json.loads((tmp_path / "gas.json").read_text())["5"]
-    epoch = gas["submitRound (epoch, flags, slash)"]
+    epoch = gas["submitRound (epoch, flags)"]
     assert gas["verifyProof (ezkl verifier alone)"] < gas["verifyRound (RoundVerifier)"] < epoch
     assert all(value > 21_000 for value in gas.values())
     assert "one epoch" in (tmp_path / "gas.md").read_text()

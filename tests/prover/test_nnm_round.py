@@ -84,11 +84,11 @@ def test_an_nnm_task_records_its_rule_and_flags_on_the_raw_scores(nnm_round, sma
     from web3.logs import DISCARD
 
     from stakelearn.pipeline.contracts.types import TaskParams
-    from stakelearn.pipeline.federation.rules import SlashingPolicy, flagged
+    from stakelearn.pipeline.federation.rules import PenaltyPolicy, flagged
 
     from ..verifier_contracts.world import make_world
 
-    policy = SlashingPolicy()
+    policy = PenaltyPolicy()
     world = make_world(Chain.embedded(), prepare(NNM_CIRCUIT), nnm_round, small_accuracy, policy)
     task_id = world.start_task(aggregation=1)
     params = TaskParams.from_abi(world.protocol.tasks.functions.taskParams(task_id).call())

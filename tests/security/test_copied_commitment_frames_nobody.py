@@ -11,7 +11,7 @@ from web3.logs import DISCARD
 from stakelearn.circuits.krum import krum_round, tagged_inputs
 from stakelearn.files import write_json_atomic
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import input_json, prepare
 from stakelearn.prover.commitments import proof_commitments
@@ -40,14 +40,14 @@ def test_copied_commitment_cannot_be_proven_in_the_copiers_slot(world, small_cir
     tasks = world.protocol.tasks
     args = world.round_args(task_id, 1, commitments=commitments, proof_json=tmp_path / steps.PROOF)
     assert world.revert_name(world.clients[3], tasks, "submitRound", args) == "RoundVerifier__AggregateMismatch"
-    assert tasks.functions.record(task_id, world.clients[0].address).call() == [0, 0, 0, 0, 0]
+    assert tasks.functions.record(task_id, world.clients[0].address).call() == [0, 0, 0, 0]
 
 
 def test_update_copied_value_for_value_frames_nobody(small_circuit, proven_round, small_accuracy, request):
     """Client 3 sends client 0's numbers under its own tag (with the aggregator's help): the
     two commitments differ and, under the default policy, neither client is flagged."""
     duplicated = request.getfixturevalue("duplicated_round")
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, SlashingPolicy())
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, PenaltyPolicy())
     use_round(world, duplicated)
     assert round_commitments(duplicated)[0] != round_commitments(duplicated)[3]
     task_id = world.start_task()

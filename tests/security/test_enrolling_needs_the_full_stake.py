@@ -2,7 +2,7 @@
 the full stake; a slashed client tops up first."""
 
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world
@@ -14,12 +14,13 @@ def test_slashed_client_tops_up_before_it_enrolls_again(small_circuit, proven_ro
         prepare(small_circuit),
         proven_round,
         small_accuracy,
-        SlashingPolicy(threshold=1, window=1, outlier_bps=10_000),
+        PenaltyPolicy(outlier_bps=10_000),
     )
     tasks, registry, slashed = world.protocol.tasks, world.protocol.registry, world.clients[4]
     task_id = world.start_task()
-    world.send(world.clients[0], tasks, "submitRound", world.round_args(task_id, 1))
+    world.send(world.requester, tasks, "reportEquivocation", *world.equivocation(slashed, task_id, 1))
     assert registry.functions.stakeOf(slashed.address).call() == ETHER * 8 // 10
+    world.send(world.clients[0], tasks, "submitRound", world.round_args(task_id, 1))
     world.finish(task_id)
 
     second = world.create_task()

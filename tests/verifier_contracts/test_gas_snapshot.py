@@ -5,7 +5,7 @@
 
 and the new figures are reviewed in the diff. One task of the session round (n = 5) runs
 through every state: stake, create, enroll (the last one starts the task), post a commitment,
-two rounds (the second slashes), end training, reveal, settle, withdraw credit and stake."""
+two rounds (each flags client 4), an equivocation report (the only slash), end training, reveal, settle, withdraw credit and stake."""
 
 from __future__ import annotations
 
@@ -40,9 +40,12 @@ def one_task_of_every_function(world) -> dict[str, int]:
     task_id = world.protocol.task_count()
     for i, client in enumerate(clients):
         send("enroll (starts the task)" if i == len(clients) - 1 else "enroll", client, tasks, "enroll", task_id)
-    send("postCommitment", clients[0], tasks, "postCommitment", task_id, world.commitments[0])
-    send("submitRound (flags)", clients[0], tasks, "submitRound", world.round_args(task_id, 1))
-    send("submitRound (flags, slashes)", clients[0], tasks, "submitRound", world.round_args(task_id, 2))
+    send("postCommitment", clients[0], tasks, "postCommitment", task_id, 1, world.commitments[0])
+    send("submitRound (first epoch)", clients[0], tasks, "submitRound", world.round_args(task_id, 1))
+    send("submitRound (flags)", clients[0], tasks, "submitRound", world.round_args(task_id, 2))
+    send(
+        "reportEquivocation", world.requester, tasks, "reportEquivocation", *world.equivocation(clients[3], task_id, 2)
+    )
     send("endTraining", world.requester, tasks, "endTraining", task_id)
     send(
         "revealEvaluationSet",

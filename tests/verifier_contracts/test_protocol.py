@@ -12,7 +12,7 @@ from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import TaskStatus
-from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.round import round_commitments
@@ -234,12 +234,12 @@ def test_submitRound_success_records_batch_and_flags(world):
 
 
 def test_submitRound_flags_only_outliers_under_the_default_policy(small_circuit, proven_round, small_accuracy):
-    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, SlashingPolicy())
+    world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy, PenaltyPolicy())
     task_id = world.start_task()
     receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     scores = [int(i) for i in world.round_args(task_id, 1)[6][:5]]
-    reference, ratio = sorted(scores)[3], SlashingPolicy().outlier_bps  # the (n - f)-th smallest, f = 1
+    reference, ratio = sorted(scores)[3], PenaltyPolicy().outlier_bps  # the (n - f)-th smallest, f = 1
     # client 4 is far from the reference score, everyone else within the policy's ratio of it
     assert max(scores[:4]) * 10_000 <= ratio * reference < scores[4] * 10_000
     assert event["args"]["flaggedMask"] == 0b10000
@@ -394,22 +394,57 @@ def test_submitRound_equal_updates_keep_distinct_commitments(world, duplicated_r
     assert flagged & 0b01001 == 0 and flagged == FLAGGED  # neither copy, only the far client
 
 
-def test_slash_after_threshold_and_withdraw_requested_before(world):
+def test_reportEquivocation_slashes_and_withdraw_requested_before_waits(world):
     task_id = world.start_task()
-    outlier = world.clients[4]
-    world.send(outlier, world.protocol.registry, "requestWithdrawal")  # tries to leave before the slash
-    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
-    assert world.protocol.registry.functions.stakeOf(outlier.address).call() == ETHER  # one flag: no slash
-    receipt = world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 2))
-    slashed = world.protocol.tasks.events.ClientSlashed().process_receipt(receipt, errors=DISCARD)
-    assert {e["args"]["client"] for e in slashed} == {outlier.address}
-    assert world.protocol.registry.functions.stakeOf(outlier.address).call() == ETHER * 8 // 10
+    cheat = world.clients[2]
+    world.send(cheat, world.protocol.registry, "requestWithdrawal")  # tries to leave before the slash
+    receipt = world.send(
+        world.requester, world.protocol.tasks, "reportEquivocation", *world.equivocation(cheat, task_id, 1)
+    )
+    (slash,) = world.protocol.tasks.events.ClientSlashed().process_receipt(receipt, errors=DISCARD)
+    assert (slash["args"]["client"], slash["args"]["epoch"], slash["args"]["taken"]) == (cheat.address, 1, ETHER // 5)
+    assert world.protocol.registry.functions.stakeOf(cheat.address).call() == ETHER * 8 // 10
+    assert world.protocol.tasks.functions.record(task_id, cheat.address).call() == [0, 0, 1, 0]
     world.chain.w3.testing.timeTravel(world.chain.w3.eth.get_block("latest")["timestamp"] + 3601)
-    assert reverts(world, outlier, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
+    assert reverts(world, cheat, world.protocol.registry, "withdraw") == "StakingRegistry__StakeLocked"
+    world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
     world.finish(task_id)
-    world.send(outlier, world.protocol.registry, "withdraw")
+    world.send(cheat, world.protocol.registry, "withdraw")
     assert world.protocol.registry.functions.slashedTotal().call() == ETHER * 2 // 10
     assert world.balances_add_up()
+
+
+def test_reportEquivocation_slashes_once_per_epoch(world):
+    task_id = world.start_task()
+    cheat, tasks = world.clients[1], world.protocol.tasks
+    world.send(world.requester, tasks, "reportEquivocation", *world.equivocation(cheat, task_id, 2))
+    assert reverts(world, world.requester, tasks, "reportEquivocation", *world.equivocation(cheat, task_id, 2)) == (
+        "SlashingManager__AlreadySlashed"
+    )
+    world.send(world.requester, tasks, "reportEquivocation", *world.equivocation(cheat, task_id, 3))  # another epoch
+    assert tasks.functions.record(task_id, cheat.address).call()[2] == 2
+
+
+def test_reportEquivocation_rejects_what_is_not_one(world):
+    """One commitment signed twice, two clients' signatures, a stranger, an epoch out of the task,
+    or a task that holds no stake: no slash."""
+    task_id = world.start_task()
+    tasks, (a, b) = world.protocol.tasks, world.clients[:2]
+    _, _, first, first_signature, second, _ = world.equivocation(a, task_id, 1)
+    by_b = world.protocol.sign_update(b, task_id, 1, second)
+    stranger = world.equivocation(world.requester, task_id, 1)
+    for args in (
+        (task_id, 1, first, first_signature, first, first_signature),
+        (task_id, 1, first, first_signature, second, by_b),
+        stranger,
+        world.equivocation(a, task_id, EPOCHS + 1),
+        world.equivocation(a, task_id, 0),
+    ):
+        assert reverts(world, world.requester, tasks, "reportEquivocation", *args) == "SlashingManager__NotEquivocation"
+    open_task = world.create_task()
+    assert reverts(world, world.requester, tasks, "reportEquivocation", *world.equivocation(a, open_task, 1)) == (
+        "TaskEscrow__WrongStatus"
+    )
 
 
 def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, proven_round, small_accuracy):
@@ -418,11 +453,16 @@ def test_slash_penalty_larger_than_stake_takes_what_is_left(small_circuit, prove
         prepare(small_circuit),
         proven_round,
         small_accuracy,
-        SlashingPolicy(threshold=1, window=1, slash_bps=8_000, outlier_bps=10_000),
+        PenaltyPolicy(slash_bps=8_000, outlier_bps=10_000),
     )
     task_id = world.start_task()
     for epoch in (1, 2):
-        world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
+        world.send(
+            world.requester,
+            world.protocol.tasks,
+            "reportEquivocation",
+            *world.equivocation(world.clients[4], task_id, epoch),
+        )
     assert world.protocol.registry.functions.stakeOf(world.clients[4].address).call() == 0
     assert world.protocol.registry.functions.slashedTotal().call() == ETHER  # 80 %, then the 20 % left
     assert world.balances_add_up()

@@ -33,7 +33,8 @@ def test_task_end_to_end_on_anvil(small_circuit, proven_round, small_accuracy):
             2,
             keccak(world.commitments[-1]),
         )
-        assert world.protocol.stake_of(world.clients[4].address) < 10**18  # slashed
+        assert world.protocol.stake_of(world.clients[4].address) == 10**18  # flagged twice: unpaid, not slashed
+        assert world.protocol.credit_of(world.clients[4].address) == 0
         assert world.protocol.credit_of(world.clients[0].address) > 0
         assert world.balances_add_up()
         replay = world.chain.revert_name(

@@ -1,4 +1,4 @@
-"""A deployed protocol with five staked clients, driving tasks over the session's round."""
+"""A deployed protocol with a staked client per slot of its round circuit, driving tasks over a proven round."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from eth_utils import keccak
 
 from stakelearn.pipeline.contracts.protocol import deploy_protocol, evaluation_commitment, new_account, round_args
 from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, TaskParams, TaskStatus
-from stakelearn.pipeline.federation.rules import SlashingPolicy
+from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
 
@@ -53,7 +53,11 @@ class World:
         self.gas[function] = receipt["gasUsed"]
         return receipt
 
-    def params(self, n=5, f=1, m=3, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None, aggregation=0):
+    def params(
+        self, n=None, f=None, m=None, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None, aggregation=0
+    ):
+        shape = self.prepared.circuit.params  # the deployed RoundVerifier's shape, unless told
+        n, f, m = (shape.n if n is None else n), (shape.f if f is None else f), (shape.m if m is None else m)
         accuracy = self.protocol.accuracy_verifier
         round_verifier, accuracy_verifier = verifiers or (
             self.protocol.round_verifier.contract.address,
@@ -100,6 +104,20 @@ class World:
             task_id, epoch, previous, commitments, signatures, proof_json or self.proof_json, self.prepared.vka
         )
 
+    def equivocation(self, client, task_id, epoch):
+        """The arguments of reportEquivocation for ``client`` signing two different commitments
+        (the session round's own and another) for one epoch."""
+        first, second = self.commitments[0], keccak(text="a second commitment") * 2
+        sign = self.protocol.sign_update
+        return (
+            task_id,
+            epoch,
+            first,
+            sign(client, task_id, epoch, first),
+            second,
+            sign(client, task_id, epoch, second),
+        )
+
     def let_deadline_pass(self, task_id):
         self.travel_to(self.protocol.tasks.functions.evaluationDeadline(task_id).call() + 1)
 
@@ -137,7 +155,7 @@ class World:
 
 # Flag every client scoring above the reference (ratio 1x, the (n - f)-th smallest score): in the
 # session round that is client 4, the far one; the default ratio has its own test.
-ABOVE_REFERENCE = SlashingPolicy(outlier_bps=10_000)
+ABOVE_REFERENCE = PenaltyPolicy(outlier_bps=10_000)
 
 
 def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE) -> World:
@@ -150,7 +168,7 @@ def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE) 
         protocol=protocol,
         prepared=prepared,
         requester=new_account(chain, 10 * ETHER),
-        clients=[new_account(chain, 3 * ETHER) for _ in range(5)],
+        clients=[new_account(chain, 3 * ETHER) for _ in range(prepared.circuit.params.n)],
         commitments=[bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]],
         proof_json=proven_round / steps.PROOF,
         accuracy=accuracy,

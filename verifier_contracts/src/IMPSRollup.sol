@@ -49,8 +49,9 @@ interface IMPSRollup is IERC5267 {
     /// @notice keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)").
     function UPDATE_TYPEHASH() external view returns (bytes32);
 
-    /// @notice A left-out client is flagged when its Krum score exceeds OUTLIER_BPS / 10000 times
-    /// the largest selected score.
+    /// @notice A present client is flagged (its epoch unpaid, never a slash) when its raw Krum
+    /// score exceeds OUTLIER_BPS / 10000 times the reference score, the (p - f)-th smallest of the
+    /// p present clients' scores.
     function OUTLIER_BPS() external view returns (uint256);
 
     /// @notice Seconds from an epoch's start during which a round may not leave out any client.
@@ -66,12 +67,18 @@ interface IMPSRollup is IERC5267 {
     /// the clients that neither signed nor posted a commitment.
     function commitDeadline(uint256 taskId) external view returns (uint256);
 
-    /// @notice An enrolled client puts its commitment for the current epoch on chain itself,
-    /// during the commit window: the round must then include it (no one can pass it off as absent).
-    function postCommitment(uint256 taskId, bytes calldata commitment) external;
+    /// @notice An enrolled client puts its commitment for `epoch`, which must be the open epoch,
+    /// on chain itself during the commit window: the round must then include it (no one can pass
+    /// it off as absent). Naming the epoch keeps a post that is mined after the round from
+    /// becoming the next epoch's commitment.
+    function postCommitment(uint256 taskId, uint256 epoch, bytes calldata commitment) external;
 
     /// @notice keccak256 of the commitment client `slot` posted for `epoch` (zero: none).
     function postedCommitment(uint256 taskId, uint256 epoch, uint256 slot) external view returns (bytes32);
+
+    /// @notice How many absent clients a round of a task shaped (n, f, m) may leave out:
+    /// min(f, n - m - f, n - 2f - 3), so that at least m + f and 2f + 3 clients are present.
+    function allowedAbsent(uint256 n, uint256 f, uint256 m) external pure returns (uint256);
 
     /// @notice Submits one epoch of a task: exactly once, in order, from the recorded model, with
     /// a proof the task's RoundVerifier accepts over exactly the signed (or posted) commitments.

@@ -14,25 +14,28 @@ import {IMPSRollup} from "./IMPSRollup.sol";
 /// with a proof, checked by the task's RoundVerifier, over exactly the signed commitments.
 /// The RoundSubmitted events carry everything needed to rebuild and re-check the history.
 ///
-/// Absence: a round may leave out clients that did not commit in time, at most min(f, n - m - f)
-/// of them, so that the m selected come from at least m + f present clients (Multi-Krum's
-/// guarantee) and no absent slot enters a present client's score. Their slot holds the
-/// verifier's absent commitment and an all-zero signature, only once the epoch's commit window
-/// (COMMIT_PERIOD from its start) is over, and the proof must treat exactly those slots as absent.
-/// An absent client earns nothing for the epoch but is not flagged: the chain cannot tell a
-/// client that did not commit from one the aggregator left out. A client that wants to be sure
-/// it is included posts its commitment here itself during the window (`postCommitment`); a round
+/// Absence: a round may leave out clients that did not commit in time, at most
+/// min(f, n - m - f, n - 2f - 3) of them (`allowedAbsent`), so that at least m + f clients are
+/// present (the m selected come from more than f others: Multi-Krum's guarantee) and at least
+/// 2f + 3 (Krum's: more than 2f + 2 present, so the reference score below is never a
+/// colluder's pick among too few honest scores); no absent slot enters a present client's
+/// score. Their slot holds the verifier's absent commitment and an all-zero signature, only once
+/// the epoch's commit window (COMMIT_PERIOD from its start) is over, and the proof must treat
+/// exactly those slots as absent. An absent client earns nothing for the epoch: the chain cannot
+/// tell a client that did not commit from one the aggregator left out. A client that wants to be
+/// sure it is included posts its commitment for the open epoch here itself during the window
+/// (`postCommitment`, which names the epoch so that a post cannot land in the next one); a round
 /// must then carry exactly that commitment in its slot.
 ///
 /// Flags: a present client is flagged when its proven raw Krum score (of its committed update,
 /// whatever the task's aggregation rule) exceeds OUTLIER_BPS / 10000 times the reference score,
-/// the (p - f)-th smallest of the p present clients' scores: up to f attackers, scoring high or
-/// low, cannot move it outside the honest clients' scores. Not "left out": the selection always
-/// leaves n - m clients out, honest ones too, and NNM mixes an outlier in by design. Honest
-/// clients with unusual (non-IID) data score high, so OUTLIER_BPS is large: the ratio the
-/// robustness grid's sweep chose (no honest client slashed in any run, docs/robustness.json). Copies cannot frame anyone: each
-/// committed vector carries its slot's tag, checked by the circuit, so no two slots can hold
-/// the same commitment.
+/// the (p - f)-th smallest of the p present clients' scores. A flagged epoch earns nothing; it
+/// never costs stake (SlashingManager): an honest client with unusual (non-IID) data can be an
+/// outlier, and up to f colluders scoring low push the reference down to the (p - 2f)-th honest
+/// score, so a score is never proof of a violation. Not "left out": the selection always leaves
+/// n - m clients out, honest ones too, and NNM mixes an outlier in by design. Copies cannot
+/// flag anyone: each committed vector carries its slot's tag, checked by the circuit, so no two
+/// slots can hold the same commitment.
 /// @dev Its external functions, events and errors are declared (and documented) in IMPSRollup.
 abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
     bytes32 public constant UPDATE_TYPEHASH = keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)");
@@ -61,14 +64,15 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         return uint256(_tasks[taskId].phaseStartedAt) + COMMIT_PERIOD;
     }
 
-    function postCommitment(uint256 taskId, bytes calldata commitment) external {
+    function postCommitment(uint256 taskId, uint256 epoch, bytes calldata commitment) external {
         Task storage task = _requireStatus(taskId, Status.Active);
+        uint256 open = uint256(task.epochsRun) + 1;
+        if (epoch != open) revert MPSRollup__WrongEpoch(open, epoch);
         uint256 slot = _clientSlot[taskId][msg.sender];
         if (slot == 0) revert MPSRollup__NotEnrolled(msg.sender);
         uint256 closes = commitDeadline(taskId);
         if (block.timestamp > closes) revert MPSRollup__CommitWindowClosed(closes);
         if (commitment.length != 64) revert MPSRollup__BatchSize();
-        uint256 epoch = uint256(task.epochsRun) + 1;
         if (_posted[taskId][epoch][slot - 1] != 0) revert MPSRollup__AlreadyPosted(slot - 1);
         _posted[taskId][epoch][slot - 1] = keccak256(commitment);
         emit CommitmentPosted(taskId, epoch, msg.sender, commitment);
@@ -116,7 +120,7 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
     }
 
     /// @dev Each slot holds the client's posted commitment, or one it signed, or (after the
-    /// commit window, at most min(f, n - m - f) of them) the absent commitment with an all-zero signature.
+    /// commit window, at most `allowedAbsent` of them) the absent commitment with an all-zero signature.
     function _checkSlots(Task storage task, Round calldata round, uint256 n) private view returns (uint256 absentMask) {
         uint256 absent;
         for (uint256 i = 0; i < n; ++i) {
@@ -136,7 +140,7 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         if (absent != 0) {
             uint256 closes = uint256(task.phaseStartedAt) + COMMIT_PERIOD;
             if (block.timestamp <= closes) revert MPSRollup__CommitWindowOpen(closes);
-            uint256 allowed = _allowedAbsent(task.params);
+            uint256 allowed = allowedAbsent(task.params.n, task.params.f, task.params.m);
             if (absent > allowed) revert MPSRollup__TooManyAbsent(absent, allowed);
         }
     }
@@ -154,9 +158,9 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         }
     }
 
-    /// @dev The (p - f)-th smallest of the p present clients' scores (p >= n - f > 2f + 2 - f, so
-    /// it exists), by an insertion sort: n is small (a task's n fits a uint8), and a sort is
-    /// simple to check.
+    /// @dev The (p - f)-th smallest of the p present clients' scores (p >= 2f + 3 by
+    /// `allowedAbsent`, so it exists and at least three honest scores lie at or below it), by an
+    /// insertion sort: n is small (a task's n fits a uint8), and a sort is simple to check.
     function _referenceScore(uint256[] memory scores, uint256 absentMask, uint256 n, uint256 f)
         private
         pure
@@ -175,23 +179,34 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         return sorted[count - f - 1];
     }
 
-    /// @dev min(f, n - m - f): createTask guarantees m + f <= n.
-    function _allowedAbsent(TaskParams storage params) private view returns (uint256) {
-        uint256 spare = uint256(params.n) - params.m - params.f;
-        return spare < params.f ? spare : params.f;
+    /// @notice How many absent clients a round of a task shaped (n, f, m) may leave out:
+    /// min(f, n - m - f, n - 2f - 3), so that at least m + f and at least 2f + 3 clients are
+    /// present (createTask guarantees n >= 2f + 3 and n >= m + f, so it is never negative).
+    function allowedAbsent(uint256 n, uint256 f, uint256 m) public pure returns (uint256) {
+        uint256 allowed = f;
+        if (n - m - f < allowed) allowed = n - m - f;
+        if (n - 2 * f - 3 < allowed) allowed = n - 2 * f - 3;
+        return allowed;
     }
 
     function _isZero(bytes calldata signature) private pure returns (bool) {
         return bytes32(signature[0:32]) == 0 && bytes32(signature[32:64]) == 0 && signature[64] == 0;
     }
 
-    /// @dev Whether the 65-byte (r, s, v) `signature` of `digest` is `signer`'s. tryRecover, not
-    /// recover: a bad signature reverts with our MPSRollup__BadSignature(client), not OZ's error.
-    /// It rejects high-s (malleable) signatures; a v other than 27 or 28 recovers no address.
+    /// @dev Whether the 65-byte (r, s, v) `signature` of `digest` is `signer`'s.
     function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
+        address recovered = _signerOf(digest, signature);
+        return recovered != address(0) && recovered == signer;
+    }
+
+    /// @dev Who signed `digest` with the 65-byte (r, s, v) `signature`, or address(0). tryRecover,
+    /// not recover: a bad signature is our error to raise, not OZ's. It rejects high-s (malleable)
+    /// signatures; a v other than 27 or 28 recovers no address.
+    function _signerOf(bytes32 digest, bytes calldata signature) internal pure returns (address) {
+        if (signature.length != 65) return address(0);
         (address recovered, ECDSA.RecoverError error,) =
             ECDSA.tryRecover(digest, uint8(signature[64]), bytes32(signature[0:32]), bytes32(signature[32:64]));
-        return error == ECDSA.RecoverError.NoError && recovered == signer;
+        return error == ECDSA.RecoverError.NoError ? recovered : address(0);
     }
 
     function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)

@@ -17,8 +17,6 @@ contract StakeLearnProtocol is RewardManager, IStakeLearnProtocol {
     constructor(
         uint256 baseFee,
         IStakingRegistry registry,
-        uint256 flagThreshold,
-        uint256 flagWindow,
         uint256 slashBps,
         uint256 outlierBps,
         Periods memory periods,
@@ -26,7 +24,7 @@ contract StakeLearnProtocol is RewardManager, IStakeLearnProtocol {
     )
         TaskEscrow(baseFee, registry, periods.enrollment)
         MPSRollup(outlierBps, periods.commit)
-        SlashingManager(flagThreshold, flagWindow, slashBps)
+        SlashingManager(slashBps)
         RewardManager(periods.round, periods.evaluation, periods.proof, workBps)
     {
         // A round must be able to land after the commit window, before anyone may end training.
