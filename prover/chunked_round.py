@@ -60,7 +60,13 @@ from stakelearn.prover.round import (
     check_updates,
     manifest,
 )
-from stakelearn.prover.verifying import SHIPPED, ship_verifying_files, shipped_circuit, unexpected_files
+from stakelearn.prover.verifying import (
+    SHIPPED,
+    refuse_links,
+    ship_verifying_files,
+    shipped_circuit,
+    unexpected_files,
+)
 
 KIND = "chunked"
 CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE = "chunk-circuit", "combine-circuit", "chunks", "combine"
@@ -206,6 +212,8 @@ def is_chunked_round(folder: Path) -> bool:
 
 def chunked_circuits(folder: Path, ceremony_srs: Path | None = None) -> tuple[dict, PreparedCircuit, PreparedCircuit]:
     """The folder's manifest and its two shipped circuits (each file checked against the manifest)."""
+    if folder.is_dir():
+        refuse_links(folder)  # every reader of the folder starts here or in verify_chunked_round
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         fields = manifest["chunk_circuit"]["circuit"], manifest["combine_circuit"]["circuit"]
@@ -238,13 +246,10 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
     chained commitments, the signed records and the public file. Raises ProofError if any fails."""
     if not folder.is_dir():
         raise ArtifactError(f"{folder} is not a folder: a chunked round is one")
-    entries = sorted(folder.iterdir())
-    extra = [p.name for p in entries if p.name not in CHUNKED_FILES]
+    refuse_links(folder)  # before reading anything: a link could point anywhere, a FIFO block
+    extra = [p.name for p in sorted(folder.iterdir()) if p.name not in CHUNKED_FILES]
     if extra:
         raise ProofError(f"{folder} holds {extra[0]}, which a chunked round folder does not; remove it")
-    linked = [p.name for p in entries if p.is_symlink()]
-    if linked:  # it could point anywhere
-        raise ProofError(f"{folder / linked[0]} is a link: a proof folder holds only its own files and folders")
     for name in (CHUNK_CIRCUIT, COMBINE_CIRCUIT):
         unexpected_files(folder / name, set(SHIPPED))
     manifest, chunk, combine = chunked_circuits(folder, ceremony_srs)

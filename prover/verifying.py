@@ -11,7 +11,9 @@ pins on chain.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -88,6 +90,18 @@ def unexpected_files(folder: Path, known: set[str], folders: frozenset[str] = fr
     )
     if odd:
         raise ProofError(f"{folder / odd[0]} is not a regular file or folder: a proof folder holds no links")
+
+
+def refuse_links(folder: Path) -> None:
+    """A proof folder holds only its own regular files and folders, at every depth: a link
+    anywhere in it (to a file or a folder) could point anywhere, and a special file (a FIFO, a
+    device) could block the verifier. Nothing is followed or opened; ProofError names the first."""
+    for root, folders, files in os.walk(folder):  # links to folders are listed, never entered
+        for name in sorted(folders + files):
+            path = Path(root) / name
+            mode = path.lstat().st_mode
+            if stat.S_ISLNK(mode) or not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+                raise ProofError(f"{path} is not a regular file or folder: a proof folder holds no links")
 
 
 def check_text(path: Path, expected: str) -> None:
