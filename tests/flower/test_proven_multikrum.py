@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, ConfigRecord, Message, Metadata, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, MetricRecord, RecordDict
 
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
-from stakelearn.models.quantize import FixedPoint, quantize
+from stakelearn.models.quantize import quantize
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.federation.task import next_global
@@ -22,8 +22,7 @@ from stakelearn.pipeline.node.signer import Signer, SignerRefused
 from stakelearn.prover.circuit import prepare
 
 from ..verifier_contracts.world import ETHER, make_world
-
-FIXED_POINT = FixedPoint(scale_bits=7, clip=1.0)  # the small circuit's max_int 128
+from .helpers import FIXED_POINT, as_arrays, reply, signed_reply, strategy_for
 
 
 @pytest.fixture
@@ -42,40 +41,6 @@ def task(world):
 def signers(world, tmp_path):
     """Each client's signer (its key, the chain, its slashing protection), in process."""
     return [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
-
-
-def as_arrays(update: np.ndarray) -> ArrayRecord:
-    values = update / 2.0**FIXED_POINT.scale_bits
-    return ArrayRecord({"weight": Array(values[:12].reshape(3, 4)), "bias": Array(values[12:])})
-
-
-def reply(content: RecordDict, node: int) -> Message:
-    """A train reply as the SuperLink hands it to the ServerApp."""
-    metadata = Metadata(
-        run_id=1,
-        message_id=f"reply-{node}",
-        src_node_id=node,
-        dst_node_id=0,
-        reply_to_message_id=f"train-{node}",
-        group_id="1",
-        created_at=0.0,
-        ttl=3600.0,
-        message_type="train",
-    )
-    return Message(content, metadata=metadata)
-
-
-def signed_reply(task, signer, update: np.ndarray, node: int, epoch: int = 1) -> Message:
-    sent, signed = commit_reply(task, signer, epoch, as_arrays(update))
-    signed["seconds"] = 0.25
-    metrics = MetricRecord({"num-examples": 10})
-    return reply(RecordDict({"arrays": sent, "metrics": metrics, COMMITMENT: signed}), node)
-
-
-def strategy_for(task, world, tmp_path) -> ProvenMultiKrum:
-    strategy = ProvenMultiKrum(task, world.requester, tmp_path / "rounds", num_malicious_nodes=1)
-    strategy.layout = layout_of(as_arrays(np.zeros(16)))  # as configure_train records it
-    return strategy
 
 
 def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, signers, small_updates, tmp_path):
