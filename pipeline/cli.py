@@ -321,7 +321,15 @@ def _flower(args: argparse.Namespace) -> int:
     folder = args.run_dir / "flower" / f"{args.engine}-{args.strategy}"
     rounds = args.run_dir / "flower" / f"{args.strategy}.json"
     before = rounds.stat().st_mtime_ns if rounds.exists() else None  # the ServerApp writes it when it finishes
-    code = run_federation(args.app, run_config, config.clients, folder, simulation=args.engine == "simulation")
+    code = run_federation(
+        args.app,
+        run_config,
+        config.clients,
+        folder,
+        simulation=args.engine == "simulation",
+        client_node=(args.run_dir.resolve(), args.rpc_url),
+        signers=args.strategy == "proven",
+    )
     if not rounds.exists() or rounds.stat().st_mtime_ns == before:  # flwr run exits 0 even if the ServerApp raised
         raise StakeLearnError(f"the Flower run did not finish (no new {rounds}): its error is above, logs in {folder}")
     if code == 0:
@@ -332,6 +340,13 @@ def _flower(args: argparse.Namespace) -> int:
             target = "reached" if proof["target_reached"] else "missed"
             print(f"accuracy proven on chain: {proof['correct']} of {proof['samples']} correct; target {target}")
     return code
+
+
+def _signer(args: argparse.Namespace) -> int:
+    from stakelearn.pipeline.node.signer import Signer, serve_signer
+
+    signer = Signer(_protocol(args), _account(args), args.slashing_protection)
+    return serve_signer(signer, args.port, say_line=lambda line: print(line, flush=True))
 
 
 def _chain(args: argparse.Namespace) -> int:
@@ -882,6 +897,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flower.add_argument("--app", type=Path, default=Path("examples/flower-digits"), help="the Flower app's folder")
     flower.set_defaults(run=_flower)
+
+    signer = commands.add_parser(
+        "signer",
+        help="a client's signer beside its SuperNode: holds the staked key and signs only update commitments, "
+        "for enrolled Active tasks and the open epoch of its own node, one per task and epoch",
+    )
+    add_chain_options(signer)
+    signer.add_argument(
+        "--slashing-protection",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the SQLite file recording every commitment signed (created if missing); keep it across restarts",
+    )
+    signer.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one, printed at start)")
+    signer.set_defaults(run=_signer)
 
     chain = commands.add_parser("chain", help="run a local anvil node on 127.0.0.1")
     chain.add_argument(

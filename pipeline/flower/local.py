@@ -1,7 +1,11 @@
 """A Flower federation on this machine's loopback, for the example and the tests: a SuperLink
-(with Flower's simulation engine, or for the deployment engine one SuperNode per client), each
-in a session of its own (one process group with every process it starts), stopped by its
-process group id. Flower's telemetry and update check are off: nothing leaves 127.0.0.1."""
+(with Flower's simulation engine, or for the deployment engine one SuperNode per client) and one
+signer per client (``stakelearn signer``, holding that client's key), each in a session of its
+own (one process group with every process it starts), stopped by its process group id. Each
+client's chain node, task folder and signer reach its ClientApps through the SuperNode's node
+config (the deployment engine) or the environment (the simulation engine, whose virtual nodes
+have no node config of their own), never through the run config. Flower's telemetry and update
+check are off: nothing leaves 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,20 +16,27 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from stakelearn.errors import ToolchainError
 from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.chain.anvil import free_port
+from stakelearn.pipeline.node.run_folder import load_run
 
 BIN = Path(sys.executable).parent  # flwr, flower-superlink, flower-supernode; and the processes they start
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1", "RAY_USAGE_STATS_ENABLED": "0"}
 CONNECTION = "stakelearn-local"
 
 
+KEY_ENV = "STAKELEARN_KEY"  # a signer's key, in its own environment only
+
+
 def flower_env(flwr_home: Path) -> dict:
-    return {**os.environ, **QUIET, "FLWR_HOME": str(flwr_home), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    """The environment of Flower's processes: no key in it (the signers hold them)."""
+    env = {k: v for k, v in os.environ.items() if k != KEY_ENV}
+    return {**env, **QUIET, "FLWR_HOME": str(flwr_home), "PATH": f"{BIN}:{os.environ['PATH']}"}
 
 
 @dataclass
@@ -71,10 +82,67 @@ def start_superlink(env: dict, folder: Path, simulation: bool = False) -> tuple[
     raise ToolchainError(f"the SuperLink did not start: {link.text()[-2000:]}")
 
 
-def start_supernode(link_port: int, partition: int, partitions: int, env: dict, folder: Path) -> Service:
+def start_signer(
+    index: int, key: str, rpc_url: str, contract: str, env: dict, folder: Path, timeout: float = 60
+) -> tuple[Service, str]:
+    """Client ``index``'s signer (``stakelearn signer``) on a free port of 127.0.0.1, its key in
+    its environment only, its slashing protection in ``folder``; the service and its URL."""
+    port = free_port()
+    command = [str(BIN / "stakelearn"), "signer", "--rpc-url", rpc_url, "--contract", contract]
+    command += ["--private-key-env", KEY_ENV, "--slashing-protection", str(folder / f"signer-{index}.sqlite")]
+    command += ["--port", str(port)]
+    signer, url = start(f"signer-{index}", command, {**env, KEY_ENV: key}, folder), f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while signer.process.poll() is None and time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/address", timeout=2).close()
+            return signer, url
+        except OSError:
+            time.sleep(0.3)
+    signer.stop()
+    raise ToolchainError(f"signer {index} did not start: {signer.text()[-2000:]}")
+
+
+def start_signers(run_dir: Path, rpc_url: str, env: dict, folder: Path) -> tuple[list[Service], list[str]]:
+    """One signer per client of the demo task in ``run_dir`` (its keys in run.json: a local
+    trial; a real client runs its own signer with its own key)."""
+    run = load_run(run_dir)
+    services, urls = [], []
+    try:
+        for index, key in enumerate(run["keys"]["clients"]):
+            service, url = start_signer(index, key, rpc_url, run["addresses"]["protocol"], env, folder)
+            services.append(service)
+            urls.append(url)
+    except BaseException:
+        for service in services:
+            service.stop()
+        raise
+    return services, urls
+
+
+def node_config_text(settings: dict) -> str:
+    """``flower-supernode --node-config``'s text: space-separated key=value, strings quoted."""
+    return " ".join(f"{k}={json.dumps(v) if isinstance(v, str) else v}" for k, v in settings.items())
+
+
+def start_supernode(
+    link_port: int, partition: int, partitions: int, env: dict, folder: Path, node_config: dict | None = None
+) -> Service:
+    """A SuperNode for client ``partition``; ``node_config`` is its own (``rpc-url``,
+    ``task-dir``, ``signer-url``), beside the example's partition."""
+    settings = {"partition-id": partition, "num-partitions": partitions, **(node_config or {})}
     command = [str(BIN / "flower-supernode"), "--insecure", "--superlink", f"127.0.0.1:{link_port}"]
-    command += ["--port", str(free_port()), "--node-config", f"partition-id={partition} num-partitions={partitions}"]
+    command += ["--port", str(free_port()), "--node-config", node_config_text(settings)]
     return start(f"supernode-{partition}", command, env, folder)
+
+
+def client_env(rpc_url: str, task_dir: Path, signer_urls: list[str]) -> dict:
+    """The clients' settings as the simulation engine's ClientApps read them (``client.NODE_SETTINGS``)."""
+    return {
+        "STAKELEARN_RPC_URL": rpc_url,
+        "STAKELEARN_TASK_DIR": str(task_dir),
+        "STAKELEARN_SIGNER_URL": " ".join(signer_urls),
+    }
 
 
 def write_connection(flwr_home: Path, link_port: int) -> str:
@@ -97,19 +165,40 @@ def flwr_run(app: Path, connection: str, run_config: dict, supernodes: int | Non
 
 
 def run_federation(
-    app: Path, run_config: dict, clients: int, folder: Path, simulation: bool, timeout: float | None = None
+    app: Path,
+    run_config: dict,
+    clients: int,
+    folder: Path,
+    simulation: bool,
+    timeout: float | None = None,
+    client_node: tuple[Path, str] | None = None,
+    signers: bool = True,
 ) -> int:
     """Start a SuperLink (and for the deployment engine ``clients`` SuperNodes), run ``app`` with
     ``run_config`` through ``flwr run``, its output on this process's, and stop everything; the
-    exit code of ``flwr run``. The services' logs are kept in ``folder``."""
+    exit code of ``flwr run``. With ``client_node`` (the task's folder and a node of its chain),
+    the clients' settings go to each SuperNode's node config (for the simulation engine, to the
+    environment), and with ``signers`` one signer per client is started first. The services'
+    logs are kept in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     env = flower_env(folder / "flwr-home")
     services: list[Service] = []
     try:
+        own: list[dict] = [{} for _ in range(clients)]
+        if client_node is not None:
+            task_dir, rpc_url = client_node
+            urls = [""] * clients
+            if signers:
+                started, urls = start_signers(task_dir, rpc_url, env, folder)
+                services += started
+            own = [{"rpc-url": rpc_url, "task-dir": str(task_dir), "signer-url": url} for url in urls]
+            own = [{k: v for k, v in settings.items() if v} for settings in own]
+            if simulation:  # one environment for every virtual node: the signers listed by partition-id
+                env = {**env, **client_env(rpc_url, task_dir, [url for url in urls if url])}
         link, port = start_superlink(env, folder, simulation)
         services.append(link)
         if not simulation:
-            services += [start_supernode(port, i, clients, env, folder) for i in range(clients)]
+            services += [start_supernode(port, i, clients, env, folder, own[i]) for i in range(clients)]
         connection = write_connection(folder / "flwr-home", port)
         command = flwr_run(app, connection, run_config, clients if simulation else None)
         return subprocess.run(command, env=env, timeout=timeout).returncode

@@ -1,6 +1,8 @@
 """Each SuperNode is one client of the task: it trains on its shard of the digits data (the
-task's attackers attack) and replies through stakelearn_mod, which commits to and signs the reply
-with the client's staked key."""
+task's attackers attack) and replies through stakelearn_mod, which commits to the reply and has
+the client's signer sign it. The task's folder, like the chain node and the signer, is the
+SuperNode's own setting (node config ``task-dir``, or ``STAKELEARN_TASK_DIR``), not the run
+config's."""
 
 from functools import cache
 from pathlib import Path
@@ -12,19 +14,20 @@ from stakelearn.models.digits import one_torch_thread
 from stakelearn.pipeline.federation.task import Federation, lone_client_model, make_federation
 from stakelearn.pipeline.flower import stakelearn_mod
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
+from stakelearn.pipeline.flower.client import node_setting
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run
 
 app = ClientApp(mods=[stakelearn_mod])
 
 
 @cache
-def federation(run_dir: str) -> Federation:
-    return make_federation(config_from_json(load_run(Path(run_dir))["config"]))
+def federation(task_dir: str) -> Federation:
+    return make_federation(config_from_json(load_run(Path(task_dir))["config"]))
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    data = federation(str(context.run_config["run-dir"]))
+    data = federation(node_setting(context, "task-dir"))
     client = int(context.node_config["partition-id"])
     arrays = msg.content["arrays"]
     with one_torch_thread():
