@@ -240,6 +240,31 @@ def chunk_proof_folders(folder: Path, chunks: int) -> list[Path]:
     return [chunk_folder(folder / CHUNKS, k) for k in range(chunks)]
 
 
+def check_zero_padding(last_input: Path, d: int, chunk: int, n: int) -> None:
+    """The last chunk's coordinates beyond ``d`` must be zero in every slot's slice and in the
+    claimed sum. The chunk circuit does not constrain them (one circuit serves every chunk), so a
+    slice could hide coordinates that move the Krum distances, or the aggregate hold values
+    that no honest client re-deriving it from the d-vector reproduces. ``last_input`` (checked
+    against the proof's commitments before this) must be shipped when the last chunk is partial."""
+    used = d - (chunk_count(d, chunk) - 1) * chunk
+    if used == chunk:
+        return
+    try:
+        rows = json.loads(last_input.read_text())["input_data"]
+    except (OSError, ValueError, KeyError):
+        raise ProofError(
+            f"{last_input} is missing or unreadable: the last chunk is partial ({used} of {chunk} coordinates), "
+            "and its padding can only be checked from its committed input"
+        ) from None
+    for i, row in enumerate(rows[: n + 1]):
+        if any(row[used:chunk]):
+            who = f"slot {i}'s slice" if i < n else "the claimed sum"
+            raise ProofError(
+                f"{last_input}: {who} holds non-zero values in the last chunk's padding (coordinates {d} and "
+                "beyond): they would count in the Krum distances or the aggregate without being part of the update"
+            )
+
+
 def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_public: bool = True) -> ChunkedOutcome:
     """Check a chunked round folder with the circuit files it ships: every chunk proof and the
     combine proof with ezkl, the links between them (prover.chunked.check_chunked_round), the
@@ -264,6 +289,7 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
     outcomes = [verify_chunk(chunk, path) for path in folders]
     for path, outcome in zip(folders, outcomes):
         check_committed_inputs(path / steps.INPUT, chunk, outcome.commitments)
+    check_zero_padding(folders[-1] / steps.INPUT, combine.circuit.d, chunk.circuit.chunk, n)
     combined = verify_combine(combine, folder / COMBINE)
     if (folder / COMBINE / steps.INPUT).exists():
         gram, flags = json.loads((folder / COMBINE / steps.INPUT).read_text())["input_data"]
