@@ -187,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
         outcome = "ok" if status == 200 else f"{status} {body.get('error', '')}"
-        say(f"{self.client_address[0]} {self.command} {self.path} {what}: {outcome}")
+        say(f"{self.client_address[0]} {self.command} {self.path}{' ' + what if what else ''}: {outcome}")
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path != "/address":
