@@ -227,11 +227,26 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
 
 
 def _verify_chunked(args: argparse.Namespace) -> int:
-    from stakelearn.prover.chunked_round import SIGNED, verify_chunked_round
+    from stakelearn.prover.chunked_round import MANIFEST, SIGNED, verify_chunked_round
 
+    if args.verifier and not args.rpc_url:
+        raise StakeLearnError("--verifier needs --rpc-url: the node where the task's ChunkedRoundVerifier is deployed")
+    outcome = verify_chunked_round(args.folder, ceremony_srs=args.srs)  # first: no link followed, every file checked
+    if (args.folder / SIGNED).exists():
+        from stakelearn.pipeline.contracts.signing import check_signed_records
+
+        check_signed_records(_read_json(args.folder / SIGNED))
     if args.verifier:
-        raise StakeLearnError("--verifier takes a one-proof round; verify a chunked round on an EVM with --evm")
-    if args.evm or args.rpc_url:
+        from stakelearn.pipeline.chain.gateway import Chain
+        from stakelearn.pipeline.contracts.chunked import check_with_task_chunked_verifier
+
+        check = check_with_task_chunked_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder, args.srs)
+        print(
+            f"the task's ChunkedRoundVerifier at {args.verifier} accepts the round (its {check.chunks} chunk proofs "
+            f"through stageChunks, the combine proof through {check.combine_by}; selection {check.selected_mask:b}): "
+            "the round was proven with the task's circuits"
+        )
+    elif args.evm or args.rpc_url:
         from stakelearn.pipeline.chain.gateway import Chain
         from stakelearn.pipeline.contracts.chunked import verify_chunked_round_on_chain
 
@@ -242,15 +257,16 @@ def _verify_chunked(args: argparse.Namespace) -> int:
             f"{sum(result.stage_gas):,} gas staging the chunks in {len(result.stage_gas)} transactions, "
             f"{result.combine_gas:,} gas for the combine proof"
         )
-    outcome = verify_chunked_round(args.folder, ceremony_srs=args.srs)
-    if (args.folder / SIGNED).exists():
-        from stakelearn.pipeline.contracts.signing import check_signed_records
-
-        check_signed_records(_read_json(args.folder / SIGNED))
     left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
     print(
         f"chunked round verified ({outcome.chunks} chunk proofs and the combine proof): selected "
         f"{outcome.selected}, left out {left_out}, absent {outcome.absent}"
+    )
+    manifest = _read_json(args.folder / MANIFEST)
+    print(
+        f"chunk circuit VKA digest {manifest['chunk_circuit']['vka_digest']}, combine circuit VKA digest "
+        f"{manifest['combine_circuit']['vka_digest']}: compare them with the task's ChunkedRoundVerifier "
+        "(chunkVkaDigest, vkaDigest), or check with --rpc-url URL --verifier ADDR"
     )
     return 0
 

@@ -14,19 +14,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from eth_abi import encode
-from eth_utils import keccak
+from eth_abi import decode, encode
+from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
 from stakelearn.circuits.chunk import chunk_count, triangle_size
-from stakelearn.errors import ProofError
+from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.verifiers import DeployedRoundVerifier, register_vka
 from stakelearn.prover.chunked import absent_chained_commitment
 from stakelearn.prover.chunked_round import COMBINE, chunk_proof_folders, chunked_circuits, chunked_commitments
 from stakelearn.prover.circuit import PreparedCircuit
-from stakelearn.prover.evm import verify_arguments, vka_digest, vka_words
+from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -202,3 +202,104 @@ def verify_chunked_round_on_chain(
         )
     (event,) = deployed.contract.events.RoundVerified().process_receipt(receipt, errors=DISCARD)
     return ChunkedVerification(gas, receipt["gasUsed"], event["args"]["selectedMask"])
+
+
+@dataclass(frozen=True)
+class ChunkedRoundCheck:
+    """What a deployed ChunkedRoundVerifier says of a chunked round folder (eth_calls: nothing sent)."""
+
+    chunks: int
+    selected_mask: int
+    combine_by: str  # what checked the combine proof: "verifyRound" (the round is staged on chain),
+    # else "the pinned reusable verifier"
+
+
+def _view(chain: Chain, contract, function: str, *args):
+    """``contract``'s view ``function`` as an eth_call, decoded; StakeLearnError if it has none."""
+    answer = chain.call(contract.address, contract.encode_abi(function, args=list(args)))
+    outputs = next(item for item in contract.abi if item.get("name") == function)["outputs"]
+    try:
+        if not answer.ok:
+            raise ValueError(answer.reason)
+        values = decode([output["type"] for output in outputs], answer.data)
+    except Exception:  # no code, another contract, or a revert: it is not the verifier asked for
+        raise StakeLearnError(
+            f"{contract.address} is not a ChunkedRoundVerifier (its {function}() does not answer); give the "
+            "task's round verifier"
+        ) from None
+    return values[0] if len(values) == 1 else values
+
+
+def check_with_task_chunked_verifier(
+    chain: Chain, verifier_address: str, folder: Path, ceremony_srs: Path | None = None
+) -> ChunkedRoundCheck:
+    """Check a chunked round folder against the ChunkedRoundVerifier a task pins, with eth_calls
+    only: the folder's chunk and combine circuits must be the ones it pins (VKA digests), and its
+    shape (n, f, m, chunks, the absent slot's commitment) the verifier's; then each chunk proof
+    goes through the contract's own ``stageChunks`` (a fresh session per call, so nothing needs
+    staging first) and must fold as :func:`progress_after` says, and the combine proof through
+    ``verifyRound`` if the round is staged on chain, else through the reusable verifier the
+    contract calls, for the pinned combine digest. Raises StakeLearnError in one line."""
+    try:
+        address = to_checksum_address(verifier_address)
+    except ValueError:
+        raise StakeLearnError(f"--verifier {verifier_address!r} is not an address") from None
+    contract = chain.contract(address, load_artifact("ChunkedRoundVerifier").abi)
+    manifest, chunk, combine = chunked_circuits(folder, ceremony_srs)
+    for what, function, prepared in (("chunk", "chunkVkaDigest", chunk), ("combine", "vkaDigest", combine)):
+        pinned, own = _view(chain, contract, function), vka_digest(prepared.vka)
+        if pinned != own:
+            raise StakeLearnError(
+                f"the folder's {what} circuit (VKA digest 0x{own.hex()}) is not the one the ChunkedRoundVerifier at "
+                f"{address} pins (0x{pinned.hex()}): the round was not proven with the task's circuits"
+            )
+    c, d = combine.circuit, manifest["d"]
+    shape = {
+        "clients": c.n,
+        "byzantine": c.f,
+        "selected": c.m,
+        "CHUNKS": manifest["chunks"],
+        "absentCommitment": keccak(absent_chained_commitment(chunk, d)),
+    }
+    for function, own in shape.items():
+        pinned = _view(chain, contract, function)
+        if pinned != own:
+            raise StakeLearnError(
+                f"the folder's round has {function} = {own!r}, the ChunkedRoundVerifier at {address} pins {pinned!r}"
+            )
+    words = vka_words(chunk.vka)
+    calls = chunk_calls(chunk_proof_folders(folder, manifest["chunks"]), chunk.vka)
+    empty = Progress.empty(c.n)
+    for k, call in enumerate(calls):
+        data = contract.encode_abi(
+            "stageChunks", args=[bytes(32), empty.as_abi(), [(call.proof, call.instances)], words]
+        )
+        answer = chain.call(address, data)
+        if not answer.ok:
+            raise StakeLearnError(f"the task's ChunkedRoundVerifier at {address} rejects chunk {k}: {answer.reason}")
+        (folded,) = decode([PROGRESS_TYPE], answer.data)
+        if keccak(encode([PROGRESS_TYPE], [folded])) != progress_after(empty, call).digest:
+            raise StakeLearnError(
+                f"the task's ChunkedRoundVerifier at {address} folds chunk {k} otherwise than expected"
+            )
+    proof, instances, combine_words = verify_arguments(folder / COMBINE / PROOF, combine.vka)
+    commitments = b"".join(chunked_commitments(folder))
+    t = triangle_size(c.n)
+    mask = _bits(instances[t + 2 * c.n : t + 3 * c.n])
+    if _view(chain, contract, "staged", keccak(commitments), mask):
+        answer = chain.call(
+            address, contract.encode_abi("verifyRound", args=[proof, instances, combine_words, commitments])
+        )
+        by = "verifyRound"
+    else:
+        reusable = to_checksum_address(_view(chain, contract, "verifier"))
+        answer = chain.call(reusable, verify_calldata(folder / COMBINE / PROOF, combine.vka))
+        accepted = answer.ok and len(answer.data) >= 64 and decode(["bool", "bytes32"], answer.data[:64])[0]
+        if answer.ok and not accepted:  # the contract reads (success, digest); the digest is the pinned one
+            answer = replace(answer, ok=False, error="the reusable verifier does not accept it")
+        by = "the pinned reusable verifier"
+    if not answer.ok:
+        raise StakeLearnError(
+            f"the task's ChunkedRoundVerifier at {address} rejects the combine proof: {answer.reason}"
+        )
+    return ChunkedRoundCheck(len(calls), mask, by)

@@ -1,0 +1,112 @@
+"""A chunked round folder is tied to a task's ChunkedRoundVerifier off chain (security review,
+finding 8): `stakelearn verify DIR` prints the chunk and combine circuits' VKA digests, and with
+`--rpc-url URL --verifier ADDR` checks the folder against the deployed verifier with eth_calls
+only (nothing sent): both pinned digests and the round's shape, every chunk proof through the
+contract's own stageChunks, the combine proof through verifyRound once the round is staged (else
+through the reusable verifier the contract calls, for the pinned digest). A folder of other
+circuits is refused in one line. Before, `--verifier` was refused for a chunked folder and
+`--evm` only checked it against a verifier deployed for the folder's own circuits. Real proofs:
+5 clients, 16 coordinates in 2 chunks of 8."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import StakeLearnError
+from stakelearn.pipeline.chain.anvil import running_anvil
+from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.chunked import (
+    check_with_task_chunked_verifier,
+    chunk_calls,
+    deploy_chunked_round_verifier,
+    stage_chunks,
+)
+from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
+from stakelearn.prover.chunked_round import CHUNKS, chunk_proof_folders, prove_chunked_round
+from stakelearn.prover.circuit import prepare
+from stakelearn.prover.steps import PROOF
+
+from ..pipeline.test_cli_third_party import run_cli
+
+N, F, M, C, D, MAX_INT = 5, 1, 3, 8, 16, 128
+
+
+@pytest.fixture(scope="module")
+def circuits():
+    return (
+        prepare(ChunkCircuit(N, F, M, C, MAX_INT, num_inner_cols=4)),
+        prepare(CombineCircuit(N, F, M, D, MAX_INT, num_inner_cols=4)),
+    )
+
+
+@pytest.fixture(scope="module")
+def chunked_round(tmp_path_factory, small_updates, circuits):
+    folder = tmp_path_factory.mktemp("chunked") / "round"
+    prove_chunked_round(small_updates, circuits[0].circuit, folder)
+    return folder
+
+
+def expected_mask(updates) -> int:
+    reference = krum_round(updates, CombineCircuit(N, F, M, D, MAX_INT).params)
+    return sum(1 << int(i) for i in np.flatnonzero(reference.mask))
+
+
+def test_a_chunked_folder_checks_against_the_task_verifier_before_and_after_staging(
+    chunked_round, circuits, small_updates
+):
+    chain = Chain.embedded()
+    deployed = deploy_chunked_round_verifier(chain, *circuits, D)
+    address = deployed.contract.address
+    check = check_with_task_chunked_verifier(chain, address, chunked_round)
+    assert (check.chunks, check.selected_mask) == (2, expected_mask(small_updates))
+    assert check.combine_by == "the pinned reusable verifier"  # nothing staged yet, nothing sent by the check
+    assert deployed.contract.functions.progressHash(chain.payer_address, bytes(32)).call() == bytes(32)
+    calls = chunk_calls(chunk_proof_folders(chunked_round, 2), circuits[0].vka)
+    stage_chunks(chain, chain.require_payer(), deployed.contract, bytes(32), calls, circuits[0].vka, 4)
+    check = check_with_task_chunked_verifier(chain, address, chunked_round)
+    assert check.combine_by == "verifyRound" and check.selected_mask == expected_mask(small_updates)
+
+
+def test_a_folder_of_other_circuits_is_refused(chunked_round, circuits):
+    chain = Chain.embedded()
+    other_combine = prepare(CombineCircuit(N, F, M, 20, MAX_INT, num_inner_cols=4))  # rounds of d = 20
+    deployed = deploy_chunked_round_verifier(chain, circuits[0], other_combine, 20)
+    with pytest.raises(StakeLearnError, match=r"folder's combine circuit \(VKA digest 0x[0-9a-f]{64}\) is not the one"):
+        check_with_task_chunked_verifier(chain, deployed.contract.address, chunked_round)
+
+
+def test_a_chunk_proof_the_verifier_rejects_is_refused(chunked_round, circuits, tmp_path):
+    chain = Chain.embedded()
+    deployed = deploy_chunked_round_verifier(chain, *circuits, D)
+    copy = tmp_path / "round"
+    shutil.copytree(chunked_round, copy)
+    path = copy / CHUNKS / "chunk-00001" / PROOF
+    proof = json.loads(path.read_text())
+    proof["proof"][len(proof["proof"]) // 2] ^= 1  # past the commitments
+    path.write_text(json.dumps(proof))
+    with pytest.raises(StakeLearnError, match="rejects chunk 1: ChunkedRoundVerifier__ChunkRejected"):
+        check_with_task_chunked_verifier(chain, deployed.contract.address, copy)
+
+
+@pytest.mark.anvil
+def test_verify_cli_ties_a_chunked_folder_to_the_task_verifier_on_a_node(chunked_round, circuits, tmp_path):
+    with running_anvil() as node:
+        chain = Chain.rpc(node.url)
+        task_verifier = deploy_chunked_round_verifier(chain, *circuits, D).contract.address
+        other_combine = prepare(CombineCircuit(N, F, M, 20, MAX_INT, num_inner_cols=4))
+        foreign = deploy_chunked_round_verifier(chain, circuits[0], other_combine, 20).contract.address
+        nonce = chain.w3.eth.get_transaction_count(chain.payer_address)
+        home = {"STAKELEARN_HOME": str(tmp_path / "empty-home")}  # a third party: nothing built, nothing cached
+        result = run_cli("verify", chunked_round, "--rpc-url", node.url, "--verifier", task_verifier, env=home)
+        assert result.returncode == 0, result.stderr
+        assert f"ChunkedRoundVerifier at {task_verifier} accepts the round" in result.stdout
+        manifest = json.loads((chunked_round / "round.json").read_text())
+        for part in ("chunk_circuit", "combine_circuit"):
+            assert manifest[part]["vka_digest"] in result.stdout
+        result = run_cli("verify", chunked_round, "--rpc-url", node.url, "--verifier", foreign, env=home)
+        assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "is not the one the ChunkedRoundVerifier" in result.stderr
+        assert chain.w3.eth.get_transaction_count(chain.payer_address) == nonce  # nothing was sent
