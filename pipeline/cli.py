@@ -222,7 +222,10 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
         gas = verify_accuracy_on_chain(args.folder, chain, ceremony_srs=args.srs)
         print(f"AccuracyVerifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {gas} gas")
     outcome = verify_accuracy(args.folder, ceremony_srs=args.srs)
-    print(f"accuracy verified: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f})")
+    print(
+        f"accuracy verified: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}) on the "
+        f"evaluation set whose hash is 0x{outcome.evaluation_hash.hex()} (the hash the requester's commitment covers)"
+    )
     return 0
 
 

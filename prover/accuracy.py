@@ -20,6 +20,7 @@ from pathlib import Path
 
 import ezkl
 import numpy as np
+from eth_utils import keccak
 
 from stakelearn.circuits import accuracy as accuracy_module
 from stakelearn.circuits.accuracy import (
@@ -191,6 +192,12 @@ class AccuracyOutcome:
     @property
     def accuracy(self) -> float:
         return self.correct / self.samples
+
+    @property
+    def evaluation_hash(self) -> bytes:
+        """keccak256 of the set as AccuracyVerifier hashes it (each value a 32-byte word, all pixels
+        then all labels): the hash the requester's commitment covers (RewardManager.evaluationCommitment)."""
+        return keccak(b"".join(int(v).to_bytes(32, "big") for v in self.evaluation))
 
 
 def batch_folder(folder: Path, batch: int) -> Path:
