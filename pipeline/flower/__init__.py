@@ -4,7 +4,9 @@ the ServerApp and a mod for the ClientApp.
 - :class:`ProvenMultiKrum` checks every reply against its client's signed commitment, proves
   the round (ezkl, locally or on Ray), submits it on chain, and returns the proven mean.
 - :func:`stakelearn_mod` makes each train reply a committed one: the arrays quantized to the
-  task's fixed point, their commitment signed with the client's staked key.
+  task's fixed point, their commitment signed by the client's signer (``stakelearn signer``,
+  which holds the staked key), the chain node, task and signer from the SuperNode's own node
+  config, never from the server.
 - :func:`open_task` attaches to a posted task from its ``run.json`` (``stakelearn demo
   --setup-only``): protocol, task, circuit and enrolled clients; :func:`settle` proves the final
   model's accuracy after the last epoch, on which the contract pays.
