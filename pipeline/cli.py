@@ -118,6 +118,7 @@ def _commit(args: argparse.Namespace) -> int:
     from stakelearn.files import write_json_atomic
     from stakelearn.pipeline.contracts.signing import signed_record
     from stakelearn.pipeline.node.client import sign_update_commitment
+    from stakelearn.pipeline.node.signer import SlashingProtection
     from stakelearn.prover.circuit import prepare
 
     account = _account(args)
@@ -133,9 +134,13 @@ def _commit(args: argparse.Namespace) -> int:
     circuit = _round_circuit(args, args.clients, len(update))
     if args.chunk is not None:
         circuit = _chunk_circuit(args, circuit, args.chunk)
-    commitment, signature = sign_update_commitment(
-        account, update, args.slot, prepare(circuit, args.srs), args.chain_id, contract, args.task, args.epoch
-    )
+    protection = SlashingProtection(args.slashing_protection)
+    try:
+        commitment, signature = sign_update_commitment(
+            account, update, args.slot, prepare(circuit, args.srs), args.chain_id, contract, args.task, args.epoch, protection
+        )
+    finally:
+        protection.close()
     write_json_atomic(args.out, signed_record(args.slot, account.address, commitment, signature))
     print(
         f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
@@ -170,12 +175,38 @@ def _stake(args: argparse.Namespace) -> int:
     return 0
 
 
+ENROLL_CIRCUIT_OPTIONS = ("model", "scale_bits", "clip", "chunk", "accuracy_batch", "inner_cols", "srs")
+
+
 def _enroll(args: argparse.Namespace) -> int:
-    from stakelearn.pipeline.node.client import enroll
+    from stakelearn.models.quantize import FixedPoint
+    from stakelearn.pipeline.federation.task import TASK_FIXED_POINT
+    from stakelearn.pipeline.node.client import TaskCircuitOptions, enroll
 
     account = _account(args)
-    task = enroll(_protocol(args), account, args.task)
-    print(f"{account.address} enrolled in task {args.task} (n={task.n}; round verifier {task.verifier})")
+    options = None
+    if any(getattr(args, name) is not None for name in ENROLL_CIRCUIT_OPTIONS):
+        mlp = args.model == "mlp"
+        options = TaskCircuitOptions(
+            hidden=MLP_HIDDEN if mlp else 0,
+            fixed_point=FixedPoint(
+                scale_bits=TASK_FIXED_POINT.scale_bits if args.scale_bits is None else args.scale_bits,
+                clip=TASK_FIXED_POINT.clip if args.clip is None else args.clip,
+            ),
+            chunk=args.chunk if args.chunk is not None else MLP_CHUNK if mlp else 0,
+            accuracy_batch=args.accuracy_batch if args.accuracy_batch is not None else MLP_ACCURACY_BATCH if mlp else 0,
+            inner_cols=8 if args.inner_cols is None else args.inner_cols,
+            ceremony_srs=args.srs,
+        )
+    task = enroll(_protocol(args), account, args.task, options)
+    if options is None:
+        print(
+            f"stakelearn: warning: task {args.task}'s verifiers are a pair governance approved, but their code was not "
+            "compared with the protocol's for the task's circuits: give the task's circuit options (--model ...) to compare it",
+            file=sys.stderr,
+        )
+    checked = "approved pair" if options is None else "the protocol's code for the task's circuits"
+    print(f"{account.address} enrolled in task {args.task} (n={task.n}; round verifier {task.verifier}, {checked})")
     return 0
 
 
@@ -627,6 +658,14 @@ def build_parser() -> argparse.ArgumentParser:
     commit.add_argument("--chain-id", type=int, required=True, help="the chain id of the protocol's chain")
     commit.add_argument("--contract", required=True, help="the protocol contract's address")
     add_key_options(commit)
+    commit.add_argument(
+        "--slashing-protection",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the SQLite file recording every commitment this key signed (created if missing; the signer's "
+        "format): a second, different commitment for one task and epoch is refused, as the protocol slashes it",
+    )
     commit.add_argument("--out", type=Path, required=True, help="the signed commitment file to write (JSON)")
     commit.set_defaults(run=_commit)
 
@@ -670,9 +709,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_chain_options(stake)
     stake.set_defaults(run=_stake)
 
-    enroll = commands.add_parser("enroll", help="enroll in a task whose verifiers the protocol approved")
+    enroll = commands.add_parser(
+        "enroll",
+        help="enroll in a task whose verifiers the protocol approved (and, given the task's circuit options, whose "
+        "verifiers' code is the protocol's for those circuits)",
+    )
     add_chain_options(enroll)
     enroll.add_argument("--task", type=int, required=True, help="the task id")
+    task_circuit = enroll.add_argument_group(
+        "the task's circuit options",
+        "as `demo` posts a task (n, f, m, the rule and the evaluation set's size come from the task itself): any of "
+        "them makes enroll compare the task's verifiers' code with the protocol's for these circuits",
+    )
+    task_circuit.add_argument(
+        "--model", choices=["softmax", "mlp"], default=None, help="the task's model (default softmax)"
+    )
+    task_circuit.add_argument(
+        "--scale-bits", type=int, default=None, help="the task's fixed-point resolution 2^-S (default 9)"
+    )
+    task_circuit.add_argument("--clip", type=float, default=None, help="the task's clip (default 2.0)")
+    task_circuit.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help=f"the task's chunk size C (default: one proof for softmax, {MLP_CHUNK} for mlp)",
+    )
+    task_circuit.add_argument(
+        "--accuracy-batch",
+        type=int,
+        default=None,
+        help=f"samples per accuracy proof (default: the whole set for softmax, {MLP_ACCURACY_BATCH} for mlp)",
+    )
+    task_circuit.add_argument("--inner-cols", type=int, default=None, help="ezkl cells per row (default 8)")
+    task_circuit.add_argument(
+        "--srs",
+        type=Path,
+        default=None,
+        help="the task's ceremony SRS file (default: this machine's INSECURE local SRS)",
+    )
     enroll.set_defaults(run=_enroll)
 
     submit = commands.add_parser(

@@ -9,16 +9,19 @@ from pathlib import Path
 
 import numpy as np
 
-from stakelearn.circuits.krum import tag_update
+from stakelearn.circuits.krum import RULES, tag_update
 from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import export_onnx
 from stakelearn.models.quantize import FixedPoint, quantize
 from stakelearn.models.update_io import load_update
-from stakelearn.pipeline.contracts.protocol import Protocol, check_verifiers_approved
+from stakelearn.pipeline.contracts.protocol import Protocol, check_task_verifiers, check_verifiers_approved
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import TaskParams
-from stakelearn.prover.chunked import ChunkCircuit, chained_commitment, update_chunk_commitments
-from stakelearn.prover.circuit import PreparedCircuit
+from stakelearn.pipeline.federation.task import TASK_FIXED_POINT, TaskConfig
+from stakelearn.pipeline.node.run_folder import task_circuits
+from stakelearn.pipeline.node.signer import SlashingProtection
+from stakelearn.prover.chunked import ChunkCircuit, chained_commitment, combine_circuit_for, update_chunk_commitments
+from stakelearn.prover.circuit import PreparedCircuit, prepare
 from stakelearn.prover.commitments import commit
 
 
@@ -82,10 +85,14 @@ def sign_update_commitment(
     contract: str,
     task_id: int,
     epoch: int,
+    protection: SlashingProtection,
 ) -> tuple[UpdateCommitment, bytes]:
-    """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed."""
+    """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed
+    once: ``protection`` refuses a second commitment for the same epoch, which the protocol
+    slashes as equivocation, and gives the same signature again for the same one."""
     commitment = UpdateCommitment(chain_id, contract, task_id, epoch, update_commitment(update, slot, prepared))
-    return commitment, commitment.sign(account)
+    key = (chain_id, contract, account.address, task_id, epoch)
+    return commitment, protection.sign_once(key, commitment.commitment, lambda: commitment.sign(account))
 
 
 def stake(protocol: Protocol, account) -> int:
@@ -97,11 +104,55 @@ def stake(protocol: Protocol, account) -> int:
     return required - staked
 
 
-def enroll(protocol: Protocol, account, task_id: int) -> TaskParams:
-    """Enroll in a task whose verifiers are a pair the protocol approved; return its parameters.
-    (A client that holds the task's circuits also checks the verifiers' code:
-    ``contracts.protocol.check_task_verifiers``.)"""
+@dataclass(frozen=True)
+class TaskCircuitOptions:
+    """The circuit options of a task as ``demo`` posts it (and the Flower example runs it): the
+    model, its fixed point, the chunk size of its rounds and the samples per accuracy proof, and
+    ezkl's cells per row. With the shape (n, f, m), the rule and the evaluation set's size, which
+    the task itself records, they fix the task's circuits (``run_folder.task_circuits``)."""
+
+    hidden: int = 0  # 0: softmax regression; else the MLP's hidden width
+    fixed_point: FixedPoint = TASK_FIXED_POINT
+    chunk: int = 0  # 0: one proof per round
+    accuracy_batch: int = 0  # 0: the whole set in one accuracy proof
+    inner_cols: int = 8
+    ceremony_srs: Path | None = None
+
+
+def task_verifier_circuits(params: TaskParams, options: TaskCircuitOptions) -> tuple:
+    """This client's own prepared circuits for the task ``params`` describes, as
+    ``check_task_verifiers`` takes them: the round circuit (or the chunk and combine circuits)
+    and the accuracy circuit."""
+    config = TaskConfig(
+        clients=params.n,
+        byzantine=params.f,
+        attackers=0,
+        select=params.m,
+        aggregation=RULES[params.aggregation],
+        hidden=options.hidden,
+        evaluation_samples=params.evaluation_size,
+        fixed_point=options.fixed_point,
+        chunk=options.chunk,
+        accuracy_batch=options.accuracy_batch,
+    )
+    round_circuit, accuracy_circuit = task_circuits(config, options.inner_cols)
+    srs = options.ceremony_srs
+    prepared = prepare(round_circuit, srs)
+    if isinstance(round_circuit, ChunkCircuit):
+        prepared = prepared, prepare(combine_circuit_for(round_circuit, config.dimension), srs)
+    return prepared, prepare(accuracy_circuit, srs)
+
+
+def enroll(protocol: Protocol, account, task_id: int, options: TaskCircuitOptions | None = None) -> TaskParams:
+    """Enroll in a task; return its parameters. The task's verifiers must be a pair the protocol
+    approved, and with the task's circuit ``options`` their code must also be exactly the
+    protocol's verifiers for this client's own circuits (``contracts.protocol.check_task_verifiers``:
+    governance's approval alone does not vouch for the code). Raises StakeLearnError before
+    enrolling if not."""
     params = protocol.task_params(task_id)
-    check_verifiers_approved(protocol, task_id, params)
+    if options is None:
+        check_verifiers_approved(protocol, task_id, params)
+    else:
+        check_task_verifiers(protocol, task_id, *task_verifier_circuits(params, options))
     protocol.execute(account, "enroll", task_id)
     return params
