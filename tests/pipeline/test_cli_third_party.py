@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -28,10 +29,12 @@ def run_cli(*args, env=None):
     )
 
 
-def commit_cli(update, slot, out, key: str, task=7, chain_id=31337, contract=CONTRACT, extra=()):
-    """`stakelearn commit` for epoch 1 of a five-client task, signing with ``key`` (hex)."""
+def commit_cli(update, slot, out, key: str, task=7, chain_id=31337, contract=CONTRACT, extra=(), protection=None):
+    """`stakelearn commit` for epoch 1 of a five-client task, signing with ``key`` (hex); the
+    signer's record goes beside ``out`` unless ``protection`` names it."""
+    protection = protection or Path(out).with_suffix(".protection.sqlite")
     options = {"--slot": slot, "--clients": 5, "--task": task, "--epoch": 1, "--chain-id": chain_id,
-               "--contract": contract, "--out": out}  # fmt: skip
+               "--contract": contract, "--slashing-protection": protection, "--out": out}  # fmt: skip
     flat = [value for option in options.items() for value in option]
     return run_cli("commit", update, *CIRCUIT, *extra, *flat, env={"STAKELEARN_KEY": key})
 
