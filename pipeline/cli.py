@@ -118,6 +118,7 @@ def _commit(args: argparse.Namespace) -> int:
     from stakelearn.files import write_json_atomic
     from stakelearn.pipeline.contracts.signing import signed_record
     from stakelearn.pipeline.node.client import sign_update_commitment
+    from stakelearn.pipeline.node.signer import SlashingProtection
     from stakelearn.prover.circuit import prepare
 
     account = _account(args)
@@ -133,9 +134,13 @@ def _commit(args: argparse.Namespace) -> int:
     circuit = _round_circuit(args, args.clients, len(update))
     if args.chunk is not None:
         circuit = _chunk_circuit(args, circuit, args.chunk)
-    commitment, signature = sign_update_commitment(
-        account, update, args.slot, prepare(circuit, args.srs), args.chain_id, contract, args.task, args.epoch
-    )
+    prepared, protection = prepare(circuit, args.srs), SlashingProtection(args.slashing_protection)
+    try:
+        commitment, signature = sign_update_commitment(
+            account, update, args.slot, prepared, args.chain_id, contract, args.task, args.epoch, protection
+        )
+    finally:
+        protection.close()
     write_json_atomic(args.out, signed_record(args.slot, account.address, commitment, signature))
     print(
         f"client {account.address} (slot {args.slot}) committed to {args.update} for task {args.task}, epoch "
@@ -653,6 +658,14 @@ def build_parser() -> argparse.ArgumentParser:
     commit.add_argument("--chain-id", type=int, required=True, help="the chain id of the protocol's chain")
     commit.add_argument("--contract", required=True, help="the protocol contract's address")
     add_key_options(commit)
+    commit.add_argument(
+        "--slashing-protection",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the SQLite file recording every commitment this key signed (created if missing; the signer's "
+        "format): a second, different commitment for one task and epoch is refused, as the protocol slashes it",
+    )
     commit.add_argument("--out", type=Path, required=True, help="the signed commitment file to write (JSON)")
     commit.set_defaults(run=_commit)
 
@@ -804,7 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--select",
         type=int,
         default=None,
-        help="updates Multi-Krum averages, m (default n - f; a round may leave min(f, n - m - f) clients absent)",
+        help="updates Multi-Krum averages, m (default n - f; a round may leave min(f, n - m - f, n - 2f - 3) "
+        "clients absent)",
     )
     add_aggregation_option(demo)
     demo.add_argument(
