@@ -19,6 +19,7 @@ from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import TaskParams
 from stakelearn.pipeline.federation.task import TASK_FIXED_POINT, TaskConfig
 from stakelearn.pipeline.node.run_folder import task_circuits
+from stakelearn.pipeline.node.signer import SlashingProtection
 from stakelearn.prover.chunked import ChunkCircuit, chained_commitment, combine_circuit_for, update_chunk_commitments
 from stakelearn.prover.circuit import PreparedCircuit, prepare
 from stakelearn.prover.commitments import commit
@@ -84,10 +85,14 @@ def sign_update_commitment(
     contract: str,
     task_id: int,
     epoch: int,
+    protection: SlashingProtection,
 ) -> tuple[UpdateCommitment, bytes]:
-    """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed."""
+    """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed
+    once: ``protection`` refuses a second commitment for the same epoch, which the protocol
+    slashes as equivocation, and gives the same signature again for the same one."""
     commitment = UpdateCommitment(chain_id, contract, task_id, epoch, update_commitment(update, slot, prepared))
-    return commitment, commitment.sign(account)
+    key = (chain_id, contract, account.address, task_id, epoch)
+    return commitment, protection.sign_once(key, commitment.commitment, lambda: commitment.sign(account))
 
 
 def stake(protocol: Protocol, account) -> int:
