@@ -12,7 +12,10 @@ SuperNode's node config (``rpc-url``, ``task-dir``, ``signer-url``) or its envir
 (``STAKELEARN_RPC_URL``, ``STAKELEARN_TASK_DIR``, ``STAKELEARN_SIGNER_URL``), never from what
 the server sends (the run config, the message). It trains only on the global model its node
 records (``check_global_model``), and that check pins the epoch: the signer signs that epoch
-only, and refuses once its own node's open epoch has moved on.
+only, and refuses once its own node's open epoch has moved on. The signer signs one commitment
+per task and epoch, so when a round for an epoch is tried again (no round landed: too many
+clients were absent) the mod sends the update it committed to before, kept in the node's
+context state, instead of training a new one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import dequantize, quantize
@@ -37,6 +40,7 @@ from stakelearn.pipeline.node.signer import RemoteSigner
 
 COMMITMENT = "stakelearn"  # the reply's ConfigRecord with the signed commitment
 EPOCH = "stakelearn-epoch"  # the train config's epoch, as the server asks for it
+KEPT = "stakelearn-kept"  # in the node's context state: the last committed update, and what for
 # A client's own settings: node config key -> environment variable of the SuperNode.
 NODE_SETTINGS = {
     "rpc-url": "STAKELEARN_RPC_URL",
@@ -139,6 +143,25 @@ def client_signer(task: ProvenTask, url: str) -> RemoteSigner:
     return signer
 
 
+def kept_reply(context: Context, task: ProvenTask, epoch: int, msg: Message) -> Message | None:
+    """The reply with the update this node committed to for (task, epoch) before, if any."""
+    kept = context.state.config_records.get(KEPT)
+    if kept is None or (kept["contract"], kept["task"], kept["epoch"]) != (
+        task.protocol.tasks.address,
+        task.task_id,
+        epoch,
+    ):
+        return None
+    content = {"arrays": context.state[KEPT + "-arrays"], "metrics": context.state[KEPT + "-metrics"]}
+    return Message(RecordDict(content), reply_to=msg)
+
+
+def keep(context: Context, task: ProvenTask, epoch: int, arrays: ArrayRecord, metrics: MetricRecord | None) -> None:
+    context.state[KEPT] = ConfigRecord({"contract": task.protocol.tasks.address, "task": task.task_id, "epoch": epoch})
+    context.state[KEPT + "-arrays"] = arrays
+    context.state[KEPT + "-metrics"] = metrics if metrics is not None else MetricRecord()
+
+
 def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
     """Flower mod: commit to every train reply and have the client's signer sign it. The task,
     the chain node and the signer are the SuperNode's own (:func:`node_setting`)."""
@@ -151,12 +174,15 @@ def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
     asked = int(msg.content["config"][EPOCH])
     if asked != epoch:
         raise InputError(f"the server asks for epoch {asked}, the chain takes epoch {epoch}: not training")
-    reply = call_next(msg, context)
-    if reply.has_error():
-        return reply
+    reply = kept_reply(context, task, epoch, msg)  # this epoch tried again: the update committed to
+    if reply is None:
+        reply = call_next(msg, context)
+        if reply.has_error():
+            return reply
     started = time.perf_counter()
     sent, signed = commit_reply(task, signer, epoch, reply.content["arrays"])
     signed["seconds"] = time.perf_counter() - started  # what committing and signing cost this client
+    keep(context, task, epoch, sent, reply.content.metric_records.get("metrics"))
     reply.content["arrays"] = sent
     reply.content[COMMITMENT] = signed
     return reply

@@ -124,3 +124,31 @@ def test_the_pinned_epoch_is_signed_when_nothing_moved(absence_world, task_id, n
     assert world.protocol.recover_signer(task_id, 1, commitment, signature) == world.clients[VICTIM].address
     ((*_, epoch, _, recorded),) = signer.protection.records()
     assert (epoch, recorded) == (1, signature)
+
+
+def test_an_epoch_tried_again_gets_the_update_committed_to_before(absence_world, task_id, node, absence_updates):
+    """No round landed (say too many clients were absent) and the server asks for the same epoch
+    again: the signer signs one commitment per epoch, so the client sends the update it committed
+    to, kept in its node's context state, and does not train another."""
+    settings, signer = node
+    message = train_message(
+        RecordDict({"arrays": as_arrays(INITIAL), "config": ConfigRecord({EPOCH: 1, "server-round": 1})})
+    )
+
+    def train(msg: Message, _context) -> Message:
+        metrics = MetricRecord({"num-examples": 10})
+        return Message(RecordDict({"arrays": as_arrays(absence_updates[VICTIM]), "metrics": metrics}), reply_to=msg)
+
+    first = stakelearn_mod(message, settings, train)
+    again = train_message(
+        RecordDict({"arrays": as_arrays(INITIAL), "config": ConfigRecord({EPOCH: 1, "server-round": 2})})
+    )
+    second = stakelearn_mod(again, settings, lambda *_: pytest.fail("trained a second update for epoch 1"))
+    assert dict(second.content[client.COMMITMENT]) | {"seconds": 0} == dict(first.content[client.COMMITMENT]) | {
+        "seconds": 0
+    }
+    assert [a.numpy().tolist() for a in second.content["arrays"].values()] == [
+        a.numpy().tolist() for a in first.content["arrays"].values()
+    ]
+    assert second.content["metrics"]["num-examples"] == 10
+    assert len(signer.protection.records()) == 1
