@@ -522,6 +522,7 @@ def _demo(args: argparse.Namespace) -> int:
         chain=chain,
         setup_only=args.setup_only,
         commit_window=args.commit_window,
+        allow_demo_keys_on=args.allow_demo_keys_on,
     )
     if args.setup_only:
         print(json.dumps({"run": str(args.out / "run.json"), "task_id": summary["task_id"], **summary["addresses"]}))
@@ -865,7 +866,20 @@ def build_parser() -> argparse.ArgumentParser:
         f"default: all at once for softmax, {MLP_ACCURACY_BATCH} for mlp",
     )
     demo.add_argument("--inner-cols", type=int, default=8, help="ezkl cells per row")
-    demo.add_argument("--rpc-url", default=None, help="EVM JSON-RPC node (default: the embedded py-evm chain)")
+    demo.add_argument(
+        "--rpc-url",
+        default=None,
+        help="EVM JSON-RPC node (default: the embedded py-evm chain); a finished run sweeps what is left in the "
+        "demo's keys back to the funding key",
+    )
+    demo.add_argument(
+        "--allow-demo-keys-on",
+        type=int,
+        default=None,
+        metavar="CHAIN_ID",
+        help="fund the demo's throwaway keys (written to run.json in plain text) on this chain too: without it, a "
+        "chain other than a local development chain (anvil's 31337, the embedded chain) is refused",
+    )
     add_key_options(
         demo,
         default_env=None,

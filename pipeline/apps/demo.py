@@ -78,6 +78,57 @@ from stakelearn.prover.circuit import prepare
 
 FEE_PER_EPOCH = ETHER // 10
 PROTOCOL = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=ETHER // 100)
+# The chains the demo funds its throwaway keys on (they are written to run.json in plain text):
+# local development chains only, unless the user names another with --allow-demo-keys-on.
+ANVIL_CHAIN_ID = 31337
+EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's py-evm chain (Chain.embedded)
+LOCAL_CHAIN_IDS = (ANVIL_CHAIN_ID, EMBEDDED_CHAIN_ID)
+TRANSFER_GAS = 21_000
+
+
+def check_demo_keys_allowed(chain: Chain, allow_on: int | None = None) -> None:
+    """Refuse, before anything is deployed or funded, to fund the demo's keys on a chain that is
+    not a local development chain, unless ``allow_on`` names that chain's id."""
+    if chain.chain_id in LOCAL_CHAIN_IDS or chain.chain_id == allow_on:
+        return
+    raise InputError(
+        f"{chain.name} is chain id {chain.chain_id}, not a local development chain (anvil's {ANVIL_CHAIN_ID} or the "
+        f"embedded chain's {EMBEDDED_CHAIN_ID}): the demo funds throwaway keys it writes to run.json in plain text; "
+        f"pass --allow-demo-keys-on {chain.chain_id} to fund them there anyway"
+    )
+
+
+def sweep_demo_keys(chain: Chain, run: dict, to: str) -> int:
+    """Send what is left in the demo actors' accounts (requester, aggregator, clients) to ``to``,
+    the account that funded them; return the wei swept. Each transfer pays its own fee at the
+    node's gas price, so an account ends empty; an account holding less than that fee, or one
+    the node refuses to send from (a chain charging fees beyond gas, as L2s' data fees), is left
+    as it is. Stakes still bonded in the registry are not balances and stay there."""
+    keys = run["keys"]
+    swept = 0
+    gas_price = chain.w3.eth.gas_price
+    for key in [keys["requester"], keys["aggregator"], *keys["clients"]]:
+        account = Account.from_key(key)
+        value = chain.w3.eth.get_balance(account.address) - TRANSFER_GAS * gas_price
+        if value <= 0:
+            continue
+        tx = {
+            "to": to,
+            "value": value,
+            "gas": TRANSFER_GAS,
+            "gasPrice": gas_price,
+            "chainId": chain.chain_id,
+            "nonce": chain.w3.eth.get_transaction_count(account.address, "pending"),
+        }
+        try:
+            tx_hash = chain.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+            receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        except (ValueError, OSError) as error:  # web3's RPC errors are ValueErrors
+            say(f"could not sweep {account.address}'s {value} wei back: {error}")
+            continue
+        if receipt["status"] == 1:
+            swept += value
+    return swept
 
 
 def say(message: str) -> None:
@@ -150,6 +201,7 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
         "inner_cols": circuit.num_inner_cols,
         "initial_model": initial_path.name,
         "keys_warning": "demo keys for a local chain: never fund them elsewhere",
+        "funder": chain.payer_address,  # where a run on an RPC chain sweeps what is left in the keys
         "keys": {
             "requester": keys["requester"].key.hex(),
             "aggregator": keys["aggregator"].key.hex(),
@@ -170,12 +222,16 @@ def run_demo(
     chain: Chain | None = None,
     setup_only: bool = False,
     commit_window: int | None = None,
+    allow_demo_keys_on: int | None = None,
 ) -> dict:
     """Run (or resume) the task on ``chain`` (default: the node at ``rpc_url``, else a new
     embedded chain); return the summary the report holds. With ``setup_only``, stop once the
     task is posted and every client enrolled (``run.json`` written), and return ``run.json``'s
     contents: the rounds then run elsewhere, as in the Flower example. ``commit_window`` (seconds)
-    shortens each epoch's commit window, after which a round may leave absent clients out."""
+    shortens each epoch's commit window, after which a round may leave absent clients out. A new
+    run funds its throwaway keys only on a local development chain, or on the chain whose id
+    ``allow_demo_keys_on`` names; a finished run on any chain but the embedded one sweeps what
+    is left in those keys back to the account that funded them."""
     timer = Timer()
     started = time.perf_counter()
     if resume and rpc_url is None and chain is None:
@@ -191,6 +247,7 @@ def run_demo(
     if resume and chain.chain_id != run["chain_id"]:
         raise InputError(f"the run used chain id {run['chain_id']}, the node at {rpc_url} is chain id {chain.chain_id}")
     if not resume:
+        check_demo_keys_allowed(chain, allow_demo_keys_on)  # before any work: nothing deployed, nothing funded
         chain.require_payer()  # a new run deploys and funds: refused before any work without a payer
         out.mkdir(parents=True, exist_ok=True)
 
@@ -244,6 +301,10 @@ def run_demo(
         )
         with timer.phase("chain"):
             balances = complete_task(protocol, run, clients)
+            funder = run.get("funder") or chain.payer_address
+            if chain.chain_id != EMBEDDED_CHAIN_ID and funder:  # a node's keys outlive the run: empty them
+                swept = sweep_demo_keys(chain, run, funder)
+                say(f"swept {swept} wei left in the demo's keys back to {funder} (bonded stakes stay in the registry)")
     finally:
         store.close()
     timings = {**timer.seconds, "total": time.perf_counter() - started}
