@@ -110,19 +110,22 @@ class SlashingProtection:
                 self._db.execute("COMMIT")
                 return signature
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
 
     def records(self) -> list[tuple]:
         """Every record: (chain id, contract, signer, task, epoch, commitment hash, signature)."""
-        rows = self._db.execute(
-            "SELECT chain_id, contract, signer, task_id, epoch, commitment_hash, signature FROM signed "
-            "ORDER BY task_id, epoch"
-        ).fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT chain_id, contract, signer, task_id, epoch, commitment_hash, signature FROM signed "
+                "ORDER BY task_id, epoch"
+            ).fetchall()
         return [(*row[:5], bytes(row[5]), bytes(row[6])) for row in rows]
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 class Signer:
