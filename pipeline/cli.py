@@ -803,8 +803,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--verifier",
         default=None,
         metavar="ADDRESS",
-        help="with --rpc-url: check the round with this deployed RoundVerifier (the task's, which "
-        "pins its circuit) instead of deploying one for the folder's own circuit",
+        help="with --rpc-url: check the round with this deployed RoundVerifier, or ChunkedRoundVerifier for a "
+        "chunked round (the task's, which pins its circuits), by eth_calls only, instead of deploying one for the "
+        "folder's own circuits",
     )
     verify.set_defaults(run=_verify)
 
