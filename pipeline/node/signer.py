@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from eth_utils import keccak
+from eth_utils import keccak, to_checksum_address
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.contracts.protocol import Protocol
@@ -84,8 +84,15 @@ class SlashingProtection:
         self._lock = threading.Lock()
 
     def sign_once(self, key: tuple[int, str, str, int, int], commitment: bytes, sign: Callable[[], bytes]) -> bytes:
-        """The signature recorded for ``key`` if it is over the same commitment; else, if
-        ``key`` has no record, ``sign()``'s, recorded first. Refuses another commitment."""
+        """The signature recorded for ``key`` (chain id, contract, signer, task, epoch) if it is
+        over the same commitment; else, if ``key`` has no record, ``sign()``'s, recorded first.
+        Refuses another commitment. Addresses are recorded checksummed, however they are given,
+        so ``stakelearn commit`` and ``stakelearn signer`` sharing a file share its records."""
+        chain_id, contract, signer, task_id, epoch = key
+        try:
+            key = (chain_id, to_checksum_address(contract), to_checksum_address(signer), task_id, epoch)
+        except ValueError as error:
+            raise InputError(f"not an address: {error}") from None
         digest = keccak(commitment)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")

@@ -208,3 +208,14 @@ def test_the_signer_command_refuses_a_missing_key_in_one_line(world, tmp_path):
         "stakelearn: error: no key: put the private key in the environment variable NO_SUCH_KEY "
         "(never on the command line), or give --keystore"
     ]
+
+
+def test_the_record_is_shared_however_the_addresses_are_spelled(world, task_id, tmp_path):
+    """``stakelearn commit`` and ``stakelearn signer`` may share one file; a contract address given
+    in lower case is the same contract."""
+    protection = tmp_path / "shared.sqlite"
+    signer = Signer(world.protocol, world.clients[0], protection)
+    signer.sign(task_id, 1, ONE)
+    key = (world.chain.chain_id, world.protocol.tasks.address.lower(), world.clients[0].address.lower(), task_id, 1)
+    with pytest.raises(SignerRefused, match="already signed another commitment"):
+        SlashingProtection(protection).sign_once(key, OTHER, lambda: pytest.fail("signed a second commitment"))
