@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_abi import decode, encode
+from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 from web3.logs import DISCARD
 
@@ -222,7 +223,7 @@ def _view(chain: Chain, contract, function: str, *args):
         if not answer.ok:
             raise ValueError(answer.reason)
         values = decode([output["type"] for output in outputs], answer.data)
-    except Exception:  # no code, another contract, or a revert: it is not the verifier asked for
+    except (ValueError, DecodingError):  # no code, another contract, a revert: not the verifier asked for
         raise StakeLearnError(
             f"{contract.address} is not a ChunkedRoundVerifier (its {function}() does not answer); give the "
             "task's round verifier"

@@ -110,3 +110,11 @@ def test_verify_cli_ties_a_chunked_folder_to_the_task_verifier_on_a_node(chunked
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert "is not the one the ChunkedRoundVerifier" in result.stderr
         assert chain.w3.eth.get_transaction_count(chain.payer_address) == nonce  # nothing was sent
+
+
+def test_an_address_that_is_no_chunked_round_verifier_is_refused(chunked_round, circuits):
+    chain = Chain.embedded()
+    reusable = deploy_chunked_round_verifier(chain, *circuits, D).verifier  # ezkl's verifier: no pins
+    for address in (reusable, chain.payer_address):  # a contract of another kind, an account without code
+        with pytest.raises(StakeLearnError, match=f"{address} is not a ChunkedRoundVerifier"):
+            check_with_task_chunked_verifier(chain, address, chunked_round)
