@@ -341,7 +341,6 @@ def run_figures(result: RunResult, clean: RunResult, outlier_bps: int) -> dict:
         "attacker_weight": attacker_weight(result.weights, result.attackers),
         **run_ratios(result),
         **run_flags(result, outlier_bps),
-        "accuracy_per_epoch": [round(a, 4) for a in result.accuracy],
     }
 
 
@@ -476,12 +475,18 @@ def judge(results: dict[tuple[Cell, int], RunResult], outlier_bps: int) -> dict:
     share its data and its attackers, so the per-run bound is the one that assumes less), and
     the margin: the worst honest ratio over the ratio (under 1: no honest client flagged)."""
     summary = flag_summary(results, outlier_bps)
+    clean = tally([run_flags(result, outlier_bps) for (cell, _), result in results.items() if cell.attack == CLEAN])
     worst_key = max(results, key=lambda key: run_ratios(results[key])["worst_honest_ratio"])
     worst = run_ratios(results[worst_key])["worst_honest_ratio"]
     return {
         **summary,
         "honest_flagged_upper": round(upper_bound(summary["honest_flagged"], summary["honest_epochs"]), 8),
         "runs_with_honest_flagged_upper": round(upper_bound(summary["runs_with_honest_flagged"], summary["runs"]), 8),
+        "without_attackers": {
+            "honest_flagged": clean["honest_flagged"],
+            "honest_epochs": clean["honest_epochs"],
+            "honest_flagged_upper": round(upper_bound(clean["honest_flagged"], clean["honest_epochs"]), 8),
+        },
         "worst_honest_ratio": worst,
         "worst_honest_run": f"{cell_name(worst_key[0])} seed {worst_key[1]}",
         "margin": round(worst * 10_000 / outlier_bps, 4),
@@ -772,17 +777,21 @@ def choice_finding(chosen: dict) -> str:
             + (" …" if len(below[-1]["where_honest_flagged"]) > 4 else "")
             + ")"
         )
-    if bps != first["outlier_bps"]:
-        caught = sorted(in_time(first))
-        text += (
-            f"; for a margin, the largest ratio above it that still flags in time every IID attacker it does "
-            f"({', '.join(caught) if caught else 'none'}) is {_times(bps)}"
-        )
-    return text + "."
+    caught = in_time(first)
+    text += (
+        f". The margin rule raises it as long as every IID attacker it flags within {DETECTION_EPOCHS} epochs "
+        f"({', '.join(sorted(caught)) if caught else 'none'}) still is"
+    )
+    above = next((row for row in swept if row["outlier_bps"] > bps), None)
+    if above is not None:
+        lost = sorted(caught - in_time(above))
+        text += f": {_times(above['outlier_bps'])} loses {', '.join(lost)}"
+    return text + (f", so {_times(bps)}." if bps != first["outlier_bps"] else ": no margin.")
 
 
 def judgement_finding(judged: dict, seeds: list[int], label: str) -> str:
     """The held-out verdict on one ratio, in numbers."""
+    clean = judged["without_attackers"]
     return (
         f"- **{label}, judged on seeds {_seeds(seeds)} (held out):** {judged['honest_flagged']} of "
         f"{judged['honest_epochs']:,} honest client-epochs flagged (rate {judged['honest_flagged_rate']:.2e}; one-sided "
@@ -793,13 +802,26 @@ def judgement_finding(judged: dict, seeds: list[int], label: str) -> str:
         f"independent). The worst honest ratio there: {judged['worst_honest_ratio']:.2f}× ({judged['worst_honest_run']}), "
         f"a margin of {judged['margin']:.2f} of the ratio"
         + (" (under 1: no honest client flagged)" if judged["margin"] <= 1 else "")
-        + (
-            f"; flagged in: {', '.join(judged['where_honest_flagged'][:6])}"
-            + (" …" if len(judged["where_honest_flagged"]) > 6 else "")
-            if judged["where_honest_flagged"]
-            else ""
-        )
-        + "."
+        + (f"; flagged in: {', '.join(judged['where_honest_flagged'])}" if judged["where_honest_flagged"] else "")
+        + f". In the runs without attackers: {clean['honest_flagged']} of {clean['honest_epochs']:,} honest "
+        f"client-epochs flagged (upper bound {clean['honest_flagged_upper']:.2e})."
+    )
+
+
+def cost_finding(judged: dict, swept: list[dict]) -> str | None:
+    """When the held-out seeds flag an honest client: what a ratio above their worst honest one
+    would have caught on the choosing seeds (read off the sweep, not chosen on the judging seeds)."""
+    if judged["margin"] <= 1:
+        return None
+    above = next((row for row in swept if row["outlier_bps"] > judged["worst_honest_ratio"] * 10_000), None)
+    if above is None:
+        return "- **To flag no honest client on the judging seeds** a ratio above every candidate would be needed."
+    return (
+        f"- **To flag no honest client on the judging seeds** the ratio would have to exceed "
+        f"{judged['worst_honest_ratio']:.2f}×; the sweep's next candidate, {_times(above['outlier_bps'])}, flags on "
+        f"the choosing seeds {_pct(above['attackers_flagged_share'], 1)} of the attacker-epochs (noise "
+        f"{_pct(above['per_attack'].get('noise', {}).get('attackers_flagged_share'), 1)}) and in time every IID "
+        f"attacker of: {', '.join(sorted(in_time(above))) or 'none'}."
     )
 
 
@@ -914,7 +936,8 @@ def findings(analysis: dict) -> list[str]:
                 f"Without the margin, {_times(judgement['smallest_safe']['outlier_bps'])}",
             )
         )
-    lines += attackers_finding(judgement["chosen"], judgement["seeds"])
+    cost = cost_finding(judgement["chosen"], chosen["candidates"])
+    lines += ([cost] if cost else []) + attackers_finding(judgement["chosen"], judgement["seeds"])
     lines.append(framing_finding(rows))
     return lines + accuracy_findings(rows) + [movement_finding(rows)]
 
@@ -1000,14 +1023,18 @@ def plot(analysis: dict, path: Path) -> None:
 
     rows, bps = analysis["rows"], analysis["judgement"]["chosen"]["outlier_bps"]
     splits = _in_order(rows, "data")
-    figure, axes = plt.subplots(1, len(splits), figsize=(4.2 * len(splits), 4.4), squeeze=False, sharey=True)
+    columns = min(2, len(splits))
+    lines = -(-len(splits) // columns)
+    figure, axes = plt.subplots(lines, columns, figsize=(6 * columns, 3.8 * lines + 0.6), squeeze=False, sharey=True)
     jitter = np.random.default_rng(0)
     series = (
         ("honest, choosing seeds", "worst_honest_ratio", "choose", "o", "C0", -0.15),
         ("honest, judging seeds", "worst_honest_ratio", "judge", "x", "C1", 0.15),
         ("attackers (median attacker-epoch), judging seeds", "attackers_median_ratio", "judge", "^", "grey", 0.0),
     )
-    for axis, data in zip(axes[0], splits):
+    for axis in axes.flat[len(splits) :]:
+        axis.set_visible(False)
+    for axis, data in zip(axes.flat, splits):
         cells = [row for row in rows if row["data"] == data]
         for label, key, role, marker, color, offset in series:
             points = [(row["f"], row[key][role]) for row in cells if row[key][role] is not None]
@@ -1020,7 +1047,8 @@ def plot(analysis: dict, path: Path) -> None:
         axis.set_title(data, fontsize=10)
         axis.set_xlabel("f")
         axis.grid(True, alpha=0.3)
-    axes[0][0].set_ylabel("raw Krum score / reference score")
+    for line in axes:
+        line[0].set_ylabel("raw Krum score / reference")
     axes[0][0].legend(fontsize=7, loc="upper left")
     figure.suptitle("Each cell's worst honest client against the flag ratio, and its attackers", fontsize=11)
     figure.tight_layout()

@@ -209,7 +209,9 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
         assert (row["attackers_flagged_share"] is None) == (row["attack"] == CLEAN)
         assert row["honest_epochs"] == 2 * (16 - row["attackers"])  # the judging seed's only
         for seed in row["per_seed"]:
-            assert seed["drop_points"] == pytest.approx(100 * (seed["clean_accuracy"] - seed["final_accuracy"]), abs=0.02)
+            assert seed["drop_points"] == pytest.approx(
+                100 * (seed["clean_accuracy"] - seed["final_accuracy"]), abs=0.02
+            )
     assert all(row["drop_points"]["mean"] == 0 for row in rows if row["attack"] == CLEAN)
     saved = json.loads((tmp_path / "robustness.json").read_text())
     assert saved["rows"] == rows and saved["choice"] == analysis["choice"]
