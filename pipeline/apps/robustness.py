@@ -458,12 +458,15 @@ def smallest_safe(swept: list[dict]) -> int | None:
 def choose_outlier_bps(swept: list[dict]) -> int | None:
     """The smallest candidate (in increasing order) that flags no honest client in any run, then
     for a margin the largest above it, in an unbroken run of candidates, that still flags in time
-    every IID attacker it does; None if every candidate flags an honest client. (A higher ratio
-    only flags less: safety grows and detection shrinks up the list.)"""
+    every IID attacker it does; None if every candidate flags an honest client. No margin when it
+    flags no IID attacker in time: nothing would bound it. (A higher ratio only flags less: safety
+    grows and detection shrinks up the list.)"""
     first = smallest_safe(swept)
     if first is None:
         return None
     last = first
+    if not in_time(swept[first]):
+        return swept[first]["outlier_bps"]
     while last + 1 < len(swept) and in_time(swept[last + 1]) >= in_time(swept[first]):
         last += 1
     return swept[last]["outlier_bps"]
@@ -778,9 +781,11 @@ def choice_finding(chosen: dict) -> str:
             + ")"
         )
     caught = in_time(first)
+    if not caught:
+        return text + f". It flags no IID attacker within {DETECTION_EPOCHS} epochs, so nothing bounds a margin: none."
     text += (
         f". The margin rule raises it as long as every IID attacker it flags within {DETECTION_EPOCHS} epochs "
-        f"({', '.join(sorted(caught)) if caught else 'none'}) still is"
+        f"({', '.join(sorted(caught))}) still is"
     )
     above = next((row for row in swept if row["outlier_bps"] > bps), None)
     if above is not None:

@@ -143,6 +143,8 @@ def test_choose_outlier_bps_takes_the_margin_that_keeps_the_smallest_safe_candid
     assert choose_outlier_bps(swept) == 4
     assert choose_outlier_bps(swept[:2]) == 3  # no margin left
     assert choose_outlier_bps([row(2, 3, noise=2), row(3, 1, noise=None)]) is None  # none safe
+    # the smallest safe flags no IID attacker in time: nothing bounds a margin, so none
+    assert choose_outlier_bps([row(2, 1, noise=2), row(3, 0, noise=None), row(4, 0, noise=None)]) == 3
 
 
 def test_the_ratio_chosen_on_one_seed_is_judged_on_another():
