@@ -16,6 +16,7 @@ from stakelearn.pipeline.contracts.chunked import deploy_chunked_round_verifier
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.node.aggregator import submit_round
 from stakelearn.pipeline.node.client import sign_update_commitment
+from stakelearn.pipeline.node.signer import SlashingProtection
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
 from stakelearn.prover.chunked_round import CHUNKS, COMBINE, prove_chunked_round, verify_chunked_round
 from stakelearn.prover.circuit import prepare
@@ -121,10 +122,13 @@ def test_a_chunked_round_folder_lands_through_submit_and_passes_the_audit(world,
     )
     task_id = world.start_task(verifiers=(verifier.contract.address, accuracy))
     chain_id, contract = world.chain.chain_id, world.protocol.tasks.address
-    signed = []
+    signed, protection = [], SlashingProtection(tmp_path / "signed.sqlite")  # the clients' signing records
     for slot, (client, row) in enumerate(zip(world.clients, small_updates)):
-        commitment, signature = sign_update_commitment(client, row, slot, chunk, chain_id, contract, task_id, 1)
+        commitment, signature = sign_update_commitment(
+            client, row, slot, chunk, chain_id, contract, task_id, 1, protection
+        )
         signed.append(signed_record(slot, client.address, commitment, signature))
+    protection.close()
     folder = tmp_path / "round"
     prove_chunked_round(small_updates, chunk.circuit, folder, signed=signed)
     receipt = submit_round(world.protocol, world.clients[0], task_id, 1, folder, chunks_per_transaction=1)

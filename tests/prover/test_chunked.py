@@ -54,9 +54,9 @@ def proven(circuits, small_updates, tmp_path_factory):
     return folder, chunks, combined, reference
 
 
-def signed_lists(chunks, absent=()):
+def signed_lists(chunks, absent=(), n=N):
     """What each client signs: its chunk commitments in order (here read back from the proofs)."""
-    return [None if i in absent else [c.commitments[i] for c in chunks] for i in range(N)]
+    return [None if i in absent else [c.commitments[i] for c in chunks] for i in range(n)]
 
 
 def test_chunked_round_matches_the_round(proven):
@@ -74,14 +74,20 @@ def test_chunk_commitments_are_the_clients_own(proven, circuits, small_updates):
         assert proven[1][k].commitments[:N] == expected
 
 
-def test_chunked_round_with_an_absent_client(circuits, small_updates, tmp_path):
-    absent = np.arange(N) == 2
-    x = small_updates.copy()
+def test_chunked_round_with_an_absent_client(absence_updates, tmp_path):
+    """Six clients (f = 1, m = 3): a round may leave one absent (five may leave none)."""
+    n = len(absence_updates)
+    six = (
+        prepare(ChunkCircuit(n, F, M, C, MAX_INT, num_inner_cols=4)),
+        prepare(CombineCircuit(n, F, M, D, MAX_INT, num_inner_cols=4)),
+    )
+    absent = np.arange(n) == 2
+    x = absence_updates.copy()
     x[absent] = 0
-    chunks, combined, reference = prove_chunked(circuits, x, tmp_path, absent)
+    chunks, combined, reference = prove_chunked(six, x, tmp_path, absent)
     assert combined.mask == reference.mask.astype(int).tolist()
     assert combined.mask[2] == 0
-    check_chunked_round(chunks, combined, signed_lists(chunks, absent=(2,)), absent.astype(int).tolist())
+    check_chunked_round(chunks, combined, signed_lists(chunks, absent=(2,), n=n), absent.astype(int).tolist())
 
 
 def test_wrong_claimed_sum_slice_is_refused(circuits, proven, small_updates, tmp_path):
