@@ -83,36 +83,44 @@ def start_superlink(env: dict, folder: Path, simulation: bool = False) -> tuple[
 
 
 def start_signer(
-    index: int, key: str, rpc_url: str, contract: str, env: dict, folder: Path, timeout: float = 60
+    index: int, key: str, rpc_url: str, contract: str, env: dict, folder: Path, protection: Path
 ) -> tuple[Service, str]:
     """Client ``index``'s signer (``stakelearn signer``) on a free port of 127.0.0.1, its key in
-    its environment only, its slashing protection in ``folder``; the service and its URL."""
+    its environment only, its slashing protection in ``protection``, its log in ``folder``; the
+    service and its URL (:func:`wait_for_signer` until it answers)."""
     port = free_port()
     command = [str(BIN / "stakelearn"), "signer", "--rpc-url", rpc_url, "--contract", contract]
-    command += ["--private-key-env", KEY_ENV, "--slashing-protection", str(folder / f"signer-{index}.sqlite")]
-    command += ["--port", str(port)]
-    signer, url = start(f"signer-{index}", command, {**env, KEY_ENV: key}, folder), f"http://127.0.0.1:{port}"
+    command += ["--private-key-env", KEY_ENV, "--slashing-protection", str(protection), "--port", str(port)]
+    return start(f"signer-{index}", command, {**env, KEY_ENV: key}, folder), f"http://127.0.0.1:{port}"
+
+
+def wait_for_signer(signer: Service, url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while signer.process.poll() is None and time.monotonic() < deadline:
         try:
             urllib.request.urlopen(f"{url}/address", timeout=2).close()
-            return signer, url
+            return
         except OSError:
             time.sleep(0.3)
-    signer.stop()
-    raise ToolchainError(f"signer {index} did not start: {signer.text()[-2000:]}")
+    raise ToolchainError(f"{signer.name} did not start: {signer.text()[-2000:]}")
 
 
 def start_signers(run_dir: Path, rpc_url: str, env: dict, folder: Path) -> tuple[list[Service], list[str]]:
     """One signer per client of the demo task in ``run_dir`` (its keys in run.json: a local
-    trial; a real client runs its own signer with its own key)."""
+    trial; a real client runs its own signer with its own key). Their slashing protection is the
+    task's (``run_dir/flower/signer-I.sqlite``), whichever engine runs it: a signer never signs
+    two commitments for one epoch across runs."""
     run = load_run(run_dir)
+    (run_dir / "flower").mkdir(parents=True, exist_ok=True)
     services, urls = [], []
     try:
         for index, key in enumerate(run["keys"]["clients"]):
-            service, url = start_signer(index, key, rpc_url, run["addresses"]["protocol"], env, folder)
+            protection = run_dir / "flower" / f"signer-{index}.sqlite"
+            service, url = start_signer(index, key, rpc_url, run["addresses"]["protocol"], env, folder, protection)
             services.append(service)
             urls.append(url)
+        for service, url in zip(services, urls, strict=True):
+            wait_for_signer(service, url)
     except BaseException:
         for service in services:
             service.stop()
