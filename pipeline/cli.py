@@ -533,7 +533,9 @@ def _demo(args: argparse.Namespace) -> int:
         print(report_text(summary), end="")
         print(f"report, plots and summary.json written to {args.out / 'report'}")
     outcome = summary["outcome"]
-    return 0 if not outcome["honest_slashed"] else 1
+    # exit 1 if an honest client was harmed: flagged (its epoch unpaid) or slashed
+    honest_slashed = [c for c in outcome["slashed"] if c not in outcome["attackers"]]
+    return 0 if not outcome["honest_flagged"] and not honest_slashed else 1
 
 
 def _robustness(args: argparse.Namespace) -> int:
