@@ -14,12 +14,13 @@ the server sends (the run config, the message). It trains only on the global mod
 records (``check_global_model``), and that check pins the epoch: the signer signs that epoch
 only, and refuses once its own node's open epoch has moved on. The signer signs one commitment
 per task and epoch, so when a round for an epoch is tried again (no round landed: too many
-clients were absent) the mod sends the update it committed to before, kept in the node's
-context state, instead of training a new one.
+clients were absent, or the ServerApp was restarted) the mod sends the update it committed to
+before, kept in the client's task folder, instead of training a new one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -30,9 +31,10 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 
 from stakelearn.errors import InputError
+from stakelearn.files import write_json_atomic
 from stakelearn.models.quantize import dequantize, quantize
 from stakelearn.pipeline.contracts.types import TaskStatus
-from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
+from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
 from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.pipeline.node.requester import model_hash
@@ -40,7 +42,7 @@ from stakelearn.pipeline.node.signer import RemoteSigner
 
 COMMITMENT = "stakelearn"  # the reply's ConfigRecord with the signed commitment
 EPOCH = "stakelearn-epoch"  # the train config's epoch, as the server asks for it
-KEPT = "stakelearn-kept"  # in the node's context state: the last committed update, and what for
+KEPT = "committed"  # in the client's task folder: the update it committed to, per epoch
 # A client's own settings: node config key -> environment variable of the SuperNode.
 NODE_SETTINGS = {
     "rpc-url": "STAKELEARN_RPC_URL",
@@ -108,18 +110,23 @@ def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> int:
     return state.epochs_run + 1
 
 
+def commit_update(task: ProvenTask, address: str, arrays: ArrayRecord) -> tuple[ArrayRecord, bytes]:
+    """The arrays to send (quantized, as grid values) and the commitment to them in the slot of
+    ``address``."""
+    clients = task.clients()
+    if address not in clients:
+        raise InputError(f"{address} is not enrolled in task {task.task_id}: stake and enroll first")
+    quantized = quantize(to_vector(arrays), task.fixed_point)
+    commitment = update_commitment(quantized, clients.index(address), task.prepared)
+    return from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays)), commitment
+
+
 def commit_reply(task: ProvenTask, signer, epoch: int, arrays: ArrayRecord) -> tuple[ArrayRecord, ConfigRecord]:
     """The arrays to send (quantized, as grid values) and the commitment to them, signed by
     ``signer`` (a :class:`RemoteSigner`, or anything with ``address`` and ``sign``) for
     ``epoch``, the epoch pinned when the global model was checked."""
-    clients = task.clients()
-    if signer.address not in clients:
-        raise InputError(f"{signer.address} is not enrolled in task {task.task_id}: stake and enroll first")
-    quantized = quantize(to_vector(arrays), task.fixed_point)
-    commitment = update_commitment(quantized, clients.index(signer.address), task.prepared)
-    signature = signer.sign(task.task_id, epoch, commitment)
-    sent = from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays))
-    return sent, ConfigRecord({"commitment": commitment, "signature": signature})
+    sent, commitment = commit_update(task, signer.address, arrays)
+    return sent, ConfigRecord({"commitment": commitment, "signature": signer.sign(task.task_id, epoch, commitment)})
 
 
 @cache
@@ -143,23 +150,36 @@ def client_signer(task: ProvenTask, url: str) -> RemoteSigner:
     return signer
 
 
-def kept_reply(context: Context, task: ProvenTask, epoch: int, msg: Message) -> Message | None:
-    """The reply with the update this node committed to for (task, epoch) before, if any."""
-    kept = context.state.config_records.get(KEPT)
-    if kept is None or (kept["contract"], kept["task"], kept["epoch"]) != (
-        task.protocol.tasks.address,
-        task.task_id,
-        epoch,
-    ):
+def kept_path(task_dir: Path, task: ProvenTask, address: str, epoch: int) -> Path:
+    return task_dir / KEPT / f"{address}-task-{task.task_id}-epoch-{epoch:04d}.json"
+
+
+def kept_update(task_dir: Path, task: ProvenTask, address: str, epoch: int) -> tuple[ArrayRecord, MetricRecord] | None:
+    """The update (grid values) and metrics this client committed to for (task, epoch), if any."""
+    try:
+        kept = json.loads(kept_path(task_dir, task, address, epoch).read_text())
+    except FileNotFoundError:
         return None
-    content = {"arrays": context.state[KEPT + "-arrays"], "metrics": context.state[KEPT + "-metrics"]}
-    return Message(RecordDict(content), reply_to=msg)
+    if kept["contract"] != task.protocol.tasks.address:
+        return None
+    layout: Layout = tuple((name, tuple(shape)) for name, shape in kept["layout"])
+    vector = np.asarray(kept["update"], dtype=np.float64)
+    return from_vector(vector, layout), MetricRecord(kept["metrics"])
 
 
-def keep(context: Context, task: ProvenTask, epoch: int, arrays: ArrayRecord, metrics: MetricRecord | None) -> None:
-    context.state[KEPT] = ConfigRecord({"contract": task.protocol.tasks.address, "task": task.task_id, "epoch": epoch})
-    context.state[KEPT + "-arrays"] = arrays
-    context.state[KEPT + "-metrics"] = metrics if metrics is not None else MetricRecord()
+def keep_update(
+    task_dir: Path, task: ProvenTask, address: str, epoch: int, sent: ArrayRecord, metrics: MetricRecord | None
+) -> None:
+    """Record the update about to be signed for (task, epoch), before it is signed."""
+    record = {
+        "contract": task.protocol.tasks.address,
+        "task": task.task_id,
+        "epoch": epoch,
+        "layout": [[name, list(shape)] for name, shape in layout_of(sent)],
+        "update": to_vector(sent).tolist(),
+        "metrics": dict(metrics or {}),
+    }
+    write_json_atomic(kept_path(task_dir, task, address, epoch), record)
 
 
 def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
@@ -174,15 +194,20 @@ def stakelearn_mod(msg: Message, context: Context, call_next) -> Message:
     asked = int(msg.content["config"][EPOCH])
     if asked != epoch:
         raise InputError(f"the server asks for epoch {asked}, the chain takes epoch {epoch}: not training")
-    reply = kept_reply(context, task, epoch, msg)  # this epoch tried again: the update committed to
-    if reply is None:
+    kept = kept_update(settings.task_dir, task, signer.address, epoch)
+    if kept is not None:  # this epoch tried again: the update committed to, not a new one
+        reply = Message(RecordDict({"arrays": kept[0], "metrics": kept[1]}), reply_to=msg)
+    else:
         reply = call_next(msg, context)
         if reply.has_error():
             return reply
     started = time.perf_counter()
-    sent, signed = commit_reply(task, signer, epoch, reply.content["arrays"])
-    signed["seconds"] = time.perf_counter() - started  # what committing and signing cost this client
-    keep(context, task, epoch, sent, reply.content.metric_records.get("metrics"))
+    sent, commitment = commit_update(task, signer.address, reply.content["arrays"])
+    if kept is None:
+        keep_update(settings.task_dir, task, signer.address, epoch, sent, reply.content.metric_records.get("metrics"))
+    signature = signer.sign(task.task_id, epoch, commitment)
     reply.content["arrays"] = sent
-    reply.content[COMMITMENT] = signed
+    reply.content[COMMITMENT] = ConfigRecord(
+        {"commitment": commitment, "signature": signature, "seconds": time.perf_counter() - started}
+    )
     return reply

@@ -127,9 +127,9 @@ def test_the_pinned_epoch_is_signed_when_nothing_moved(absence_world, task_id, n
 
 
 def test_an_epoch_tried_again_gets_the_update_committed_to_before(absence_world, task_id, node, absence_updates):
-    """No round landed (say too many clients were absent) and the server asks for the same epoch
-    again: the signer signs one commitment per epoch, so the client sends the update it committed
-    to, kept in its node's context state, and does not train another."""
+    """No round landed (too many clients were absent, or the ServerApp restarted: a new run) and
+    the server asks for the same epoch again: the signer signs one commitment per epoch, so the
+    client sends the update it committed to, kept in its task folder, and does not train another."""
     settings, signer = node
     message = train_message(
         RecordDict({"arrays": as_arrays(INITIAL), "config": ConfigRecord({EPOCH: 1, "server-round": 1})})
@@ -143,7 +143,8 @@ def test_an_epoch_tried_again_gets_the_update_committed_to_before(absence_world,
     again = train_message(
         RecordDict({"arrays": as_arrays(INITIAL), "config": ConfigRecord({EPOCH: 1, "server-round": 2})})
     )
-    second = stakelearn_mod(again, settings, lambda *_: pytest.fail("trained a second update for epoch 1"))
+    restarted = context(dict(settings.node_config), {})  # a new run: a new context, nothing in its state
+    second = stakelearn_mod(again, restarted, lambda *_: pytest.fail("trained a second update for epoch 1"))
     assert dict(second.content[client.COMMITMENT]) | {"seconds": 0} == dict(first.content[client.COMMITMENT]) | {
         "seconds": 0
     }
