@@ -29,7 +29,7 @@ from stakelearn.errors import InputError
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.digits import accuracy, initial_parameters, one_torch_thread
 from stakelearn.pipeline.apps.report import write_report
-from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.chain.gateway import Chain, TransactionRejected
 from stakelearn.pipeline.contracts.protocol import (
     Protocol,
     attach_protocol,
@@ -83,7 +83,6 @@ PROTOCOL = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=
 ANVIL_CHAIN_ID = 31337
 EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's py-evm chain (Chain.embedded)
 LOCAL_CHAIN_IDS = (ANVIL_CHAIN_ID, EMBEDDED_CHAIN_ID)
-TRANSFER_GAS = 21_000
 
 
 def check_demo_keys_allowed(chain: Chain, allow_on: int | None = None) -> None:
@@ -104,30 +103,13 @@ def sweep_demo_keys(chain: Chain, run: dict, to: str) -> int:
     node's gas price, so an account ends empty; an account holding less than that fee, or one
     the node refuses to send from (a chain charging fees beyond gas, as L2s' data fees), is left
     as it is. Stakes still bonded in the registry are not balances and stay there."""
-    keys = run["keys"]
-    swept = 0
-    gas_price = chain.w3.eth.gas_price
+    keys, swept = run["keys"], 0
     for key in [keys["requester"], keys["aggregator"], *keys["clients"]]:
         account = Account.from_key(key)
-        value = chain.w3.eth.get_balance(account.address) - TRANSFER_GAS * gas_price
-        if value <= 0:
-            continue
-        tx = {
-            "to": to,
-            "value": value,
-            "gas": TRANSFER_GAS,
-            "gasPrice": gas_price,
-            "chainId": chain.chain_id,
-            "nonce": chain.w3.eth.get_transaction_count(account.address, "pending"),
-        }
         try:
-            tx_hash = chain.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
-            receipt = chain.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        except (ValueError, OSError) as error:  # web3's RPC errors are ValueErrors
-            say(f"could not sweep {account.address}'s {value} wei back: {error}")
-            continue
-        if receipt["status"] == 1:
-            swept += value
+            swept += chain.sweep(account, to)
+        except TransactionRejected as error:
+            say(f"could not sweep {account.address}'s balance back: {error}")
     return swept
 
 

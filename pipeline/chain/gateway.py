@@ -49,6 +49,9 @@ class CallResult:
         return error_name(self.revert_data) or self.error or "reverted"
 
 
+TRANSFER_GAS = 21_000  # a plain ether transfer
+
+
 class Chain:
     """A connected EVM, and the account that pays for deployments and funding (the payer)."""
 
@@ -140,6 +143,30 @@ class Chain:
         receipt = self._send_plain({"to": address, "value": wei})
         if receipt["status"] != 1:
             raise TransactionRejected(f"funding {address} on {self.name} failed")
+
+    def sweep(self, account: LocalAccount, to: str) -> int:
+        """Send all of ``account``'s balance but a plain transfer's fee to ``to``, at the node's gas
+        price, so the account ends empty; return the wei sent (0 when the balance does not cover
+        the fee). Raises TransactionRejected when the node refuses it."""
+        gas_price = self.w3.eth.gas_price
+        value = self.w3.eth.get_balance(account.address) - TRANSFER_GAS * gas_price
+        if value <= 0:
+            return 0
+        tx = {
+            "to": to,
+            "value": value,
+            "gas": TRANSFER_GAS,
+            "gasPrice": gas_price,
+            "chainId": self.chain_id,
+            "nonce": self.w3.eth.get_transaction_count(account.address, "pending"),
+        }
+        try:
+            receipt = self._wait(self.w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction))
+        except (ValueError, OSError) as error:  # web3's RPC errors are ValueErrors
+            raise TransactionRejected(f"sweeping {account.address} on {self.name}: {error}") from None
+        if receipt["status"] != 1:
+            raise TransactionRejected(f"sweeping {account.address} on {self.name} failed")
+        return value
 
     def _send_plain(self, tx: dict) -> dict:
         """A transaction without a contract binding (a transfer, raw calldata) from the payer."""

@@ -29,6 +29,7 @@ from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier, verify_accuracy_on_chain
 from stakelearn.pipeline.node.aggregator import submit_round
 from stakelearn.pipeline.node.client import sign_update_commitment
+from stakelearn.pipeline.node.signer import SlashingProtection
 from stakelearn.prover.accuracy import (
     accuracy_call_arguments,
     batch_folder,
@@ -111,10 +112,11 @@ def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates,
     task_id = tasks.functions.taskCount().call()
     check_task_verifiers(world.protocol, task_id, (chunk, combine), accuracy)  # each client, before it enrolls
     signed = []
+    protection = SlashingProtection(tmp_path_factory.mktemp("signers") / "protection.sqlite")
     for slot, (client, row) in enumerate(zip(world.clients, updates)):
         world.send(client, tasks, "enroll", task_id)
         commitment, signature = sign_update_commitment(
-            client, row, slot, chunk, world.chain.chain_id, tasks.address, task_id, 1
+            client, row, slot, chunk, world.chain.chain_id, tasks.address, task_id, 1, protection
         )
         signed.append(signed_record(slot, client.address, commitment, signature))
     folder = tmp_path_factory.mktemp("chunked-task")
