@@ -223,14 +223,15 @@ def run_demo(
         config, inner_cols = config_from_json(run["config"]), run["inner_cols"]
     else:
         check_new_run_folder(out)
-    circuit, accuracy_circuit = task_circuits(config, inner_cols)
     if chain is None:
         chain = Chain.rpc(rpc_url) if rpc_url else Chain.embedded()
     if resume and chain.chain_id != run["chain_id"]:
         raise InputError(f"the run used chain id {run['chain_id']}, the node at {rpc_url} is chain id {chain.chain_id}")
     if not resume:
-        check_demo_keys_allowed(chain, allow_demo_keys_on)  # before any work: nothing deployed, nothing funded
+        check_demo_keys_allowed(chain, allow_demo_keys_on)  # before any work: nothing compiled, deployed or funded
         chain.require_payer()  # a new run deploys and funds: refused before any work without a payer
+    circuit, accuracy_circuit = task_circuits(config, inner_cols)
+    if not resume:
         out.mkdir(parents=True, exist_ok=True)
 
     with timer.phase("circuit setup (once per shape)"):

@@ -37,7 +37,7 @@ from stakelearn.prover.chunked import (
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import vka_words
 
-N, F, M, D, C, MAX_INT = 5, 1, 3, 20, 8, 128
+N, F, M, D, C, MAX_INT = 6, 1, 3, 20, 8, 128  # six clients: a round may leave one absent
 CHUNKS = 3
 
 
@@ -50,7 +50,7 @@ def circuits():
 
 
 def updates_of(seed: int) -> np.ndarray:
-    """Four similar updates and one far away (client 4)."""
+    """Similar updates and one far away (client 4)."""
     rng = np.random.default_rng(seed)
     base = rng.integers(-40, 41, size=D)
     x = base + rng.integers(-6, 7, size=(N, D))
@@ -86,10 +86,12 @@ class ProvenRound:
 @pytest.fixture(scope="module")
 def rounds(circuits, tmp_path_factory):
     folder = tmp_path_factory.mktemp("chunked-chain")
-    first = ProvenRound(circuits, updates_of(1), folder / "epoch-1")
-    second = ProvenRound(circuits, updates_of(2), folder / "epoch-2")
+    # two epochs whose rounds select the same clients, so that their chunk proofs differ only in
+    # which commitments they carry (seeds 5 and 7 both select 0, 1 and 5)
+    first = ProvenRound(circuits, updates_of(5), folder / "epoch-1")
+    second = ProvenRound(circuits, updates_of(7), folder / "epoch-2")
     # A valid combine proof over a forged Gram matrix: the outlier's norm made small.
-    forged = chunked_gram(updates_of(2), C)
+    forged = chunked_gram(updates_of(7), C)
     forged[4, 4] = forged[0, 0]
     forged_combine = ProvenRound.__new__(ProvenRound)
     forged_combine.combine_folder = folder / "forged" / "combine"
@@ -141,8 +143,8 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(world, circuits):
-    chunk, combine = circuits
+def deployment(absence_world, circuits):
+    world, (chunk, combine) = absence_world, circuits
     verifier = deploy_chunked_round_verifier(
         world.chain, chunk, combine, D, world.protocol.round_verifier.verifier
     ).contract

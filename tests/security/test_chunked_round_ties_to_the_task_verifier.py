@@ -9,6 +9,7 @@ circuits is refused in one line. Before, `--verifier` was refused for a chunked 
 5 clients, 16 coordinates in 2 chunks of 8."""
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -32,6 +33,8 @@ from stakelearn.prover.steps import PROOF
 from ..pipeline.test_cli_third_party import run_cli
 
 N, F, M, C, D, MAX_INT = 5, 1, 3, 8, 16, 128
+# what refuses a verifier of other circuits: a pinned VKA digest, or else the round's shape
+FOREIGN = r"is not the one the ChunkedRoundVerifier|the ChunkedRoundVerifier at 0x[0-9a-fA-F]{40} pins"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +77,7 @@ def test_a_folder_of_other_circuits_is_refused(chunked_round, circuits):
     chain = Chain.embedded()
     other_combine = prepare(CombineCircuit(N, F, M, 20, MAX_INT, num_inner_cols=4))  # rounds of d = 20
     deployed = deploy_chunked_round_verifier(chain, circuits[0], other_combine, 20)
-    with pytest.raises(StakeLearnError, match=r"folder's combine circuit \(VKA digest 0x[0-9a-f]{64}\) is not the one"):
+    with pytest.raises(StakeLearnError, match=FOREIGN):
         check_with_task_chunked_verifier(chain, deployed.contract.address, chunked_round)
 
 
@@ -108,7 +111,8 @@ def test_verify_cli_ties_a_chunked_folder_to_the_task_verifier_on_a_node(chunked
             assert manifest[part]["vka_digest"] in result.stdout
         result = run_cli("verify", chunked_round, "--rpc-url", node.url, "--verifier", foreign, env=home)
         assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
-        assert "is not the one the ChunkedRoundVerifier" in result.stderr
+        # two builds of circuits this small may share a VKA: then the shape (2 chunks, not 3) refuses it
+        assert re.search(FOREIGN, result.stderr), result.stderr
         assert chain.w3.eth.get_transaction_count(chain.payer_address) == nonce  # nothing was sent
 
 
