@@ -55,9 +55,8 @@ def run(args: argparse.Namespace) -> int:
         contract = "ChunkedRoundVerifier" if chunked else "RoundVerifier"
         raise StakeLearnError(f"--verifier needs --rpc-url: the node where the task's {contract} is deployed")
     if chunked:
-        outcome = verify_chunked_round(
-            args.folder, ceremony_srs=args.srs
-        )  # first: no link followed, every file checked
+        # first: no link followed, every file checked before anything reads the folder
+        outcome = verify_chunked_round(args.folder, ceremony_srs=args.srs)
         _check_signed(args.folder)
         _verify_chunked_on_chain(args)
         label = f"chunked round verified ({outcome.chunks} chunk proofs and the combine proof)"
