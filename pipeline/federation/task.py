@@ -21,6 +21,7 @@ from stakelearn.circuits.accuracy import GREY_LEVELS, SOFTMAX, Classifier
 from stakelearn.circuits.krum import KrumParams
 from stakelearn.errors import InputError
 from stakelearn.models.digits import (
+    MLP_HIDDEN,
     Dataset,
     LocalTraining,
     load_digits_split,
@@ -38,6 +39,26 @@ OMNISCIENT_ATTACKS = ("alie", "ipm", "alie_opt", "ipm_opt", "mimic")  # they cra
 # Models: 2^-9 resolution (an epoch's update has median |x| ~ 0.02), clipped to +-2 (weights
 # measured at most 1.35 after 20 epochs, IID and non-IID).
 TASK_FIXED_POINT = FixedPoint(scale_bits=9, clip=2.0)
+
+# The task's models: softmax regression (650 parameters) or the MLP (models.digits.MLP_HIDDEN).
+MODELS = ("softmax", "mlp")
+MLP_CHUNK = 1024  # the MLP's rounds in 10 chunks; a chunk proof of n=8 fits a 2 GB prover
+MLP_ACCURACY_BATCH = 4  # the MLP's samples per accuracy proof at the chunk circuit's logrows
+
+
+def model_options(model: str, chunk: int | None = None, accuracy_batch: int | None = None) -> dict:
+    """The ``hidden``, ``chunk`` and ``accuracy_batch`` of a task (:class:`TaskConfig`) whose model is
+    ``model``: softmax regression in one proof unless ``chunk`` says otherwise; the MLP always in
+    chunks (default :data:`MLP_CHUNK`), its accuracy a few samples per proof (default
+    :data:`MLP_ACCURACY_BATCH`). A ``chunk`` or ``accuracy_batch`` of None or 0 is the model's default."""
+    if model not in MODELS:
+        raise InputError(f"unknown model '{model}'; choose one of: {', '.join(MODELS)}")
+    mlp = model == "mlp"
+    return {
+        "hidden": MLP_HIDDEN if mlp else 0,
+        "chunk": chunk or (MLP_CHUNK if mlp else 0),
+        "accuracy_batch": accuracy_batch or (MLP_ACCURACY_BATCH if mlp else 0),
+    }
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.federation.attacks import ATTACKS, AttackView, alie_z, get_attack, task_aggregator
 from stakelearn.pipeline.federation.rules import flagged, reference_score
-from stakelearn.pipeline.federation.task import next_global
+from stakelearn.pipeline.federation.task import MLP_ACCURACY_BATCH, MLP_CHUNK, model_options, next_global
 
 FIXED_POINT = FixedPoint(scale_bits=9, clip=2.0)
 
@@ -96,3 +96,13 @@ def test_flagged_compares_with_the_reference_score():
 def test_next_global_is_the_mean_of_the_selected_models():
     fixed_point = FixedPoint(scale_bits=2, clip=4.0)
     assert next_global(np.array([8, -4]), 2, fixed_point).tolist() == [1.0, -0.5]
+
+
+def test_model_options_prove_softmax_in_one_proof_and_the_mlp_in_chunks():
+    assert model_options("softmax") == {"hidden": 0, "chunk": 0, "accuracy_batch": 0}
+    assert model_options("softmax", 16, 8) == {"hidden": 0, "chunk": 16, "accuracy_batch": 8}
+    mlp = model_options("mlp")
+    assert mlp["hidden"] == 128 and (mlp["chunk"], mlp["accuracy_batch"]) == (MLP_CHUNK, MLP_ACCURACY_BATCH)
+    assert model_options("mlp", 0, None) == mlp  # 0 or None: the model's default
+    with pytest.raises(InputError, match="unknown model"):
+        model_options("cnn")
