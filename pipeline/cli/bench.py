@@ -54,7 +54,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=float, default=None, help="seconds per point before it is recorded as over the limit"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("bench-results"), help="folder for results.jsonl/.json/.md/.png"
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for results.jsonl/.json/.md/.png (default bench-results, or bench-results-chunked for "
+        "--profile chunked, so that neither profile overwrites the other's results)",
     )
     parser.add_argument("--json", action="store_true", help="also print the results as JSON")
 
@@ -104,7 +108,14 @@ def _add_chunked_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def default_out(profile: str) -> Path:
+    """Where a profile's results go unless --out says: the chunked profile writes files of the same
+    names as the others, so it has a folder of its own."""
+    return Path("bench-results-chunked" if profile == "chunked" else "bench-results")
+
+
 def run(args: argparse.Namespace) -> int:
+    args.out = args.out or default_out(args.profile)
     if args.profile == "chunked":
         rows = _run_chunked(args)
     elif any(getattr(args, name) is not None for name in CHUNKED_ONLY):

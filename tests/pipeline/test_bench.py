@@ -99,3 +99,9 @@ def test_point_figures_per_chunk_element_and_epoch():
     resumed = point_figures(n=4, d=20, chunks=2, chunk_seconds=[3.0], stage_gas=[300, 100], combine_gas=50)
     assert (resumed["chunks_timed"], resumed["prove_ms_per_element"]) == (1, 1000 * 6.0 / 80)
     assert (figures["stage_gas"], figures["epoch_gas"], figures["gas_per_chunk"]) == (400, 450, 200)
+
+
+def test_the_chunked_profile_does_not_overwrite_the_round_results():
+    from stakelearn.pipeline.cli.bench import default_out
+
+    assert default_out("chunked") != default_out("quick") == default_out("full") == default_out("rules")
