@@ -5,7 +5,7 @@ reply must carry its client's signed commitment (``client.stakelearn_mod``). The
 recovers each signer, keeps only enrolled clients, re-derives each commitment from the arrays
 it received and refuses what differs. The clients that did not reply in time, or whose reply was
 refused, are absent: the round circuit scores them out, and the contract takes a round with at
-most min(f, n - m - f) absent clients once the epoch's commit window is over. The strategy
+most min(f, n - m - f, n - 2f - 3) absent clients once the epoch's commit window is over. The strategy
 proves the round (ezkl; in chunks, locally or on Ray, for a task proven in chunks), submits it,
 and returns the proven mean as the next global arrays.
 
