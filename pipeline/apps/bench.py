@@ -34,9 +34,10 @@ from pathlib import Path
 import numpy as np
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
+from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.apps.tables import markdown_table
 
-MAX_INT = 128  # the default fixed point: scale 2^-7, clip 1.0
+MAX_INT = FixedPoint().max_int  # the default fixed point: scale 2^-7, clip 1.0, so 128
 
 PROFILES = {
     # A minute or two: run by the test suite so the command cannot rot.

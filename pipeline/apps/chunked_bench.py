@@ -30,6 +30,7 @@ from stakelearn.errors import StakeLearnError
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.pipeline.apps.bench import MAX_INT, krum_shape, machine, run_point_process, sample_updates, use_home
 from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION
 
 PROFILES = {
     # n=8: C=256 and 1,024 (estimated 0.5 and 2.1 GB per prover, measured 0.7 and 1.9 GB);
@@ -39,7 +40,6 @@ PROFILES = {
     "chunked-quick": {"shapes": [(5, 8)], "d": [24], "limit_s": 300},
 }
 JOB_MODULE = "stakelearn.pipeline.apps.chunked_bench"
-DEFAULT_PER_TRANSACTION = 4
 DEFAULT_WORKERS = 1  # one chunk at a time: a chunk's seconds are one prover's, not shared cores'
 EXTRAPOLATED_D = (1_000_000, 10_000_000)
 EXTRAPOLATED_WORKERS = (1, 8, 64)
@@ -414,7 +414,7 @@ def run_chunked_bench(
     *,
     quick: bool = False,
     d_values: list[int] | None = None,
-    per_transaction: int = DEFAULT_PER_TRANSACTION,
+    per_transaction: int = CHUNKS_PER_TRANSACTION,
     workers: int = DEFAULT_WORKERS,
     limit_s: float | None = None,
     inner_cols: int = 8,

@@ -17,6 +17,7 @@ import numpy as np
 from eth_utils import keccak
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
+from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import deploy_protocol, new_account, round_args
@@ -43,7 +44,7 @@ def _sample(n: int) -> np.ndarray:
 
 def measure(n: int, workdir: Path) -> dict:
     f = (n - 3) // 2
-    circuit = RoundCircuit(n=n, f=f, m=n - f, d=D, max_int=128)
+    circuit = RoundCircuit(n=n, f=f, m=n - f, d=D, max_int=FixedPoint().max_int)  # the default fixed point
     folder = workdir / f"round-{n}"
     prove_round(_sample(n), circuit, folder)
     prepared = prepare(circuit)

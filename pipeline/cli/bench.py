@@ -9,7 +9,8 @@ from pathlib import Path
 
 from stakelearn.errors import InputError
 from stakelearn.pipeline.apps.bench import run_bench
-from stakelearn.pipeline.apps.chunked_bench import DEFAULT_PER_TRANSACTION, DEFAULT_WORKERS, run_chunked_bench
+from stakelearn.pipeline.apps.chunked_bench import DEFAULT_WORKERS, run_chunked_bench
+from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION
 
 # The options that go with --profile chunked only.
 CHUNKED_ONLY = ("d", "shapes", "per_transaction", "workers", "chain", "work")
@@ -98,7 +99,7 @@ def _add_chunked_arguments(parser: argparse.ArgumentParser) -> None:
         "--per-transaction",
         type=int,
         default=None,
-        help=f"--profile chunked: chunk proofs per staging transaction (default {DEFAULT_PER_TRANSACTION})",
+        help=f"--profile chunked: chunk proofs per staging transaction (default {CHUNKS_PER_TRANSACTION})",
     )
     parser.add_argument(
         "--workers",
@@ -129,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_chunked(args: argparse.Namespace) -> list[dict]:
     """Measure --profile chunked; return its rows (shapes, then points)."""
-    per_transaction = DEFAULT_PER_TRANSACTION if args.per_transaction is None else args.per_transaction
+    per_transaction = CHUNKS_PER_TRANSACTION if args.per_transaction is None else args.per_transaction
     workers = DEFAULT_WORKERS if args.workers is None else args.workers
     if per_transaction < 1 or workers < 1 or any(d < 1 for d in args.d or []):
         raise InputError("--d, --per-transaction and --workers must be >= 1")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from stakelearn.pipeline.cli.options import account, add_chain_options, protocol
+from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION
 from stakelearn.pipeline.node.aggregator import submit_round
 
 
@@ -17,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--chunks-per-transaction",
         type=int,
-        default=4,
-        help="a chunked round's chunk proofs staged per transaction (default 4; fewer if a block's gas limit is low)",
+        default=CHUNKS_PER_TRANSACTION,
+        help=f"a chunked round's chunk proofs staged per transaction (default {CHUNKS_PER_TRANSACTION}; fewer if a "
+        "block's gas limit is low)",
     )
 
 

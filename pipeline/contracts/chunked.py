@@ -183,8 +183,11 @@ class ChunkedVerification:
         return sum(self.stage_gas) + self.combine_gas
 
 
+CHUNKS_PER_TRANSACTION = 4  # a chunk proof costs about 2 M gas: four fit a 30 M block with room
+
+
 def verify_chunked_round_on_chain(
-    folder: Path, chain: Chain, per_transaction: int = 4, ceremony_srs: Path | None = None
+    folder: Path, chain: Chain, per_transaction: int = CHUNKS_PER_TRANSACTION, ceremony_srs: Path | None = None
 ) -> ChunkedVerification:
     """Deploy a ChunkedRoundVerifier for the circuits a chunked round folder ships, stage its
     chunk proofs and verify its combine proof against its commitments; ProofError if refused."""

@@ -20,7 +20,7 @@ from eth_utils import to_hex
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError, ProofError, StakeLearnError
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.contracts.chunked import chunk_calls, round_session, stage_chunks
+from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION, chunk_calls, round_session, stage_chunks
 from stakelearn.pipeline.contracts.protocol import Protocol, round_args
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, signed_record
 from stakelearn.pipeline.federation.task import next_global
@@ -70,9 +70,6 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
             )
     signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE for i in range(n)]
     return round_args(task_id, epoch, previous_model, commitments, signatures, proof, vka)
-
-
-CHUNKS_PER_TRANSACTION = 4  # a chunk proof costs about 2 M gas: four fit a 30 M block with room
 
 
 def submit_round(
