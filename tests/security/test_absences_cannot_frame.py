@@ -46,9 +46,9 @@ def test_the_reviewed_shape_leaves_nobody_absent():
 
 def round_with(updates: np.ndarray, absent: np.ndarray, params: KrumParams):
     """Raw scores and selection with ``absent`` slots raised, whatever the cap (to replay the old one)."""
-    far = 1 << int(pairwise_sq_distances(updates).max() * updates.shape[0]).bit_length()
-    distances = pairwise_sq_distances(updates) + far * (absent[:, None].astype(int) + absent[None, :].astype(int))
-    scores = distance_scores(distances, params.f)
+    distances = pairwise_sq_distances(updates)
+    far = 1 << int(distances.max() * updates.shape[0]).bit_length()
+    scores = distance_scores(distances, params.f, absent, far)
     return scores, multikrum_select(scores, params.m)
 
 
