@@ -15,6 +15,7 @@ import sys
 from typing import NamedTuple
 
 from stakelearn.errors import StakeLearnError
+from stakelearn.progress import show_progress
 
 
 class Command(NamedTuple):
@@ -102,6 +103,7 @@ def command_named(argv: list[str]) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    show_progress()
     try:
         args = build_parser(command_named(argv)).parse_args(argv)
         return args.run(args)

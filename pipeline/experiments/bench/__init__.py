@@ -1,0 +1,1 @@
+"""The proving benches: one harness, the round and the chunked profiles on it."""

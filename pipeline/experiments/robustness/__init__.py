@@ -1,0 +1,1 @@
+"""The robustness sweep on the numpy reference: simulation, statistics, the sweep, the report."""
