@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,7 @@ from stakelearn.prover.round import (
     MANIFEST,
     PUBLIC,
     SIGNED,
+    RoundOutcome,
     check_committed_inputs,
     check_signed,
     check_updates,
@@ -71,20 +72,6 @@ from stakelearn.prover.verifying import (
 KIND = "chunked"
 CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE = "chunk-circuit", "combine-circuit", "chunks", "combine"
 CHUNKED_FILES = {MANIFEST, COMMITMENTS, PUBLIC, SIGNED, CHUNK_CIRCUIT, COMBINE_CIRCUIT, CHUNKS, COMBINE}
-
-
-@dataclass(frozen=True)
-class ChunkedOutcome:
-    scores: list[int]
-    mask: list[int]
-    absent: list[int]  # absent slots
-    chunks: int
-    update_commitments: list[str]  # the chained commitments the clients sign, hex
-    aggregate_commitment: str
-
-    @property
-    def selected(self) -> list[int]:
-        return [i for i, bit in enumerate(self.mask) if bit == 1]
 
 
 PROBE_CHUNK = 64  # the chunk whose compiled rows size the first guess
@@ -143,7 +130,7 @@ def prove_chunked_round(
     ray_address: str | None = None,
     workers: int | None = None,
     chunk_stats: dict[int, ChunkStats] | None = None,
-) -> ChunkedOutcome:
+) -> RoundOutcome:
     """Prove the round over the ``[n, d]`` integer ``updates`` in chunks of
     ``chunk_circuit.chunk`` into the new folder ``out`` (chunk proofs locally or on Ray, then the
     combine proof). ``signed`` as for prover.round.prove_round: each record's commitment must be
@@ -193,7 +180,7 @@ def _commitments(outcomes: list[ChunkOutcome], n: int) -> dict:
     }
 
 
-def _public(outcome: ChunkedOutcome) -> dict:
+def _public(outcome: RoundOutcome) -> dict:
     return {
         "scores": outcome.scores,
         "mask": outcome.mask,
@@ -223,8 +210,12 @@ def chunked_circuits(folder: Path, ceremony_srs: Path | None = None) -> tuple[di
         if description.get("ezkl") != steps.EZKL_VERSION:
             raise InputError(f"round was proven with ezkl {description.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
     keys = ("n", "f", "m", "max_int", "num_inner_cols")
-    chunk_circuit = ChunkCircuit(**{k: fields[0][k] for k in keys}, chunk=fields[0]["chunk"])
-    combine_circuit = CombineCircuit(**{k: fields[1][k] for k in keys}, d=fields[1]["d"])
+    chunk_circuit = ChunkCircuit(
+        **{k: fields[0][k] for k in keys}, chunk=fields[0]["chunk"], min_logrows=fields[0].get("min_logrows", 0)
+    )
+    combine_circuit = CombineCircuit(
+        **{k: fields[1][k] for k in keys}, d=fields[1]["d"], min_logrows=fields[1].get("min_logrows", 0)
+    )
     chunk = shipped_circuit(folder / CHUNK_CIRCUIT, chunk_circuit, manifest["chunk_circuit"], ceremony_srs)
     combine = shipped_circuit(folder / COMBINE_CIRCUIT, combine_circuit, manifest["combine_circuit"], ceremony_srs)
     return manifest, chunk, combine
@@ -265,7 +256,7 @@ def check_zero_padding(last_input: Path, d: int, chunk: int, n: int) -> None:
             )
 
 
-def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_public: bool = True) -> ChunkedOutcome:
+def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_public: bool = True) -> RoundOutcome:
     """Check a chunked round folder with the circuit files it ships: every chunk proof and the
     combine proof with ezkl, the links between them (prover.chunked.check_chunked_round), the
     chained commitments, the signed records and the public file. Raises ProofError if any fails."""
@@ -301,13 +292,14 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
     absent = combined.absent
     signed_lists = [None if absent[i] else commitments["update_chunks"][i] for i in range(n)]
     check_chunked_round(outcomes, combined, signed_lists, absent)
-    outcome = ChunkedOutcome(
+    outcome = RoundOutcome(
         scores=combined.scores,
         mask=combined.mask,
-        absent=[i for i, bit in enumerate(absent) if bit],
-        chunks=count,
+        check_error=0,  # each chunk proof's, checked by verify_chunk
         update_commitments=commitments["updates"],
         aggregate_commitment=commitments["aggregate"],
+        absent=[i for i, bit in enumerate(absent) if bit],
+        chunks=count,
     )
     if (folder / SIGNED).exists():
         try:

@@ -45,14 +45,15 @@ ROUND_FILES = {MANIFEST, steps.INPUT, steps.PROOF, COMMITMENTS, PUBLIC, SUMMARY,
 
 @dataclass(frozen=True)
 class RoundOutcome:
-    """What a verified round claims, read from its proof's public instances."""
+    """What a verified round claims, read from its proofs' public instances (any kind of round)."""
 
     scores: list[int]
     mask: list[int]
     check_error: int
-    update_commitments: list[str]
+    update_commitments: list[str]  # what the clients signed, hex (a round in chunks: the chained commitments)
     aggregate_commitment: str
     absent: list[int]  # slots the circuit treated as absent (tag 0: the zero vector)
+    chunks: int = 0  # the chunk proofs of a round proven in chunks; 0 for one proof
 
     @property
     def selected(self) -> list[int]:

@@ -22,8 +22,7 @@ import numpy as np
 from eth_abi import encode
 from eth_utils import keccak, to_hex
 
-from stakelearn.circuits.chunk import split_vector
-from stakelearn.circuits.krum import absent_distance, krum_round, tagged_inputs
+from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import (
@@ -36,19 +35,18 @@ from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, SIGNATURE_BY
 from stakelearn.pipeline.contracts.types import TaskParams
 from stakelearn.pipeline.contracts.verifiers import absent_commitment_hash, check_round
 from stakelearn.pipeline.federation.task import next_global
-from stakelearn.pipeline.node.client import quantized_model, update_commitment
+from stakelearn.pipeline.node.client import quantized_model
 from stakelearn.pipeline.node.requester import model_hash
-from stakelearn.pipeline.node.run_folder import RUN_FILE, STORE_FILE, config_from_json, load_run, prepared_run_circuits
+from stakelearn.pipeline.node.run_folder import RUN_FILE, STORE_FILE, config_from_json, load_run, run_round
 from stakelearn.pipeline.node.store import SequencerStore
-from stakelearn.prover.chunked import ChunkCircuit, absent_chained_commitment, parts_commitment
-from stakelearn.prover.commitments import commit
+from stakelearn.prover.rounds import Round
 
 COMMITMENT_BYTES = 64
 
 
 def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> tuple[list[str], list[dict]]:
     """Problems found in the task's on-chain history, and its rounds as rebuilt from events.
-    ``circuits`` (the prepared round and accuracy circuits, when known) lets the audit check the
+    ``circuits`` (the task's round and prepared accuracy circuit, when known) lets the audit check the
     verifiers' code, not only that the protocol approved them."""
     chain = protocol.chain
     problems: list[str] = []
@@ -160,26 +158,11 @@ def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None)
     return problems, rounds
 
 
-def slot_commitments(quantized: np.ndarray, absent: np.ndarray, prepared) -> list[bytes]:
-    """What each slot of a round commits to on chain: a client's update commitment (the chain of
-    its chunk commitments for a round proven in chunks), or the absent slot's."""
-    if isinstance(prepared.circuit, ChunkCircuit):
-        vacant = absent_chained_commitment(prepared, quantized.shape[1])
-        return [vacant if absent[i] else update_commitment(row, i, prepared) for i, row in enumerate(quantized)]
-    return [commit(row, prepared.vk, prepared.settings, prepared.srs.path) for row in tagged_inputs(quantized, absent)]
-
-
-def aggregate_commitment(total: np.ndarray, prepared) -> bytes:
-    """The on-chain commitment of a round's aggregate (the chain of its chunks' for a chunked round)."""
-    chunked = isinstance(prepared.circuit, ChunkCircuit)
-    return parts_commitment(split_vector(total, prepared.circuit.chunk) if chunked else [total], prepared, chunked)
-
-
-def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -> list[str]:
+def audit_run(run_dir: Path, protocol: Protocol, round_: Round, rounds: list[dict]) -> list[str]:
     """Problems found comparing an aggregator's run folder with the rounds rebuilt from the chain."""
     run = load_run(run_dir)
     config = config_from_json(run["config"])
-    circuit = prepared.circuit
+    params, max_int = round_.params, round_.prepared.max_int
     problems = []
     initial = np.load(run_dir / "models" / run["initial_model"])
     if model_hash(initial) != protocol.task_params(run["task_id"]).initial_model:
@@ -202,26 +185,26 @@ def audit_run(run_dir: Path, protocol: Protocol, prepared, rounds: list[dict]) -
                 for u in updates
             ):
                 problems.append(f"epoch {epoch}: the store's signatures differ from the chain's")
-            quantized = np.zeros((circuit.n, config.dimension), dtype=np.int64)
-            absent = np.isin(np.arange(circuit.n), chain_round["absent"])
+            quantized = np.zeros((params.n, config.dimension), dtype=np.int64)
+            absent = np.isin(np.arange(params.n), chain_round["absent"])
             for u in updates:
                 quantized[u.client] = quantized_model(store.resolve(u.path), config.fixed_point)
-            for i, commitment in enumerate(slot_commitments(quantized, absent, prepared)):
+            for i, commitment in enumerate(round_.slot_commitments(quantized, absent)):
                 if commitment.hex() != chain_round["commitments"][i]:
                     problems.append(f"epoch {epoch}: client {i}'s stored update does not match its on-chain commitment")
-            selected = np.array([(chain_round["selected_mask"] >> i) & 1 for i in range(circuit.n)], dtype=bool)
+            selected = np.array([(chain_round["selected_mask"] >> i) & 1 for i in range(params.n)], dtype=bool)
             total = quantized[selected].sum(axis=0)
-            if aggregate_commitment(total, prepared).hex() != chain_round["commitments"][-1]:
+            if round_.aggregate_commitment(total).hex() != chain_round["commitments"][-1]:
                 problems.append(
                     f"epoch {epoch}: the stored updates' selected sum does not match the on-chain model commitment"
                 )
-            vacant = absent_distance(circuit.params, config.dimension, circuit.max_int)
-            proven = krum_round(quantized, circuit.params, absent, vacant).selected
+            vacant = absent_distance(params, config.dimension, max_int)
+            proven = krum_round(quantized, params, absent, vacant).selected
             if proven != [int(i) for i in np.flatnonzero(selected)]:
                 problems.append(f"epoch {epoch}: Krum over the stored updates does not give the proven selection")
             if record["model_after"] is not None:
                 after = np.load(store.resolve(record["model_after"]))
-                if not np.array_equal(after, next_global(total, circuit.params.weight, config.fixed_point)):
+                if not np.array_equal(after, next_global(total, params.weight, config.fixed_point)):
                     problems.append(f"epoch {epoch}: the stored global model is not the mean of the proven selection")
     finally:
         store.close()
@@ -239,7 +222,7 @@ def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: 
     if contract is None and run is None:
         raise InputError("name the protocol contract with --contract ADDRESS (or give --run with a run.json)")
     protocol = attach_protocol(chain, {"protocol": contract} if contract is not None else run["addresses"])
-    circuits = prepared_run_circuits(run) if run is not None else None
+    circuits = run_round(run) if run is not None else None
     problems, rounds = audit_chain(protocol, task_id, circuits)
     print(f"task {task_id} on {chain.name}: {len(rounds)} epochs rebuilt from chain events")
     for chain_round in rounds:

@@ -60,7 +60,6 @@ from stakelearn.pipeline.node.run_folder import (
     model_path,
     npz_bytes,
     round_folder,
-    round_verifier_circuits,
     save_array,
     task_circuits,
     updates_folder,
@@ -75,6 +74,7 @@ from stakelearn.prover.accuracy import (
     verify_accuracy,
 )
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.rounds import round_for
 
 FEE_PER_EPOCH = ETHER // 10
 PROTOCOL = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=ETHER // 100)
@@ -136,8 +136,7 @@ class Timer:
 def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tuple, federation, out: Path) -> dict:
     """Create the actors' keys, post the task (with the requester's commitment to its evaluation
     set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
-    round_circuits = circuits[0]  # the round circuit, or the chunk and combine circuits
-    circuit = (round_circuits[0] if isinstance(round_circuits, tuple) else round_circuits).circuit
+    circuit = circuits[0].prepared.circuit  # the round circuit, or the chunk circuit of a round in chunks
     keys = {
         "requester": Account.create(),
         "aggregator": Account.create(),
@@ -235,8 +234,7 @@ def run_demo(
         out.mkdir(parents=True, exist_ok=True)
 
     with timer.phase("circuit setup (once per shape)"):
-        prepared, prepared_accuracy = prepare(circuit), prepare(accuracy_circuit)
-        verifier_circuits = round_verifier_circuits(prepared, config.dimension)
+        round_, prepared_accuracy = round_for(circuit, config.dimension), prepare(accuracy_circuit)
     federation = make_federation(config)
     store = SequencerStore(out / STORE_FILE)
     try:
@@ -250,10 +248,8 @@ def run_demo(
                 if commit_window is not None:
                     periods = replace(PROTOCOL.periods, commit_seconds=commit_window)
                     protocol_config = replace(PROTOCOL, periods=periods)
-                protocol = deploy_protocol(
-                    chain, verifier_circuits, prepared_accuracy, protocol_config, config.evaluation_samples
-                )
-                run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
+                protocol = deploy_protocol(chain, round_, prepared_accuracy, protocol_config, config.evaluation_samples)
+                run = start_run(chain, protocol, config, (round_, prepared_accuracy), federation, out)
             if setup_only:
                 say(f"task {run['task_id']} posted and its {config.clients} clients enrolled: {out / RUN_FILE}")
                 return run
@@ -262,7 +258,7 @@ def run_demo(
         aggregator = Aggregator(
             Account.from_key(keys["aggregator"]),
             protocol,
-            prepared,
+            round_,
             store,
             run["task_id"],
             [c.account.address for c in clients],
@@ -277,7 +273,7 @@ def run_demo(
             protocol,
             run,
             aggregator.account,
-            lambda: krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total,
+            lambda: krum_round(aggregator.quantized_updates(last), aggregator.params).total,
             prepared_accuracy,
             out,
             timer,
@@ -292,7 +288,9 @@ def run_demo(
         store.close()
     timings = {**timer.seconds, "total": time.perf_counter() - started}
     initial_accuracy = accuracy(np.load(out / "models" / run["initial_model"]), federation.test, config.hidden)
-    summary = build_summary(config, run, prepared, initial_accuracy, results, proven, balances, timings, protocol)
+    summary = build_summary(
+        config, run, round_.prepared, initial_accuracy, results, proven, balances, timings, protocol
+    )
     write_report(out / "report", summary)
     return summary
 
@@ -315,7 +313,7 @@ def run_epoch(
             signed = [
                 c.submit(
                     aggregator.protocol,
-                    aggregator.prepared,
+                    aggregator.round,
                     aggregator.task_id,
                     epoch,
                     trained[c.index],

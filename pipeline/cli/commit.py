@@ -20,7 +20,7 @@ from stakelearn.pipeline.cli.options import (
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.node.client import sign_update_commitment
 from stakelearn.pipeline.node.signer import SlashingProtection
-from stakelearn.prover.circuit import prepare
+from stakelearn.prover.rounds import round_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
     circuit = round_circuit(args, args.clients, len(update))
     if args.chunk is not None:
         circuit = chunk_circuit(circuit, args.chunk)
-    prepared, protection = prepare(circuit, args.srs), SlashingProtection(args.slashing_protection)
+    round_, protection = round_for(circuit, len(update), args.srs), SlashingProtection(args.slashing_protection)
     try:
         commitment, signature = sign_update_commitment(
-            signer, update, args.slot, prepared, args.chain_id, contract, args.task, args.epoch, protection
+            signer, update, args.slot, round_, args.chain_id, contract, args.task, args.epoch, protection
         )
     finally:
         protection.close()

@@ -8,8 +8,8 @@ from pathlib import Path
 from stakelearn.errors import InputError
 from stakelearn.pipeline.cli.options import add_circuit_options, chunk_circuit, quantized, read_json, round_circuit
 from stakelearn.pipeline.contracts.signing import check_signed_records
-from stakelearn.prover.chunked_round import chunk_size_for, prove_chunked_round
-from stakelearn.prover.round import SUMMARY, prove_round
+from stakelearn.prover.chunked_round import chunk_size_for
+from stakelearn.prover.rounds import round_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,24 +59,11 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= chunk <= circuit.d:
         raise InputError(f"--chunk must be 1..d={circuit.d}, got {chunk}")
     sources = [str(p) for p in args.updates]
-    if chunk == circuit.d and args.ray_address is None:
-        prove_round(updates, circuit, args.out, ceremony_srs=args.srs, sources=sources, signed=signed)
-        print((args.out / SUMMARY).read_text(), end="")
-        print(f"round proof written to {args.out}")
-        return 0
-    outcome = prove_chunked_round(
-        updates,
-        chunk_circuit(circuit, chunk),
-        args.out,
-        signed=signed,
-        sources=sources,
-        ceremony_srs=args.srs,
-        ray_address=args.ray_address,
-        workers=args.workers,
+    one_proof = chunk == circuit.d and args.ray_address is None
+    round_ = round_for(circuit if one_proof else chunk_circuit(circuit, chunk), circuit.d, args.srs)
+    outcome = round_.prove(
+        updates, args.out, signed=signed, sources=sources, ray_address=args.ray_address, workers=args.workers
     )
-    print(f"scores: {outcome.scores}\nselected: {outcome.selected}\nabsent: {outcome.absent}")
-    print(
-        f"round proven in {outcome.chunks} chunks of {chunk} coordinates (clients commit with --chunk {chunk}); "
-        f"written to {args.out}"
-    )
+    print(round_.summary(args.out, outcome), end="")
+    print(f"round proof written to {args.out}")
     return 0

@@ -1,11 +1,11 @@
 """`stakelearn verify`: verify a round folder (`prove`, in one proof or in chunks) or an accuracy
 folder (`prove-accuracy`), locally and, if asked, on an EVM.
 
-A round in one proof and a chunked round are checked the same way: the local verification, the
+Every kind of round (prover.rounds) is checked the same way: the local verification (before
+anything else, so that no link in the folder is followed before every file is checked), the
 signed commitments if the folder holds them, the task's deployed verifier (``--verifier``) or a
 verifier deployed for the folder's own circuits (``--evm``, ``--rpc-url``), then the selection and
-the VKA digests to compare with the task's verifier. Only the order differs: a chunked folder is
-verified locally first, so that no link in it is followed before every file is checked.
+the VKA digests to compare with the task's verifier.
 """
 
 from __future__ import annotations
@@ -16,16 +16,12 @@ from pathlib import Path
 from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.cli.options import read_json, verifying_chain
-from stakelearn.pipeline.contracts.chunked import check_with_task_chunked_verifier, verify_chunked_round_on_chain
+from stakelearn.pipeline.contracts.round_on_chain import check_with_task_verifier, verify_round_on_chain
 from stakelearn.pipeline.contracts.signing import check_signed_records
-from stakelearn.pipeline.contracts.verifiers import (
-    verify_accuracy_on_chain,
-    verify_round_on_chain,
-    verify_with_task_verifier,
-)
+from stakelearn.pipeline.contracts.verifiers import verify_accuracy_on_chain
 from stakelearn.prover.accuracy import is_accuracy_folder, verify_accuracy
-from stakelearn.prover.chunked_round import is_chunked_round, verify_chunked_round
-from stakelearn.prover.round import MANIFEST, SIGNED, verify_round
+from stakelearn.prover.round import SIGNED
+from stakelearn.prover.rounds import Round, open_round
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,76 +46,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if is_accuracy_folder(args.folder):
         return _verify_accuracy(args)
-    chunked = is_chunked_round(args.folder)
+    round_ = open_round(args.folder, ceremony_srs=args.srs)  # no link followed, every shipped file checked
     if args.verifier and not args.rpc_url:
-        contract = "ChunkedRoundVerifier" if chunked else "RoundVerifier"
-        raise StakeLearnError(f"--verifier needs --rpc-url: the node where the task's {contract} is deployed")
-    if chunked:
-        # first: no link followed, every file checked before anything reads the folder
-        outcome = verify_chunked_round(args.folder, ceremony_srs=args.srs)
-        _check_signed(args.folder)
-        _verify_chunked_on_chain(args)
-        label = f"chunked round verified ({outcome.chunks} chunk proofs and the combine proof)"
-    else:
-        _verify_round_on_chain(args)
-        outcome = verify_round(args.folder, ceremony_srs=args.srs)
-        _check_signed(args.folder)  # the commitments were checked against the proof
-        label = "round verified"
+        raise StakeLearnError(
+            f"--verifier needs --rpc-url: the node where the task's {round_.verifier_contract} is deployed"
+        )
+    outcome = round_.verify(args.folder)
+    if (args.folder / SIGNED).exists():  # the commitments were checked against the proof
+        check_signed_records(read_json(args.folder / SIGNED))
+    _verify_on_chain(args, round_)
     left_out = [i for i, bit in enumerate(outcome.mask) if bit == 0 and i not in outcome.absent]
+    label = (
+        f"chunked round verified ({outcome.chunks} chunk proofs and the combine proof)"
+        if outcome.chunks
+        else "round verified"
+    )
     print(f"{label}: selected {outcome.selected}, left out {left_out}, absent {outcome.absent}")
-    print(_digests_line(read_json(args.folder / MANIFEST), chunked))
+    print(round_.digests_line())
     return 0
 
 
-def _check_signed(folder: Path) -> None:
-    if (folder / SIGNED).exists():
-        check_signed_records(read_json(folder / SIGNED))
-
-
-def _digests_line(manifest: dict, chunked: bool) -> str:
-    """The round's VKA digests, and where to compare them: the task's verifier pins its circuits by them."""
-    if chunked:
-        return (
-            f"chunk circuit VKA digest {manifest['chunk_circuit']['vka_digest']}, combine circuit VKA digest "
-            f"{manifest['combine_circuit']['vka_digest']}: compare them with the task's ChunkedRoundVerifier "
-            "(chunkVkaDigest, vkaDigest), or check with --rpc-url URL --verifier ADDR"
-        )
-    return (
-        f"circuit VKA digest {manifest['vka_digest']}: "
-        "compare it with the task's RoundVerifier (vkaDigest) to know the circuit is the task's"
-    )
-
-
-def _verify_round_on_chain(args: argparse.Namespace) -> None:
+def _verify_on_chain(args: argparse.Namespace, round_: Round) -> None:
+    contract = round_.verifier_contract
     if args.verifier:
-        mask = verify_with_task_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder)
+        check = check_with_task_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder, args.srs)
+        staged = f"its {check.staged} chunk proofs through stageChunks, " if check.staged else ""
         print(
-            f"the task's RoundVerifier at {args.verifier} accepts the round (selection {mask:b}): "
-            "the round was proven with the task's circuit"
+            f"the task's {contract} at {args.verifier} accepts the round ({staged}the submitted proof through "
+            f"{check.submitted_by}; selection {check.selected_mask:b}): the round was proven with the task's circuits"
         )
     elif args.evm or args.rpc_url:
         chain = verifying_chain(args)
         result = verify_round_on_chain(args.folder, chain, ceremony_srs=args.srs)
         if not result.ok:
             raise StakeLearnError(f"EVM verification on {chain.name} failed: {result.reason}")
-        print(f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the proof: {result.gas_used} gas")
-
-
-def _verify_chunked_on_chain(args: argparse.Namespace) -> None:
-    if args.verifier:
-        check = check_with_task_chunked_verifier(Chain.rpc(args.rpc_url), args.verifier, args.folder, args.srs)
-        print(
-            f"the task's ChunkedRoundVerifier at {args.verifier} accepts the round (its {check.chunks} chunk proofs "
-            f"through stageChunks, the combine proof through {check.combine_by}; selection {check.selected_mask:b}): "
-            "the round was proven with the task's circuits"
+        staged = (
+            f"{sum(result.stage_gas):,} gas staging the chunks in {len(result.stage_gas)} transactions, "
+            if result.stage_gas
+            else ""
         )
-    elif args.evm or args.rpc_url:
-        chain = verifying_chain(args)
-        result = verify_chunked_round_on_chain(args.folder, chain, ceremony_srs=args.srs)
         print(
             f"EVM verifier on {chain.name} (chain id {chain.chain_id}) accepted the round: "
-            f"{sum(result.stage_gas):,} gas staging the chunks in {len(result.stage_gas)} transactions, "
-            f"{result.combine_gas:,} gas for the combine proof"
+            f"{staged}{result.gas_used:,} gas verifying the proof"
         )
 
 

@@ -18,18 +18,17 @@ from web3.logs import DISCARD
 
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.chunked import chunked_round_verifier_args, deploy_chunked_round_verifier
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
 from stakelearn.pipeline.contracts.signing import UpdateCommitment
 from stakelearn.pipeline.contracts.types import ProtocolConfig, TaskParams, TaskState
 from stakelearn.pipeline.contracts.verifiers import (
     DeployedRoundVerifier,
     accuracy_verifier_args,
     deploy_accuracy_verifier,
-    deploy_round_verifier,
-    round_verifier_args,
 )
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments
+from stakelearn.prover.rounds import Round
 from stakelearn.verifier_contracts.build import load_artifact
 
 
@@ -109,21 +108,17 @@ def round_args(
 
 def deploy_protocol(
     chain: Chain,
-    prepared: PreparedCircuit | tuple[PreparedCircuit, PreparedCircuit],
+    round_: Round,
     accuracy: PreparedCircuit,
     config: ProtocolConfig | None = None,
     evaluation_samples: int | None = None,
 ) -> Protocol:
-    """Deploy the verifiers for the ``prepared`` round circuit (or the (chunk, combine) circuits
-    of rounds proven in chunks) and the ``accuracy`` circuit, the registry and the protocol, wire
+    """Deploy the verifiers for the task's ``round_`` (its kind's verifier, pinned to its
+    circuits) and the ``accuracy`` circuit, the registry and the protocol, wire
     them, and approve the verifier pair (the payer is the protocol's governance). The accuracy
     verifier takes evaluation sets of ``evaluation_samples`` (default: one proof's)."""
     config = config or ProtocolConfig()
-    if isinstance(prepared, tuple):
-        chunk, combine = prepared
-        round_verifier = deploy_chunked_round_verifier(chain, chunk, combine, combine.circuit.d)
-    else:
-        round_verifier = deploy_round_verifier(chain, prepared)
+    round_verifier = deploy_round_verifier(chain, round_)
     accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier, evaluation_samples)
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
@@ -183,18 +178,13 @@ def deployment_addresses(protocol: Protocol) -> dict:
     }
 
 
-def check_task_verifiers(
-    protocol: Protocol,
-    task_id: int,
-    prepared: PreparedCircuit | tuple[PreparedCircuit, PreparedCircuit],
-    accuracy: PreparedCircuit,
-) -> None:
+def check_task_verifiers(protocol: Protocol, task_id: int, round_: Round, accuracy: PreparedCircuit) -> None:
     """What a client checks before it enrolls (and ``audit`` after): the task's verifiers are a
     pair the protocol approved, and their code is exactly the protocol's verifiers deployed for
     the circuits this client commits and proves with (its own VKAs and absent commitment), on
     the protocol's reusable ezkl verifier. A contract cannot lie about its code, as it could
-    about a ``vkaDigest()``. ``prepared`` is the round circuit, or for a task proven in chunks
-    the (chunk, combine) circuits. Raises StakeLearnError naming what differs."""
+    about a ``vkaDigest()``. ``round_`` is the task's round over this client's circuits.
+    Raises StakeLearnError naming what differs."""
     chain, params = protocol.chain, protocol.task_params(task_id)
     check_verifiers_approved(protocol, task_id, params)
     round_verifier = chain.contract(params.verifier, load_artifact("RoundVerifier").abi)
@@ -202,16 +192,8 @@ def check_task_verifiers(
     if not answer.ok or len(answer.data) != 32:
         raise StakeLearnError(f"task {task_id}: {params.verifier} is not a StakeLearn RoundVerifier; do not enroll")
     reusable = to_checksum_address(answer.data[12:])
-    if isinstance(prepared, tuple):
-        chunk, combine = prepared
-        round_spec = (
-            "ChunkedRoundVerifier",
-            chunked_round_verifier_args(reusable, chunk, combine, combine.circuit.d),
-        )
-    else:
-        round_spec = "RoundVerifier", (reusable, *round_verifier_args(prepared))
     expected = {
-        "round verifier": (params.verifier, *round_spec),
+        "round verifier": (params.verifier, round_.verifier_contract, (reusable, *round_.verifier_args())),
         "accuracy verifier": (
             params.accuracy_verifier,
             "AccuracyVerifier",

@@ -9,14 +9,14 @@ the reusable verifier. All are deployed from the committed artifacts.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_abi import decode, encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 from web3.logs import DISCARD
 
-from stakelearn.errors import ProofError, StakeLearnError
+from stakelearn.errors import ProofError
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
@@ -24,8 +24,6 @@ from stakelearn.prover.accuracy import AccuracyCircuit, accuracy_call_arguments,
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
-from stakelearn.prover.round import absent_commitment, load_round, round_commitments, round_verifying_files
-from stakelearn.prover.steps import PROOF, VKA
 from stakelearn.prover.verifying import shipped_circuit
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -34,10 +32,14 @@ REGISTER_VKA_SELECTOR = bytes.fromhex("dc8b4094")  # registerVka(bytes32[])
 
 @dataclass(frozen=True)
 class EvmVerification:
+    """A round verified on an EVM: ``verifyRound``'s outcome and gas, after the gas of each
+    transaction that staged its staged proofs (a chunked round's chunk proofs)."""
+
     ok: bool
     gas_used: int | None
     selected_mask: int | None = None
     reason: str = ""
+    stage_gas: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,6 @@ def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
     receipt = chain.transact(verifier, REGISTER_VKA_SELECTOR + encode(["bytes32[]"], [vka_words(vka)]))
     if receipt["status"] != 1:
         raise ProofError(f"the reusable verifier at {verifier} refused to register the VKA {vka}")
-
-
-def round_verifier_args(prepared: PreparedCircuit) -> tuple:
-    """RoundVerifier's constructor arguments after the reusable verifier: the pinned VKA digest,
-    n, f, m, the rule's number and the absent slot's commitment hash."""
-    c = prepared.circuit
-    return vka_digest(prepared.vka), c.n, c.f, c.m, c.params.rule_id, keccak(absent_commitment(prepared))
-
-
-def deploy_round_verifier(chain: Chain, prepared: PreparedCircuit) -> DeployedRoundVerifier:
-    """Deploy the reusable verifier and a RoundVerifier pinned to ``prepared``'s VKA, and
-    register that VKA."""
-    verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
-    register_vka(chain, verifier, prepared.vka)
-    artifact = load_artifact("RoundVerifier")
-    address, _ = chain.deploy(artifact, verifier, *round_verifier_args(prepared))
-    return DeployedRoundVerifier(chain, chain.contract(address, artifact.abi), verifier)
 
 
 def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: int) -> tuple:
@@ -117,15 +102,6 @@ def verifier_only_gas(deployed: DeployedRoundVerifier, proof_json: Path, vka: Pa
     return receipt["gasUsed"]
 
 
-def verify_round_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> EvmVerification:
-    """Deploy the verifiers for the circuit a round folder ships, and verify its proof against
-    its commitments file."""
-    _, _, commitments = load_round(folder)
-    prepared = round_verifying_files(folder, ceremony_srs)
-    deployed = deploy_round_verifier(chain, prepared)
-    return verify_on_chain(deployed, folder / PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]])
-
-
 def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | None = None) -> int:
     """Deploy the verifiers for the accuracy circuit an accuracy folder names and verify its proof
     against its commitments; return the gas, or raise ProofError naming the failed check."""
@@ -168,13 +144,3 @@ def check_round(
 def absent_commitment_hash(chain: Chain, verifier_address: str) -> bytes:
     """keccak256 of the commitment an absent slot must hold, as the RoundVerifier pins it."""
     return chain.contract(verifier_address, load_artifact("RoundVerifier").abi).functions.absentCommitment().call()
-
-
-def verify_with_task_verifier(chain: Chain, verifier_address: str, folder: Path) -> int:
-    """Check a round folder with the RoundVerifier a task pins; return the selection mask it
-    proves. The circuit is then the task's, not the folder's word."""
-    proof, instances, words = verify_arguments(folder / PROOF, folder / VKA)
-    check = check_round(chain, verifier_address, proof, instances, words, b"".join(round_commitments(folder)))
-    if not check.ok:
-        raise StakeLearnError(f"the task's RoundVerifier at {verifier_address} rejects the round: {check.reason}")
-    return check.selected_mask

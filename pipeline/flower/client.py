@@ -36,7 +36,6 @@ from stakelearn.models.quantize import dequantize, quantize
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
-from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.signer import RemoteSigner
 
@@ -101,7 +100,7 @@ def check_global_model(task: ProvenTask, arrays: ArrayRecord) -> int:
     if state.epochs_run == 0:
         recorded = model_hash(vector) == task.protocol.task_params(task.task_id).initial_model
     else:
-        aggregate = np.rint(vector * task.prepared.circuit.params.weight * 2.0**task.fixed_point.scale_bits)
+        aggregate = np.rint(vector * task.round.params.weight * 2.0**task.fixed_point.scale_bits)
         recorded = task.model_of(aggregate) == state.global_model
     if not recorded:
         raise InputError(
@@ -117,7 +116,7 @@ def commit_update(task: ProvenTask, address: str, arrays: ArrayRecord) -> tuple[
     if address not in clients:
         raise InputError(f"{address} is not enrolled in task {task.task_id}: stake and enroll first")
     quantized = quantize(to_vector(arrays), task.fixed_point)
-    commitment = update_commitment(quantized, clients.index(address), task.prepared)
+    commitment = task.round.update_commitment(quantized, clients.index(address))
     return from_vector(dequantize(quantized, task.fixed_point), layout_of(arrays)), commitment
 
 

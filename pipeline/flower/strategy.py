@@ -39,12 +39,8 @@ from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to
 from stakelearn.pipeline.flower.client import COMMITMENT, EPOCH
 from stakelearn.pipeline.flower.task import ProvenTask
 from stakelearn.pipeline.node.aggregator import send_round
-from stakelearn.pipeline.node.client import update_commitment
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.signer import COMMITMENT_BYTES
-from stakelearn.prover.chunked import ChunkCircuit
-from stakelearn.prover.chunked_round import prove_chunked_round
-from stakelearn.prover.round import prove_round
 
 AGGREGATE = "aggregate-epoch-{epoch:03d}.npy"  # in the work folder: a proven round's aggregate, to resume from
 
@@ -104,7 +100,7 @@ def check_reply(task: ProvenTask, epoch: int, clients: list[str], layout: Layout
         raise InputError(f"signed by {signer}, not an enrolled client of task {task.task_id} epoch {epoch}")
     slot = clients.index(signer)
     update = quantize(to_vector(arrays), task.fixed_point)
-    if update_commitment(update, slot, task.prepared) != commitment:
+    if task.round.update_commitment(update, slot) != commitment:
         raise InputError(f"slot {slot}'s arrays differ from its signed commitment")
     return CheckedReply(slot, update, commitment, signature, seconds)
 
@@ -138,7 +134,7 @@ def flower_selection(task: ProvenTask, accepted: dict[int, CheckedReply], layout
     contents = [
         RecordDict({"arrays": from_vector(dequantize(accepted[s].update, task.fixed_point), layout)}) for s in slots
     ]
-    params = task.prepared.circuit.params
+    params = task.round.params
     chosen = select_multikrum(contents, num_malicious_nodes=params.f, num_nodes_to_select=params.m)
     return sorted(slots[next(i for i, c in enumerate(contents) if c is chosen_one)] for chosen_one in chosen)
 
@@ -171,7 +167,7 @@ class ProvenMultiKrum(MultiKrum):
         ray_address: str | None = None,
         **fedavg_options,
     ) -> None:
-        params = task.prepared.circuit.params
+        params = task.round.params
         for name, given, own in (
             ("num_malicious_nodes", num_malicious_nodes, params.f),
             ("num_nodes_to_select", num_nodes_to_select, params.m),
@@ -210,7 +206,7 @@ class ProvenMultiKrum(MultiKrum):
                 "start the server with the work folder its rounds were proven in"
             )
         self.aggregate = aggregate
-        return next_global(aggregate, task.prepared.circuit.params.weight, task.fixed_point)
+        return next_global(aggregate, task.round.params.weight, task.fixed_point)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid):
         config[EPOCH] = self.task.open_epoch()  # the clients check it against the chain
@@ -219,7 +215,7 @@ class ProvenMultiKrum(MultiKrum):
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
         started = time.perf_counter()
-        task, params = self.task, self.task.prepared.circuit.params
+        task, params = self.task, self.task.round.params
         epoch, clients = task.open_epoch(), task.clients()
         accepted, refused = accepted_replies(task, epoch, clients, self.layout, replies)
         for line in refused:
@@ -239,7 +235,7 @@ class ProvenMultiKrum(MultiKrum):
         for slot, checked in accepted.items():
             updates[slot] = checked.update
         # The distance an absent slot is pushed away by: the round circuit's, or the combine circuit's for d.
-        far = absent_distance(params, updates.shape[1], task.prepared.circuit.max_int)
+        far = absent_distance(params, updates.shape[1], task.round.prepared.circuit.max_int)
         reference = krum_round(updates, params, absent, far)
         record["scores"] = [float(s) for s in reference.scores]
         record["check-seconds"] = time.perf_counter() - started
@@ -276,18 +272,14 @@ class ProvenMultiKrum(MultiKrum):
             )
             for slot in sorted(accepted)
         ]
-        circuit = task.prepared.circuit
         say(f"epoch {epoch}: proving the round over {len(accepted)} committed updates")
-        if isinstance(circuit, ChunkCircuit):
-            prove_chunked_round(updates, circuit, folder, absent=absent, signed=signed, ray_address=self.ray_address)
-        else:
-            prove_round(updates, circuit, folder, absent=absent, signed=signed)
+        task.round.prove(updates, folder, absent=absent, signed=signed, ray_address=self.ray_address)
 
     def submit(self, epoch: int, folder: Path) -> dict:
         """Stage a chunked round's chunk proofs, submit the round; what the chain decided."""
-        task, n = self.task, self.task.prepared.circuit.params.n
+        task, n = self.task, self.task.round.params.n
         # The folder was verified when proven here (as the demo's aggregator does, not submit_round's re-check).
-        receipt, staging_gas = send_round(task.protocol, self.account, task.task_id, epoch, folder)
+        receipt, staging_gas = send_round(task.protocol, self.account, task.task_id, epoch, folder, task.round)
         (event,) = task.protocol.events_in(receipt, "RoundSubmitted")
         slashed, clients = task.protocol.events_in(receipt, "ClientSlashed"), task.clients()
         return {

@@ -16,20 +16,20 @@ from eth_utils import keccak
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.apps.audit import aggregate_commitment
 from stakelearn.pipeline.apps.demo import PROTOCOL, evaluate
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
 from stakelearn.pipeline.contracts.types import TaskStatus
-from stakelearn.pipeline.node.run_folder import config_from_json, load_run, round_verifier_circuits, task_circuits
-from stakelearn.prover.circuit import PreparedCircuit, prepare
+from stakelearn.pipeline.node.run_folder import config_from_json, load_run, task_circuits
+from stakelearn.prover.circuit import prepare
+from stakelearn.prover.rounds import Round, round_for
 
 
 @dataclass(frozen=True)
 class ProvenTask:
     protocol: Protocol
     task_id: int
-    prepared: PreparedCircuit  # the round circuit, or the chunk circuit of a task proven in chunks
+    round: Round  # the task's round over this side's own circuits
     fixed_point: FixedPoint  # the updates' quantization, as the task's circuit takes them
 
     def clients(self) -> list[str]:
@@ -46,7 +46,7 @@ class ProvenTask:
     def model_of(self, aggregate: np.ndarray) -> bytes:
         """What the chain records as the global model a round with this aggregate leaves: the hash
         of the aggregate's commitment (of its chunks' chain, for a task proven in chunks)."""
-        return keccak(aggregate_commitment(np.asarray(aggregate).astype(np.int64), self.prepared))
+        return keccak(self.round.aggregate_commitment(np.asarray(aggregate).astype(np.int64)))
 
 
 def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: Chain | None = None) -> ProvenTask:
@@ -59,12 +59,11 @@ def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: 
         raise InputError(f"{run_dir} describes a task on chain id {run['chain_id']}, {chain.name} is {chain.chain_id}")
     config = config_from_json(run["config"])
     round_circuit, accuracy_circuit = task_circuits(config, run["inner_cols"])
-    prepared = prepare(round_circuit)
+    round_ = round_for(round_circuit, config.dimension)
     protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
     if check_verifiers:
-        verifiers = round_verifier_circuits(prepared, config.dimension)
-        check_task_verifiers(protocol, run["task_id"], verifiers, prepare(accuracy_circuit))
-    return ProvenTask(protocol, run["task_id"], prepared, config.fixed_point)
+        check_task_verifiers(protocol, run["task_id"], round_, prepare(accuracy_circuit))
+    return ProvenTask(protocol, run["task_id"], round_, config.fixed_point)
 
 
 def settle(run_dir: Path, task: ProvenTask, aggregator, aggregate: np.ndarray) -> dict:

@@ -10,37 +10,28 @@ submitted the same way by the demo and by ``stakelearn submit``.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from eth_utils import to_hex
 
-from stakelearn.circuits.krum import krum_round
+from stakelearn.circuits.krum import KrumParams, krum_round
 from stakelearn.errors import InputError, ProofError, StakeLearnError
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION, chunk_calls, round_session, stage_chunks
 from stakelearn.pipeline.contracts.protocol import Protocol, round_args
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, signed_record
 from stakelearn.pipeline.federation.task import next_global
-from stakelearn.pipeline.node.client import SignedUpdate, quantized_model, update_commitment
+from stakelearn.pipeline.node.client import SignedUpdate, quantized_model
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.store import SequencerStore, StoredUpdate
-from stakelearn.prover.chunked import ChunkCircuit
-from stakelearn.prover.chunked_round import (
-    COMBINE,
-    chunk_proof_folders,
-    chunked_circuits,
-    chunked_commitments,
-    is_chunked_round,
-    prove_chunked_round,
-    verify_chunked_round,
-)
-from stakelearn.prover.circuit import PreparedCircuit
-from stakelearn.prover.round import SIGNED, load_round, prove_round, round_commitments, verify_round
-from stakelearn.prover.steps import PROOF, VKA
+from stakelearn.prover.round import SIGNED
+from stakelearn.prover.rounds import Round, open_round
 from stakelearn.verifier_contracts.build import load_artifact
+
+log = logging.getLogger(__name__)
 
 
 def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) -> np.ndarray:
@@ -48,17 +39,9 @@ def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) ->
     return np.stack([quantized_model(store.resolve(u.path), fixed_point) for u in store.updates(epoch)])
 
 
-def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: bytes) -> tuple:
+def folder_round_args(folder: Path, round_: Round, task_id: int, epoch: int, previous_model: bytes) -> tuple:
     """submitRound's Round from a verified round folder with its clients' signed commitments
-    (an absent slot gets the all-zero signature). A chunked round's proof is its combine proof."""
-    if is_chunked_round(folder):
-        manifest, _, combine = chunked_circuits(folder)
-        n, proof, vka = manifest["combine_circuit"]["circuit"]["n"], folder / COMBINE / PROOF, combine.vka
-        commitments = chunked_commitments(folder)
-    else:
-        manifest, _, _ = load_round(folder)
-        n, proof, vka = manifest["circuit"]["n"], folder / PROOF, folder / VKA
-        commitments = round_commitments(folder)
+    (an absent slot gets the all-zero signature)."""
     if not (folder / SIGNED).exists():
         raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
     signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
@@ -68,8 +51,10 @@ def folder_round_args(folder: Path, task_id: int, epoch: int, previous_model: by
                 f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
                 f"not task {task_id} epoch {epoch}"
             )
+    n = round_.params.n
     signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE for i in range(n)]
-    return round_args(task_id, epoch, previous_model, commitments, signatures, proof, vka)
+    proof, vka = round_.submitted_proof(folder)
+    return round_args(task_id, epoch, previous_model, round_.commitments(folder), signatures, proof, vka)
 
 
 def submit_round(
@@ -82,10 +67,10 @@ def submit_round(
 ) -> dict:
     """``stakelearn submit``: send a proven round folder; return the receipt. The folder may come
     from anywhere, so it is verified before anything is sent (the aggregator's own folders were
-    verified when proven). A chunked round's chunk proofs are staged first, at most
-    ``chunks_per_transaction`` per transaction, resuming after those the chain already holds."""
-    verify_chunked_round(folder) if is_chunked_round(folder) else verify_round(folder)
-    receipt, _ = send_round(protocol, account, task_id, epoch, folder, chunks_per_transaction)
+    verified when proven)."""
+    round_ = open_round(folder)
+    round_.verify(folder)
+    receipt, _ = send_round(protocol, account, task_id, epoch, folder, round_, chunks_per_transaction)
     return receipt
 
 
@@ -95,43 +80,38 @@ def send_round(
     task_id: int,
     epoch: int,
     folder: Path,
+    round_: Round,
     chunks_per_transaction: int = CHUNKS_PER_TRANSACTION,
 ) -> tuple[dict, int]:
-    """Send a verified round folder: a chunked round's chunk proofs first (resuming after those
-    the chain already holds), then ``submitRound`` over the chain's current global model. The
-    receipt, and the gas of the staging transactions."""
-    staging = (
-        stage_round_chunks(protocol, account, task_id, epoch, folder, chunks_per_transaction)
-        if is_chunked_round(folder)
-        else []
-    )
+    """Send a verified round folder: the proofs its kind stages first (a chunked round's chunk
+    proofs, at most ``chunks_per_transaction`` per transaction, resuming after those the chain
+    already holds), then ``submitRound`` over the chain's current global model. The receipt,
+    and the gas of the staging transactions."""
+    staging = stage_round(protocol, account, task_id, epoch, folder, round_, chunks_per_transaction)
     previous = protocol.task(task_id).global_model
-    return protocol.execute(account, "submitRound", folder_round_args(folder, task_id, epoch, previous)), sum(staging)
+    args = folder_round_args(folder, round_, task_id, epoch, previous)
+    return protocol.execute(account, "submitRound", args), sum(staging)
 
 
-def stage_round_chunks(
-    protocol: Protocol, account, task_id: int, epoch: int, folder: Path, per_transaction: int
+def stage_round(
+    protocol: Protocol, account, task_id: int, epoch: int, folder: Path, round_: Round, per_transaction: int
 ) -> list[int]:
-    """Stage a chunked round folder's chunk proofs with the task's ChunkedRoundVerifier; return
-    the gas of each transaction. Progress goes to stderr, a line per transaction."""
-    manifest, chunk, _ = chunked_circuits(folder)
+    """Stage a round folder's staged proofs with the task's verifier; the gas of each transaction
+    (none for a round of one proof). A line of progress per transaction."""
+    staged, vka = round_.staged_proofs(folder)
+    if not staged:
+        return []
     verifier = protocol.chain.contract(
-        protocol.task_params(task_id).verifier, load_artifact("ChunkedRoundVerifier").abi
+        protocol.task_params(task_id).verifier, load_artifact(round_.verifier_contract).abi
     )
-    calls = chunk_calls(chunk_proof_folders(folder, manifest["chunks"]), chunk.vka)
 
-    def say(done: int, total: int, gas: int) -> None:
-        print(f"staging chunk proofs: {done}/{total} on chain ({gas:,} gas)", file=sys.stderr, flush=True)
+    def progress(done: int, total: int, gas: int) -> None:
+        log.info(f"staging chunk proofs: {done}/{total} on chain ({gas:,} gas)")
 
     session = round_session(task_id, epoch)
-    return stage_chunks(protocol.chain, account, verifier, session, calls, chunk.vka, per_transaction, say)
-
-
-def proving_seconds(stats: dict, chunked: bool) -> float | None:
-    """The prover's seconds of a round just proven: its one proof's, or the sum of its chunks'."""
-    if chunked:
-        return sum(s.prove_seconds for s in stats.values()) if stats else None
-    return stats["prove"].seconds if "prove" in stats else None
+    return stage_chunks(
+        protocol.chain, account, verifier, session, chunk_calls(staged, vka), vka, per_transaction, progress
+    )
 
 
 @dataclass(frozen=True)
@@ -154,7 +134,7 @@ class Aggregator:
         self,
         account,
         protocol: Protocol,
-        prepared: PreparedCircuit,
+        round_: Round,
         store: SequencerStore,
         task_id: int,
         clients: list[str],
@@ -162,24 +142,24 @@ class Aggregator:
     ) -> None:
         self.account = account
         self.protocol = protocol
-        self.prepared = prepared
+        self.round = round_
         self.store = store
         self.task_id = task_id
         self.clients = clients  # enrolled addresses, in enrollment order
         self.fixed_point = fixed_point
 
     @property
-    def circuit(self):
-        return self.prepared.circuit
+    def params(self) -> KrumParams:
+        return self.round.params
 
     # --- collected ------------------------------------------------------------------------
     def collect(self, epoch: int, model_before: Path, submissions: list[SignedUpdate]) -> None:
         """Check every client's update against its signed commitment, then store the batch."""
-        if sorted(s.client for s in submissions) != list(range(self.circuit.n)):
-            raise StakeLearnError(f"epoch {epoch}: expected one update from each of the {self.circuit.n} clients")
+        if sorted(s.client for s in submissions) != list(range(self.params.n)):
+            raise StakeLearnError(f"epoch {epoch}: expected one update from each of the {self.params.n} clients")
         stored = []
         for s in sorted(submissions, key=lambda s: s.client):
-            if update_commitment(quantized_model(s.model, self.fixed_point), s.client, self.prepared) != s.commitment:
+            if self.round.update_commitment(quantized_model(s.model, self.fixed_point), s.client) != s.commitment:
                 raise StakeLearnError(f"epoch {epoch}: client {s.client}'s model does not match its commitment")
             signer = self.protocol.recover_signer(self.task_id, epoch, s.commitment, s.signature)
             if signer != self.clients[s.client]:
@@ -200,9 +180,8 @@ class Aggregator:
         """Prove the stored batch into ``round_dir`` with the clients' signed commitments."""
         updates = self.store.updates(epoch)
         stats: dict = {}
-        chunked = isinstance(self.circuit, ChunkCircuit)
         if round_dir.exists():  # proven before a crash, not yet recorded: check it, keep it
-            outcome = verify_chunked_round(round_dir) if chunked else verify_round(round_dir)
+            outcome = self.round.verify(round_dir)
         else:
             signed = [
                 signed_record(
@@ -214,29 +193,19 @@ class Aggregator:
                 for u in updates
             ]
             sources = [u.path for u in updates]
-            if chunked:  # a killed prover's proven chunks are kept in round_dir's .partial twin
-                outcome = prove_chunked_round(
-                    self.quantized_updates(epoch),
-                    self.circuit,
-                    round_dir,
-                    signed=signed,
-                    sources=sources,
-                    chunk_stats=stats,
-                )
-            else:
-                outcome = prove_round(
-                    self.quantized_updates(epoch), self.circuit, round_dir, sources=sources, stats=stats, signed=signed
-                )
+            outcome = self.round.prove(
+                self.quantized_updates(epoch), round_dir, signed=signed, sources=sources, stats=stats
+            )
         if outcome.update_commitments != [u.commitment for u in updates]:
             raise ProofError(f"epoch {epoch}: the proof's commitments differ from the clients' signed commitments")
-        prove_seconds = proving_seconds(stats, chunked)
+        prove_seconds = self.round.proving_seconds(stats)
         self.store.record_proven(epoch, round_dir, prove_seconds, outcome.scores, outcome.selected)
 
     # --- submitted ------------------------------------------------------------------------
     def submit(self, epoch: int) -> None:
         """Submit the proven round unless the chain already has it (sent before a crash)."""
         landed = self._round_event(epoch)
-        staging_gas = 0  # a chunked round's staging transactions sent by this call (none if it landed before)
+        staging_gas = 0  # the staging transactions this call sent (none if the round landed before)
         if landed is None:
             state = self.protocol.task(self.task_id)
             if state.epochs_run != epoch - 1:
@@ -245,7 +214,7 @@ class Aggregator:
                     f"the store at epoch {epoch}; they belong to different runs"
                 )
             round_dir = self.store.resolve(self.store.epoch(epoch)["round_dir"])
-            _, staging_gas = send_round(self.protocol, self.account, self.task_id, epoch, round_dir)
+            _, staging_gas = send_round(self.protocol, self.account, self.task_id, epoch, round_dir, self.round)
             landed = self._round_event(epoch)
         event, receipt = landed
         slashed = self.protocol.events_in(receipt, "ClientSlashed")
@@ -254,7 +223,7 @@ class Aggregator:
             epoch,
             to_hex(receipt["transactionHash"]),
             receipt["gasUsed"] + staging_gas,
-            [i for i in range(self.circuit.n) if flagged_mask >> i & 1],
+            [i for i in range(self.params.n) if flagged_mask >> i & 1],
             sorted(self.clients.index(e["args"]["client"]) for e in slashed),
         )
 
@@ -270,10 +239,10 @@ class Aggregator:
     def finalize(self, epoch: int, model_after: Path, accuracy_of) -> None:
         """Store the next global model (the proven aggregate over m) with its accuracy."""
         record = self.store.epoch(epoch)
-        result = krum_round(self.quantized_updates(epoch), self.circuit.params)
+        result = krum_round(self.quantized_updates(epoch), self.params)
         if result.selected != record["selected"]:
             raise StakeLearnError(f"epoch {epoch}: the stored updates no longer give the proven selection")
-        updated = next_global(result.total, self.circuit.params.weight, self.fixed_point)
+        updated = next_global(result.total, self.params.weight, self.fixed_point)
         save_array(model_after, updated)
         self.store.record_finalized(epoch, model_after, accuracy_of(updated))
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stakelearn.circuits.krum import RULES, tag_update
+from stakelearn.circuits.krum import RULES
 from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import export_onnx
 from stakelearn.models.quantize import FixedPoint, quantize
@@ -20,24 +20,14 @@ from stakelearn.pipeline.contracts.types import TaskParams
 from stakelearn.pipeline.federation.task import TASK_FIXED_POINT, TaskConfig
 from stakelearn.pipeline.node.run_folder import task_circuits
 from stakelearn.pipeline.node.signer import SlashingProtection
-from stakelearn.prover.chunked import ChunkCircuit, chained_commitment, combine_circuit_for, update_chunk_commitments
 from stakelearn.prover.circuit import PreparedCircuit, prepare
-from stakelearn.prover.commitments import commit
+from stakelearn.prover.rounds import Round, round_for
 
 
 def quantized_model(model: Path, fixed_point: FixedPoint) -> np.ndarray:
     """A client's ONNX model as the round circuit takes it: its parameters, quantized. Client
     and aggregator both derive it this way, so they agree to the bit."""
     return quantize(load_update(model), fixed_point)
-
-
-def update_commitment(update: np.ndarray, slot: int, prepared: PreparedCircuit) -> bytes:
-    """The commitment a client signs for its quantized update in its slot: the KZG commitment
-    the round proof will carry, or for a task proven in chunks (``prepared`` is its chunk
-    circuit) the chain of its chunk commitments."""
-    if isinstance(prepared.circuit, ChunkCircuit):
-        return chained_commitment(update_chunk_commitments(update, slot, prepared))
-    return commit(tag_update(update, slot), prepared.vk, prepared.settings, prepared.srs.path)
 
 
 @dataclass(frozen=True)
@@ -57,7 +47,7 @@ class Client:
     def submit(
         self,
         protocol: Protocol,
-        prepared: PreparedCircuit,
+        round_: Round,
         task_id: int,
         epoch: int,
         trained: np.ndarray,
@@ -71,7 +61,7 @@ class Client:
         export_onnx(trained, hidden, staging)
         write_bytes_atomic(path, staging.read_bytes())
         staging.unlink()
-        commitment = update_commitment(quantized_model(path, fixed_point), self.index, prepared)
+        commitment = round_.update_commitment(quantized_model(path, fixed_point), self.index)
         signature = protocol.sign_update(self.account, task_id, epoch, commitment)
         return SignedUpdate(self.index, self.account.address, path, commitment, signature)
 
@@ -80,7 +70,7 @@ def sign_update_commitment(
     account,
     update: np.ndarray,
     slot: int,
-    prepared: PreparedCircuit,
+    round_: Round,
     chain_id: int,
     contract: str,
     task_id: int,
@@ -90,7 +80,7 @@ def sign_update_commitment(
     """``stakelearn commit``: the client's commitment for (chain, contract, task, epoch), signed
     once: ``protection`` refuses a second commitment for the same epoch, which the protocol
     slashes as equivocation, and gives the same signature again for the same one."""
-    commitment = UpdateCommitment(chain_id, contract, task_id, epoch, update_commitment(update, slot, prepared))
+    commitment = UpdateCommitment(chain_id, contract, task_id, epoch, round_.update_commitment(update, slot))
     key = (chain_id, contract, account.address, task_id, epoch)
     return commitment, protection.sign_once(key, commitment.commitment, lambda: commitment.sign(account))
 
@@ -119,10 +109,9 @@ class TaskCircuitOptions:
     ceremony_srs: Path | None = None
 
 
-def task_verifier_circuits(params: TaskParams, options: TaskCircuitOptions) -> tuple:
-    """This client's own prepared circuits for the task ``params`` describes, as
-    ``check_task_verifiers`` takes them: the round circuit (or the chunk and combine circuits)
-    and the accuracy circuit."""
+def task_round(params: TaskParams, options: TaskCircuitOptions) -> tuple[Round, PreparedCircuit]:
+    """This client's own round and prepared accuracy circuit for the task ``params`` describes,
+    as ``check_task_verifiers`` takes them."""
     config = TaskConfig(
         clients=params.n,
         byzantine=params.f,
@@ -137,10 +126,7 @@ def task_verifier_circuits(params: TaskParams, options: TaskCircuitOptions) -> t
     )
     round_circuit, accuracy_circuit = task_circuits(config, options.inner_cols)
     srs = options.ceremony_srs
-    prepared = prepare(round_circuit, srs)
-    if isinstance(round_circuit, ChunkCircuit):
-        prepared = prepared, prepare(combine_circuit_for(round_circuit, config.dimension), srs)
-    return prepared, prepare(accuracy_circuit, srs)
+    return round_for(round_circuit, config.dimension, srs), prepare(accuracy_circuit, srs)
 
 
 def enroll(protocol: Protocol, account, task_id: int, options: TaskCircuitOptions | None = None) -> TaskParams:
@@ -153,6 +139,6 @@ def enroll(protocol: Protocol, account, task_id: int, options: TaskCircuitOption
     if options is None:
         check_verifiers_approved(protocol, task_id, params)
     else:
-        check_task_verifiers(protocol, task_id, *task_verifier_circuits(params, options))
+        check_task_verifiers(protocol, task_id, *task_round(params, options))
     protocol.execute(account, "enroll", task_id)
     return params

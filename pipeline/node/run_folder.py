@@ -25,8 +25,9 @@ from stakelearn.models.digits import LocalTraining
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.federation.task import TaskConfig
 from stakelearn.prover.accuracy import AccuracyCircuit, paired_chunked_circuits, paired_circuits
-from stakelearn.prover.chunked import ChunkCircuit, combine_circuit_for
+from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, prepare
+from stakelearn.prover.rounds import Round, round_for
 
 RUN_FILE = "run.json"
 STORE_FILE = "store.sqlite"
@@ -89,21 +90,12 @@ def run_circuits(run: dict) -> tuple[RoundCircuit | ChunkCircuit, AccuracyCircui
     return task_circuits(config_from_json(run["config"]), run["inner_cols"])
 
 
-def prepared_run_circuits(run: dict) -> tuple:
-    """The run's prepared circuits as its task's verifiers pin them (round_verifier_circuits),
-    and its accuracy circuit: what check_task_verifiers and the audit take."""
+def run_round(run: dict) -> tuple[Round, PreparedCircuit]:
+    """The round of the run that ``run.json`` describes, over the run's circuits (as its task's
+    verifiers pin them), and its prepared accuracy circuit: what check_task_verifiers and the
+    audit take."""
     round_circuit, accuracy_circuit = run_circuits(run)
-    d = config_from_json(run["config"]).dimension
-    return round_verifier_circuits(prepare(round_circuit), d), prepare(accuracy_circuit)
-
-
-def round_verifier_circuits(prepared: PreparedCircuit, d: int) -> PreparedCircuit | tuple:
-    """What a task's round verifier pins, as deploy_protocol and check_task_verifiers take it:
-    the round circuit, or for rounds of ``d`` coordinates proven in chunks the chunk circuit and
-    the combine circuit."""
-    if isinstance(prepared.circuit, ChunkCircuit):
-        return prepared, prepare(combine_circuit_for(prepared.circuit, d))
-    return prepared
+    return round_for(round_circuit, config_from_json(run["config"]).dimension), prepare(accuracy_circuit)
 
 
 def npz_bytes(**arrays: np.ndarray) -> bytes:

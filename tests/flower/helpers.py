@@ -113,8 +113,10 @@ def chain_task(url: str, protocol_address: str, task_id: int, prepared, fixed_po
     ``attach_protocol``), with the suite's small circuit, which no run.json describes."""
     from stakelearn.pipeline.contracts.protocol import attach_protocol
     from stakelearn.pipeline.flower.task import ProvenTask
+    from stakelearn.prover.rounds import OneProofRound
 
-    return ProvenTask(attach_protocol(Chain.rpc(url), {"protocol": protocol_address}), task_id, prepared, fixed_point)
+    protocol = attach_protocol(Chain.rpc(url), {"protocol": protocol_address})
+    return ProvenTask(protocol, task_id, OneProofRound(prepared), fixed_point)
 
 
 def train_message(content, node: int = 7):

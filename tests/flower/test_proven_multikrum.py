@@ -34,7 +34,7 @@ def world(small_circuit, proven_round, small_accuracy):
 
 @pytest.fixture
 def task(world):
-    return ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+    return ProvenTask(world.protocol, world.task_id, world.round, FIXED_POINT)
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def test_a_round_is_proven_submitted_and_returns_the_proven_mean(world, task, si
     strategy = strategy_for(task, world, tmp_path)
     arrays, metrics = strategy.aggregate_train(1, list(reversed(replies)))  # arrival order does not matter
 
-    reference = krum_round(small_updates, task.prepared.circuit.params)
+    reference = krum_round(small_updates, task.round.params)
     assert world.protocol.task(world.task_id).epochs_run == 1
     assert metrics["selected"] == reference.selected == metrics["flower-selected"]
     assert 4 in metrics["flagged"]  # the far update
@@ -76,7 +76,7 @@ def test_a_restarted_server_resumes_from_the_model_the_chain_records(world, task
     restarted = strategy_for(task, world, tmp_path)  # a new ServerApp on the same work folder
     resumed = restarted.start_model(initial)
     assert np.array_equal(resumed, to_vector(arrays))
-    assert np.array_equal(restarted.aggregate, krum_round(small_updates, task.prepared.circuit.params).total)
+    assert np.array_equal(restarted.aggregate, krum_round(small_updates, task.round.params).total)
     check_global_model(task, from_vector(resumed, layout_of(arrays)))  # what its clients will train on
 
     saved = tmp_path / "rounds" / "aggregate-epoch-001.npy"
@@ -98,7 +98,7 @@ def test_an_nnm_task_returns_the_proven_mixed_mean(
     circuit = replace(small_circuit, rule="nnm-multikrum")
     world = make_world(Chain.embedded(), prepare(circuit), proven_round, small_accuracy)
     world.task_id = world.start_task(aggregation=1)
-    task = ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+    task = ProvenTask(world.protocol, world.task_id, world.round, FIXED_POINT)
     signers = [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
     replies = [signed_reply(task, c, u, 100 + i) for i, (c, u) in enumerate(zip(signers, small_updates))]
     arrays, metrics = strategy_for(task, world, tmp_path).aggregate_train(1, replies)
@@ -119,7 +119,7 @@ def absence(absence_world, tmp_path):
     """The six-client task, whose rounds may leave one client absent: (world, task, signers)."""
     world = absence_world
     world.task_id = world.start_task()
-    task = ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+    task = ProvenTask(world.protocol, world.task_id, world.round, FIXED_POINT)
     signers = [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
     return world, task, signers
 

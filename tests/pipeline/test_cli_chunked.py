@@ -12,7 +12,7 @@ from web3.logs import DISCARD
 
 from stakelearn.circuits.krum import krum_round
 from stakelearn.pipeline.apps.audit import audit_chain
-from stakelearn.pipeline.contracts.chunked import deploy_chunked_round_verifier
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.node.aggregator import submit_round
 from stakelearn.pipeline.node.client import sign_update_commitment
@@ -20,6 +20,7 @@ from stakelearn.pipeline.node.signer import SlashingProtection
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
 from stakelearn.prover.chunked_round import CHUNKS, COMBINE, prove_chunked_round, verify_chunked_round
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.rounds import ChunkedRound
 from stakelearn.prover.steps import INPUT, PROOF
 
 from .test_cli import assert_one_line_error
@@ -115,7 +116,8 @@ def test_a_killed_prover_keeps_the_chunks_it_proved(chunked_cli_round, small_upd
 def test_a_chunked_round_folder_lands_through_submit_and_passes_the_audit(world, small_updates, tmp_path):
     chunk = prepare(ChunkCircuit(5, 1, 3, 8, 128, num_inner_cols=4))
     combine = prepare(CombineCircuit(5, 1, 3, 16, 128, num_inner_cols=4))
-    verifier = deploy_chunked_round_verifier(world.chain, chunk, combine, 16, world.protocol.round_verifier.verifier)
+    chunked = ChunkedRound(chunk, 16, combine=combine)
+    verifier = deploy_round_verifier(world.chain, chunked, world.protocol.round_verifier.verifier)
     accuracy = world.protocol.accuracy_verifier.address
     world.chain.execute(
         world.chain.payer, world.protocol.tasks, "approveVerifiers", verifier.contract.address, accuracy
@@ -125,7 +127,7 @@ def test_a_chunked_round_folder_lands_through_submit_and_passes_the_audit(world,
     signed, protection = [], SlashingProtection(tmp_path / "signed.sqlite")  # the clients' signing records
     for slot, (client, row) in enumerate(zip(world.clients, small_updates)):
         commitment, signature = sign_update_commitment(
-            client, row, slot, chunk, chain_id, contract, task_id, 1, protection
+            client, row, slot, chunked, chain_id, contract, task_id, 1, protection
         )
         signed.append(signed_record(slot, client.address, commitment, signature))
     protection.close()

@@ -95,7 +95,7 @@ def test_third_party_verifies_in_an_empty_home_without_rebuilding(signed_round, 
     assert "round verified" in result.stdout and "VKA digest 0x" in result.stdout
     assert not (home / "circuits").exists()  # no circuit compiled, no key set up
     result = run_cli("verify", signed_round["round"], "--evm", env={"STAKELEARN_HOME": str(home)})
-    assert result.returncode == 0 and "accepted the proof" in result.stdout, result.stderr
+    assert result.returncode == 0 and "accepted the round" in result.stdout, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from stakelearn.pipeline.apps.demo import PROTOCOL, run_demo
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol
 from stakelearn.pipeline.federation.task import TaskConfig
-from stakelearn.pipeline.node.run_folder import load_run, prepared_run_circuits, round_folder
-from stakelearn.prover.chunked_round import is_chunked_round, verify_chunked_round
+from stakelearn.pipeline.node.run_folder import load_run, round_folder, run_round
+from stakelearn.prover.rounds import ChunkedRound, open_round
 
 # The softmax model's 650 parameters in 3 chunks of 256; one attacker among five clients.
 CHUNKED_TASK = TaskConfig(
@@ -47,12 +47,13 @@ def test_the_demo_runs_a_task_proven_in_chunks(tmp_path, task):
     assert summary["accuracy_proof"]["target_reached"]
     for epoch in (1, 2):
         folder = round_folder(out, epoch)
-        assert is_chunked_round(folder) and verify_chunked_round(folder).chunks == -(-task.dimension // task.chunk)
+        round_ = open_round(folder)
+        assert isinstance(round_, ChunkedRound) and round_.verify(folder).chunks == -(-task.dimension // task.chunk)
     # each epoch's gas counts its staged chunk proofs (about 2 M gas each) and the round
     assert all(e["gas_used"] > 6_000_000 for e in summary["epochs"])
     run = load_run(out)
     protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
-    round_circuits, accuracy = prepared_run_circuits(run)
-    problems, rounds = audit_chain(protocol, run["task_id"], (round_circuits, accuracy))
+    round_, accuracy = run_round(run)
+    problems, rounds = audit_chain(protocol, run["task_id"], (round_, accuracy))
     assert problems == [] and [r["epoch"] for r in rounds] == [1, 2]
-    assert audit_run(out, protocol, round_circuits[0], rounds) == []
+    assert audit_run(out, protocol, round_, rounds) == []

@@ -8,17 +8,19 @@ from stakelearn.circuits.krum import krum_round
 from stakelearn.files import write_json_atomic
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verify_on_chain
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
+from stakelearn.pipeline.contracts.verifiers import verify_on_chain
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import generate_reusable_verifier
 from stakelearn.prover.round import COMMITMENTS
+from stakelearn.prover.rounds import OneProofRound
 from stakelearn.verifier_contracts.build import ROOT, artifact_json, compile_all, load_artifact
 
 
 @pytest.fixture(scope="module")
 def embedded(small_circuit):
-    return deploy_round_verifier(Chain.embedded(), prepare(small_circuit))
+    return deploy_round_verifier(Chain.embedded(), OneProofRound(prepare(small_circuit)))
 
 
 def expected_mask(updates, circuit) -> int:
@@ -87,7 +89,7 @@ def test_committed_artifacts_are_up_to_date():
 def test_verify_on_anvil_accepts_valid_and_rejects_tampered(proven_round, round_copy, small_circuit, small_updates):
     prepared = prepare(small_circuit)
     with running_anvil() as node:
-        deployed = deploy_round_verifier(Chain.rpc(node.url), prepared)
+        deployed = deploy_round_verifier(Chain.rpc(node.url), OneProofRound(prepared))
         good = verify_on_chain(deployed, proven_round / steps.PROOF, prepared.vka, signed_commitments(proven_round))
         proof = json.loads((round_copy / steps.PROOF).read_text())
         proof["proof"][len(proof["proof"]) // 2] ^= 1

@@ -9,10 +9,12 @@ import pytest
 from stakelearn.circuits.krum import KrumParams, krum_round
 from stakelearn.files import write_json_atomic
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verify_on_chain, verify_round_on_chain
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier, verify_round_on_chain
+from stakelearn.pipeline.contracts.verifiers import verify_on_chain
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, circuit_of, load_round, prove_round, verify_round
+from stakelearn.prover.rounds import OneProofRound
 
 from ..conftest import SMALL
 
@@ -45,13 +47,13 @@ def test_nnm_round_is_proven_and_verified_from_its_folder(nnm_round, small_updat
 def test_nnm_round_verifies_on_the_evm_and_its_verifier_names_the_rule(nnm_round):
     result = verify_round_on_chain(nnm_round, Chain.embedded())
     assert result.ok, result.reason
-    deployed = deploy_round_verifier(Chain.embedded(), prepare(NNM_CIRCUIT))
+    deployed = deploy_round_verifier(Chain.embedded(), OneProofRound(prepare(NNM_CIRCUIT)))
     assert deployed.contract.functions.aggregation().call() == NNM_CIRCUIT.params.rule_id == 1
 
 
 def test_a_multikrum_proof_does_not_pass_the_nnm_verifier(proven_round, small_circuit):
     """Same shape, same outputs layout: the pinned VKA tells the rules apart."""
-    deployed = deploy_round_verifier(Chain.embedded(), prepare(NNM_CIRCUIT))
+    deployed = deploy_round_verifier(Chain.embedded(), OneProofRound(prepare(NNM_CIRCUIT)))
     result = verify_on_chain(
         deployed, proven_round / steps.PROOF, prepare(small_circuit).vka, commitments_of(proven_round)
     )
@@ -59,7 +61,7 @@ def test_a_multikrum_proof_does_not_pass_the_nnm_verifier(proven_round, small_ci
 
 
 def test_nnm_round_rejects_a_tampered_proof_and_a_swapped_aggregate(nnm_round, proven_round, tmp_path):
-    deployed = deploy_round_verifier(Chain.embedded(), prepare(NNM_CIRCUIT))
+    deployed = deploy_round_verifier(Chain.embedded(), OneProofRound(prepare(NNM_CIRCUIT)))
     vka = prepare(NNM_CIRCUIT).vka
     proof = json.loads((nnm_round / steps.PROOF).read_text())
     proof["proof"][len(proof["proof"]) // 2] ^= 1

@@ -22,8 +22,8 @@ from stakelearn.circuits.accuracy import MODEL_LENGTH, correct_count
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.chunked import deploy_chunked_round_verifier
 from stakelearn.pipeline.contracts.protocol import check_task_verifiers, evaluation_commitment
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
 from stakelearn.pipeline.contracts.signing import signed_record
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier, verify_accuracy_on_chain
@@ -42,6 +42,7 @@ from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit, chained_comm
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.commitments import proof_commitments
+from stakelearn.prover.rounds import ChunkedRound
 from stakelearn.prover.steps import PROOF
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -95,7 +96,8 @@ def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates,
     chunk, accuracy = prepare(chunk_circuit), prepare(accuracy_circuit)
     combine = prepare(CombineCircuit(N, F, M, MODEL_LENGTH, MAX_INT))
     reusable, tasks = world.protocol.round_verifier.verifier, world.protocol.tasks
-    round_verifier = deploy_chunked_round_verifier(world.chain, chunk, combine, MODEL_LENGTH, reusable)
+    chunked = ChunkedRound(chunk, MODEL_LENGTH, combine=combine)
+    round_verifier = deploy_round_verifier(world.chain, chunked, reusable)
     accuracy_verifier = deploy_accuracy_verifier(world.chain, accuracy, reusable)
     pair = (round_verifier.contract.address, accuracy_verifier.address)
     world.chain.execute(world.chain.payer, tasks, "approveVerifiers", *pair)
@@ -110,13 +112,13 @@ def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates,
         world.requester, tasks, "createTask", params.as_abi(), value=world.protocol.config.base_fee_wei + params.escrow
     )
     task_id = tasks.functions.taskCount().call()
-    check_task_verifiers(world.protocol, task_id, (chunk, combine), accuracy)  # each client, before it enrolls
+    check_task_verifiers(world.protocol, task_id, chunked, accuracy)  # each client, before it enrolls
     signed = []
     protection = SlashingProtection(tmp_path_factory.mktemp("signers") / "protection.sqlite")
     for slot, (client, row) in enumerate(zip(world.clients, updates)):
         world.send(client, tasks, "enroll", task_id)
         commitment, signature = sign_update_commitment(
-            client, row, slot, chunk, world.chain.chain_id, tasks.address, task_id, 1, protection
+            client, row, slot, chunked, world.chain.chain_id, tasks.address, task_id, 1, protection
         )
         signed.append(signed_record(slot, client.address, commitment, signature))
     folder = tmp_path_factory.mktemp("chunked-task")
@@ -200,6 +202,8 @@ def test_a_client_with_other_circuits_refuses_to_enroll(task):
     client expecting one-proof rounds, or the accuracy of a model taken whole, does not enroll."""
     world = task.world
     with pytest.raises(StakeLearnError, match="round verifier .* not the protocol's RoundVerifier"):
-        check_task_verifiers(world.protocol, task.task_id, world.prepared, task.accuracy)
+        check_task_verifiers(world.protocol, task.task_id, world.round, task.accuracy)
     with pytest.raises(StakeLearnError, match="accuracy verifier .* not the protocol's AccuracyVerifier"):
-        check_task_verifiers(world.protocol, task.task_id, (task.chunk, task.combine), world.accuracy)
+        check_task_verifiers(
+            world.protocol, task.task_id, ChunkedRound(task.chunk, MODEL_LENGTH, combine=task.combine), world.accuracy
+        )

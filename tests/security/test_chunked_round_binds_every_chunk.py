@@ -17,12 +17,12 @@ from stakelearn.pipeline.contracts.chunked import (
     ChunkCall,
     Progress,
     chunk_calls,
-    deploy_chunked_round_verifier,
     progress_after,
     round_session,
     stage_chunks,
 )
 from stakelearn.pipeline.contracts.protocol import new_account, round_args
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
 from stakelearn.pipeline.contracts.types import ETHER
 from stakelearn.prover import steps
 from stakelearn.prover.chunked import (
@@ -36,6 +36,7 @@ from stakelearn.prover.chunked import (
 )
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import vka_words
+from stakelearn.prover.rounds import ChunkedRound
 
 N, F, M, D, C, MAX_INT = 6, 1, 3, 20, 8, 128  # six clients: a round may leave one absent
 CHUNKS = 3
@@ -145,8 +146,8 @@ class Deployment:
 @pytest.fixture
 def deployment(absence_world, circuits):
     world, (chunk, combine) = absence_world, circuits
-    verifier = deploy_chunked_round_verifier(
-        world.chain, chunk, combine, D, world.protocol.round_verifier.verifier
+    verifier = deploy_round_verifier(
+        world.chain, ChunkedRound(chunk, D, combine=combine), world.protocol.round_verifier.verifier
     ).contract
     accuracy = world.protocol.accuracy_verifier.address
     world.chain.execute(world.chain.payer, world.protocol.tasks, "approveVerifiers", verifier.address, accuracy)

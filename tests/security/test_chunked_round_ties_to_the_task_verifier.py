@@ -19,15 +19,12 @@ from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.chunked import (
-    check_with_task_chunked_verifier,
-    chunk_calls,
-    deploy_chunked_round_verifier,
-    stage_chunks,
-)
+from stakelearn.pipeline.contracts.chunked import chunk_calls, stage_chunks
+from stakelearn.pipeline.contracts.round_on_chain import check_with_task_verifier, deploy_round_verifier
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
 from stakelearn.prover.chunked_round import CHUNKS, chunk_proof_folders, prove_chunked_round
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.rounds import ChunkedRound
 from stakelearn.prover.steps import PROOF
 
 from ..pipeline.test_cli_third_party import run_cli
@@ -61,29 +58,29 @@ def test_a_chunked_folder_checks_against_the_task_verifier_before_and_after_stag
     chunked_round, circuits, small_updates
 ):
     chain = Chain.embedded()
-    deployed = deploy_chunked_round_verifier(chain, *circuits, D)
+    deployed = deploy_round_verifier(chain, ChunkedRound(circuits[0], D, combine=circuits[1]))
     address = deployed.contract.address
-    check = check_with_task_chunked_verifier(chain, address, chunked_round)
-    assert (check.chunks, check.selected_mask) == (2, expected_mask(small_updates))
-    assert check.combine_by == "the pinned reusable verifier"  # nothing staged yet, nothing sent by the check
+    check = check_with_task_verifier(chain, address, chunked_round)
+    assert (check.staged, check.selected_mask) == (2, expected_mask(small_updates))
+    assert check.submitted_by == "the pinned reusable verifier"  # nothing staged yet, nothing sent by the check
     assert deployed.contract.functions.progressHash(chain.payer_address, bytes(32)).call() == bytes(32)
     calls = chunk_calls(chunk_proof_folders(chunked_round, 2), circuits[0].vka)
     stage_chunks(chain, chain.require_payer(), deployed.contract, bytes(32), calls, circuits[0].vka, 4)
-    check = check_with_task_chunked_verifier(chain, address, chunked_round)
-    assert check.combine_by == "verifyRound" and check.selected_mask == expected_mask(small_updates)
+    check = check_with_task_verifier(chain, address, chunked_round)
+    assert check.submitted_by == "verifyRound" and check.selected_mask == expected_mask(small_updates)
 
 
 def test_a_folder_of_other_circuits_is_refused(chunked_round, circuits):
     chain = Chain.embedded()
     other_combine = prepare(CombineCircuit(N, F, M, 20, MAX_INT, num_inner_cols=4))  # rounds of d = 20
-    deployed = deploy_chunked_round_verifier(chain, circuits[0], other_combine, 20)
+    deployed = deploy_round_verifier(chain, ChunkedRound(circuits[0], 20, combine=other_combine))
     with pytest.raises(StakeLearnError, match=FOREIGN):
-        check_with_task_chunked_verifier(chain, deployed.contract.address, chunked_round)
+        check_with_task_verifier(chain, deployed.contract.address, chunked_round)
 
 
 def test_a_chunk_proof_the_verifier_rejects_is_refused(chunked_round, circuits, tmp_path):
     chain = Chain.embedded()
-    deployed = deploy_chunked_round_verifier(chain, *circuits, D)
+    deployed = deploy_round_verifier(chain, ChunkedRound(circuits[0], D, combine=circuits[1]))
     copy = tmp_path / "round"
     shutil.copytree(chunked_round, copy)
     path = copy / CHUNKS / "chunk-00001" / PROOF
@@ -91,16 +88,16 @@ def test_a_chunk_proof_the_verifier_rejects_is_refused(chunked_round, circuits, 
     proof["proof"][len(proof["proof"]) // 2] ^= 1  # past the commitments
     path.write_text(json.dumps(proof))
     with pytest.raises(StakeLearnError, match="rejects chunk 1: ChunkedRoundVerifier__ChunkRejected"):
-        check_with_task_chunked_verifier(chain, deployed.contract.address, copy)
+        check_with_task_verifier(chain, deployed.contract.address, copy)
 
 
 @pytest.mark.anvil
 def test_verify_cli_ties_a_chunked_folder_to_the_task_verifier_on_a_node(chunked_round, circuits, tmp_path):
     with running_anvil() as node:
         chain = Chain.rpc(node.url)
-        task_verifier = deploy_chunked_round_verifier(chain, *circuits, D).contract.address
+        task_verifier = deploy_round_verifier(chain, ChunkedRound(circuits[0], D, combine=circuits[1])).contract.address
         other_combine = prepare(CombineCircuit(N, F, M, 20, MAX_INT, num_inner_cols=4))
-        foreign = deploy_chunked_round_verifier(chain, circuits[0], other_combine, 20).contract.address
+        foreign = deploy_round_verifier(chain, ChunkedRound(circuits[0], 20, combine=other_combine)).contract.address
         nonce = chain.w3.eth.get_transaction_count(chain.payer_address)
         home = {"STAKELEARN_HOME": str(tmp_path / "empty-home")}  # a third party: nothing built, nothing cached
         result = run_cli("verify", chunked_round, "--rpc-url", node.url, "--verifier", task_verifier, env=home)
@@ -118,7 +115,9 @@ def test_verify_cli_ties_a_chunked_folder_to_the_task_verifier_on_a_node(chunked
 
 def test_an_address_that_is_no_chunked_round_verifier_is_refused(chunked_round, circuits):
     chain = Chain.embedded()
-    reusable = deploy_chunked_round_verifier(chain, *circuits, D).verifier  # ezkl's verifier: no pins
+    reusable = deploy_round_verifier(
+        chain, ChunkedRound(circuits[0], D, combine=circuits[1])
+    ).verifier  # ezkl's verifier: no pins
     for address in (reusable, chain.payer_address):  # a contract of another kind, an account without code
         with pytest.raises(StakeLearnError, match=f"{address} is not a ChunkedRoundVerifier"):
-            check_with_task_chunked_verifier(chain, address, chunked_round)
+            check_with_task_verifier(chain, address, chunked_round)

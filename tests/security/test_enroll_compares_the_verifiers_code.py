@@ -17,9 +17,9 @@ from eth_account import Account
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.chunked import deploy_chunked_round_verifier
+from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier
-from stakelearn.pipeline.node.client import TaskCircuitOptions, task_verifier_circuits
+from stakelearn.pipeline.node.client import TaskCircuitOptions, task_round
 from stakelearn.prover.circuit import prepare
 
 from ..pipeline.test_cli_third_party import run_cli
@@ -33,9 +33,9 @@ def post_demo_task(world) -> int:
     """A task as `demo --chunk 256` posts it, on verifiers deployed for its own circuits."""
     params = replace(world.params(epochs=1), evaluation_size=SAMPLES)
     options = TaskCircuitOptions(fixed_point=FixedPoint(scale_bits=7, clip=1.0), chunk=256)
-    (chunk, combine), accuracy = task_verifier_circuits(params, options)
+    round_, accuracy = task_round(params, options)
     reusable, tasks = world.protocol.round_verifier.verifier, world.protocol.tasks
-    round_verifier = deploy_chunked_round_verifier(world.chain, chunk, combine, combine.circuit.d, reusable)
+    round_verifier = deploy_round_verifier(world.chain, round_, reusable)
     accuracy_verifier = deploy_accuracy_verifier(world.chain, accuracy, reusable, SAMPLES)
     pair = (round_verifier.contract.address, accuracy_verifier.address)
     world.chain.execute(world.chain.payer, tasks, "approveVerifiers", *pair)

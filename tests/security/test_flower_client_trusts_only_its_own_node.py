@@ -41,7 +41,7 @@ def forged_node(world):
     addresses), the same clients enrolled in task 1, and epoch 1 landed, which the real chain
     has not seen."""
     chain = Chain.embedded()
-    protocol = deploy_protocol(chain, world.prepared, world.accuracy, world.protocol.config)
+    protocol = deploy_protocol(chain, world.round, world.accuracy, world.protocol.config)
     assert (chain.chain_id, protocol.tasks.address) == (world.chain.chain_id, world.protocol.tasks.address)
     forged = replace(world, protocol=protocol, gas={})
     for account in [forged.requester, *forged.clients]:

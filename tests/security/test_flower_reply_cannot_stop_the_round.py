@@ -47,7 +47,7 @@ def test_a_malformed_reply_is_refused_and_the_round_is_submitted(
 ):
     world = absence_world
     world.task_id = world.start_task()
-    task = ProvenTask(world.protocol, world.task_id, world.prepared, FIXED_POINT)
+    task = ProvenTask(world.protocol, world.task_id, world.round, FIXED_POINT)
     signers = [Signer(world.protocol, c, tmp_path / f"signer-{i}.sqlite") for i, c in enumerate(world.clients)]
     replies = [signed_reply(task, s, u, 100 + i) for i, (s, u) in enumerate(zip(signers, absence_updates))]
     alter, reason = VARIANTS[variant]

@@ -187,7 +187,7 @@ def test_audit_reports_the_skipped_client_and_the_flagged_one(world, absent_roun
         world.travel_to(tasks.functions.commitDeadline(task_id).call() + 1)
         world.send(world.clients[0], tasks, "submitRound", absent_round_args(world, task_id, epoch, previous))
         previous = world.protocol.task(task_id).global_model
-    problems, rounds = audit_chain(world.protocol, task_id, (world.prepared, world.accuracy))
+    problems, rounds = audit_chain(world.protocol, task_id, (world.round, world.accuracy))
     assert problems == []
     assert [r["absent"] for r in rounds] == [[4], [4]]
     assert all(4 not in r["flagged"] for r in rounds)

@@ -113,18 +113,18 @@ def test_clients_and_audit_refuse_rogue_verifiers_even_if_approved(world, rogue_
     assert create(world, pair) is None
     task_id = world.create_task(verifiers=pair)
     with pytest.raises(StakeLearnError, match="round verifier .* is not the protocol's RoundVerifier"):
-        check_task_verifiers(world.protocol, task_id, world.prepared, world.accuracy)
-    problems, _ = audit_chain(world.protocol, task_id, (world.prepared, world.accuracy))
+        check_task_verifiers(world.protocol, task_id, world.round, world.accuracy)
+    problems, _ = audit_chain(world.protocol, task_id, (world.round, world.accuracy))
     assert any("not the protocol's RoundVerifier" in p for p in problems)
 
 
 def test_clients_accept_the_protocols_verifiers(world):
     task_id = world.create_task()
-    check_task_verifiers(world.protocol, task_id, world.prepared, world.accuracy)  # raises if not
+    check_task_verifiers(world.protocol, task_id, world.round, world.accuracy)  # raises if not
 
 
 def test_client_with_another_circuit_refuses(world, proven_round):
     """The right contracts, but pinned to a circuit the client does not commit with."""
     task_id = world.create_task()
     with pytest.raises(StakeLearnError, match="accuracy verifier"):
-        check_task_verifiers(world.protocol, task_id, world.prepared, world.prepared)
+        check_task_verifiers(world.protocol, task_id, world.round, world.prepared)

@@ -12,6 +12,7 @@ from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, 
 from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
+from stakelearn.prover.rounds import OneProofRound
 
 FEE = 10**17
 EPOCHS = 3
@@ -40,6 +41,12 @@ class World:
     commitments: list  # the session round's commitments: n updates then the aggregate
     proof_json: object
     accuracy: object = None  # the prepared accuracy circuit the deployment's AccuracyVerifier pins
+
+    @property
+    def round(self) -> OneProofRound:
+        """The deployment's round: one proof by ``prepared``."""
+        return OneProofRound(self.prepared)
+
     task_id: int = 0
     gas: dict = field(default_factory=dict)
 
@@ -162,7 +169,7 @@ def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE) 
     config = ProtocolConfig(
         stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy, periods=PERIODS
     )
-    protocol = deploy_protocol(chain, prepared, accuracy, config)
+    protocol = deploy_protocol(chain, OneProofRound(prepared), accuracy, config)
     commitments = json.loads((proven_round / COMMITMENTS).read_text())
     world = World(
         protocol=protocol,
