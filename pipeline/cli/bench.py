@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.apps.bench import run_bench
-from stakelearn.pipeline.apps.chunked_bench import DEFAULT_WORKERS, run_chunked_bench
 from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION
+from stakelearn.pipeline.experiments.bench.chunked import DEFAULT_WORKERS, run_chunked_bench
+from stakelearn.pipeline.experiments.bench.harness import Outcome
+from stakelearn.pipeline.experiments.bench.round import run_bench
 
 # The options that go with --profile chunked only.
 CHUNKED_ONLY = ("d", "shapes", "per_transaction", "workers", "chain", "work")
@@ -118,25 +119,34 @@ def default_out(profile: str) -> Path:
 def run(args: argparse.Namespace) -> int:
     args.out = args.out or default_out(args.profile)
     if args.profile == "chunked":
-        rows = _run_chunked(args)
+        outcome = _run_chunked(args)
+        as_json = outcome.results  # --json: the whole results.json, as before
     elif any(getattr(args, name) is not None for name in CHUNKED_ONLY):
         raise InputError("--d, --shapes, --per-transaction, --workers, --chain and --work go with --profile chunked")
     else:
-        rows = run_bench(profile="quick" if args.quick else args.profile, out=args.out, limit_s=args.limit)
-        if args.json:
-            print(json.dumps(rows, indent=2))
-    return 0 if all(row["status"] == "ok" for row in rows) or not args.quick else 1
+        profile = "quick" if args.quick else args.profile
+        outcome = run_bench(profile=profile, out=args.out, limit_s=args.limit, show=_show)
+        as_json = outcome.rows  # --json: the points
+    print(outcome.report)
+    if args.json:
+        print(json.dumps(as_json, indent=2))
+    return 0 if all(row["status"] == "ok" for row in outcome.rows) or not args.quick else 1
 
 
-def _run_chunked(args: argparse.Namespace) -> list[dict]:
-    """Measure --profile chunked; return its rows (shapes, then points)."""
+def _show(line: str) -> None:
+    """A finished job's row of the table, on stdout as it comes."""
+    print(line, flush=True)
+
+
+def _run_chunked(args: argparse.Namespace) -> Outcome:
+    """Measure --profile chunked (its rows: the shapes, then the points)."""
     per_transaction = CHUNKS_PER_TRANSACTION if args.per_transaction is None else args.per_transaction
     workers = DEFAULT_WORKERS if args.workers is None else args.workers
     if per_transaction < 1 or workers < 1 or any(d < 1 for d in args.d or []):
         raise InputError("--d, --per-transaction and --workers must be >= 1")
     if any(len(shape) != 2 or min(shape) < 1 for shape in args.shapes or []):
         raise InputError("--shapes takes N x C with both >= 1, e.g. 16x128")
-    results = run_chunked_bench(
+    return run_chunked_bench(
         args.out,
         quick=args.quick,
         d_values=args.d,
@@ -146,7 +156,5 @@ def _run_chunked(args: argparse.Namespace) -> list[dict]:
         shapes_wanted=args.shapes,
         chain_kind=args.chain or "embedded",
         work=args.work,
+        show=_show,
     )
-    if args.json:
-        print(json.dumps(results, indent=2))
-    return results["shapes"] + results["points"]

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from stakelearn.pipeline.apps.chunked_bench import extrapolate, extrapolations, point_figures
 from stakelearn.pipeline.cli import main
+from stakelearn.pipeline.experiments.bench.extrapolation import extrapolate, extrapolations, point_figures
 
 
 @pytest.mark.slow  # 72 s; the chunked profile's quick run below keeps the command's plumbing in CI
