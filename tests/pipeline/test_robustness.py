@@ -3,6 +3,7 @@ ratio chosen on some seeds and judged on others, the statistics of the judgement
 checkable by hand, and the command on a small grid."""
 
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -10,25 +11,15 @@ import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.apps.robustness import (
-    CLEAN,
-    Cell,
-    RunResult,
-    analyse,
-    choose_outlier_bps,
-    epochs_to_flag_all,
-    flags_at,
-    movement,
-    run_flags,
-    run_robustness,
-    seed_sets,
-    simulate,
-    upper_bound,
-)
+from stakelearn.pipeline.experiments.robustness.report import report_text
+from stakelearn.pipeline.experiments.robustness.run import PLOT, run_robustness
+from stakelearn.pipeline.experiments.robustness.simulation import CLEAN, Cell, RunResult, movement, simulate
+from stakelearn.pipeline.experiments.robustness.statistics import epochs_to_flag_all, flags_at, run_flags, upper_bound
+from stakelearn.pipeline.experiments.robustness.sweep import analyse, choose_outlier_bps, seed_sets
 from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.pipeline.federation.task import TaskConfig
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "robustness.json"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROW_FIELDS = {
     "split",
     "alpha",
@@ -190,7 +181,8 @@ def test_seed_sets_refuse_a_seed_in_both_in_one_line():
     assert "\n" not in str(error.value)
 
 
-def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
+def test_run_robustness_writes_results_for_every_cell(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="stakelearn")
     analysis = run_robustness(
         out=tmp_path,
         byzantine=(0, 3),
@@ -224,8 +216,9 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
     assert "Honest clients slashed: 0, by construction" in report
     assert "| iid | 3 | noise |" in report and "judged on seeds 1 (held out)" in report
     assert "{" not in report.replace("{0, 3}", "").replace("{0.5}", "")  # every placeholder filled
+    assert "$" not in report and "![robustness](robustness.png)" in report
     assert (tmp_path / "robustness.png").stat().st_size > 0
-    assert capsys.readouterr().err.count("robustness: [") == 2 * len(rows)  # one progress line per run
+    assert caplog.text.count("robustness: [") == 2 * len(rows)  # one progress line per run
 
 
 @pytest.mark.parametrize(
@@ -249,4 +242,13 @@ def test_run_robustness_rejects_bad_input_in_one_line(tmp_path, options, message
 
 def test_default_outlier_bps_is_the_one_the_choosing_seeds_chose():
     """The contracts' default flag ratio (deployments take PenaltyPolicy()) is the experiment's evidence."""
-    assert PenaltyPolicy().outlier_bps == json.loads(DOCS.read_text())["choice"]["chosen_outlier_bps"]
+    stored = json.loads((DOCS / "robustness.json").read_text())
+    assert PenaltyPolicy().outlier_bps == stored["choice"]["chosen_outlier_bps"]
+
+
+def test_the_committed_report_is_its_stored_results_written_out():
+    """docs/robustness.md is what the code writes from docs/results/robustness.json: no figure
+    edited by hand, no prose the code no longer writes."""
+    stored = json.loads((DOCS / "robustness.json").read_text())
+    settings = stored.pop("settings")
+    assert report_text(settings, stored, PLOT.as_posix()) == (DOCS / "robustness.md").read_text()
