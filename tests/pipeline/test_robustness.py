@@ -175,7 +175,7 @@ def test_the_ratio_chosen_on_one_seed_is_judged_on_another():
 
 
 def test_seed_sets_refuse_a_seed_in_both_in_one_line():
-    assert seed_sets((0, 1, 1), (2,)) == ((0, 1), (2,))
+    assert seed_sets((0, 1), (2,)) == ((0, 1), (2,))
     with pytest.raises(InputError, match=r"both choosing and judging the flag ratio \(1, 3\)") as error:
         seed_sets((0, 1, 3), (1, 2, 3))
     assert "\n" not in str(error.value)
@@ -229,6 +229,9 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, caplog):
         ({"attacks": ("poison",)}, "unknown attack 'poison'"),
         ({"choosing_seeds": ()}, "at least one --choosing-seeds value"),
         ({"choosing_seeds": (0, 5), "judging_seeds": (5, 6)}, r"both choosing and judging the flag ratio \(5\)"),
+        ({"choosing_seeds": (0, 1, 1)}, "each --choosing-seeds value once; repeated: 1"),
+        ({"attacks": ("noise", "ipm", "noise")}, "each --attacks value once; repeated: noise"),
+        ({"byzantine": (3, 3)}, "each --byzantine value once; repeated: 3"),
         ({"candidates": (5_000,)}, "candidate flag ratios in 10000"),
         ({"workers": 0}, "--workers >= 1"),
     ],

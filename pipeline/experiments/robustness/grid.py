@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from stakelearn.circuits.krum import RULES
@@ -28,6 +29,15 @@ Run = tuple[Cell, int, TaskConfig]
 Results = dict[tuple[Cell, int], RunResult]  # in grid order
 
 
+def distinct(name: str, values: tuple) -> tuple:
+    """``values`` as given, refused if one is given twice (a repeated cell would run twice and
+    count once)."""
+    repeated = [value for value, count in Counter(values).items() if count > 1]
+    if repeated:
+        raise InputError(f"robustness needs each {name} value once; repeated: {', '.join(map(str, repeated))}")
+    return tuple(values)
+
+
 def check_grid(
     clients: int, byzantine: tuple, alphas: tuple, aggregations: tuple, attacks: tuple, seeds: tuple
 ) -> None:
@@ -39,6 +49,13 @@ def check_grid(
     for name, values in (("--byzantine", byzantine), ("--aggregations", aggregations), ("--seeds", seeds)):
         if not values:
             raise InputError(f"robustness needs at least one {name} value")
+    for name, values in (
+        ("--byzantine", byzantine),
+        ("--alphas", alphas),
+        ("--aggregations", aggregations),
+        ("--attacks", attacks),
+    ):
+        distinct(name, values)
     for aggregation in aggregations:
         if aggregation not in RULES:
             raise InputError(f"unknown aggregation '{aggregation}'; choose from: {', '.join(RULES)}")

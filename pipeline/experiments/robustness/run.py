@@ -67,8 +67,6 @@ def run_robustness(
     candidates = tuple(sorted(set(candidates)))
     if not candidates or not all(10_000 <= bps <= 2**32 for bps in candidates):
         raise InputError("robustness needs candidate flag ratios in 10000..2^32 ten-thousandths of the reference")
-    byzantine, alphas = tuple(dict.fromkeys(byzantine)), tuple(dict.fromkeys(alphas))
-    aggregations, attacks = tuple(dict.fromkeys(aggregations)), tuple(dict.fromkeys(attacks))
     runs = grid(clients, byzantine, alphas, aggregations, attacks, choosing + judging, epochs)
     start = time.perf_counter()
     results = run_grid(runs, workers)

@@ -16,7 +16,7 @@ from dataclasses import asdict
 import numpy as np
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.experiments.robustness.grid import Results
+from stakelearn.pipeline.experiments.robustness.grid import Results, distinct
 from stakelearn.pipeline.experiments.robustness.simulation import CLEAN, SHORT_RULE, Cell
 from stakelearn.pipeline.experiments.robustness.statistics import (
     run_figures,
@@ -38,9 +38,9 @@ CANDIDATE_BPS = (
 
 
 def seed_sets(choosing: tuple[int, ...], judging: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """The two seed sets, each without repeats; refused if either is empty or they share a seed
-    (a ratio judged on the seeds it was chosen on says nothing about unseen runs)."""
-    choosing, judging = tuple(dict.fromkeys(choosing)), tuple(dict.fromkeys(judging))
+    """The two seed sets, refused if either is empty, names a seed twice, or they share a seed (a
+    ratio judged on the seeds it was chosen on says nothing about unseen runs)."""
+    choosing, judging = distinct("--choosing-seeds", choosing), distinct("--judging-seeds", judging)
     if not choosing or not judging:
         raise InputError("robustness needs at least one --choosing-seeds value and one --judging-seeds value")
     overlap = [seed for seed in choosing if seed in judging]
