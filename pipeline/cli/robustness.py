@@ -9,7 +9,7 @@ from pathlib import Path
 
 from stakelearn.circuits.krum import RULES
 from stakelearn.pipeline.experiments.robustness.findings import findings
-from stakelearn.pipeline.experiments.robustness.run import run_robustness
+from stakelearn.pipeline.experiments.robustness.run import rewrite_report, run_robustness
 from stakelearn.pipeline.federation.attacks import ATTACKS
 
 
@@ -64,13 +64,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out",
         type=Path,
         default=Path("robustness-results"),
-        help="folder for robustness.json/.md/.png",
+        help="folder for the report robustness.md and its data results/robustness.json and .png "
+        "(default robustness-results; docs/ is laid out the same)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite OUT/robustness.md and OUT/results/robustness.png from OUT/results/robustness.json",
     )
     parser.add_argument("--json", action="store_true", help="also print the choice and the judgement as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    analysis = _run_sweep(args)
+    if args.report_only:
+        analysis = rewrite_report(args.out)
+    else:
+        analysis = _run_sweep(args)
     print("\n".join(findings(analysis)))
     if args.json:
         print(json.dumps({"choice": analysis["choice"], "judgement": analysis["judgement"]}, indent=2))

@@ -9,5 +9,5 @@ One module per job: ``simulation`` (one run), ``grid`` (every run, in a process 
 ``statistics`` (pure functions of a run's scores or of counts), ``sweep`` (the flag ratio chosen
 on some seeds and judged on others, each cell's figures), ``targets`` (what the findings check),
 ``findings``, ``tables`` and ``report`` (the markdown report, its fixed prose in
-``report.md.tmpl``), ``plot``, and ``run`` (the files).
+``report.md.tmpl``), ``plot``, and ``run`` (the files: run and write, or rewrite the report).
 """

@@ -1,18 +1,20 @@
-"""The experiment's edges: run the grid, analyse it, write the results.
+"""The experiment's edges: run the grid, analyse it, write the results; or rewrite the report from
+results written before.
 
-An output folder holds the report, ``robustness.md``, and beside it the result data it is read
-off: ``robustness.json`` (settings, the sweep, the choice, the judgement, per-cell rows with every
-seed's numbers) and ``robustness.png``.
+An output folder holds the report, ``robustness.md``, and beside it in ``results/`` the result
+data it is read off: ``robustness.json`` (settings, the sweep, the choice, the judgement, per-cell
+rows with every seed's numbers) and ``robustness.png``; ``docs/`` is such a folder.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
 from pathlib import Path
 
 from stakelearn.circuits.krum import RULES
-from stakelearn.errors import InputError
+from stakelearn.errors import ArtifactError, InputError
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.pipeline.experiments.robustness.grid import grid, run_grid
 from stakelearn.pipeline.experiments.robustness.plot import plot
@@ -28,21 +30,34 @@ from stakelearn.pipeline.federation.attacks import ATTACKS
 from stakelearn.pipeline.federation.rules import PenaltyPolicy
 
 REPORT = Path("robustness.md")
-RESULTS = Path("robustness.json")
-PLOT = Path("robustness.png")
+RESULTS = Path("results") / "robustness.json"
+PLOT = Path("results") / "robustness.png"
 
 
 def write_report(out: Path, settings: dict, analysis: dict) -> None:
-    """``out/robustness.md`` and ``out/robustness.png``."""
+    """``out/robustness.md`` and ``out/results/robustness.png``."""
     write_bytes_atomic(out / REPORT, report_text(settings, analysis, PLOT.as_posix()).encode())
     write_bytes_atomic(out / PLOT, plot(analysis))
 
 
 def write_results(out: Path, settings: dict, analysis: dict) -> None:
-    """``out/robustness.json``, then the report read off it (:func:`write_report`)."""
+    """``out/results/robustness.json``, then the report read off it (:func:`write_report`)."""
     out = Path(out)
     write_json_atomic(out / RESULTS, {"settings": settings, **analysis})
     write_report(out, settings, analysis)
+
+
+def rewrite_report(out: Path) -> dict:
+    """The report rewritten from ``out/results/robustness.json`` without running anything; return
+    the analysis stored there."""
+    out = Path(out)
+    try:
+        stored = json.loads((out / RESULTS).read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"no {out / RESULTS} to write the report from: run `stakelearn robustness` first") from None
+    settings = stored.pop("settings")
+    write_report(out, settings, stored)
+    return stored
 
 
 def run_robustness(
