@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stakelearn.pipeline.apps.gas import run_gas
+from stakelearn.pipeline.experiments.gas import gas_text, run_gas
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,5 +14,5 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    run_gas(args.out, tuple(args.clients))
+    print(gas_text(run_gas(args.out, tuple(args.clients))))
     return 0

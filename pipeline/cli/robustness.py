@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from stakelearn.circuits.krum import RULES
-from stakelearn.pipeline.apps.robustness import run_robustness
+from stakelearn.pipeline.experiments.robustness.findings import findings
+from stakelearn.pipeline.experiments.robustness.run import rewrite_report, run_robustness
 from stakelearn.pipeline.federation.attacks import ATTACKS
 
 
@@ -60,13 +61,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=2, help="processes running the grid, one torch thread each (default 2)"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("robustness-results"), help="folder for robustness.json/.md/.png"
+        "--out",
+        type=Path,
+        default=Path("robustness-results"),
+        help="folder for the report robustness.md and its data results/robustness.json and .png "
+        "(default robustness-results; docs/ is laid out the same)",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite OUT/robustness.md and OUT/results/robustness.png from OUT/results/robustness.json",
     )
     parser.add_argument("--json", action="store_true", help="also print the choice and the judgement as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    analysis = run_robustness(
+    if args.report_only:
+        analysis = rewrite_report(args.out)
+    else:
+        analysis = _run_sweep(args)
+    print("\n".join(findings(analysis)))
+    if args.json:
+        print(json.dumps({"choice": analysis["choice"], "judgement": analysis["judgement"]}, indent=2))
+    return 0
+
+
+def _run_sweep(args: argparse.Namespace) -> dict:
+    return run_robustness(
         out=args.out,
         clients=args.clients,
         byzantine=tuple(args.byzantine),
@@ -78,6 +99,3 @@ def run(args: argparse.Namespace) -> int:
         attacks=tuple(args.attacks),
         workers=args.workers,
     )
-    if args.json:
-        print(json.dumps({"choice": analysis["choice"], "judgement": analysis["judgement"]}, indent=2))
-    return 0

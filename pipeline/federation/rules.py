@@ -31,7 +31,7 @@ class PenaltyPolicy:
 
     slash_bps: int = 2_000
     # Flag a present client whose raw Krum score is over this many ten-thousandths of the
-    # reference score: chosen by `stakelearn robustness`'s sweep (docs/robustness.json).
+    # reference score: chosen by `stakelearn robustness`'s sweep (docs/results/robustness.json).
     outlier_bps: int = 75_000
 
     def __post_init__(self) -> None:

@@ -7,7 +7,7 @@ is the mean of the selected models. Krum's distances between models equal those 
 updates (all start from the same global model), and the proven aggregate, whose commitment
 the chain records, is then the global model itself (times ``m``), not a change to it.
 The same functions run with proofs and a chain (``pipeline.apps.demo``) or without
-(``pipeline.apps.robustness``).
+(``pipeline.experiments.robustness``).
 """
 
 from __future__ import annotations

@@ -3,32 +3,25 @@ ratio chosen on some seeds and judged on others, the statistics of the judgement
 checkable by hand, and the command on a small grid."""
 
 import json
+import logging
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.apps.robustness import (
-    CLEAN,
-    Cell,
-    RunResult,
-    analyse,
-    choose_outlier_bps,
-    epochs_to_flag_all,
-    flags_at,
-    movement,
-    run_flags,
-    run_robustness,
-    seed_sets,
-    simulate,
-    upper_bound,
-)
+from stakelearn.pipeline.cli import main
+from stakelearn.pipeline.experiments.robustness.report import report_text
+from stakelearn.pipeline.experiments.robustness.run import PLOT, run_robustness
+from stakelearn.pipeline.experiments.robustness.simulation import CLEAN, Cell, RunResult, movement, simulate
+from stakelearn.pipeline.experiments.robustness.statistics import epochs_to_flag_all, flags_at, run_flags, upper_bound
+from stakelearn.pipeline.experiments.robustness.sweep import analyse, choose_outlier_bps, seed_sets
 from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.pipeline.federation.task import TaskConfig
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "robustness.json"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 ROW_FIELDS = {
     "split",
     "alpha",
@@ -184,13 +177,14 @@ def test_the_ratio_chosen_on_one_seed_is_judged_on_another():
 
 
 def test_seed_sets_refuse_a_seed_in_both_in_one_line():
-    assert seed_sets((0, 1, 1), (2,)) == ((0, 1), (2,))
+    assert seed_sets((0, 1), (2,)) == ((0, 1), (2,))
     with pytest.raises(InputError, match=r"both choosing and judging the flag ratio \(1, 3\)") as error:
         seed_sets((0, 1, 3), (1, 2, 3))
     assert "\n" not in str(error.value)
 
 
-def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
+def test_run_robustness_writes_results_for_every_cell(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="stakelearn")
     analysis = run_robustness(
         out=tmp_path,
         byzantine=(0, 3),
@@ -215,7 +209,7 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
                 100 * (seed["clean_accuracy"] - seed["final_accuracy"]), abs=0.02
             )
     assert all(row["drop_points"]["mean"] == 0 for row in rows if row["attack"] == CLEAN)
-    saved = json.loads((tmp_path / "robustness.json").read_text())
+    saved = json.loads((tmp_path / "results" / "robustness.json").read_text())
     assert saved["rows"] == rows and saved["choice"] == analysis["choice"]
     assert [c["outlier_bps"] for c in saved["choice"]["candidates"]] == [20_000, 30_000]
     assert saved["choice"]["seeds"] == [0] and saved["judgement"]["seeds"] == [1]
@@ -224,8 +218,9 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
     assert "Honest clients slashed: 0, by construction" in report
     assert "| iid | 3 | noise |" in report and "judged on seeds 1 (held out)" in report
     assert "{" not in report.replace("{0, 3}", "").replace("{0.5}", "")  # every placeholder filled
-    assert (tmp_path / "robustness.png").stat().st_size > 0
-    assert capsys.readouterr().err.count("robustness: [") == 2 * len(rows)  # one progress line per run
+    assert "$" not in report and "![robustness](results/robustness.png)" in report
+    assert (tmp_path / "results" / "robustness.png").stat().st_size > 0
+    assert caplog.text.count("robustness: [") == 2 * len(rows)  # one progress line per run
 
 
 @pytest.mark.parametrize(
@@ -236,6 +231,9 @@ def test_run_robustness_writes_results_for_every_cell(tmp_path, capsys):
         ({"attacks": ("poison",)}, "unknown attack 'poison'"),
         ({"choosing_seeds": ()}, "at least one --choosing-seeds value"),
         ({"choosing_seeds": (0, 5), "judging_seeds": (5, 6)}, r"both choosing and judging the flag ratio \(5\)"),
+        ({"choosing_seeds": (0, 1, 1)}, "each --choosing-seeds value once; repeated: 1"),
+        ({"attacks": ("noise", "ipm", "noise")}, "each --attacks value once; repeated: noise"),
+        ({"byzantine": (3, 3)}, "each --byzantine value once; repeated: 3"),
         ({"candidates": (5_000,)}, "candidate flag ratios in 10000"),
         ({"workers": 0}, "--workers >= 1"),
     ],
@@ -244,9 +242,34 @@ def test_run_robustness_rejects_bad_input_in_one_line(tmp_path, options, message
     with pytest.raises(InputError, match=message) as error:
         run_robustness(out=tmp_path, **options)
     assert "\n" not in str(error.value)
-    assert not (tmp_path / "robustness.json").exists()
+    assert not (tmp_path / "results" / "robustness.json").exists()
 
 
 def test_default_outlier_bps_is_the_one_the_choosing_seeds_chose():
     """The contracts' default flag ratio (deployments take PenaltyPolicy()) is the experiment's evidence."""
-    assert PenaltyPolicy().outlier_bps == json.loads(DOCS.read_text())["choice"]["chosen_outlier_bps"]
+    stored = json.loads((DOCS / "results" / "robustness.json").read_text())
+    assert PenaltyPolicy().outlier_bps == stored["choice"]["chosen_outlier_bps"]
+
+
+def test_the_committed_report_is_its_stored_results_written_out():
+    """docs/robustness.md is what the code writes from docs/results/robustness.json: no figure
+    edited by hand, no prose the code no longer writes."""
+    stored = json.loads((DOCS / "results" / "robustness.json").read_text())
+    settings = stored.pop("settings")
+    assert report_text(settings, stored, PLOT.as_posix()) == (DOCS / "robustness.md").read_text()
+
+
+def test_report_only_rewrites_the_report_from_the_stored_results(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    shutil.copy(DOCS / "results" / "robustness.json", tmp_path / "results")
+    assert main(["robustness", "--report-only", "--out", str(tmp_path), "--json"]) == 0
+    assert (tmp_path / "robustness.md").read_text() == (DOCS / "robustness.md").read_text()
+    assert (tmp_path / "results" / "robustness.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("- **The flag ratio, chosen on seeds 0, 1, 2, 3, 4: 7.5×") and '"judgement"' in printed
+
+
+def test_report_only_without_results_is_one_line(tmp_path, capsys):
+    assert main(["robustness", "--report-only", "--out", str(tmp_path)]) != 0
+    error = capsys.readouterr().err.strip()
+    assert "results/robustness.json" in error and "\n" not in error
