@@ -29,6 +29,7 @@ from stakelearn.prover import steps
 from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, prove_round
+from stakelearn.prover.rounds import OneProofRound
 
 D = 16
 EPOCHS = 3  # the task's epochs; two are submitted, then training ends
@@ -85,7 +86,10 @@ def deploy(chain: Chain, proven: ProvenRound) -> Protocol:
     # whose model the accuracy circuit takes (this round's d=16 vector is no model).
     accuracy = prepare(AccuracyCircuit(samples=32, model_bound=proven.circuit.bound))
     return deploy_protocol(
-        chain, proven.prepared, accuracy, ProtocolConfig(unbonding_seconds=0, periods=Periods(evaluation_seconds=0))
+        chain,
+        OneProofRound(proven.prepared),
+        accuracy,
+        ProtocolConfig(unbonding_seconds=0, periods=Periods(evaluation_seconds=0)),
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stakelearn.circuits.chunk import chunk_count
-from stakelearn.errors import StakeLearnError
+from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION
 from stakelearn.pipeline.experiments.bench import harness
 from stakelearn.pipeline.experiments.bench.extrapolation import (
@@ -168,7 +168,7 @@ def measure_chunked_point(
     the embedded py-evm, or a local anvil node started for the point (much faster at thousands of chunks)."""
     from stakelearn.pipeline.chain.anvil import running_anvil
     from stakelearn.pipeline.chain.gateway import Chain
-    from stakelearn.pipeline.contracts.chunked import verify_chunked_round_on_chain
+    from stakelearn.pipeline.contracts.round_on_chain import verify_round_on_chain
     from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit
     from stakelearn.prover.chunked_round import prove_chunked_round
     from stakelearn.prover.circuit import prepare
@@ -185,9 +185,11 @@ def measure_chunked_point(
     start = time.perf_counter()
     if chain_kind == "anvil":
         with running_anvil() as node:
-            verification = verify_chunked_round_on_chain(folder, Chain.rpc(node.url), per_transaction)
+            verification = verify_round_on_chain(folder, Chain.rpc(node.url), per_transaction=per_transaction)
     else:
-        verification = verify_chunked_round_on_chain(folder, Chain.embedded(), per_transaction)
+        verification = verify_round_on_chain(folder, Chain.embedded(), per_transaction=per_transaction)
+    if not verification.ok:
+        raise ProofError(f"the EVM refuses the chunked round: {verification.reason}")
     verify_wall = time.perf_counter() - start
     chunk_prepared = prepare(circuit)  # cached by the shape's set-up job
     combine = prepare(CombineCircuit(n, f, m, d, harness.MAX_INT, inner_cols))  # set up by prove_chunked_round
@@ -198,7 +200,7 @@ def measure_chunked_point(
         "logrows": chunk_prepared.logrows,
         "combine_rows": combine.settings_json()["num_rows"],
         "combine_logrows": combine.logrows,
-        **point_figures(n, d, chunk_count(d, chunk), seconds, verification.stage_gas, verification.combine_gas),
+        **point_figures(n, d, chunk_count(d, chunk), seconds, verification.stage_gas, verification.gas_used),
         "prove_peak_mb": round(max(s.prove_peak_mb for s in ordered)),
         "prove_wall_s": round(prove_wall, 1),
         "chain": chain_kind,

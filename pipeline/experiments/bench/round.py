@@ -186,11 +186,13 @@ def measure_round(n: int, d: int, inner_cols: int, scratch: Path, rule: str = MU
     """The proven round by ``rule`` at one point."""
     from stakelearn.circuits.krum import krum_round
     from stakelearn.pipeline.chain.gateway import Chain
-    from stakelearn.pipeline.contracts.verifiers import deploy_round_verifier, verifier_only_gas, verify_on_chain
+    from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier
+    from stakelearn.pipeline.contracts.verifiers import verifier_only_gas, verify_on_chain
     from stakelearn.prover import steps
     from stakelearn.prover.circuit import RoundCircuit, prepare
     from stakelearn.prover.isolate import run_isolated
     from stakelearn.prover.round import COMMITMENTS, prove_round
+    from stakelearn.prover.rounds import OneProofRound
 
     f, m = harness.krum_shape(n)
     circuit = RoundCircuit(n=n, f=f, m=m, d=d, max_int=harness.MAX_INT, num_inner_cols=inner_cols, rule=rule)
@@ -206,7 +208,7 @@ def measure_round(n: int, d: int, inner_cols: int, scratch: Path, rule: str = MU
     krum_round(updates, circuit.params)
     numpy_s = time.perf_counter() - start
     commitments = json.loads((round_dir / COMMITMENTS).read_text())
-    deployed = deploy_round_verifier(Chain.embedded(), prepared)
+    deployed = deploy_round_verifier(Chain.embedded(), OneProofRound(prepared))
     result = verify_on_chain(
         deployed, round_dir / steps.PROOF, prepared.vka, [*commitments["updates"], commitments["aggregate"]]
     )
