@@ -8,7 +8,7 @@ BatchNorm into the convolutions, so the same network exports fewer values, in an
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +18,8 @@ from onnx import numpy_helper
 
 from stakelearn.errors import ArtifactError, InputError
 from stakelearn.models.quantize import FixedPoint, check_update, count_clipped
+
+log = logging.getLogger(__name__)
 
 # One (name, shape) per initializer, in graph order.
 Layout = tuple[tuple[str, tuple[int, ...]], ...]
@@ -111,7 +113,7 @@ def clip_warning(client: int, name: str, clipped: int, size: int, clip: float) -
 
 
 def _warn_on_stderr(line: str) -> None:
-    print(f"stakelearn: warning: {line}", file=sys.stderr, flush=True)
+    log.warning(f"stakelearn: warning: {line}")
 
 
 def load_updates(

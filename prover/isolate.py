@@ -8,6 +8,7 @@ tables instead of failing, so every step is killed after ``STAKELEARN_STEP_TIMEO
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import resource
@@ -17,6 +18,8 @@ import traceback
 from dataclasses import dataclass
 
 from stakelearn.errors import InputError, ProofError
+
+log = logging.getLogger(__name__)
 
 TICK_SECONDS = 10.0
 TIMEOUT_VARIABLE = "STAKELEARN_STEP_TIMEOUT"
@@ -78,7 +81,7 @@ def run_isolated(label: str, function, *args, timeout: float | None = None):
     process = context.Process(target=_child, args=(child, function, args), daemon=True)
     start = time.perf_counter()
     deadline = start + timeout
-    print(f"{label} ...", file=sys.stderr, flush=True)
+    log.info(f"{label} ...")
     process.start()
     try:
         child.close()
@@ -91,7 +94,7 @@ def run_isolated(label: str, function, *args, timeout: float | None = None):
                     f"{label}: exceeded the time limit of {timeout:g} s and was stopped; "
                     f"if it needs longer, set {TIMEOUT_VARIABLE} to more seconds"
                 )
-            print(f"  {label}: {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
+            log.info(f"  {label}: {time.perf_counter() - start:.0f} s")
         try:
             message = parent.recv()
         except EOFError:
@@ -104,5 +107,5 @@ def run_isolated(label: str, function, *args, timeout: float | None = None):
     seconds = time.perf_counter() - start
     if message[0] == "error":
         raise message[1]
-    print(f"{label}: done in {seconds:.1f} s, peak {message[2]:.0f} MB", file=sys.stderr, flush=True)
+    log.info(f"{label}: done in {seconds:.1f} s, peak {message[2]:.0f} MB")
     return message[1], StepStats(seconds=seconds, peak_mb=message[2])

@@ -24,7 +24,6 @@ import math
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,12 +38,15 @@ import numpy as np
 from stakelearn.circuits.chunk import chunk_round, split_chunks, split_vector, tag_slices
 from stakelearn.errors import InputError, ProofError, StakeLearnError
 from stakelearn.files import atomic_dir, write_bytes_atomic
+from stakelearn.progress import show_progress
 from stakelearn.prover import steps
 from stakelearn.prover.chunked import ChunkOutcome, chunk_input_json, prove_chunk, verify_chunk
 from stakelearn.prover.circuit import PreparedCircuit, estimated_peak_mb, memory_budget_mb
 from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.publish import publishing
 from stakelearn.prover.srs import Srs, stakelearn_home
+
+log = logging.getLogger(__name__)
 
 # A worker process holds torch and ezkl (about 300 MB) and its prove step's child re-imports as
 # much: the part of a chunk's memory that does not grow with the circuit.
@@ -105,10 +107,6 @@ def local_workers(memory_mb: int, pending: int, budget_mb: float, cores: int) ->
     return max(1, min(cores, int(budget_mb // memory_mb), pending))
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def prove_chunks(
     prepared: PreparedCircuit,
     jobs: list[ChunkJob],
@@ -119,7 +117,7 @@ def prove_chunks(
     memory_mb: int | None = None,
     cpus_per_chunk: int = 1,
     stats: dict[int, ChunkStats] | None = None,
-    say: Callable[[str], None] = _say,
+    say: Callable[[str], None] = log.info,
 ) -> list[ChunkOutcome]:
     """Prove ``jobs`` with ``prepared`` (a chunk circuit) into ``folder``, keeping the chunks
     already proven there; return every job's outcome, in the jobs' order.
@@ -201,8 +199,10 @@ class _Progress:
 
 
 def _limit_threads(threads: int) -> None:
-    """In each pool worker: the prover's thread pool (rayon) shares the cores between workers."""
+    """In each pool worker: the prover's thread pool (rayon) shares the cores between workers,
+    and its progress shows on the stderr it shares with the parent."""
     os.environ.setdefault("RAYON_NUM_THREADS", str(threads))
+    show_progress()
 
 
 def _prove_into(prepared: PreparedCircuit, job: ChunkJob, final: Path) -> tuple[ChunkOutcome, StepStats]:
@@ -298,6 +298,8 @@ def _materialise(ray, shipped: ShippedCircuit) -> tuple[Path, float]:
 def _prove_on_node(circuit, shipped: ShippedCircuit, job: ChunkJob, threads: int) -> RemoteProof:
     """A Ray task: prove ``job`` on this node, in a scratch folder of its own cache."""
     import ray
+
+    show_progress()  # into the node's worker log
 
     os.environ["RAYON_NUM_THREADS"] = str(threads)  # the CPUs the task declared
     model, ship_seconds = _materialise(ray, shipped)

@@ -9,9 +9,9 @@ whose ``k`` equals the circuit's logrows.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,8 @@ from stakelearn.errors import InputError
 from stakelearn.prover import steps
 from stakelearn.prover.isolate import run_isolated
 from stakelearn.prover.publish import publish_file
+
+log = logging.getLogger(__name__)
 
 INSECURE_LABEL = "INSECURE local SRS (toxic waste known; tests and demos only)"
 
@@ -57,7 +59,7 @@ def local_insecure_srs(logrows: int) -> Srs:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        print(f"WARNING: generating an {INSECURE_LABEL}", file=sys.stderr)
+        log.warning(f"WARNING: generating an {INSECURE_LABEL}")
         run_isolated(f"generating SRS k={logrows}", steps.gen_srs, tmp, logrows)
         # Never replaced once published: keys set up with it would no longer match it. Another
         # process's SRS published first is a hit (each local SRS is random; any one will do).

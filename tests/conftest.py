@@ -16,6 +16,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if "STAKELEARN_HOME" not in os.environ:
         home = Path(config.rootpath) / ".pytest_cache" / "stakelearn-home"
         os.environ["STAKELEARN_HOME"] = str(home)
+    # Library calls in the tests' own process show their progress on stderr, as the CLI does.
+    from stakelearn.progress import show_progress
+
+    show_progress()
 
 
 SMALL = dict(n=5, f=1, m=3, d=16, max_int=128, num_inner_cols=4)

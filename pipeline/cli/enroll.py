@@ -4,13 +4,15 @@ circuit options, whose verifiers' code is the protocol's for those circuits."""
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from pathlib import Path
 
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.cli.options import account, add_chain_options, protocol
 from stakelearn.pipeline.federation.task import MLP_ACCURACY_BATCH, MLP_CHUNK, MODELS, TASK_FIXED_POINT, model_options
 from stakelearn.pipeline.node.client import TaskCircuitOptions, enroll
+
+log = logging.getLogger(__name__)
 
 # The options that describe the task's circuits; any of them makes enroll compare the verifiers' code.
 TASK_CIRCUIT_OPTIONS = ("model", "scale_bits", "clip", "chunk", "accuracy_batch", "inner_cols", "srs")
@@ -75,10 +77,9 @@ def run(args: argparse.Namespace) -> int:
     options = task_circuit_options(args)
     task = enroll(protocol(args), enrollee, args.task, options)
     if options is None:
-        print(
+        log.warning(
             f"stakelearn: warning: task {args.task}'s verifiers are a pair governance approved, but their code was not "
-            "compared with the protocol's for the task's circuits: give the task's circuit options (--model ...) to compare it",
-            file=sys.stderr,
+            "compared with the protocol's for the task's circuits: give the task's circuit options (--model ...) to compare it"
         )
     checked = "approved pair" if options is None else "the protocol's code for the task's circuits"
     print(f"{enrollee.address} enrolled in task {args.task} (n={task.n}; round verifier {task.verifier}, {checked})")

@@ -17,8 +17,8 @@ reported next to the proven one (``flower-selected``).
 
 from __future__ import annotations
 
+import logging
 import math
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -42,11 +42,13 @@ from stakelearn.pipeline.node.aggregator import send_round
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.signer import COMMITMENT_BYTES
 
+log = logging.getLogger(__name__)
+
 AGGREGATE = "aggregate-epoch-{epoch:03d}.npy"  # in the work folder: a proven round's aggregate, to resume from
 
 
 def say(message: str) -> None:
-    print(f"ProvenMultiKrum: {message}", file=sys.stderr, flush=True)
+    log.info(f"ProvenMultiKrum: {message}")
 
 
 @dataclass(frozen=True)

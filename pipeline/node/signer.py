@@ -26,8 +26,8 @@ The HTTP interface (JSON, one line of log per request):
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
-import sys
 import threading
 import time
 import urllib.error
@@ -42,6 +42,8 @@ from eth_utils import keccak, to_checksum_address
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.contracts.protocol import Protocol
 from stakelearn.pipeline.contracts.types import TaskStatus
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 COMMITMENT_BYTES = 64  # an update commitment: a KZG point (x, y), or a chunk chain and its length
@@ -179,7 +181,7 @@ class Signer:
 
 
 def say(line: str) -> None:
-    print(f"signer: {line}", file=sys.stderr, flush=True)
+    log.info(f"signer: {line}")
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -16,6 +16,9 @@ from stakelearn.pipeline.flower import stakelearn_mod
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import node_setting
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run
+from stakelearn.progress import show_progress
+
+show_progress()  # StakeLearn's progress lines beside Flower's own
 
 app = ClientApp(mods=[stakelearn_mod])
 

@@ -21,6 +21,9 @@ from stakelearn.pipeline.federation.task import make_federation
 from stakelearn.pipeline.flower import ProvenMultiKrum, open_task, settle
 from stakelearn.pipeline.flower.arrays import to_vector
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path
+from stakelearn.progress import show_progress
+
+show_progress()  # StakeLearn's progress lines beside Flower's own
 
 app = ServerApp()
 
