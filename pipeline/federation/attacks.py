@@ -26,7 +26,7 @@ NOISE_STD = 0.2  # Gaussian noise: std of each coordinate
 IPM_EPSILON = 0.5  # inner-product manipulation: -epsilon x the honest mean (Xie et al. 2020)
 JITTER_STD = 0.005  # ~2.5 quanta at the default fixed point (2^-9)
 
-Aggregator = Callable[[np.ndarray], np.ndarray]  # [n, d] float updates -> the [d] aggregate update
+AggregateFunction = Callable[[np.ndarray], np.ndarray]  # [n, d] float updates -> the [d] aggregate update
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,13 @@ class AttackView:
     clients: int  # n
     attackers: int
     rng: np.random.Generator
-    aggregate: Aggregator | None = None  # the task's aggregation rule, for white-box attacks
+    aggregate: AggregateFunction | None = None  # the task's aggregation rule, for white-box attacks
     # What the colluding attackers worked out together this epoch (one dict per epoch, shared by
     # their views): a white-box search runs once, not once per attacker.
     coalition: dict = field(default_factory=dict)
 
 
-def task_aggregator(params: KrumParams, fixed_point: FixedPoint, global_parameters: np.ndarray) -> Aggregator:
+def task_aggregator(params: KrumParams, fixed_point: FixedPoint, global_parameters: np.ndarray) -> AggregateFunction:
     """The task's round as a white-box attacker runs it on candidate float updates: each model
     (global plus update) quantized, the round's rule (Multi-Krum, or NNM then Multi-Krum), and
     the next global model minus the current one."""

@@ -31,7 +31,13 @@ from stakelearn.models.digits import (
     train_local,
 )
 from stakelearn.models.quantize import FixedPoint, dequantize
-from stakelearn.pipeline.federation.attacks import Aggregator, AttackView, flip_labels, get_attack, task_aggregator
+from stakelearn.pipeline.federation.attacks import (
+    AggregateFunction,
+    AttackView,
+    flip_labels,
+    get_attack,
+    task_aggregator,
+)
 
 SPLITS = ("iid", "dirichlet")
 OMNISCIENT_ATTACKS = ("alie", "ipm", "alie_opt", "ipm_opt", "mimic")  # they craft from the honest updates
@@ -184,7 +190,7 @@ def attack_view(
     honest: np.ndarray,
     epoch: int,
     client: int,
-    aggregate: Aggregator | None = None,
+    aggregate: AggregateFunction | None = None,
     coalition: dict | None = None,
 ) -> AttackView:
     rng = np.random.default_rng(_seed(config, epoch, client))
