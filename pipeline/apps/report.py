@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
-from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.contracts.types import ETHER
+from stakelearn.tables import markdown_table
 
 
 def epochmarkdown_table(summary: dict) -> str:

@@ -1,9 +1,7 @@
-"""The one markdown table helper the reports share."""
+"""Moved to ``stakelearn.tables``; kept only for the benches, the robustness sweep and gas, which
+still import it from here until they move to ``pipeline.experiments``. Import
+``stakelearn.tables.markdown_table`` instead."""
 
-from __future__ import annotations
+from stakelearn.tables import markdown_table
 
-
-def markdown_table(header: list[str], rows: list[list[object]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+__all__ = ["markdown_table"]
