@@ -21,12 +21,14 @@ from stakelearn.pipeline.federation.task import make_federation
 from stakelearn.pipeline.flower import ProvenMultiKrum, open_task, settle
 from stakelearn.pipeline.flower.arrays import to_vector
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path
+from stakelearn.progress import show_progress
 
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    show_progress()  # StakeLearn's progress lines (the accuracy proof's) in the app's output, as Flower's own
     settings = context.run_config
     run_dir = Path(str(settings["run-dir"])).resolve()
     run = load_run(run_dir)
