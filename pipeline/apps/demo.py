@@ -14,7 +14,7 @@ Killed mid-run, ``--resume`` continues the same task on the same node (``--rpc-u
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from contextlib import contextmanager
 from dataclasses import replace
@@ -56,6 +56,8 @@ from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, complete_task, evaluate, run_epoch, stakes_over_time
 from stakelearn.prover.circuit import prepare
 
+log = logging.getLogger(__name__)
+
 FEE_PER_EPOCH = ETHER // 10
 # The chains the demo funds its throwaway keys on (they are written to run.json in plain text):
 # local development chains only, unless the user names another with --allow-demo-keys-on.
@@ -88,12 +90,8 @@ def sweep_demo_keys(chain: Chain, run: dict, to: str) -> int:
         try:
             swept += chain.sweep(account, to)
         except TransactionRejected as error:
-            say(f"could not sweep {account.address}'s balance back: {error}")
+            log.info(f"could not sweep {account.address}'s balance back: {error}")
     return swept
-
-
-def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class Timer:
@@ -157,6 +155,90 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
     return run
 
 
+def open_chain(run: dict | None, rpc_url: str | None, chain: Chain | None, allow_demo_keys_on: int | None) -> Chain:
+    """The run's chain (default: the node at ``rpc_url``, else a new embedded chain), checked:
+    a resumed run's must be the one it ran on; a new run's must let the demo fund its keys
+    and have a payer, refused before any work (nothing compiled, deployed or funded)."""
+    if chain is None:
+        chain = Chain.rpc(rpc_url) if rpc_url else Chain.embedded()
+    if run is not None and chain.chain_id != run["chain_id"]:
+        raise InputError(f"the run used chain id {run['chain_id']}, the node at {rpc_url} is chain id {chain.chain_id}")
+    if run is None:
+        check_demo_keys_allowed(chain, allow_demo_keys_on)
+        chain.require_payer()
+    return chain
+
+
+def prepare_circuits(circuits: tuple, dimension: int, timer: Timer) -> tuple:
+    """The task's round and accuracy ``circuits`` set up, and the round circuits its verifier takes."""
+    circuit, accuracy_circuit = circuits
+    with timer.phase("circuit setup (once per shape)"):
+        prepared, prepared_accuracy = prepare(circuit), prepare(accuracy_circuit)
+        verifier_circuits = round_verifier_circuits(prepared, dimension)
+    return prepared, prepared_accuracy, verifier_circuits
+
+
+def deploy_and_post(
+    chain: Chain, config: TaskConfig, circuits: tuple, federation, out: Path, commit_window: int | None, timer: Timer
+) -> tuple[Protocol, dict]:
+    """Deploy the protocol (its commit window ``commit_window`` seconds, when given) and set the task up."""
+    _, prepared_accuracy, verifier_circuits = circuits
+    with timer.phase("deployment and enrollment"):
+        log.info(f"deploying the protocol on {chain.name} and posting the task")
+        protocol_config = PROTOCOL
+        if commit_window is not None:
+            protocol_config = replace(PROTOCOL, periods=replace(PROTOCOL.periods, commit_seconds=commit_window))
+        protocol = deploy_protocol(
+            chain, verifier_circuits, prepared_accuracy, protocol_config, config.evaluation_samples
+        )
+        run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
+    return protocol, run
+
+
+def run_task(
+    protocol: Protocol, run: dict, config: TaskConfig, circuits: tuple, federation, store, out: Path, timer: Timer
+) -> tuple[list, dict, list[Client]]:
+    """Every epoch, then the evaluation: the epochs' results, the proven accuracy and the clients."""
+    prepared, prepared_accuracy, _ = circuits
+    keys = run["keys"]
+    clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
+    aggregator = Aggregator(
+        Account.from_key(keys["aggregator"]),
+        protocol,
+        prepared,
+        store,
+        run["task_id"],
+        [c.account.address for c in clients],
+        config.fixed_point,
+    )
+    results = [
+        run_epoch(epoch, config, federation, aggregator, clients, out, timer.phase)
+        for epoch in range(1, config.epochs + 1)
+    ]
+    last = protocol.task(run["task_id"]).epochs_run
+    proven = evaluate(
+        protocol,
+        run,
+        aggregator.account,
+        lambda: krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total,
+        prepared_accuracy,
+        out,
+        timer.phase,
+    )
+    return results, proven, clients
+
+
+def pay_out(chain: Chain, protocol: Protocol, run: dict, clients: list[Client], timer: Timer) -> dict:
+    """Everyone withdraws; a run on a node then empties the demo's keys (they outlive it). The balances."""
+    with timer.phase("chain"):
+        balances = complete_task(protocol, run, clients)
+        funder = run.get("funder") or chain.payer_address
+        if chain.chain_id != EMBEDDED_CHAIN_ID and funder:  # a node's keys outlive the run: empty them
+            swept = sweep_demo_keys(chain, run, funder)
+            log.info(f"swept {swept} wei left in the demo's keys back to {funder} (bonded stakes stay in the registry)")
+    return balances
+
+
 # --- the run ------------------------------------------------------------------------------------
 def run_demo(
     config: TaskConfig,
@@ -181,83 +263,82 @@ def run_demo(
     started = time.perf_counter()
     if resume and rpc_url is None and chain is None:
         raise InputError("--resume needs --rpc-url: the embedded chain does not outlive the process that ran it")
+    run = None
     if resume:
         run = load_run(out)
         config, inner_cols = config_from_json(run["config"]), run["inner_cols"]
     else:
         check_new_run_folder(out)
-    if chain is None:
-        chain = Chain.rpc(rpc_url) if rpc_url else Chain.embedded()
-    if resume and chain.chain_id != run["chain_id"]:
-        raise InputError(f"the run used chain id {run['chain_id']}, the node at {rpc_url} is chain id {chain.chain_id}")
-    if not resume:
-        check_demo_keys_allowed(chain, allow_demo_keys_on)  # before any work: nothing compiled, deployed or funded
-        chain.require_payer()  # a new run deploys and funds: refused before any work without a payer
-    circuit, accuracy_circuit = task_circuits(config, inner_cols)
+    chain = open_chain(run, rpc_url, chain, allow_demo_keys_on)
+    shapes = task_circuits(config, inner_cols)  # a bad shape is refused before a new run's folder exists
     if not resume:
         out.mkdir(parents=True, exist_ok=True)
-
-    with timer.phase("circuit setup (once per shape)"):
-        prepared, prepared_accuracy = prepare(circuit), prepare(accuracy_circuit)
-        verifier_circuits = round_verifier_circuits(prepared, config.dimension)
+    circuits = prepare_circuits(shapes, config.dimension, timer)
     federation = make_federation(config)
     store = SequencerStore(out / STORE_FILE)
     try:
         if resume:
-            say(f"resuming task {run['task_id']} in {out}")
+            log.info(f"resuming task {run['task_id']} in {out}")
             protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
         else:
-            with timer.phase("deployment and enrollment"):
-                say(f"deploying the protocol on {chain.name} and posting the task")
-                protocol_config = PROTOCOL
-                if commit_window is not None:
-                    periods = replace(PROTOCOL.periods, commit_seconds=commit_window)
-                    protocol_config = replace(PROTOCOL, periods=periods)
-                protocol = deploy_protocol(
-                    chain, verifier_circuits, prepared_accuracy, protocol_config, config.evaluation_samples
-                )
-                run = start_run(chain, protocol, config, (verifier_circuits, prepared_accuracy), federation, out)
+            protocol, run = deploy_and_post(chain, config, circuits, federation, out, commit_window, timer)
             if setup_only:
-                say(f"task {run['task_id']} posted and its {config.clients} clients enrolled: {out / RUN_FILE}")
+                log.info(f"task {run['task_id']} posted and its {config.clients} clients enrolled: {out / RUN_FILE}")
                 return run
-        keys = run["keys"]
-        clients = [Client(i, Account.from_key(key)) for i, key in enumerate(keys["clients"])]
-        aggregator = Aggregator(
-            Account.from_key(keys["aggregator"]),
-            protocol,
-            prepared,
-            store,
-            run["task_id"],
-            [c.account.address for c in clients],
-            config.fixed_point,
-        )
-        results = [
-            run_epoch(epoch, config, federation, aggregator, clients, out, timer.phase)
-            for epoch in range(1, config.epochs + 1)
-        ]
-        last = protocol.task(run["task_id"]).epochs_run
-        proven = evaluate(
-            protocol,
-            run,
-            aggregator.account,
-            lambda: krum_round(aggregator.quantized_updates(last), aggregator.circuit.params).total,
-            prepared_accuracy,
-            out,
-            timer.phase,
-        )
-        with timer.phase("chain"):
-            balances = complete_task(protocol, run, clients)
-            funder = run.get("funder") or chain.payer_address
-            if chain.chain_id != EMBEDDED_CHAIN_ID and funder:  # a node's keys outlive the run: empty them
-                swept = sweep_demo_keys(chain, run, funder)
-                say(f"swept {swept} wei left in the demo's keys back to {funder} (bonded stakes stay in the registry)")
+        results, proven, clients = run_task(protocol, run, config, circuits, federation, store, out, timer)
+        balances = pay_out(chain, protocol, run, clients, timer)
     finally:
         store.close()
     timings = {**timer.seconds, "total": time.perf_counter() - started}
     initial_accuracy = accuracy(np.load(out / "models" / run["initial_model"]), federation.test, config.hidden)
-    summary = build_summary(config, run, prepared, initial_accuracy, results, proven, balances, timings, protocol)
+    summary = build_summary(config, run, circuits[0], initial_accuracy, results, proven, balances, timings, protocol)
     write_report(out / "report", summary)
     return summary
+
+
+# --- the summary the report holds ---------------------------------------------------------------
+def circuit_summary(config: TaskConfig, prepared) -> dict:
+    circuit = prepared.circuit
+    return {
+        "n": circuit.n,
+        "f": circuit.f,
+        "m": circuit.m,
+        "aggregation": config.aggregation,
+        "d": config.dimension,
+        "chunk": config.chunk,
+        "logrows": prepared.logrows,
+        "digest": circuit.digest,
+        "srs": prepared.srs.label,
+    }
+
+
+def epoch_summary(config: TaskConfig, result) -> dict:
+    return {
+        "epoch": result.epoch,
+        "accuracy": result.accuracy,
+        "scores": [str(s) for s in result.scores],
+        "selected": result.selected,
+        "left_out": [i for i in range(config.clients) if i not in result.selected],
+        "flagged": result.flagged,
+        "slashed": result.slashed,
+        "gas_used": result.gas_used,
+        "tx_hash": result.tx_hash,
+        "prove_seconds": result.prove_seconds,
+    }
+
+
+def outcome(config: TaskConfig, results, balances: dict) -> dict:
+    """Who attacked, who was flagged or slashed, and whether every honest client was paid."""
+    attackers = set(config.attacker_ids)
+    flagged_ever = sorted({c for r in results for c in r.flagged})
+    return {
+        "attackers": sorted(attackers),
+        "attackers_flagged": [c for c in flagged_ever if c in attackers],
+        "honest_flagged": [c for c in flagged_ever if c not in attackers],
+        # a slash takes a proven equivocation (two signed commitments for one epoch), never a flag
+        "slashed": sorted({c for r in results for c in r.slashed}),
+        "honest_rewarded": all(b["reward_wei"] > 0 for i, b in enumerate(balances["clients"]) if i not in attackers),
+    }
 
 
 def build_summary(
@@ -272,55 +353,18 @@ def build_summary(
     protocol: Protocol,
 ) -> dict:
     attackers = set(config.attacker_ids)
-    roles = [config.attack if i in attackers else "honest" for i in range(config.clients)]
-    flagged_ever = sorted({c for r in results for c in r.flagged})
-    circuit, chain = prepared.circuit, protocol.chain
+    chain, clients = protocol.chain, [b["address"] for b in balances["clients"]]
     return {
         "config": config_to_json(config),
         "chain": {"name": chain.name, "chain_id": chain.chain_id, **run["addresses"]},
         "task_id": run["task_id"],
-        "circuit": {
-            "n": circuit.n,
-            "f": circuit.f,
-            "m": circuit.m,
-            "aggregation": config.aggregation,
-            "d": config.dimension,
-            "chunk": config.chunk,
-            "logrows": prepared.logrows,
-            "digest": circuit.digest,
-            "srs": prepared.srs.label,
-        },
-        "roles": roles,
+        "circuit": circuit_summary(config, prepared),
+        "roles": [config.attack if i in attackers else "honest" for i in range(config.clients)],
         "initial_accuracy": initial_accuracy,
-        "epochs": [
-            {
-                "epoch": r.epoch,
-                "accuracy": r.accuracy,
-                "scores": [str(s) for s in r.scores],
-                "selected": r.selected,
-                "left_out": [i for i in range(config.clients) if i not in r.selected],
-                "flagged": r.flagged,
-                "slashed": r.slashed,
-                "gas_used": r.gas_used,
-                "tx_hash": r.tx_hash,
-                "prove_seconds": r.prove_seconds,
-            }
-            for r in results
-        ],
+        "epochs": [epoch_summary(config, r) for r in results],
         "accuracy_proof": proven,
-        "stakes_wei": stakes_over_time(
-            protocol, run["task_id"], [b["address"] for b in balances["clients"]], config.epochs
-        ),
+        "stakes_wei": stakes_over_time(protocol, run["task_id"], clients, config.epochs),
         "balances": balances,
-        "outcome": {
-            "attackers": sorted(attackers),
-            "attackers_flagged": [c for c in flagged_ever if c in attackers],
-            "honest_flagged": [c for c in flagged_ever if c not in attackers],
-            # a slash takes a proven equivocation (two signed commitments for one epoch), never a flag
-            "slashed": sorted({c for r in results for c in r.slashed}),
-            "honest_rewarded": all(
-                b["reward_wei"] > 0 for i, b in enumerate(balances["clients"]) if i not in attackers
-            ),
-        },
+        "outcome": outcome(config, results, balances),
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
     }
