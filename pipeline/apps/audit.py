@@ -16,6 +16,9 @@ the proven mean.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +36,7 @@ from stakelearn.pipeline.contracts.protocol import (
 )
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, SIGNATURE_BYTES
 from stakelearn.pipeline.contracts.types import TaskParams
-from stakelearn.pipeline.contracts.verifiers import absent_commitment_hash, check_round
+from stakelearn.pipeline.contracts.verifiers import RoundCheck, absent_commitment_hash, check_round
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import quantized_model
 from stakelearn.pipeline.node.requester import model_hash
@@ -43,115 +46,195 @@ from stakelearn.prover.rounds import Round
 
 COMMITMENT_BYTES = 64
 
+Recover = Callable[[int, bytes, bytes], str]  # (epoch, commitment, signature) -> the signer's address
 
-def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> tuple[list[str], list[dict]]:
-    """Problems found in the task's on-chain history, and its rounds as rebuilt from events.
-    ``circuits`` (the task's round and prepared accuracy circuit, when known) lets the audit check the
-    verifiers' code, not only that the protocol approved them."""
-    chain = protocol.chain
-    problems: list[str] = []
-    created = protocol.logs("TaskCreated", taskId=task_id)
-    if not created:
-        return [f"task {task_id} was never created on this contract"], []
-    params = TaskParams.from_abi(created[0]["args"]["params"])
+
+@dataclass(frozen=True)
+class ChainRound:
+    """One RoundSubmitted event, with what its transaction carried (``submitted``: the Round) and
+    what the task's verifier says of its proof today (``check``); both None for a batch of the
+    wrong size, which is reported and not read further."""
+
+    event: dict
+    submitted: dict | None
+    check: RoundCheck | None
+
+
+@dataclass(frozen=True)
+class TaskHistory:
+    """What the chain recorded of a started task's rounds, read once; checked by pure functions."""
+
+    task_id: int
+    clients: list[str]  # the enrolled clients, in slot order
+    vacant: bytes  # the hash of the absent slot's commitment (the task's verifier's)
+    posted: dict[tuple[int, int], bytes]  # (epoch, slot): a commitment its client posted on chain itself
+    slashed: list  # ClientSlashed events
+    rounds: list[ChainRound]  # by epoch
+
+
+def verifier_problems(protocol: Protocol, task_id: int, params: TaskParams, circuits: tuple | None) -> list[str]:
+    """The task's verifiers: a pair the protocol approved and, given the circuits, the protocol's code for them."""
     try:
         if circuits is not None:
             check_task_verifiers(protocol, task_id, *circuits)
         else:
             check_verifiers_approved(protocol, task_id, params)
     except StakeLearnError as error:
-        problems.append(str(error).replace("; do not enroll", ""))
-    started = protocol.logs("TaskStarted", taskId=task_id)
-    if not started:
-        return problems + [f"task {task_id} was never started"], []
-    clients = list(started[0]["args"]["clients"])
-    n = len(clients)
-    vacant = absent_commitment_hash(chain, params.verifier)
+        return [str(error).replace("; do not enroll", "")]
+    return []
+
+
+def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: list[str]) -> TaskHistory:
+    """The chain reads the audit checks: events, each well-sized round's transaction and its verifier's answer."""
+    chain, n = protocol.chain, len(clients)
+    events = sorted(protocol.logs("RoundSubmitted", taskId=task_id), key=lambda e: e["args"]["epoch"])
+    rounds = []
+    for event in events:
+        submitted = check = None
+        if batch_parts(event["args"], n) is not None:
+            _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
+            submitted = call["round"]
+            commitments = bytes(event["args"]["commitments"])
+            proof, instances, vka = submitted["proof"], submitted["instances"], submitted["vka"]
+            check = check_round(chain, params.verifier, proof, instances, vka, commitments)
+        rounds.append(ChainRound(event, submitted, check))
     posted = {
         (e["args"]["epoch"], clients.index(e["args"]["client"])): bytes(e["args"]["commitment"])
         for e in protocol.logs("CommitmentPosted", taskId=task_id)
     }
     slashed = protocol.logs("ClientSlashed", taskId=task_id)
-    events = sorted(protocol.logs("RoundSubmitted", taskId=task_id), key=lambda e: e["args"]["epoch"])
-    epochs = [e["args"]["epoch"] for e in events]
-    if epochs != list(range(1, len(events) + 1)):
-        problems.append(f"epochs on chain are {epochs}, expected 1..{len(events)} each exactly once")
-    root, model, rounds = b"\0" * 32, params.initial_model, []
-    for event in events:
-        a, epoch = event["args"], event["args"]["epoch"]
-        commitments, signatures = bytes(a["commitments"]), bytes(a["signatures"])
-        if len(commitments) != COMMITMENT_BYTES * (n + 1) or len(signatures) != SIGNATURE_BYTES * n:
-            problems.append(f"epoch {epoch}: batch sizes do not match n={n}")
-            continue
-        parts = [commitments[COMMITMENT_BYTES * i : COMMITMENT_BYTES * (i + 1)] for i in range(n + 1)]
-        absent = [i for i in range(n) if a["absentMask"] >> i & 1]
-        for i in range(n):
-            signature = signatures[SIGNATURE_BYTES * i : SIGNATURE_BYTES * (i + 1)]
-            if (epoch, i) in posted:
-                if parts[i] != posted[epoch, i]:
-                    problems.append(
-                        f"epoch {epoch}: client {i} posted its commitment on chain, the batch holds another"
-                    )
-            elif i in absent:
-                if signature != ABSENT_SIGNATURE or keccak(parts[i]) != vacant:
-                    problems.append(f"epoch {epoch}: client {i} is marked absent but its slot is not the absent one")
-            elif (signer := protocol.recover_signer(task_id, epoch, parts[i], signature)) != clients[i]:
-                problems.append(f"epoch {epoch}: client {i}'s commitment is signed by {signer}, not {clients[i]}")
-        _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
-        submitted = call["round"]
-        if submitted["previousModel"] != model:
-            problems.append(
-                f"epoch {epoch}: starts from model {to_hex(submitted['previousModel'])}, "
-                f"the previous epoch ended at {to_hex(model)}"
-            )
-        if bytes(submitted["commitments"]) != commitments:
-            problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
-        check = check_round(
-            chain, params.verifier, submitted["proof"], submitted["instances"], submitted["vka"], commitments
+    return TaskHistory(task_id, clients, absent_commitment_hash(chain, params.verifier), posted, slashed, rounds)
+
+
+def batch_parts(args: dict, n: int) -> list[bytes] | None:
+    """A round event's n + 1 commitments (the clients' then the aggregate's), or None when its
+    batch of commitments or signatures is not sized for n clients."""
+    commitments, signatures = bytes(args["commitments"]), bytes(args["signatures"])
+    if len(commitments) != COMMITMENT_BYTES * (n + 1) or len(signatures) != SIGNATURE_BYTES * n:
+        return None
+    return [commitments[COMMITMENT_BYTES * i : COMMITMENT_BYTES * (i + 1)] for i in range(n + 1)]
+
+
+def slot_problems(history: TaskHistory, epoch: int, parts: list[bytes], args: dict, recover: Recover) -> list[str]:
+    """Each slot holds its client's own posted commitment, the absent one, or one its client signed."""
+    problems, signatures, clients = [], bytes(args["signatures"]), history.clients
+    for i in range(len(clients)):
+        signature = signatures[SIGNATURE_BYTES * i : SIGNATURE_BYTES * (i + 1)]
+        if (epoch, i) in history.posted:
+            if parts[i] != history.posted[epoch, i]:
+                problems.append(f"epoch {epoch}: client {i} posted its commitment on chain, the batch holds another")
+        elif args["absentMask"] >> i & 1:
+            if signature != ABSENT_SIGNATURE or keccak(parts[i]) != history.vacant:
+                problems.append(f"epoch {epoch}: client {i} is marked absent but its slot is not the absent one")
+        elif (signer := recover(epoch, parts[i], signature)) != clients[i]:
+            problems.append(f"epoch {epoch}: client {i}'s commitment is signed by {signer}, not {clients[i]}")
+    return problems
+
+
+def transaction_problems(epoch: int, args: dict, submitted: dict, check: RoundCheck, model: bytes) -> list[str]:
+    """The transaction starts from the previous epoch's model, carries the event's batch, and its
+    proof still verifies with the event's selection."""
+    problems = []
+    if submitted["previousModel"] != model:
+        problems.append(
+            f"epoch {epoch}: starts from model {to_hex(submitted['previousModel'])}, "
+            f"the previous epoch ended at {to_hex(model)}"
         )
-        if not check.ok:  # the verifier reverts: the proof no longer checks
-            problems.append(f"epoch {epoch}: the proof does not verify ({check.reason})")
-        elif (check.selected_mask, check.absent_mask) != (a["selectedMask"], a["absentMask"]):
-            problems.append(
-                f"epoch {epoch}: the proof selects {check.selected_mask:b} with {check.absent_mask:b} absent, "
-                f"the event says {a['selectedMask']:b} with {a['absentMask']:b} absent"
-            )
-        model = keccak(parts[n])
+    if bytes(submitted["commitments"]) != bytes(args["commitments"]):
+        problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
+    if not check.ok:  # the verifier reverts: the proof no longer checks
+        problems.append(f"epoch {epoch}: the proof does not verify ({check.reason})")
+    elif (check.selected_mask, check.absent_mask) != (args["selectedMask"], args["absentMask"]):
+        problems.append(
+            f"epoch {epoch}: the proof selects {check.selected_mask:b} with {check.absent_mask:b} absent, "
+            f"the event says {args['selectedMask']:b} with {args['absentMask']:b} absent"
+        )
+    return problems
+
+
+def next_state_root(root: bytes, task_id: int, args: dict, model: bytes) -> bytes:
+    """The state root after a round: the previous one chained with the round's batch and outcome."""
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "uint256", "bytes32", "bytes32", "uint256", "uint256", "bytes32"],
+            [
+                root,
+                task_id,
+                args["epoch"],
+                keccak(bytes(args["commitments"])),
+                keccak(bytes(args["signatures"])),
+                args["flaggedMask"],
+                args["absentMask"],
+                model,
+            ],
+        )
+    )
+
+
+def round_record(history: TaskHistory, event: dict, parts: list[bytes]) -> dict:
+    """A round as the audit rebuilt it from the chain."""
+    a, epoch, n = event["args"], event["args"]["epoch"], len(history.clients)
+    return {
+        "epoch": epoch,
+        "commitments": [p.hex() for p in parts],
+        "signatures": bytes(a["signatures"]),
+        "selected_mask": a["selectedMask"],
+        "tx_hash": to_hex(event["transactionHash"]),
+        "absent": [i for i in range(n) if a["absentMask"] >> i & 1],
+        "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
+        "slashed": sorted(
+            history.clients.index(e["args"]["client"]) for e in history.slashed if e["args"]["epoch"] == epoch
+        ),
+    }
+
+
+def check_history(
+    history: TaskHistory, initial_model: bytes, recover: Recover
+) -> tuple[list[str], list[dict], bytes, bytes]:
+    """Problems in the task's rounds, the rounds rebuilt, and the global model and state root they end at."""
+    epochs = [r.event["args"]["epoch"] for r in history.rounds]
+    problems = []
+    if epochs != list(range(1, len(epochs) + 1)):
+        problems.append(f"epochs on chain are {epochs}, expected 1..{len(epochs)} each exactly once")
+    root, model, rounds = b"\0" * 32, initial_model, []
+    for chain_round in history.rounds:
+        a, epoch = chain_round.event["args"], chain_round.event["args"]["epoch"]
+        parts = batch_parts(a, len(history.clients))
+        if parts is None:
+            problems.append(f"epoch {epoch}: batch sizes do not match n={len(history.clients)}")
+            continue
+        problems += slot_problems(history, epoch, parts, a, recover)
+        problems += transaction_problems(epoch, a, chain_round.submitted, chain_round.check, model)
+        model = keccak(parts[-1])
         if a["globalModel"] != model:
             problems.append(
                 f"epoch {epoch}: global model {to_hex(a['globalModel'])} is not the hash of the aggregate commitment"
             )
-        root = keccak(
-            encode(
-                ["bytes32", "uint256", "uint256", "bytes32", "bytes32", "uint256", "uint256", "bytes32"],
-                [
-                    root,
-                    task_id,
-                    epoch,
-                    keccak(commitments),
-                    keccak(signatures),
-                    a["flaggedMask"],
-                    a["absentMask"],
-                    model,
-                ],
-            )
-        )
+        root = next_state_root(root, history.task_id, a, model)
         if a["stateRoot"] != root:
             problems.append(
                 f"epoch {epoch}: state root {to_hex(a['stateRoot'])} differs from the rebuilt {to_hex(root)}"
             )
-        rounds.append(
-            {
-                "epoch": epoch,
-                "commitments": [p.hex() for p in parts],
-                "signatures": signatures,
-                "selected_mask": a["selectedMask"],
-                "tx_hash": to_hex(event["transactionHash"]),
-                "absent": absent,
-                "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
-                "slashed": sorted(clients.index(e["args"]["client"]) for e in slashed if e["args"]["epoch"] == epoch),
-            }
-        )
+        rounds.append(round_record(history, chain_round.event, parts))
+    return problems, rounds, model, root
+
+
+def audit_chain(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> tuple[list[str], list[dict]]:
+    """Problems found in the task's on-chain history, and its rounds as rebuilt from events.
+    ``circuits`` (the task's round and prepared accuracy circuit, when known) lets the audit check the
+    verifiers' code, not only that the protocol approved them."""
+    created = protocol.logs("TaskCreated", taskId=task_id)
+    if not created:
+        return [f"task {task_id} was never created on this contract"], []
+    params = TaskParams.from_abi(created[0]["args"]["params"])
+    problems = verifier_problems(protocol, task_id, params, circuits)
+    started = protocol.logs("TaskStarted", taskId=task_id)
+    if not started:
+        return problems + [f"task {task_id} was never started"], []
+    history = read_history(protocol, task_id, params, list(started[0]["args"]["clients"]))
+    events = [r.event for r in history.rounds]
+    found, rounds, model, root = check_history(history, params.initial_model, partial(protocol.recover_signer, task_id))
+    problems += found
     state = protocol.task(task_id)
     if (state.epochs_run, state.global_model, state.state_root) != (len(events), model, root):
         problems.append("the task's current state (epochs, model, root) is not the end of its rebuilt history")
@@ -162,7 +245,7 @@ def audit_run(run_dir: Path, protocol: Protocol, round_: Round, rounds: list[dic
     """Problems found comparing an aggregator's run folder with the rounds rebuilt from the chain."""
     run = load_run(run_dir)
     config = config_from_json(run["config"])
-    params, max_int = round_.params, round_.prepared.max_int
+    params, max_int = round_.params, round_.prepared.circuit.max_int
     problems = []
     initial = np.load(run_dir / "models" / run["initial_model"])
     if model_hash(initial) != protocol.task_params(run["task_id"]).initial_model:

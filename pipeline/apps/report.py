@@ -6,11 +6,11 @@ import io
 from pathlib import Path
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
-from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.contracts.types import ETHER
+from stakelearn.tables import markdown_table
 
 
-def epochmarkdown_table(summary: dict) -> str:
+def epoch_table(summary: dict) -> str:
     rows = [[0, f"{summary['initial_accuracy']:.3f}", "", "", "", "", "", ""]]
     for e in summary["epochs"]:
         prove = f"{e['prove_seconds']:.1f}" if e["prove_seconds"] is not None else "(resumed)"
@@ -31,7 +31,7 @@ def epochmarkdown_table(summary: dict) -> str:
     )
 
 
-def scoremarkdown_table(summary: dict) -> str:
+def score_table(summary: dict) -> str:
     """Krum scores (fixed-point units squared) per client per epoch; * marks flagged."""
     header = ["client", "role"] + [f"epoch {e['epoch']}" for e in summary["epochs"]]
     rows = []
@@ -41,7 +41,7 @@ def scoremarkdown_table(summary: dict) -> str:
     return markdown_table(header, rows)
 
 
-def balancemarkdown_table(summary: dict) -> str:
+def balance_table(summary: dict) -> str:
     rows = []
     for client, (role, b) in enumerate(zip(summary["roles"], summary["balances"]["clients"])):
         flagged = sum(client in e["flagged"] for e in summary["epochs"])
@@ -58,7 +58,7 @@ def balancemarkdown_table(summary: dict) -> str:
     return markdown_table(["client", "role", "address", "flagged epochs", "stake left (ETH)", "reward (ETH)"], rows)
 
 
-def timingmarkdown_table(summary: dict) -> str:
+def timing_table(summary: dict) -> str:
     total = summary["timings_s"]["total"]
     rows = [
         [name, f"{seconds:.1f}", f"{100 * seconds / total:.0f} %"] for name, seconds in summary["timings_s"].items()
@@ -87,13 +87,13 @@ def report_text(summary: dict) -> str:
         + f", logrows {summary['circuit']['logrows']} ({summary['circuit']['srs']})",
         "",
         "## Epochs",
-        epochmarkdown_table(summary),
+        epoch_table(summary),
         "",
         "## Krum scores (* flagged)",
-        scoremarkdown_table(summary),
+        score_table(summary),
         "",
         "## Final balances",
-        balancemarkdown_table(summary),
+        balance_table(summary),
         "",
         accuracy_line(summary),
         f"Requester: {summary['balances']['rewarded_wei'] / ETHER:.4f} ETH paid to clients, "
@@ -103,7 +103,7 @@ def report_text(summary: dict) -> str:
         f"client rewarded: {'yes' if o['honest_rewarded'] else 'no'}.",
         "",
         "## Wall time",
-        timingmarkdown_table(summary),
+        timing_table(summary),
     ]
     return "\n".join(lines) + "\n"
 

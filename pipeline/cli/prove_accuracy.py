@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stakelearn.pipeline.apps.demo import prove_run_accuracy
+from stakelearn.pipeline.node.task_lifecycle import prove_run_accuracy
 from stakelearn.prover.accuracy import SUMMARY
 
 

@@ -20,7 +20,6 @@ from eth_utils import keccak
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, deploy_protocol, new_account, round_args
 from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, TaskParams
@@ -30,6 +29,7 @@ from stakelearn.prover.accuracy import AccuracyCircuit
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, prove_round
 from stakelearn.prover.rounds import OneProofRound
+from stakelearn.tables import markdown_table
 
 D = 16
 EPOCHS = 3  # the task's epochs; two are submitted, then training ends

@@ -6,7 +6,7 @@ update) quantized to the task's fixed point; Multi-Krum selects ``m``; the next 
 is the mean of the selected models. Krum's distances between models equal those between
 updates (all start from the same global model), and the proven aggregate, whose commitment
 the chain records, is then the global model itself (times ``m``), not a change to it.
-The same functions run with proofs and a chain (``pipeline.apps.demo``) or without
+The same functions run with proofs and a chain (``pipeline.node.task_lifecycle``) or without
 (``pipeline.experiments.robustness``).
 """
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stakelearn.errors import ToolchainError
-from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.chain.anvil import free_port
 from stakelearn.pipeline.node.run_folder import load_run
+from stakelearn.tables import markdown_table
 
 BIN = Path(sys.executable).parent  # flwr, flower-superlink, flower-supernode; and the processes they start
 QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1", "RAY_USAGE_STATS_ENABLED": "0"}

@@ -16,11 +16,11 @@ from eth_utils import keccak
 
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.apps.demo import PROTOCOL, evaluate
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run, task_circuits
+from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, evaluate
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.rounds import Round, round_for
 
@@ -69,7 +69,7 @@ def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: 
 def settle(run_dir: Path, task: ProvenTask, aggregator, aggregate: np.ndarray) -> dict:
     """After the task's last epoch: the requester (the demo's key in ``run.json``) reveals its
     evaluation set, the aggregator proves the accuracy of the last proven ``aggregate`` on it and
-    submits the proof, on which the contract pays (``pipeline.apps.demo.evaluate``)."""
+    submits the proof, on which the contract pays (``pipeline.node.task_lifecycle.evaluate``)."""
     run = load_run(run_dir)
     _, accuracy_circuit = task_circuits(config_from_json(run["config"]), run["inner_cols"])
     return evaluate(task.protocol, run, aggregator, lambda: aggregate, prepare(accuracy_circuit), run_dir)

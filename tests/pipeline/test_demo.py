@@ -18,7 +18,7 @@ from stakelearn.circuits.accuracy import correct_count
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.pipeline.apps.audit import audit_chain, audit_run
-from stakelearn.pipeline.apps.demo import FEE_PER_EPOCH, PROTOCOL, final_aggregate, run_demo
+from stakelearn.pipeline.apps.demo import FEE_PER_EPOCH, run_demo
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol, round_args
 from stakelearn.pipeline.federation.rules import flagged
@@ -28,6 +28,7 @@ from stakelearn.pipeline.node.client import enroll, stake
 from stakelearn.pipeline.node.requester import post_task
 from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, task_circuits
 from stakelearn.pipeline.node.store import SequencerStore
+from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, final_aggregate
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import accuracy_call_arguments, prove_accuracy
 from stakelearn.prover.circuit import prepare

@@ -15,11 +15,11 @@ import time
 import pytest
 from eth_account import Account
 
-from stakelearn.pipeline.apps.demo import PROTOCOL
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol
 from stakelearn.pipeline.node.run_folder import load_run
+from stakelearn.pipeline.node.task_lifecycle import PROTOCOL
 
 TASK = ["--clients", "5", "--byzantine", "1", "--attackers", "1", "--epochs", "2", "--evaluation-samples", "32"]
 

@@ -11,11 +11,12 @@ from dataclasses import replace
 import pytest
 
 from stakelearn.pipeline.apps.audit import audit_chain, audit_run
-from stakelearn.pipeline.apps.demo import PROTOCOL, run_demo
+from stakelearn.pipeline.apps.demo import run_demo
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol
 from stakelearn.pipeline.federation.task import TaskConfig
 from stakelearn.pipeline.node.run_folder import load_run, round_folder, run_round
+from stakelearn.pipeline.node.task_lifecycle import PROTOCOL
 from stakelearn.prover.rounds import ChunkedRound, open_round
 
 # The softmax model's 650 parameters in 3 chunks of 256; one attacker among five clients.

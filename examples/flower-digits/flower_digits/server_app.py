@@ -23,13 +23,12 @@ from stakelearn.pipeline.flower.arrays import to_vector
 from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path
 from stakelearn.progress import show_progress
 
-show_progress()  # StakeLearn's progress lines beside Flower's own
-
 app = ServerApp()
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
+    show_progress()  # StakeLearn's progress lines (the accuracy proof's) in the app's output, as Flower's own
     settings = context.run_config
     run_dir = Path(str(settings["run-dir"])).resolve()
     run = load_run(run_dir)

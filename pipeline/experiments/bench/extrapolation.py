@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from stakelearn.circuits.chunk import chunk_count
-from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.tables import markdown_table
 
 EXTRAPOLATED_D = (1_000_000, 10_000_000)
 EXTRAPOLATED_WORKERS = (1, 8, 64)

@@ -29,7 +29,7 @@ import numpy as np
 
 from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.quantize import FixedPoint
-from stakelearn.pipeline.apps.tables import markdown_table
+from stakelearn.tables import markdown_table
 
 log = logging.getLogger(__name__)
 

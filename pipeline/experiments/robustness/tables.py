@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from stakelearn.pipeline.apps.tables import markdown_table
 from stakelearn.pipeline.experiments.robustness.simulation import CLEAN, SHORT_RULE
 from stakelearn.pipeline.experiments.robustness.statistics import share
 from stakelearn.pipeline.experiments.robustness.sweep import in_time
@@ -17,6 +16,7 @@ from stakelearn.pipeline.experiments.robustness.text import (
     plus_minus,
     times,
 )
+from stakelearn.tables import markdown_table
 
 
 def fs_caught(summary: dict, attack: str) -> str:

@@ -1,0 +1,231 @@
+"""A posted task's life after its clients enroll, as the nodes carry it: each epoch from the
+clients' training to its finalized round, then the evaluation (the requester reveals its set,
+the aggregator proves the final model's accuracy on it, on which the contract pays), then
+everyone withdraws. The demo (``pipeline.apps.demo``) runs every step in one process; the
+Flower integration (``pipeline.flower``) runs the rounds its own way and settles through
+:func:`evaluate`. Each step may take a ``phase`` (``phase(name)`` is a context manager around
+its work: the demo times its phases with it); by default nothing is timed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from eth_account import Account
+
+from stakelearn.circuits.accuracy import FEATURES
+from stakelearn.circuits.krum import krum_round
+from stakelearn.errors import InputError
+from stakelearn.models.digits import accuracy, one_torch_thread
+from stakelearn.pipeline.contracts.protocol import Protocol
+from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus
+from stakelearn.pipeline.federation.task import TaskConfig, client_models
+from stakelearn.pipeline.node.aggregator import Aggregator, EpochResult, stored_models
+from stakelearn.pipeline.node.client import Client
+from stakelearn.pipeline.node.requester import reveal_evaluation_set, revealed_evaluation_set
+from stakelearn.pipeline.node.run_folder import (
+    EVALUATION_FILE,
+    STORE_FILE,
+    config_from_json,
+    load_run,
+    model_path,
+    round_folder,
+    task_circuits,
+    updates_folder,
+)
+from stakelearn.pipeline.node.store import SequencerStore
+from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
+from stakelearn.prover.accuracy import AccuracyOutcome, accuracy_call_arguments, prove_accuracy, verify_accuracy
+
+log = logging.getLogger(__name__)
+
+# The deployment a task's nodes deploy (the demo) and attach to (the demo resumed, Flower): the
+# defaults but a one-hour unbonding, for trials on a local chain.
+PROTOCOL = ProtocolConfig(stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=ETHER // 100)
+
+Phase = Callable[[str], AbstractContextManager]
+
+
+def untimed(_name: str) -> AbstractContextManager:
+    """A phase nobody times."""
+    return nullcontext()
+
+
+def run_epoch(
+    epoch: int,
+    config: TaskConfig,
+    federation,
+    aggregator: Aggregator,
+    clients: list[Client],
+    out: Path,
+    phase: Phase = untimed,
+) -> EpochResult:
+    """Carry ``epoch`` from whatever stage the aggregator's store has it at to finalized."""
+    store = aggregator.store
+    stage = store.stage(epoch)
+    if stage != "finalized":
+        log.info(f"epoch {epoch}/{config.epochs}" + (f" (resuming at stage '{stage}')" if stage else ""))
+    if stage is None:
+        model_before = model_path(out, epoch - 1)
+        global_parameters = np.load(model_before)
+        with phase("training"), one_torch_thread():
+            log.info(f"  {config.clients} clients train locally ({config.attackers} attack: {config.attack})")
+            trained = client_models(federation, global_parameters, epoch)
+        with phase("clients: export, commit, sign"):
+            signed = [
+                c.submit(
+                    aggregator.protocol,
+                    aggregator.round,
+                    aggregator.task_id,
+                    epoch,
+                    trained[c.index],
+                    config.hidden,
+                    config.fixed_point,
+                    updates_folder(out, epoch),
+                )
+                for c in clients
+            ]
+        with phase("aggregator: check and store"):
+            log.info("  the aggregator checks every update against its signed commitment")
+            aggregator.collect(epoch, model_before, signed)
+    if store.stage(epoch) == "collected":
+        with phase("proving"):
+            aggregator.prove(epoch, round_folder(out, epoch))
+    if store.stage(epoch) == "proven":
+        with phase("chain"):
+            log.info("  submitting the round on chain")
+            aggregator.submit(epoch)
+    if store.stage(epoch) == "submitted":
+        aggregator.finalize(
+            epoch, model_path(out, epoch), lambda parameters: accuracy(parameters, federation.test, config.hidden)
+        )
+        result = aggregator.result(epoch)
+        left_out = [i for i in range(config.clients) if i not in result.selected]
+        log.info(
+            f"  test accuracy {result.accuracy:.3f}; selected {result.selected}; left out {left_out}; "
+            f"flagged {result.flagged}; slashed {result.slashed}; gas {result.gas_used:,}"
+        )
+    return aggregator.result(epoch)
+
+
+def evaluate(
+    protocol: Protocol, run: dict, aggregator, final_model, prepared_accuracy, out: Path, phase: Phase = untimed
+) -> dict:
+    """Training is over: the requester reveals its evaluation set on chain; the aggregator (its
+    key) reads it from there, proves the accuracy of the final model (``final_model()``: the last
+    round's proven aggregate) on it and submits the proof, on which the contract pays out. Steps
+    the chain shows done are skipped (resume)."""
+    task_id = run["task_id"]
+    folder = out / "accuracy"
+    if protocol.task(task_id).status == TaskStatus.EVALUATING:
+        if not revealed_evaluation_set(protocol, task_id):
+            with phase("chain"):
+                log.info("the requester reveals its evaluation set on chain")
+                reveal_evaluation_set(
+                    protocol, Account.from_key(run["keys"]["requester"]), task_id, out / EVALUATION_FILE
+                )
+        salt, values = revealed_evaluation_set(protocol, task_id)
+        pixels, labels = _evaluation_arrays(values)
+        with phase("proving"):
+            if folder.exists():  # proven before a crash
+                verify_accuracy(folder)
+            else:
+                prove_accuracy(final_model(), pixels, labels, prepared_accuracy.circuit, folder)
+        with phase("chain"):
+            log.info("  the aggregator submits the accuracy proof on chain")
+            proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
+            model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
+            protocol.execute(aggregator, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
+    return _proven_accuracy(protocol, task_id, folder)
+
+
+def _evaluation_arrays(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """The revealed set's pixels and labels (the whole set, proven in batches of the circuit's samples)."""
+    samples = len(values) // (FEATURES + 1)
+    return np.array(values[: samples * FEATURES]).reshape(samples, FEATURES), np.array(values[samples * FEATURES :])
+
+
+def _proven_accuracy(protocol: Protocol, task_id: int, folder: Path) -> dict:
+    """What the chain recorded of the task's accuracy proof and its reveal."""
+    (event,) = protocol.logs("AccuracyProven", taskId=task_id)
+    (reveal,) = protocol.logs("EvaluationSetRevealed", taskId=task_id)
+    a = event["args"]
+    log.info(
+        f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
+        f"target {'reached' if a['targetReached'] else 'missed'}"
+    )
+    return {
+        "correct": a["correct"],
+        "samples": a["samples"],
+        "target_reached": a["targetReached"],
+        "gas_used": protocol.chain.receipt(event["transactionHash"])["gasUsed"],
+        "folder": str(folder),
+        "reveal_gas_used": protocol.chain.receipt(reveal["transactionHash"])["gasUsed"],
+    }
+
+
+def complete_task(protocol: Protocol, run: dict, clients: list[Client]) -> dict:
+    """Everyone withdraws the credit the settled task left them; the balances that resulted."""
+    requester = Account.from_key(run["keys"]["requester"])
+    for account in [requester, *[c.account for c in clients]]:
+        if protocol.credit_of(account.address) > 0:
+            protocol.execute(account, "withdrawCredit")
+    (completed,) = protocol.logs("TaskCompleted", taskId=run["task_id"])
+    rewards = {
+        e["args"]["account"]: e["args"]["amount"]
+        for e in protocol.logs("CreditWithdrawn", from_block=completed["blockNumber"])
+    }
+    return {
+        "rewarded_wei": completed["args"]["rewarded"],
+        "refunded_wei": completed["args"]["refunded"],
+        "clients": [
+            {
+                "address": c.account.address,
+                "stake_wei": protocol.stake_of(c.account.address),
+                "reward_wei": rewards.get(c.account.address, 0),
+            }
+            for c in clients
+        ],
+    }
+
+
+def stakes_over_time(protocol: Protocol, task_id: int, clients: list[str], epochs: int) -> list[list[int]]:
+    """Every client's stake after each epoch (row 0: before the first), from ClientSlashed events."""
+    taken = np.zeros((epochs + 1, len(clients)), dtype=object)
+    for event in protocol.logs("ClientSlashed", taskId=task_id):
+        taken[event["args"]["epoch"], clients.index(event["args"]["client"])] += event["args"]["taken"]
+    return (protocol.stake_amount() - np.cumsum(taken, axis=0)).tolist()
+
+
+def final_aggregate(run_dir: Path) -> np.ndarray:
+    """The run's last proven aggregate (the global model times m, in fixed-point units),
+    recomputed from the aggregator's stored updates."""
+    config = config_from_json(load_run(run_dir)["config"])
+    store = SequencerStore(run_dir / STORE_FILE)
+    try:
+        done = [e["epoch"] for e in store.epochs() if e["stage"] in ("submitted", "finalized")]
+        if not done:
+            raise InputError(f"{run_dir} has no submitted epoch yet: there is no model to evaluate")
+        return krum_round(stored_models(store, max(done), config.fixed_point), config.krum).total
+    finally:
+        store.close()
+
+
+def prove_run_accuracy(run_dir: Path, evaluation: Path | None, out: Path) -> AccuracyOutcome:
+    """Prove the accuracy of a run's final model on an evaluation set (.npz with ``pixels`` and
+    ``labels``; default: the requester's set in the run folder), with the task's circuit."""
+    run = load_run(run_dir)
+    path = evaluation or run_dir / EVALUATION_FILE
+    try:
+        with np.load(path) as data:
+            pixels, labels = data["pixels"], data["labels"]
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"{path}: not an evaluation set (.npz with 'pixels' and 'labels'): {error}") from None
+    config = replace(config_from_json(run["config"]), evaluation_samples=len(labels))
+    _, accuracy_circuit = task_circuits(config, run["inner_cols"])
+    return prove_accuracy(final_aggregate(run_dir), pixels, labels, accuracy_circuit, out)
