@@ -26,7 +26,7 @@ from stakelearn.pipeline.federation.task import TaskConfig, make_federation
 from stakelearn.pipeline.node.aggregator import stored_models
 from stakelearn.pipeline.node.client import enroll, stake
 from stakelearn.pipeline.node.requester import post_task
-from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, task_circuits
+from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, run_round, task_circuits
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, final_aggregate
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
@@ -58,8 +58,8 @@ def run_copy(demo_run, tmp_path):
 
 def audit(protocol, run_dir):
     problems, rounds = audit_chain(protocol, load_run(run_dir)["task_id"])
-    prepared = prepare(task_circuits(SMALL_TASK, load_run(run_dir)["inner_cols"])[0])
-    return problems + audit_run(run_dir, protocol, prepared, rounds)
+    round_, _ = run_round(load_run(run_dir))
+    return problems + audit_run(run_dir, protocol, round_, rounds)
 
 
 def test_run_demo_flags_the_attacker_and_pays_only_the_honest(demo_run):
