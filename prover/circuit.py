@@ -23,6 +23,7 @@ import os
 import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
 import ezkl
 import numpy as np
@@ -79,6 +80,45 @@ def committed_integer_run_args(num_inner_cols: int, decomp_legs: int) -> ezkl.Py
     # far fewer rows than ezkl's digit decomposition of every input element.
     args.ignore_range_check_inputs_outputs = True
     return args
+
+
+class Circuit(Protocol):
+    """What the cache, ``prepare`` and the provers take of a circuit: the round circuit, the chunk
+    and combine circuits of a round in chunks, and the accuracy circuit are each one. A frozen
+    dataclass (its fields are its description), with ``num_inner_cols`` and ``min_logrows``."""
+
+    num_inner_cols: int
+    min_logrows: int
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def digest(self) -> str:
+        """The cache key: the digest of :meth:`description`."""
+
+    @property
+    def largest_input(self) -> int: ...
+
+    @property
+    def input_names(self) -> list[str]: ...
+
+    @property
+    def lookup_bound(self) -> int: ...
+
+    @property
+    def decomp_legs(self) -> int: ...
+
+    def input_bounds(self) -> list[tuple[int, int]]: ...
+
+    def description(self) -> dict: ...
+
+    def export(self, path: Path) -> Path:
+        """The circuit's torch module exported to ONNX at ``path``."""
+
+    def run_args(self) -> ezkl.PyRunArgs: ...
+
+    def calibration_input(self) -> dict: ...
 
 
 @dataclass(frozen=True)
@@ -184,7 +224,7 @@ class RoundCircuit:
 class PreparedCircuit:
     """A circuit (round or accuracy) with its compiled model, SRS and keys on disk."""
 
-    circuit: RoundCircuit
+    circuit: Circuit
     model_dir: Path
     key_dir: Path
     srs: Srs
@@ -231,7 +271,7 @@ def selection_legs(params: KrumParams, d: int, max_int: int) -> int:
     return math.ceil(max_selection_key(params, d, max_int).bit_length() / math.log2(DECOMP_BASE))
 
 
-def circuit_description(kind: str, circuit) -> dict:
+def circuit_description(kind: str, circuit: Circuit) -> dict:
     """What identifies a circuit config's build (its cache key and digest): the kind with its
     source digest, ezkl's version, the config's fields and the range-check decomposition."""
     return {
@@ -255,7 +295,7 @@ def input_json(tagged_updates: np.ndarray, claimed_sum: np.ndarray) -> dict:
 DESCRIPTION = "circuit.json"
 
 
-def _build_model_dir(circuit, folder: Path) -> None:
+def _build_model_dir(circuit: Circuit, folder: Path) -> None:
     write_json_atomic(folder / DESCRIPTION, {"label": circuit.label, **circuit.description()})
     network = circuit.export(folder / steps.NETWORK)
     settings = steps.gen_settings(network, folder / steps.SETTINGS, circuit.run_args())
@@ -270,7 +310,7 @@ def _build_model_dir(circuit, folder: Path) -> None:
     _shrink_logrows(folder, circuit)
 
 
-def _shrink_logrows(folder: Path, circuit) -> None:
+def _shrink_logrows(folder: Path, circuit: Circuit) -> None:
     """Calibration sizes logrows for the values it saw, before the lookup range was narrowed to
     the bound, so a smaller k often holds the circuit: keep the smallest whose mock run of the
     extreme-valued calibration input satisfies every constraint."""
@@ -297,7 +337,7 @@ def _setup_keys(model: Path, srs: Path, keys: Path) -> None:
     steps.create_vka(keys / steps.VK, model / steps.SETTINGS, keys / steps.VKA, srs)
 
 
-def model_dir(circuit, stats: dict[str, StepStats] | None = None) -> Path:
+def model_dir(circuit: Circuit, stats: dict[str, StepStats] | None = None) -> Path:
     """The circuit's compiled model and settings, built on first use."""
     folder = stakelearn_home() / "circuits" / circuit.digest
     if not (folder / steps.COMPILED).exists():
@@ -308,7 +348,7 @@ def model_dir(circuit, stats: dict[str, StepStats] | None = None) -> Path:
     return folder
 
 
-def natural_logrows(circuit) -> int:
+def natural_logrows(circuit: Circuit) -> int:
     """The logrows ezkl's calibration picks for ``circuit`` on its own (no ``min_logrows``)."""
     settings = json.loads((model_dir(replace(circuit, min_logrows=0)) / steps.SETTINGS).read_text())
     return settings["run_args"]["logrows"]
@@ -336,7 +376,7 @@ def memory_budget_mb() -> float:
     return int(fields["MemAvailable"].split()[0]) / 1024
 
 
-def check_fits(circuit, settings: dict) -> None:
+def check_fits(circuit: Circuit, settings: dict) -> None:
     """Refuse, before any key set-up, a circuit this machine cannot hold while proving."""
     logrows = settings["run_args"]["logrows"]
     needed, budget = estimated_peak_mb(logrows, circuit.num_inner_cols), memory_budget_mb()
@@ -348,7 +388,9 @@ def check_fits(circuit, settings: dict) -> None:
         )
 
 
-def prepare(circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None) -> PreparedCircuit:
+def prepare(
+    circuit: Circuit, ceremony_srs: Path | None = None, stats: dict[str, StepStats] | None = None
+) -> PreparedCircuit:
     """Compile the circuit, resolve its SRS, and set up the keys and the VK artifact for the EVM,
     each only once per (circuit, SRS). Steps that ran are timed into ``stats``. A circuit whose
     estimated memory exceeds the budget is refused before its SRS and keys are made."""
