@@ -108,7 +108,8 @@ class Round(Protocol):
         """The verifier contract's constructor arguments after the reusable verifier's address."""
 
     def pinned(self) -> dict[str, object]:
-        """What the verifier contract's views must answer for a round of these circuits."""
+        """What the verifier contract's views must answer for a round of these circuits, in the
+        order its constructor takes them."""
 
     @property
     def mask_offset(self) -> int:
@@ -194,8 +195,7 @@ class OneProofRound:
         return [self.prepared.vka]
 
     def verifier_args(self) -> tuple:
-        c = self.circuit
-        return vka_digest(self.prepared.vka), c.n, c.f, c.m, c.params.rule_id, keccak(self.absent_commitment())
+        return tuple(self.pinned().values())  # RoundVerifier's constructor takes what it pins, in order
 
     def pinned(self) -> dict[str, object]:
         c = self.circuit
@@ -317,9 +317,7 @@ class ChunkedRound:
         return [self.prepared.vka, self.combine.vka]
 
     def verifier_args(self) -> tuple:
-        c = self.combine.circuit
-        absent = keccak(self.absent_commitment())
-        return vka_digest(self.prepared.vka), vka_digest(self.combine.vka), c.n, c.f, c.m, self.chunks, absent
+        return tuple(self.pinned().values())  # ChunkedRoundVerifier's constructor takes what it pins, in order
 
     def pinned(self) -> dict[str, object]:
         c = self.combine.circuit
@@ -329,7 +327,6 @@ class ChunkedRound:
             "clients": c.n,
             "byzantine": c.f,
             "selected": c.m,
-            "aggregation": c.params.rule_id,
             "CHUNKS": self.chunks,
             "absentCommitment": keccak(self.absent_commitment()),
         }

@@ -88,6 +88,7 @@ def test_readme_output_folders_are_ignored_by_git():
     readme = (ROOT / "README.md").read_text()
     folders = set(re.findall(r"--out ([a-z][\w.-]*)/?", readme)) | {"demo-output"}
     assert {"round", "acc", "run1", "demo-output"} <= folders
-    for folder in sorted(folders):
+    tracked = {"docs"}  # rewritten on purpose: the committed report rebuilt from its committed data
+    for folder in sorted(folders - tracked):
         probe = subprocess.run(["git", "check-ignore", "-q", f"{folder}/proof.json"], cwd=ROOT, check=False)
         assert probe.returncode == 0, f"{folder}/ is not in .gitignore"
