@@ -37,7 +37,7 @@ def test_periods_are_the_constructors_struct_in_order():
 
 
 def test_task_status_is_the_solidity_enum():
-    sources = "\n".join(path.read_text() for path in (ROOT / "src").glob("*.sol"))
+    sources = "\n".join(path.read_text() for path in (ROOT / "src").rglob("*.sol"))
     (body,) = re.findall(r"enum Status\s*{([^}]*)}", sources)
     members = [re.sub(r"//.*", "", line).strip(" ,") for line in body.splitlines()]
     assert [m.upper() for m in members if m] == [status.name for status in TaskStatus]

@@ -4,7 +4,7 @@ pragma solidity ^0.8.20;
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
-import {IMPSRollup} from "./IMPSRollup.sol";
+import {IMPSRollup} from "./interfaces/IMPSRollup.sol";
 
 /// @title MPSRollup
 /// @notice The Model Parameters Sharing chain: one batch per (task, epoch) holding each

@@ -2,7 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {MPSRollup} from "./MPSRollup.sol";
-import {ISlashingManager} from "./ISlashingManager.sol";
+import {ISlashingManager} from "./interfaces/ISlashingManager.sol";
 
 /// @title SlashingManager
 /// @notice Keeps each client's record in a task (epochs unflagged, flagged, absent) and slashes

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IStakingRegistry} from "./IStakingRegistry.sol";
-import {IStakeLearnProtocol} from "./IStakeLearnProtocol.sol";
+import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
+import {IStakeLearnProtocol} from "./interfaces/IStakeLearnProtocol.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
 import {MPSRollup} from "./MPSRollup.sol";
 import {SlashingManager} from "./SlashingManager.sol";
