@@ -2,9 +2,11 @@
 
     python -m stakelearn.verifier_contracts.build
 
-Sources: ``src/*.sol`` (ours) and ``generated/*.sol`` (written by ezkl; see
+Sources: ``src/`` (ours: the contracts, their ``I*`` interfaces in ``src/interfaces/``, pure
+helpers in ``src/libraries/``) and ``generated/*.sol`` (written by ezkl; see
 ``stakelearn.prover.evm.generate_reusable_verifier``). Artifacts: ``artifacts/<Contract>.json``,
-each headed with what generated it and the solc version, so that deploying needs no compiler.
+named by contract whatever folder its source is in, each headed with what generated it and the
+solc version, so that deploying needs no compiler.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ CONTRACTS = (
 
 
 def sources(folder: str) -> dict[str, str]:
-    return {str(path.relative_to(ROOT)): path.read_text() for path in sorted((ROOT / folder).glob("*.sol"))}
+    """Every ``.sol`` file under ``folder`` (its sub-folders too), by its path from ROOT: the
+    names relative imports resolve against."""
+    return {path.relative_to(ROOT).as_posix(): path.read_text() for path in sorted((ROOT / folder).rglob("*.sol"))}
 
 
 def compile_all() -> dict[str, CompiledContract]:

@@ -93,7 +93,7 @@ def compile_sources(
     sources: dict[str, str], optimize_runs: int = 200, via_ir: bool = False
 ) -> dict[str, CompiledContract]:
     """Compile ``{file name: source}`` (and the library files it imports) and return every
-    contract by name."""
+    contract by name (names must be unique across the files)."""
     request = {
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in with_imports(sources).items()},
@@ -110,8 +110,11 @@ def compile_sources(
         first = str(error).strip().splitlines()[0] if str(error).strip() else "solc failed"
         raise ToolchainError(f"solidity compilation failed: {first}") from error
     contracts = {}
-    for file_contracts in output["contracts"].values():
+    for file, file_contracts in output["contracts"].items():
         for name, item in file_contracts.items():
+            # Artifacts are named by contract, whatever folder its file is in: a name twice is one lost.
+            if name in contracts:
+                raise ToolchainError(f"two contracts named {name} (one in {file}): artifacts are named by contract")
             runtime = item["evm"]["deployedBytecode"]["object"]
             contracts[name] = CompiledContract(
                 name=name,

@@ -1,6 +1,6 @@
 """Chunked rounds on chain: stage a round's chunk proofs with its ChunkedRoundVerifier.
 
-A chunked round goes on chain in two parts (verifier_contracts/src/IChunkedRoundVerifier.sol):
+A chunked round goes on chain in two parts (verifier_contracts/src/interfaces/IChunkedRoundVerifier.sol):
 the chunk proofs, in chunk order, a few per transaction (``stageChunks``), then the usual
 ``submitRound`` whose proof is the combine proof. Staging keeps one hash of its progress on
 chain; the stager passes the progress itself back in, so :func:`progress_after` is the

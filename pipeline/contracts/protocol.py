@@ -126,12 +126,14 @@ def deploy_protocol(
     p = config.policy
     tasks_address, _ = chain.deploy(
         tasks_artifact,
-        config.base_fee_wei,
-        registry_address,
-        p.slash_bps,
-        p.outlier_bps,
-        config.periods.as_abi(),
-        config.work_bps,
+        (  # IStakeLearnProtocol.ProtocolConfig
+            config.base_fee_wei,
+            registry_address,
+            p.slash_bps,
+            p.outlier_bps,
+            config.periods.as_abi(),
+            config.work_bps,
+        ),
     )
     registry = chain.contract(registry_address, registry_artifact.abi)
     tasks = chain.contract(tasks_address, tasks_artifact.abi)

@@ -27,9 +27,28 @@ def test_task_state_is_the_task_views_outputs_in_order():
     assert [f.name for f in fields(TaskState)] == [_snake(o["name"]) for o in _function("task")["outputs"]]
 
 
-def test_periods_are_the_constructors_struct_in_order():
+def _constructor_config() -> dict:
     constructor = next(item for item in load_artifact("StakeLearnProtocol").abi if item["type"] == "constructor")
-    (periods,) = [i for i in constructor["inputs"] if i["type"] == "tuple"]
+    (config,) = constructor["inputs"]
+    return config
+
+
+def test_the_constructor_takes_one_named_config_in_deploy_protocols_order():
+    # deploy_protocol passes (base fee, registry, slash, outlier, periods, work) as one tuple.
+    config = _constructor_config()
+    assert config["internalType"] == "struct IStakeLearnProtocol.ProtocolConfig"
+    assert [(c["name"], c["type"]) for c in config["components"]] == [
+        ("baseFee", "uint256"),
+        ("registry", "address"),
+        ("slashBps", "uint256"),
+        ("outlierBps", "uint256"),
+        ("periods", "tuple"),
+        ("workBps", "uint256"),
+    ]
+
+
+def test_periods_are_the_constructors_struct_in_order():
+    (periods,) = [c for c in _constructor_config()["components"] if c["type"] == "tuple"]
     # Python names say the unit: enrollment_seconds is the struct's enrollment.
     assert [f.name.removesuffix("_seconds") for f in fields(Periods)] == [
         _snake(c["name"]) for c in periods["components"]
@@ -37,7 +56,7 @@ def test_periods_are_the_constructors_struct_in_order():
 
 
 def test_task_status_is_the_solidity_enum():
-    sources = "\n".join(path.read_text() for path in (ROOT / "src").glob("*.sol"))
+    sources = "\n".join(path.read_text() for path in (ROOT / "src").rglob("*.sol"))
     (body,) = re.findall(r"enum Status\s*{([^}]*)}", sources)
     members = [re.sub(r"//.*", "", line).strip(" ,") for line in body.splitlines()]
     assert [m.upper() for m in members if m] == [status.name for status in TaskStatus]

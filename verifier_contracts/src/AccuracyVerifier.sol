@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {IHalo2VerifierReusable} from "./interfaces/IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
-import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
+import {IAccuracyVerifier} from "./interfaces/IAccuracyVerifier.sol";
 
 /// @title AccuracyVerifier
 /// @notice Accepts an accuracy proof only if it is valid for the pinned accuracy circuit AND was

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {IHalo2VerifierReusable} from "./interfaces/IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
 import {RoundShape} from "./RoundShape.sol";
-import {IChunkedRoundVerifier} from "./IChunkedRoundVerifier.sol";
+import {IChunkedRoundVerifier} from "./interfaces/IChunkedRoundVerifier.sol";
 
 /// @title ChunkedRoundVerifier
 /// @notice A RoundVerifier for rounds proven in chunks (see IChunkedRoundVerifier and

@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
-import {IMPSRollup} from "./IMPSRollup.sol";
+import {IMPSRollup} from "./interfaces/IMPSRollup.sol";
+import {Signatures} from "./libraries/Signatures.sol";
 
 /// @title MPSRollup
 /// @notice The Model Parameters Sharing chain: one batch per (task, epoch) holding each
@@ -129,11 +129,11 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
             bytes32 posted = _posted[round.taskId][round.epoch][i];
             if (posted != 0) {
                 if (keccak256(commitment) != posted) revert MPSRollup__PostedCommitmentMissing(i);
-            } else if (_isZero(signature)) {
+            } else if (Signatures.isZero(signature)) {
                 if (keccak256(commitment) != task.params.verifier.absentCommitment()) revert MPSRollup__NotAbsentCommitment(i);
                 absentMask |= 1 << i;
                 ++absent;
-            } else if (!_signedBy(updateDigest(round.taskId, round.epoch, commitment), signature, task.clients[i])) {
+            } else if (!Signatures.signedBy(updateDigest(round.taskId, round.epoch, commitment), signature, task.clients[i])) {
                 revert MPSRollup__BadSignature(i);
             }
         }
@@ -187,26 +187,6 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         if (n - m - f < allowed) allowed = n - m - f;
         if (n - 2 * f - 3 < allowed) allowed = n - 2 * f - 3;
         return allowed;
-    }
-
-    function _isZero(bytes calldata signature) private pure returns (bool) {
-        return bytes32(signature[0:32]) == 0 && bytes32(signature[32:64]) == 0 && signature[64] == 0;
-    }
-
-    /// @dev Whether the 65-byte (r, s, v) `signature` of `digest` is `signer`'s.
-    function _signedBy(bytes32 digest, bytes calldata signature, address signer) private pure returns (bool) {
-        address recovered = _signerOf(digest, signature);
-        return recovered != address(0) && recovered == signer;
-    }
-
-    /// @dev Who signed `digest` with the 65-byte (r, s, v) `signature`, or address(0). tryRecover,
-    /// not recover: a bad signature is our error to raise, not OZ's. It rejects high-s (malleable)
-    /// signatures; a v other than 27 or 28 recovers no address.
-    function _signerOf(bytes32 digest, bytes calldata signature) internal pure returns (address) {
-        if (signature.length != 65) return address(0);
-        (address recovered, ECDSA.RecoverError error,) =
-            ECDSA.tryRecover(digest, uint8(signature[64]), bytes32(signature[0:32]), bytes32(signature[32:64]));
-        return error == ECDSA.RecoverError.NoError ? recovered : address(0);
     }
 
     function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)

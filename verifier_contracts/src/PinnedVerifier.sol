@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
-import {IPinnedVerifier} from "./IPinnedVerifier.sol";
+import {IHalo2VerifierReusable} from "./interfaces/IHalo2VerifierReusable.sol";
+import {IPinnedVerifier} from "./interfaces/IPinnedVerifier.sol";
 
 /// @title PinnedVerifier
 /// @notice The part RoundVerifier, ChunkedRoundVerifier and AccuracyVerifier share: ezkl's

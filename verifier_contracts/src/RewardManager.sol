@@ -3,7 +3,7 @@ pragma solidity ^0.8.20;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {SlashingManager} from "./SlashingManager.sol";
-import {IRewardManager} from "./IRewardManager.sol";
+import {IRewardManager} from "./interfaces/IRewardManager.sol";
 
 /// @title RewardManager
 /// @notice Pays the clients only on a proven accuracy. At creation the requester commits to a

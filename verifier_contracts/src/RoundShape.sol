@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IRoundVerifier} from "./IRoundVerifier.sol";
+import {IRoundVerifier} from "./interfaces/IRoundVerifier.sol";
 
 /// @title RoundShape
 /// @notice What RoundVerifier and ChunkedRoundVerifier share: the round shape (n, f, m), the

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IHalo2VerifierReusable} from "./IHalo2VerifierReusable.sol";
+import {IHalo2VerifierReusable} from "./interfaces/IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
 import {RoundShape} from "./RoundShape.sol";
 

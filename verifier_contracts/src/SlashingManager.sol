@@ -2,7 +2,8 @@
 pragma solidity ^0.8.20;
 
 import {MPSRollup} from "./MPSRollup.sol";
-import {ISlashingManager} from "./ISlashingManager.sol";
+import {ISlashingManager} from "./interfaces/ISlashingManager.sol";
+import {Signatures} from "./libraries/Signatures.sol";
 
 /// @title SlashingManager
 /// @notice Keeps each client's record in a task (epochs unflagged, flagged, absent) and slashes
@@ -61,10 +62,10 @@ abstract contract SlashingManager is MPSRollup, ISlashingManager {
             revert SlashingManager__NotEquivocation();
         }
         if (epoch == 0 || epoch > task.params.maxEpochs) revert SlashingManager__NotEquivocation();
-        address client = _signerOf(updateDigest(taskId, epoch, commitmentA), signatureA);
+        address client = Signatures.signerOf(updateDigest(taskId, epoch, commitmentA), signatureA);
         if (
             client == address(0) || _clientSlot[taskId][client] == 0
-                || _signerOf(updateDigest(taskId, epoch, commitmentB), signatureB) != client
+                || Signatures.signerOf(updateDigest(taskId, epoch, commitmentB), signatureB) != client
         ) revert SlashingManager__NotEquivocation();
         if (_equivocated[taskId][epoch][client]) revert SlashingManager__AlreadySlashed(client, epoch);
         _equivocated[taskId][epoch][client] = true;

@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IStakingRegistry} from "./IStakingRegistry.sol";
-import {IStakeLearnProtocol} from "./IStakeLearnProtocol.sol";
+import {IStakeLearnProtocol} from "./interfaces/IStakeLearnProtocol.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
 import {MPSRollup} from "./MPSRollup.sol";
 import {SlashingManager} from "./SlashingManager.sol";
@@ -14,20 +13,13 @@ import {RewardManager} from "./RewardManager.sol";
 /// Ether held here always equals escrow + unpaid credits + base fees held + fees burnt.
 /// @dev IStakeLearnProtocol declares all its functions, events and errors (OpenZeppelin's errors aside).
 contract StakeLearnProtocol is RewardManager, IStakeLearnProtocol {
-    constructor(
-        uint256 baseFee,
-        IStakingRegistry registry,
-        uint256 slashBps,
-        uint256 outlierBps,
-        Periods memory periods,
-        uint256 workBps
-    )
-        TaskEscrow(baseFee, registry, periods.enrollment)
-        MPSRollup(outlierBps, periods.commit)
-        SlashingManager(slashBps)
-        RewardManager(periods.round, periods.evaluation, periods.proof, workBps)
+    constructor(ProtocolConfig memory config)
+        TaskEscrow(config.baseFee, config.registry, config.periods.enrollment)
+        MPSRollup(config.outlierBps, config.periods.commit)
+        SlashingManager(config.slashBps)
+        RewardManager(config.periods.round, config.periods.evaluation, config.periods.proof, config.workBps)
     {
         // A round must be able to land after the commit window, before anyone may end training.
-        if (periods.round <= periods.commit) revert StakeLearnProtocol__BadPeriods();
+        if (config.periods.round <= config.periods.commit) revert StakeLearnProtocol__BadPeriods();
     }
 }

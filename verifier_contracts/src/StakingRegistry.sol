@@ -2,7 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {IStakingRegistry} from "./IStakingRegistry.sol";
+import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 
 /// @title StakingRegistry
 /// @notice Clients stake STAKE_AMOUNT of ether to take part in tasks. A withdrawal completes only

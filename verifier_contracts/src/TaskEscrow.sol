@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.20;
 
-import {IStakingRegistry} from "./IStakingRegistry.sol";
-import {IRoundVerifier} from "./IRoundVerifier.sol";
-import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
-import {ITaskEscrow} from "./ITaskEscrow.sol";
+import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
+import {IRoundVerifier} from "./interfaces/IRoundVerifier.sol";
+import {IAccuracyVerifier} from "./interfaces/IAccuracyVerifier.sol";
+import {ITaskEscrow} from "./interfaces/ITaskEscrow.sol";
 
 /// @title TaskEscrow
 /// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
