@@ -11,9 +11,13 @@ from stakelearn.pipeline.node.signer import RemoteSigner
 from .helpers import served
 
 
-def environ(pid: int) -> dict:
-    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    return dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+def environ(service) -> dict:
+    """The environment the running ``service``'s process holds (an exited process shows none:
+    that would prove nothing, so it fails with the service's log)."""
+    entries = Path(f"/proc/{service.process.pid}/environ").read_bytes().split(b"\0")
+    found = dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+    assert found and service.process.poll() is None, f"{service.name} is not running: {service.text()[-2000:]}"
+    return found
 
 
 def test_the_keys_are_in_the_signers_only(world, tmp_path, monkeypatch):
@@ -30,14 +34,13 @@ def test_the_keys_are_in_the_signers_only(world, tmp_path, monkeypatch):
             signers, urls = start_signers(task_dir, rpc_url, env, tmp_path)
             services += signers
             assert [RemoteSigner(url).address for url in urls] == [c.address for c in clients]
-            assert [environ(s.process.pid)[KEY_ENV] for s in signers] == [c.key.hex() for c in clients]
+            assert [environ(s)[KEY_ENV] for s in signers] == [c.key.hex() for c in clients]
             assert (task_dir / "flower" / "signer-0.sqlite").is_file()  # the task's record, whichever engine
             own = {"rpc-url": rpc_url, "task-dir": str(task_dir), "signer-url": urls[0]}
             node = start_supernode(9, 0, 2, env, tmp_path, own)  # no SuperLink: it only needs to start
             services.append(node)
-            assert KEY_ENV not in environ(node.process.pid)
-            command = Path(f"/proc/{node.process.pid}/cmdline").read_bytes().split(b"\0")
-            config = command[command.index(b"--node-config") + 1].decode()
+            assert KEY_ENV not in environ(node)
+            config = node.process.args[node.process.args.index("--node-config") + 1]  # what it was started with
             assert (
                 config
                 == f'partition-id=0 num-partitions=2 rpc-url="{rpc_url}" task-dir="{task_dir}" signer-url="{urls[0]}"'
