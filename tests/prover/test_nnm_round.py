@@ -7,14 +7,19 @@ import numpy as np
 import pytest
 
 from stakelearn.circuits.krum import KrumParams, krum_round
+from stakelearn.errors import ProofError, StakeLearnError
 from stakelearn.files import write_json_atomic
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.round_on_chain import deploy_round_verifier, verify_round_on_chain
+from stakelearn.pipeline.contracts.round_on_chain import (
+    check_with_task_verifier,
+    deploy_round_verifier,
+    verify_round_on_chain,
+)
 from stakelearn.pipeline.contracts.verifiers import verify_on_chain
 from stakelearn.prover import steps
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.round import COMMITMENTS, circuit_of, load_round, prove_round, verify_round
-from stakelearn.prover.rounds import OneProofRound
+from stakelearn.prover.rounds import OneProofRound, open_round
 
 from ..conftest import SMALL
 
@@ -102,3 +107,23 @@ def test_an_nnm_task_records_its_rule_and_flags_on_the_raw_scores(nnm_round, sma
     assert event["args"]["flaggedMask"] == sum(1 << i for i, flag in enumerate(expected) if flag) == 1 << 4
     assert event["args"]["selectedMask"] == sum(1 << i for i in outcome.selected)
     assert event["args"]["globalModel"] == keccak(bytes.fromhex(commitments_of(nnm_round)[-1]))
+
+
+def test_a_task_verifier_of_another_rule_refuses_the_folder_by_its_pinned_digest(proven_round):
+    """An aggregator cannot pass a Multi-Krum round off as the NNM task's: same shape, but the
+    task's RoundVerifier pins another circuit, and the check (eth_calls only) says so."""
+    chain = Chain.embedded()
+    nnm_verifier = deploy_round_verifier(chain, OneProofRound(prepare(NNM_CIRCUIT))).contract.address
+    nonce = chain.w3.eth.get_transaction_count(chain.payer_address)
+    with pytest.raises(StakeLearnError, match="is not the one the RoundVerifier at .* pins"):
+        check_with_task_verifier(chain, nnm_verifier, proven_round)
+    assert chain.w3.eth.get_transaction_count(chain.payer_address) == nonce  # nothing was sent
+    own_verifier = deploy_round_verifier(chain, open_round(proven_round)).contract.address
+    assert check_with_task_verifier(chain, own_verifier, proven_round).submitted_by == "verifyRound"
+
+
+def test_a_round_refuses_a_folder_proven_with_other_circuits(nnm_round, proven_round):
+    """A task's round (the aggregator resuming, `submit`) verifies only folders of its own circuits."""
+    with pytest.raises(ProofError, match="was proven with circuit"):
+        OneProofRound(prepare(NNM_CIRCUIT)).verify(proven_round)
+    assert OneProofRound(prepare(NNM_CIRCUIT)).verify(nnm_round).mask == open_round(nnm_round).verify(nnm_round).mask
