@@ -39,9 +39,9 @@ from stakelearn.pipeline.contracts.types import TaskParams
 from stakelearn.pipeline.contracts.verifiers import RoundCheck, absent_commitment_hash, check_round
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import quantized_model
-from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.run_folder import RUN_FILE, STORE_FILE, config_from_json, load_run, run_round
 from stakelearn.pipeline.node.store import SequencerStore
+from stakelearn.pipeline.node.task_description import model_hash
 from stakelearn.prover.rounds import Round
 
 COMMITMENT_BYTES = 64

@@ -40,8 +40,9 @@ from stakelearn.pipeline.contracts.types import ETHER
 from stakelearn.pipeline.federation.task import TaskConfig, evaluation_set, make_federation
 from stakelearn.pipeline.node.aggregator import Aggregator
 from stakelearn.pipeline.node.client import Client, enroll, stake
-from stakelearn.pipeline.node.requester import post_task, prepare_task
+from stakelearn.pipeline.node.requester import post_task, prepare_task, record_posted
 from stakelearn.pipeline.node.run_folder import (
+    FEDERATION_FILE,
     RUN_FILE,
     STORE_FILE,
     check_new_run_folder,
@@ -50,6 +51,7 @@ from stakelearn.pipeline.node.run_folder import (
     load_run,
     model_path,
     task_circuits,
+    task_dir,
 )
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, complete_task, evaluate, run_epoch, stakes_over_time
@@ -129,8 +131,10 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
     set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
     circuit = circuits[0].prepared.circuit  # the round circuit, or the chunk circuit of a round in chunks
     keys = fund_demo_keys(chain, config)
-    params = prepare_task(protocol, config, circuit, evaluation_set(federation), out, FEE_PER_EPOCH)
+    task_circuits = (circuit, circuits[1].circuit)
+    _, params = prepare_task(protocol, config, task_circuits, evaluation_set(federation), out, FEE_PER_EPOCH)
     task_id = post_task(protocol, keys["requester"], params)
+    record_posted(task_dir(out), task_id, params)
     check_task_verifiers(protocol, task_id, *circuits)  # every client does this before it enrolls
     for client in keys["clients"]:
         stake(protocol, client)
@@ -150,6 +154,7 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
             "clients": [c.key.hex() for c in keys["clients"]],
         },
     }
+    write_json_atomic(out / FEDERATION_FILE, run["config"])
     write_json_atomic(out / RUN_FILE, run)
     return run
 

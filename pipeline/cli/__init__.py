@@ -30,6 +30,13 @@ def _command(name: str, help: str) -> Command:
 COMMANDS: dict[str, Command] = {
     "commit": _command("commit", "a client's step: commit to its update and sign the commitment for a task and epoch"),
     "prove": _command("prove", "prove one Multi-Krum round over client updates"),
+    "deploy": _command(
+        "deploy", "the operator: deploy the protocol once per chain, or (governance) approve a task shape's verifiers"
+    ),
+    "task": _command(
+        "task", "the requester's task: create (from an ONNX model), status, reveal; settle on the accuracy proof"
+    ),
+    "withdraw": _command("withdraw", "withdraw this key's credit from settled tasks and, with --stake, its stake"),
     "stake": _command("stake", "a client's first step: stake STAKE_AMOUNT (or top a slashed stake up)"),
     "enroll": _command(
         "enroll",

@@ -7,6 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.cli.options import account, add_chain_options, protocol
 from stakelearn.pipeline.federation.task import MLP_ACCURACY_BATCH, MLP_CHUNK, MODELS, TASK_FIXED_POINT, model_options
@@ -20,7 +21,13 @@ TASK_CIRCUIT_OPTIONS = ("model", "scale_bits", "clip", "chunk", "accuracy_batch"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_chain_options(parser)
-    parser.add_argument("--task", type=int, required=True, help="the task id")
+    parser.add_argument("--task", type=int, default=None, help="the task id (or --task-dir)")
+    parser.add_argument(
+        "--task-dir",
+        type=Path,
+        default=None,
+        help="the task's folder (`task create`): its circuits are checked against the chain and the verifiers' code",
+    )
     task_circuit = parser.add_argument_group(
         "the task's circuit options",
         "as `demo` posts a task (n, f, m, the rule and the evaluation set's size come from the task itself): any of "
@@ -74,6 +81,10 @@ def task_circuit_options(args: argparse.Namespace) -> TaskCircuitOptions | None:
 
 def run(args: argparse.Namespace) -> int:
     enrollee = account(args)
+    if args.task_dir is not None:
+        return _enroll_described(args, enrollee)
+    if args.task is None:
+        raise InputError("name the task: --task ID (with the task's circuit options) or --task-dir DIR")
     options = task_circuit_options(args)
     task = enroll(protocol(args), enrollee, args.task, options)
     if options is None:
@@ -83,4 +94,29 @@ def run(args: argparse.Namespace) -> int:
         )
     checked = "approved pair" if options is None else "the protocol's code for the task's circuits"
     print(f"{enrollee.address} enrolled in task {args.task} (n={task.n}; round verifier {task.verifier}, {checked})")
+    return 0
+
+
+def _enroll_described(args: argparse.Namespace, enrollee) -> int:
+    """Enroll in the task a task folder describes, on the protocol --contract names, after checking
+    the folder against the chain and the task's verifiers' code against the folder's circuits."""
+    from stakelearn.pipeline.contracts.protocol import check_task_verifiers
+    from stakelearn.pipeline.node.task_description import check_on_chain, read_task_folder
+    from stakelearn.prover.circuit import prepare
+
+    task = read_task_folder(args.task_dir)
+    attached = protocol(args)
+    if task.description.protocol != attached.tasks.address:
+        raise InputError(
+            f"{args.task_dir} describes a task on protocol {task.description.protocol}, not {attached.tasks.address}"
+        )
+    if args.task is not None and args.task != task.description.task_id:
+        raise InputError(f"{args.task_dir} describes task {task.description.task_id}, not task {args.task}")
+    check_on_chain(task, attached)
+    task_id = task.description.task_id
+    check_task_verifiers(attached, task_id, task.round(args.srs), prepare(task.accuracy_circuit(), args.srs))
+    attached.execute(enrollee, "enroll", task_id)
+    print(
+        f"{enrollee.address} enrolled in task {task_id} (its folder and its verifiers' code checked against the chain)"
+    )
     return 0

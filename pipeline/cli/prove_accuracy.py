@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--evaluation",
         type=Path,
         default=None,
-        help="evaluation set .npz with 'pixels' (N x 64 grey levels 0..16) and 'labels' "
+        help="evaluation set .npz with 'x' (N x 64 grey levels 0..16) and 'y' (labels) "
         "(default: the requester's set in the run folder)",
     )
     parser.add_argument("--out", type=Path, required=True, help="new folder for the proof")

@@ -8,7 +8,7 @@ deployment block (``DEPLOYMENT_BLOCK``) in bounded slices, as public nodes requi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_abi import encode
@@ -113,13 +113,18 @@ def deploy_protocol(
     config: ProtocolConfig | None = None,
     evaluation_samples: int | None = None,
 ) -> Protocol:
-    """Deploy the verifiers for the task's ``round_`` (its kind's verifier, pinned to its
-    circuits) and the ``accuracy`` circuit, the registry and the protocol, wire
-    them, and approve the verifier pair (the payer is the protocol's governance). The accuracy
-    verifier takes evaluation sets of ``evaluation_samples`` (default: one proof's)."""
+    """Deploy the protocol (:func:`deploy_core`) and approve the verifier pair for the task's
+    ``round_`` and ``accuracy`` circuit (:func:`approve_verifier_pair`), both from the payer,
+    the protocol's governance: the demo's one-operator deployment."""
+    protocol = deploy_core(chain, config)
+    verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
+    return approve_verifier_pair(protocol, verifier, round_, accuracy, evaluation_samples)
+
+
+def deploy_core(chain: Chain, config: ProtocolConfig | None = None) -> Protocol:
+    """Deploy the registry and the protocol, once per chain, from the payer, which becomes the
+    protocol's governance (it alone approves verifier pairs), and wire them."""
     config = config or ProtocolConfig()
-    round_verifier = deploy_round_verifier(chain, round_)
-    accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, round_verifier.verifier, evaluation_samples)
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
     tasks_artifact = load_artifact("StakeLearnProtocol")
@@ -137,11 +142,23 @@ def deploy_protocol(
     )
     registry = chain.contract(registry_address, registry_artifact.abi)
     tasks = chain.contract(tasks_address, tasks_artifact.abi)
-    chain.execute(chain.payer, registry, "setProtocol", tasks_address)
-    chain.execute(chain.payer, tasks, "approveVerifiers", round_verifier.contract.address, accuracy_verifier.address)
-    return Protocol(
-        chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config, round_verifier, accuracy_verifier
-    )
+    chain.execute(chain.require_payer(), registry, "setProtocol", tasks_address)
+    return Protocol(chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config)
+
+
+def approve_verifier_pair(
+    protocol: Protocol, verifier: str, round_: Round, accuracy: PreparedCircuit, evaluation_samples: int | None = None
+) -> Protocol:
+    """Governance's step for a task shape: deploy the verifiers for ``round_`` and the
+    ``accuracy`` circuit (evaluation sets of ``evaluation_samples``, default one proof's) on the
+    reusable ezkl ``verifier``, their VKAs registered there, and approve them as a pair. The
+    chain's payer must be the protocol's governance."""
+    chain = protocol.chain
+    round_verifier = deploy_round_verifier(chain, round_, verifier)
+    accuracy_verifier = deploy_accuracy_verifier(chain, accuracy, verifier, evaluation_samples)
+    pair = (round_verifier.contract.address, accuracy_verifier.address)
+    chain.execute(chain.require_payer(), protocol.tasks, "approveVerifiers", *pair)
+    return replace(protocol, round_verifier=round_verifier, accuracy_verifier=accuracy_verifier)
 
 
 def attach_protocol(chain: Chain, addresses: dict, config: ProtocolConfig | None = None) -> Protocol:
@@ -187,30 +204,59 @@ def check_task_verifiers(protocol: Protocol, task_id: int, round_: Round, accura
     the protocol's reusable ezkl verifier. A contract cannot lie about its code, as it could
     about a ``vkaDigest()``. ``round_`` is the task's round over this client's circuits.
     Raises StakeLearnError naming what differs."""
-    chain, params = protocol.chain, protocol.task_params(task_id)
+    params = protocol.task_params(task_id)
     check_verifiers_approved(protocol, task_id, params)
-    round_verifier = chain.contract(params.verifier, load_artifact("RoundVerifier").abi)
-    answer = chain.call(params.verifier, round_verifier.encode_abi("verifier", args=[]))
+    wrong = pair_differences(
+        protocol.chain, params.verifier, params.accuracy_verifier, round_, accuracy, params.evaluation_size
+    )
+    if wrong:
+        address, what, name = wrong[0]
+        raise StakeLearnError(
+            f"task {task_id}: its {what} at {address} is not the protocol's {name} for this client's circuits; "
+            "do not enroll"
+        )
+
+
+def pair_differences(
+    chain: Chain, round_address: str, accuracy_address: str, round_: Round, accuracy: PreparedCircuit, samples: int
+) -> list[tuple[str, str, str]]:
+    """Which of a verifier pair's contracts (address, what, contract) are not the protocol's verifiers for
+    ``round_`` and the ``accuracy`` circuit on evaluation sets of ``samples``: each one's code is
+    compared with the same contract deployed here on the embedded chain."""
+    round_verifier = chain.contract(round_address, load_artifact("RoundVerifier").abi)
+    answer = chain.call(round_address, round_verifier.encode_abi("verifier", args=[]))
     if not answer.ok or len(answer.data) != 32:
-        raise StakeLearnError(f"task {task_id}: {params.verifier} is not a StakeLearn RoundVerifier; do not enroll")
+        return [(round_address, "round verifier", "RoundVerifier")]
     reusable = to_checksum_address(answer.data[12:])
     expected = {
-        "round verifier": (params.verifier, round_.verifier_contract, (reusable, *round_.verifier_args())),
+        "round verifier": (round_address, round_.verifier_contract, (reusable, *round_.verifier_args())),
         "accuracy verifier": (
-            params.accuracy_verifier,
+            accuracy_address,
             "AccuracyVerifier",
-            accuracy_verifier_args(reusable, accuracy, params.evaluation_size),
+            accuracy_verifier_args(reusable, accuracy, samples),
         ),
         "reusable ezkl verifier": (reusable, "Halo2VerifierReusable", ()),
     }
-    reference = Chain.embedded()
+    reference, wrong = Chain.embedded(), []
     for what, (address, name, args) in expected.items():
         own, _ = reference.deploy(load_artifact(name), *args)
         if chain.code(address) != reference.code(own):
-            raise StakeLearnError(
-                f"task {task_id}: its {what} at {address} is not the protocol's {name} for this "
-                "client's circuits; do not enroll"
-            )
+            wrong.append((address, what, name))
+    return wrong
+
+
+def approved_pair_for(
+    protocol: Protocol, round_: Round, accuracy: PreparedCircuit, samples: int
+) -> tuple[str, str] | None:
+    """The newest verifier pair governance approved whose code is the protocol's verifiers for
+    these circuits (what ``task create`` posts a task with), or None."""
+    approved = protocol.logs("VerifiersApproved")
+    for event in reversed(approved):
+        pair = (event["args"]["roundVerifier"], event["args"]["accuracyVerifier"])
+        current = protocol.tasks.functions.approvedAccuracyVerifier(pair[0]).call()
+        if current == pair[1] and not pair_differences(protocol.chain, *pair, round_, accuracy, samples):
+            return pair
+    return None
 
 
 def check_verifiers_approved(protocol: Protocol, task_id: int, params: TaskParams | None = None) -> None:

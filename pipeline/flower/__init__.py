@@ -7,13 +7,15 @@ the ServerApp and a mod for the ClientApp.
   task's fixed point, their commitment signed by the client's signer (``stakelearn signer``,
   which holds the staked key), the chain node, task and signer from the SuperNode's own node
   config, never from the server.
-- :func:`open_task` attaches to a posted task from its ``run.json`` (``stakelearn demo
-  --setup-only``): protocol, task, circuit and enrolled clients; :func:`settle` proves the final
-  model's accuracy after the last epoch, on which the contract pays.
+- :func:`open_task` attaches to a posted task from its public task folder (``stakelearn task
+  create``, or ``demo --setup-only``'s ``task/``), checked against the chain: protocol, task,
+  round and enrolled clients. After the last epoch the requester reveals its evaluation set
+  (``stakelearn task reveal``) and anyone proves the final model's accuracy on it
+  (``stakelearn task settle``, with the aggregate the strategy saved), on which the contract pays.
 """
 
 from stakelearn.pipeline.flower.client import commit_reply, stakelearn_mod
 from stakelearn.pipeline.flower.strategy import ProvenMultiKrum
-from stakelearn.pipeline.flower.task import ProvenTask, open_task, settle
+from stakelearn.pipeline.flower.task import ProvenTask, open_task
 
-__all__ = ["ProvenMultiKrum", "ProvenTask", "commit_reply", "open_task", "settle", "stakelearn_mod"]
+__all__ = ["ProvenMultiKrum", "ProvenTask", "commit_reply", "open_task", "stakelearn_mod"]

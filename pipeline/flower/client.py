@@ -36,8 +36,8 @@ from stakelearn.models.quantize import dequantize, quantize
 from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.flower.arrays import Layout, from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.task import ProvenTask, open_task
-from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.signer import RemoteSigner
+from stakelearn.pipeline.node.task_description import model_hash
 
 COMMITMENT = "stakelearn"  # the reply's ConfigRecord with the signed commitment
 EPOCH = "stakelearn-epoch"  # the train config's epoch, as the server asks for it

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from stakelearn.errors import ToolchainError
 from stakelearn.pipeline.chain.anvil import free_port
-from stakelearn.pipeline.node.run_folder import load_run
 from stakelearn.tables import markdown_table
 
 BIN = Path(sys.executable).parent  # flwr, flower-superlink, flower-supernode; and the processes they start
@@ -105,18 +104,18 @@ def wait_for_signer(signer: Service, url: str, timeout: float = 120) -> None:
     raise ToolchainError(f"{signer.name} did not start: {signer.text()[-2000:]}")
 
 
-def start_signers(run_dir: Path, rpc_url: str, env: dict, folder: Path) -> tuple[list[Service], list[str]]:
-    """One signer per client of the demo task in ``run_dir`` (its keys in run.json: a local
-    trial; a real client runs its own signer with its own key). Their slashing protection is the
-    task's (``run_dir/flower/signer-I.sqlite``), whichever engine runs it: a signer never signs
-    two commitments for one epoch across runs."""
-    run = load_run(run_dir)
-    (run_dir / "flower").mkdir(parents=True, exist_ok=True)
+def start_signers(
+    keys: list[str], rpc_url: str, protocol: str, env: dict, folder: Path, protection: Path
+) -> tuple[list[Service], list[str]]:
+    """One signer per client key (a local trial: a real client runs its own signer with its own
+    key). Their slashing protection is kept in ``protection`` (``signer-I.sqlite``), whichever
+    engine runs the task: a signer never signs two commitments for one epoch across runs."""
+    protection.mkdir(parents=True, exist_ok=True)
     services, urls = [], []
     try:
-        for index, key in enumerate(run["keys"]["clients"]):
-            protection = run_dir / "flower" / f"signer-{index}.sqlite"
-            service, url = start_signer(index, key, rpc_url, run["addresses"]["protocol"], env, folder, protection)
+        for index, key in enumerate(keys):
+            database = protection / f"signer-{index}.sqlite"
+            service, url = start_signer(index, key, rpc_url, protocol, env, folder, database)
             services.append(service)
             urls.append(url)
         for service, url in zip(services, urls, strict=True):
@@ -126,6 +125,19 @@ def start_signers(run_dir: Path, rpc_url: str, env: dict, folder: Path) -> tuple
             service.stop()
         raise
     return services, urls
+
+
+@dataclass(frozen=True)
+class ClientNodes:
+    """What the federation's clients are given: the task folder, a node of its chain and, to
+    start one signer each, their keys (with the protocol they sign for and where the signers
+    keep their slashing protection)."""
+
+    task_dir: Path
+    rpc_url: str
+    keys: list[str] | None = None
+    protocol: str = ""
+    protection: Path | None = None
 
 
 def node_config_text(settings: dict) -> str:
@@ -179,14 +191,15 @@ def run_federation(
     folder: Path,
     simulation: bool,
     timeout: float | None = None,
-    client_node: tuple[Path, str] | None = None,
-    signers: bool = True,
+    client_node: ClientNodes | None = None,
+    server_env: dict | None = None,
 ) -> int:
     """Start a SuperLink (and for the deployment engine ``clients`` SuperNodes), run ``app`` with
     ``run_config`` through ``flwr run``, its output on this process's, and stop everything; the
-    exit code of ``flwr run``. With ``client_node`` (the task's folder and a node of its chain),
-    the clients' settings go to each SuperNode's node config (for the simulation engine, to the
-    environment), and with ``signers`` one signer per client is started first. The services'
+    exit code of ``flwr run``. With ``client_node``, the clients' settings go to each SuperNode's
+    node config (for the simulation engine, to the environment), and with its keys one signer
+    per client is started first. ``server_env`` goes to the SuperLink's environment alone, where
+    the ServerApp runs (the aggregator's key: no SuperNode gets it). The services'
     logs are kept in ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     env = flower_env(folder / "flwr-home")
@@ -194,16 +207,18 @@ def run_federation(
     try:
         own: list[dict] = [{} for _ in range(clients)]
         if client_node is not None:
-            task_dir, rpc_url = client_node
+            task_dir, rpc_url = client_node.task_dir, client_node.rpc_url
             urls = [""] * clients
-            if signers:
-                started, urls = start_signers(task_dir, rpc_url, env, folder)
+            if client_node.keys:
+                started, urls = start_signers(
+                    client_node.keys, rpc_url, client_node.protocol, env, folder, client_node.protection
+                )
                 services += started
             own = [{"rpc-url": rpc_url, "task-dir": str(task_dir), "signer-url": url} for url in urls]
             own = [{k: v for k, v in settings.items() if v} for settings in own]
             if simulation:  # one environment for every virtual node: the signers listed by partition-id
                 env = {**env, **client_env(rpc_url, task_dir, [url for url in urls if url])}
-        link, port = start_superlink(env, folder, simulation)
+        link, port = start_superlink({**env, **(server_env or {})}, folder, simulation)
         services.append(link)
         if not simulation:
             services += [start_supernode(port, i, clients, env, folder, own[i]) for i in range(clients)]

@@ -47,6 +47,14 @@ log = logging.getLogger(__name__)
 AGGREGATE = "aggregate-epoch-{epoch:03d}.npy"  # in the work folder: a proven round's aggregate, to resume from
 
 
+def saved_aggregate(work: Path, epoch: int) -> np.ndarray:
+    """The aggregate of ``epoch``'s proven round, as the strategy saved it in its work folder."""
+    path = work / AGGREGATE.format(epoch=epoch)
+    if not path.is_file():
+        raise InputError(f"{path} is missing: give the work folder the task's rounds were proven in")
+    return np.load(path)
+
+
 def say(message: str) -> None:
     log.info(f"ProvenMultiKrum: {message}")
 

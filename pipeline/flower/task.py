@@ -1,9 +1,11 @@
-"""What the Flower ServerApp and ClientApps share: the posted task as the chain describes it.
+"""What the Flower ServerApp and ClientApps share: the posted task as its public description
+says and the chain confirms.
 
-A task is posted and its clients enrolled beforehand (``stakelearn demo --setup-only`` writes its
-``run.json``: the protocol's addresses, the task id and the task's configuration). Both sides
-attach to it through an RPC node and derive the same circuit from the configuration; the
-enrolled clients and the epoch come from the chain, never from the other side's messages.
+A task is posted (``stakelearn task create``, or ``stakelearn demo --setup-only``) and its
+clients enrolled beforehand. Both sides attach to it from its task folder
+(``node.task_description``: no key in it) through an RPC node of their own, check the folder
+against the chain and derive the same round from it; the enrolled clients and the epoch come
+from the chain, never from the other side's messages.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import Protocol, attach_protocol, check_task_verifiers
 from stakelearn.pipeline.contracts.types import TaskStatus
-from stakelearn.pipeline.node.run_folder import config_from_json, load_run, task_circuits
-from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, evaluate
+from stakelearn.pipeline.node.task_description import check_on_chain, read_task_folder
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.rounds import Round, round_for
+from stakelearn.prover.rounds import Round
 
 
 @dataclass(frozen=True)
@@ -49,27 +50,16 @@ class ProvenTask:
         return keccak(self.round.aggregate_commitment(np.asarray(aggregate).astype(np.int64)))
 
 
-def open_task(run_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: Chain | None = None) -> ProvenTask:
-    """The task ``run_dir/run.json`` describes, on the node at ``rpc_url`` (or ``chain``). With
-    ``check_verifiers``, the task's verifiers must be the protocol's for this circuit (what a
-    client checks before it enrolls)."""
-    run = load_run(run_dir)
+def open_task(task_dir: Path, rpc_url: str, check_verifiers: bool = True, chain: Chain | None = None) -> ProvenTask:
+    """The task the folder ``task_dir`` describes, on the node at ``rpc_url`` (or ``chain``), after
+    checking the folder against the chain (``task_description.check_on_chain``). With
+    ``check_verifiers``, the task's verifiers must also be the protocol's code for the folder's
+    circuits (what a client checks before it enrolls)."""
+    task = read_task_folder(task_dir)
     chain = chain or Chain.rpc(rpc_url)
-    if chain.chain_id != run["chain_id"]:
-        raise InputError(f"{run_dir} describes a task on chain id {run['chain_id']}, {chain.name} is {chain.chain_id}")
-    config = config_from_json(run["config"])
-    round_circuit, accuracy_circuit = task_circuits(config, run["inner_cols"])
-    round_ = round_for(round_circuit, config.dimension)
-    protocol = attach_protocol(chain, run["addresses"], PROTOCOL)
+    protocol = attach_protocol(chain, {"protocol": task.description.protocol})
+    check_on_chain(task, protocol)
+    round_ = task.round()
     if check_verifiers:
-        check_task_verifiers(protocol, run["task_id"], round_, prepare(accuracy_circuit))
-    return ProvenTask(protocol, run["task_id"], round_, config.fixed_point)
-
-
-def settle(run_dir: Path, task: ProvenTask, aggregator, aggregate: np.ndarray) -> dict:
-    """After the task's last epoch: the requester (the demo's key in ``run.json``) reveals its
-    evaluation set, the aggregator proves the accuracy of the last proven ``aggregate`` on it and
-    submits the proof, on which the contract pays (``pipeline.node.task_lifecycle.evaluate``)."""
-    run = load_run(run_dir)
-    _, accuracy_circuit = task_circuits(config_from_json(run["config"]), run["inner_cols"])
-    return evaluate(task.protocol, run, aggregator, lambda: aggregate, prepare(accuracy_circuit), run_dir)
+        check_task_verifiers(protocol, task.description.task_id, round_, prepare(task.accuracy_circuit()))
+    return ProvenTask(protocol, task.description.task_id, round_, task.description.fixed_point)

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from stakelearn.circuits.krum import RULES
+from stakelearn.errors import InputError
 from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import export_onnx
 from stakelearn.models.quantize import FixedPoint, quantize
@@ -92,6 +93,37 @@ def stake(protocol: Protocol, account) -> int:
         return 0
     protocol.chain.execute(account, protocol.registry, "topUp" if staked else "stake", value=required - staked)
     return required - staked
+
+
+def withdraw(protocol: Protocol, account, include_stake: bool = False) -> list[str]:
+    """Withdraw this key's credit from settled tasks and, with ``include_stake``, its stake: start
+    the unbonding, or take the stake once the unbonding period is over. What was done, one line
+    each; an InputError saying what is missing when there is nothing to do."""
+    done = []
+    credit = protocol.credit_of(account.address)
+    if credit:
+        protocol.execute(account, "withdrawCredit")
+        done.append(f"{account.address} withdrew {credit} wei of credit")
+    if include_stake:
+        registry, chain = protocol.registry, protocol.chain
+        staked = protocol.stake_of(account.address)
+        since = registry.functions.unbondingSince(account.address).call()
+        if not staked:
+            raise InputError(f"{account.address} holds no stake")
+        if since == 0:
+            chain.execute(account, registry, "requestWithdrawal")
+            period = registry.functions.UNBONDING_PERIOD().call()
+            done.append(f"{account.address} started unbonding {staked} wei; withdraw it again after {period} s")
+        else:
+            available = since + registry.functions.UNBONDING_PERIOD().call()
+            now = chain.w3.eth.get_block("latest")["timestamp"]
+            if now < available:
+                raise InputError(f"{account.address}'s stake unbonds at {available} (chain time now {now}): wait")
+            chain.execute(account, registry, "withdraw")
+            done.append(f"{account.address} withdrew its stake of {staked} wei")
+    if not done:
+        raise InputError(f"{account.address} has no credit to withdraw (and --stake was not given)")
+    return done
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """The run folder: everything one task leaves on disk, and the only code that knows its layout.
 
 run.json        configuration, chain id, contract addresses, task id, the demo's keys
+federation.json the configuration alone (the simulated clients' data and attacks), no key
 store.sqlite    the aggregator's sequencer store (node.store)
 models/         the global model of every epoch (epoch-0 is the initial one)
 updates/        every client's ONNX model per epoch
 rounds/         every epoch's proof folder
+task/           the task's public description (node.task_description): what clients are handed
 requester/      the requester's private evaluation set and salt (revealed on chain at the end)
 accuracy/       the accuracy proof of the final model on that set
 report/         report.md, summary.json and the plots
@@ -32,6 +34,20 @@ from stakelearn.prover.rounds import Round, round_for
 RUN_FILE = "run.json"
 STORE_FILE = "store.sqlite"
 EVALUATION_FILE = "requester/evaluation.npz"
+
+
+def task_dir(out: Path) -> Path:
+    return out / "task"
+
+
+FEDERATION_FILE = "federation.json"  # the demo's simulated clients' data settings (TaskConfig), no key
+
+
+def load_federation_config(out: Path) -> TaskConfig:
+    try:
+        return config_from_json(json.loads((out / FEDERATION_FILE).read_text()))
+    except FileNotFoundError:
+        raise InputError(f"{out} is not a demo run folder ({FEDERATION_FILE} is missing)") from None
 
 
 def model_path(out: Path, epoch: int) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from eth_account import Account
+from eth_utils import keccak
 
 from stakelearn.circuits.accuracy import FEATURES
 from stakelearn.circuits.krum import krum_round
@@ -41,6 +42,7 @@ from stakelearn.pipeline.node.run_folder import (
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import AccuracyOutcome, accuracy_call_arguments, prove_accuracy, verify_accuracy
+from stakelearn.prover.circuit import prepare
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +118,30 @@ def run_epoch(
 def evaluate(
     protocol: Protocol, run: dict, aggregator, final_model, prepared_accuracy, out: Path, phase: Phase = untimed
 ) -> dict:
-    """Training is over: the requester reveals its evaluation set on chain; the aggregator (its
-    key) reads it from there, proves the accuracy of the final model (``final_model()``: the last
-    round's proven aggregate) on it and submits the proof, on which the contract pays out. Steps
+    """Training is over: the requester (the demo's key) reveals its evaluation set on chain, then
+    the aggregator proves the final model's accuracy on it (:func:`settle_on_accuracy`). Steps
     the chain shows done are skipped (resume)."""
     task_id = run["task_id"]
-    folder = out / "accuracy"
+    if protocol.task(task_id).status == TaskStatus.EVALUATING and not revealed_evaluation_set(protocol, task_id):
+        with phase("chain"):
+            log.info("the requester reveals its evaluation set on chain")
+            requester = Account.from_key(run["keys"]["requester"])
+            reveal_evaluation_set(protocol, requester, task_id, out / EVALUATION_FILE)
+    return settle_on_accuracy(protocol, task_id, aggregator, final_model, prepared_accuracy, out / "accuracy", phase)
+
+
+def settle_on_accuracy(
+    protocol: Protocol, task_id: int, account, final_model, prepared_accuracy, folder: Path, phase: Phase = untimed
+) -> dict:
+    """The evaluation set is revealed: ``account`` (anyone; the aggregator in practice) reads it
+    from the chain, proves the accuracy of the final model (``final_model()``: the last round's
+    proven aggregate) on it into ``folder`` and submits the proof, on which the contract pays.
+    What the chain recorded of it."""
     if protocol.task(task_id).status == TaskStatus.EVALUATING:
-        if not revealed_evaluation_set(protocol, task_id):
-            with phase("chain"):
-                log.info("the requester reveals its evaluation set on chain")
-                reveal_evaluation_set(
-                    protocol, Account.from_key(run["keys"]["requester"]), task_id, out / EVALUATION_FILE
-                )
-        salt, values = revealed_evaluation_set(protocol, task_id)
+        revealed = revealed_evaluation_set(protocol, task_id)
+        if revealed is None:
+            raise InputError(f"task {task_id}'s requester has not revealed its evaluation set yet: nothing to prove on")
+        salt, values = revealed
         pixels, labels = _evaluation_arrays(values)
         with phase("proving"):
             if folder.exists():  # proven before a crash
@@ -140,7 +152,7 @@ def evaluate(
             log.info("  the aggregator submits the accuracy proof on chain")
             proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
-            protocol.execute(aggregator, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
+            protocol.execute(account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
     return _proven_accuracy(protocol, task_id, folder)
 
 
@@ -217,15 +229,69 @@ def final_aggregate(run_dir: Path) -> np.ndarray:
 
 
 def prove_run_accuracy(run_dir: Path, evaluation: Path | None, out: Path) -> AccuracyOutcome:
-    """Prove the accuracy of a run's final model on an evaluation set (.npz with ``pixels`` and
-    ``labels``; default: the requester's set in the run folder), with the task's circuit."""
+    """Prove the accuracy of a run's final model on an evaluation set (.npz with ``x``, the grey
+    levels, and ``y``, the labels; default: the requester's set in the run folder), with the task's circuit."""
     run = load_run(run_dir)
     path = evaluation or run_dir / EVALUATION_FILE
     try:
         with np.load(path) as data:
-            pixels, labels = data["pixels"], data["labels"]
+            pixels, labels = data["x"], data["y"]
     except (OSError, ValueError, KeyError) as error:
-        raise InputError(f"{path}: not an evaluation set (.npz with 'pixels' and 'labels'): {error}") from None
+        raise InputError(f"{path}: not an evaluation set (.npz with 'x' and 'y'): {error}") from None
     config = replace(config_from_json(run["config"]), evaluation_samples=len(labels))
     _, accuracy_circuit = task_circuits(config, run["inner_cols"])
     return prove_accuracy(final_aggregate(run_dir), pixels, labels, accuracy_circuit, out)
+
+
+def task_status_lines(protocol: Protocol, task_id: int) -> list[str]:
+    """Where a task stands, from the chain alone: its status and epochs, its deadline, each
+    client's stake and credit, and the proven accuracy once settled."""
+    state, params = protocol.task(task_id), protocol.task_params(task_id)
+    lines = [
+        f"task {task_id}: {state.status.name.lower()}, {state.epochs_run} of {params.max_epochs} epochs run; "
+        f"requester {state.requester}; escrow {state.escrow} wei",
+        f"shape n={params.n} f={params.f} m={params.m}; target accuracy {params.desired_accuracy_bps / 100:.2f} % "
+        f"on {params.evaluation_size} samples; fee {params.fee_per_epoch} wei per epoch",
+    ]
+    if state.status == TaskStatus.EVALUATING:
+        deadline = protocol.tasks.functions.evaluationDeadline(task_id).call()
+        revealed = "revealed" if revealed_evaluation_set(protocol, task_id) else "not revealed yet"
+        lines.append(f"evaluation set {revealed}; the current step's deadline is {deadline} (chain time)")
+    for event in protocol.logs("AccuracyProven", taskId=task_id):
+        a = event["args"]
+        lines.append(
+            f"accuracy proven: {a['correct']} of {a['samples']} correct; target {'reached' if a['targetReached'] else 'missed'}"
+        )
+    for address in protocol.tasks.functions.clientsOf(task_id).call():
+        lines.append(
+            f"client {address}: stake {protocol.stake_of(address)} wei, credit {protocol.credit_of(address)} wei"
+        )
+    return lines
+
+
+def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, out: Path | None) -> str:
+    """``stakelearn task settle``: after the reveal, prove the final model's accuracy on the
+    revealed set over ``aggregate_path`` (the last round's aggregate, checked against the chain's
+    global model first) into ``out`` and submit it; after the deadline, settle without a proof."""
+    description = task.description
+    task_id = description.task_id
+    state = protocol.task(task_id)
+    if state.status != TaskStatus.EVALUATING:
+        raise InputError(f"task {task_id} is {state.status.name.lower()}: only a task in evaluation is settled")
+    deadline = protocol.tasks.functions.evaluationDeadline(task_id).call()
+    if protocol.chain.w3.eth.get_block("latest")["timestamp"] > deadline:
+        protocol.execute(account, "settle", task_id)
+        return f"task {task_id} settled without an accuracy proof (its deadline {deadline} passed)"
+    if aggregate_path is None or out is None:
+        raise InputError("settling on the accuracy proof needs --aggregate (the last round's aggregate) and --out")
+    try:
+        aggregate = np.load(aggregate_path, allow_pickle=False).astype(np.int64)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{aggregate_path}: not a .npy aggregate ({error})") from None
+    round_ = task.round()
+    if aggregate.shape != (round_.d,) or keccak(round_.aggregate_commitment(aggregate)) != state.global_model:
+        raise InputError(f"{aggregate_path} is not task {task_id}'s final aggregate: its commitment is not the chain's")
+    prepared = prepare(task.accuracy_circuit())
+    proven = settle_on_accuracy(protocol, task_id, account, lambda: aggregate, prepared, out)
+    target = "reached" if proven["target_reached"] else "missed"
+    return f"accuracy proven on chain: {proven['correct']} of {proven['samples']} correct; target {target}"

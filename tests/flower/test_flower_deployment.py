@@ -26,6 +26,7 @@ from stakelearn.pipeline.flower.local import (
     start_supernode,
     write_connection,
 )
+from stakelearn.pipeline.node.run_folder import task_dir
 
 from . import EXAMPLE
 
@@ -51,9 +52,12 @@ def test_proven_rounds_on_flower_deployment(tmp_path):
         try:
             run_dir = tmp_path / "task"
             run = run_demo(CONFIG, run_dir, chain=Chain.rpc(anvil.url), setup_only=True, commit_window=20)
-            task = open_task(run_dir, anvil.url)
+            task = open_task(task_dir(run_dir), anvil.url)
             env = flower_env(tmp_path / "flwr-home")
-            signers, urls = start_signers(run_dir, anvil.url, env, tmp_path)
+            protocol = run["addresses"]["protocol"]
+            signers, urls = start_signers(
+                run["keys"]["clients"], anvil.url, protocol, env, tmp_path, run_dir / "flower"
+            )
             services += signers
             link, port = start_superlink(env, tmp_path)
             services.append(link)
@@ -64,7 +68,7 @@ def test_proven_rounds_on_flower_deployment(tmp_path):
                     CONFIG.clients,
                     env,
                     tmp_path,
-                    {"rpc-url": anvil.url, "task-dir": str(run_dir), "signer-url": url},
+                    {"rpc-url": anvil.url, "task-dir": str(task_dir(run_dir)), "signer-url": url},
                 )
                 for i, url in enumerate(urls)
             ]

@@ -14,6 +14,7 @@ import pytest
 
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.flower import open_task
+from stakelearn.pipeline.node.run_folder import task_dir
 
 from . import EXAMPLE
 
@@ -39,7 +40,7 @@ def test_proven_and_plain_multikrum_on_flower_simulation(tmp_path):
         assert proven.returncode == 0, (proven.stdout + proven.stderr)[-4000:]
         plain = stakelearn(*flower, "--strategy", "multikrum")
         assert plain.returncode == 0, (plain.stdout + plain.stderr)[-4000:]
-        task = open_task(run_dir, anvil.url)
+        task = open_task(task_dir(run_dir), anvil.url)
         rounds = {e["args"]["epoch"]: e["args"] for e in task.protocol.logs("RoundSubmitted", taskId=task.task_id)}
         (proven_accuracy,) = task.protocol.logs("AccuracyProven", taskId=task.task_id)
         (completed,) = task.protocol.logs("TaskCompleted", taskId=task.task_id)
@@ -86,7 +87,7 @@ def test_a_task_proven_in_chunks_on_flower_simulation(tmp_path):
         assert setup.returncode == 0, setup.stderr[-3000:]
         proven = stakelearn("flower", "--run-dir", run_dir, "--rpc-url", anvil.url, "--app", EXAMPLE)
         assert proven.returncode == 0, (proven.stdout + proven.stderr)[-4000:]
-        task = open_task(run_dir, anvil.url)
+        task = open_task(task_dir(run_dir), anvil.url)
         (event,) = task.protocol.logs("RoundSubmitted", taskId=task.task_id)
         assert task.protocol.logs("AccuracyProven", taskId=task.task_id)
     assert {i for i in range(8) if event["args"]["flaggedMask"] >> i & 1} == ATTACKERS

@@ -1,8 +1,7 @@
 """`stakelearn flower`'s local federation keeps each client's key in that client's signer: the
-signers hold the keys (from the demo's run.json), the Flower processes' environment holds none,
+signers hold the keys, the Flower processes' environment holds none,
 and each SuperNode gets its own node config (its node, task folder and signer)."""
 
-import json
 from pathlib import Path
 
 from stakelearn.pipeline.flower.local import KEY_ENV, flower_env, start_signers, start_supernode
@@ -23,15 +22,13 @@ def environ(service) -> dict:
 def test_the_keys_are_in_the_signers_only(world, tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, "0x" + "11" * 32)  # a key the user left in the shell: not passed on
     task_dir, clients = tmp_path / "task", world.clients[:2]
-    task_dir.mkdir()
-    run = {"keys": {"clients": [c.key.hex() for c in clients]}, "addresses": {"protocol": world.protocol.tasks.address}}
-    (task_dir / "run.json").write_text(json.dumps(run))
+    keys, protocol = [c.key.hex() for c in clients], world.protocol.tasks.address
     env = flower_env(tmp_path / "flwr-home")
     assert KEY_ENV not in env
     services = []
     try:
         with served(world.chain) as rpc_url:
-            signers, urls = start_signers(task_dir, rpc_url, env, tmp_path)
+            signers, urls = start_signers(keys, rpc_url, protocol, env, tmp_path, task_dir / "flower")
             services += signers
             assert [RemoteSigner(url).address for url in urls] == [c.address for c in clients]
             assert [environ(s)[KEY_ENV] for s in signers] == [c.key.hex() for c in clients]

@@ -185,7 +185,7 @@ def aggregator_of(out):
 
 def evaluation_of(out):
     with np.load(out / EVALUATION_FILE) as secret:
-        return secret["pixels"], secret["labels"], secret["salt"].tobytes()
+        return secret["x"], secret["y"], secret["salt"].tobytes()
 
 
 def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
@@ -281,7 +281,7 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     _, _, salt = evaluation_of(out)
     federation = make_federation(SMALL_TASK)
     pixels = np.rint(federation.test.x[32:64] * 16).astype(np.int64)  # 32 samples the requester did not commit to
-    np.savez(tmp_path / "other.npz", pixels=pixels, labels=federation.test.y[32:64])
+    np.savez(tmp_path / "other.npz", x=pixels, y=federation.test.y[32:64])
     # Through the CLI, as a user would prove and check it on their own.
     cli = [sys.executable, "-m", "stakelearn.pipeline.cli"]
     proved = subprocess.run(

@@ -19,8 +19,8 @@ from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol
 from stakelearn.pipeline.flower import client
 from stakelearn.pipeline.flower.client import EPOCH, stakelearn_mod
-from stakelearn.pipeline.node.requester import model_hash
 from stakelearn.pipeline.node.signer import Signer, SignerRefused, running_signer
+from stakelearn.pipeline.node.task_description import model_hash
 
 from ..conftest import ABSENT
 from ..flower.helpers import FIXED_POINT, as_arrays, chain_task, context, served, train_message

@@ -15,7 +15,7 @@ from stakelearn.pipeline.federation.task import Federation, lone_client_model, m
 from stakelearn.pipeline.flower import stakelearn_mod
 from stakelearn.pipeline.flower.arrays import from_vector, layout_of, to_vector
 from stakelearn.pipeline.flower.client import node_setting
-from stakelearn.pipeline.node.run_folder import config_from_json, load_run
+from stakelearn.pipeline.node.run_folder import load_federation_config
 from stakelearn.progress import show_progress
 
 show_progress()  # StakeLearn's progress lines beside Flower's own
@@ -25,7 +25,9 @@ app = ClientApp(mods=[stakelearn_mod])
 
 @cache
 def federation(task_dir: str) -> Federation:
-    return make_federation(config_from_json(load_run(Path(task_dir))["config"]))
+    # The demo's simulated clients: their data and attacks as its run folder's federation.json
+    # (beside the public task folder) sets them; a real client trains on data of its own.
+    return make_federation(load_federation_config(Path(task_dir).parent))
 
 
 @app.train()

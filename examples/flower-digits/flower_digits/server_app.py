@@ -1,7 +1,8 @@
 """The ServerApp: ProvenMultiKrum over the task's enrolled clients (or, to compare, Flower's own
 MultiKrum); after each round the global model's accuracy on the held-out digits; after the
-task's last epoch the final model's accuracy proven on the requester's set, on which the
-contract pays. It writes ``<run-dir>/flower/<strategy>.json``: every round's metrics, accuracy
+task's last epoch the requester reveals its set and the final model's accuracy is proven on it
+(``stakelearn flower`` does both with the demo's keys; ``task reveal`` and ``task settle`` are
+the commands). It writes ``<run-dir>/flower/<strategy>.json``: every round's metrics, accuracy
 and wall time, and the accuracy proof's outcome."""
 
 import json
@@ -16,11 +17,10 @@ from flwr.serverapp.strategy import MultiKrum
 
 from stakelearn.files import write_json_atomic
 from stakelearn.models.digits import accuracy, build
-from stakelearn.pipeline.contracts.types import TaskStatus
 from stakelearn.pipeline.federation.task import make_federation
-from stakelearn.pipeline.flower import ProvenMultiKrum, open_task, settle
+from stakelearn.pipeline.flower import ProvenMultiKrum, open_task
 from stakelearn.pipeline.flower.arrays import to_vector
-from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path
+from stakelearn.pipeline.node.run_folder import config_from_json, load_run, model_path, task_dir
 from stakelearn.progress import show_progress
 
 app = ServerApp()
@@ -36,7 +36,7 @@ def main(grid: Grid, context: Context) -> None:
     k = config.krum
     initial = np.load(model_path(run_dir, 0))
     if settings["strategy"] == "proven":
-        task = open_task(run_dir, str(settings["rpc-url"]))
+        task = open_task(task_dir(run_dir), str(settings["rpc-url"]))
         aggregator = Account.from_key(run["keys"]["aggregator"])
         strategy = ProvenMultiKrum(
             task,
@@ -75,9 +75,6 @@ def main(grid: Grid, context: Context) -> None:
         evaluate_fn=evaluate,
     )
     summary = {"strategy": settings["strategy"], "rounds": rounds}
-    if settings["strategy"] == "proven" and strategy.aggregate is not None:
-        if task.protocol.task(task.task_id).status == TaskStatus.EVALUATING:  # the last epoch is proven
-            summary["accuracy_proof"] = settle(run_dir, task, aggregator, strategy.aggregate)
     for record in rounds:
         record["train"] = dict(result.train_metrics_clientapp.get(record["round"], {}))
     out = run_dir / "flower" / f"{settings['strategy']}.json"
