@@ -84,9 +84,19 @@ def dequantize(quantized: np.ndarray, fixed_point: FixedPoint) -> np.ndarray:
     return np.asarray(quantized, dtype=np.float64) / 2.0**fixed_point.scale_bits
 
 
+def field_element(value: int) -> int:
+    """A signed integer as the BN254 field element a circuit's public values and the contracts
+    carry (negative v becomes p - |v|; the contracts read an element above (p - 1) / 2 as
+    negative). An element already encoded, 0 <= v < p, comes back unchanged."""
+    value = int(value)
+    if not -(FIELD_MODULUS // 2) <= value < FIELD_MODULUS:
+        raise InputError(f"{value} is neither a field element nor a signed integer within (p - 1) / 2")
+    return value % FIELD_MODULUS
+
+
 def to_field(values: np.ndarray) -> list[int]:
     """Signed integers as BN254 field elements (negative v becomes p - |v|)."""
-    return [int(v) % FIELD_MODULUS for v in np.asarray(values, dtype=np.int64)]
+    return [field_element(v) for v in np.asarray(values, dtype=np.int64).tolist()]
 
 
 def from_field(elements: list[int]) -> np.ndarray:

@@ -39,6 +39,7 @@ from stakelearn.circuits.accuracy import (
 from stakelearn.circuits.krum import value_bound
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
+from stakelearn.models.quantize import field_element
 from stakelearn.prover import steps
 from stakelearn.prover.chunked import chained_commitment, parts_commitment
 from stakelearn.prover.circuit import (
@@ -91,6 +92,22 @@ class AccuracyCircuit:
     @property
     def classifier(self) -> Classifier:
         return Classifier(self.hidden, self.scale)
+
+    # The evaluation set's shape, as AccuracyVerifier is deployed with it (properties, not
+    # fields: the digest stays). The ONNX accuracy circuit has the same interface.
+    @property
+    def features(self) -> int:
+        """x values per sample: the 8x8 digits' 64 pixels."""
+        return FEATURES
+
+    @property
+    def classes(self) -> int:
+        return CLASSES
+
+    @property
+    def input_range(self) -> tuple[int, int]:
+        """The range of every x value (integers at the input scale): grey levels 0..16."""
+        return 0, GREY_LEVELS
 
     @property
     def model_parts(self) -> int:
@@ -177,9 +194,16 @@ def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
 
 
 def evaluation_values(pixels: np.ndarray, labels: np.ndarray) -> list[int]:
-    """The evaluation set as the proof's public values list it: pixels row by row, then labels."""
+    """The evaluation set as the proof's public values list it and the requester reveals it:
+    pixels row by row, then labels, each a field element."""
     pixels, labels = check_evaluation_set(pixels, labels)
-    return [*pixels.ravel().tolist(), *labels.tolist()]
+    return [field_element(v) for v in [*pixels.ravel().tolist(), *labels.tolist()]]
+
+
+def evaluation_hash(values: list[int]) -> bytes:
+    """keccak256 of an evaluation set as AccuracyVerifier hashes it: each value a 32-byte word,
+    a negative x value as the field element p - |v| (the word the proof's instance holds)."""
+    return keccak(b"".join(field_element(v).to_bytes(32, "big") for v in values))
 
 
 @dataclass(frozen=True)
@@ -187,7 +211,7 @@ class AccuracyOutcome:
     correct: int
     samples: int
     model_commitment: str  # hex
-    evaluation: list[int]  # the public evaluation set, as evaluation_values lists it
+    evaluation: list[int]  # the public evaluation set, as evaluation_values lists it (field elements)
 
     @property
     def accuracy(self) -> float:
@@ -197,7 +221,7 @@ class AccuracyOutcome:
     def evaluation_hash(self) -> bytes:
         """keccak256 of the set as AccuracyVerifier hashes it (each value a 32-byte word, all pixels
         then all labels): the hash the requester's commitment covers (RewardManager.evaluationCommitment)."""
-        return keccak(b"".join(int(v).to_bytes(32, "big") for v in self.evaluation))
+        return evaluation_hash(self.evaluation)
 
 
 def batch_folder(folder: Path, batch: int) -> Path:
@@ -296,7 +320,8 @@ def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
     pixels = [v for o in outputs for v in o["pixels"]]
     labels = [v for o in outputs for v in o["labels"]]
     model = json.loads((folder / COMMITMENTS).read_text())["model"]
-    return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, pixels + labels)
+    values = [field_element(v) for v in pixels + labels]  # the outputs are read signed
+    return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, values)
 
 
 def accuracy_call_arguments(folder: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:

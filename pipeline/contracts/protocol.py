@@ -26,6 +26,7 @@ from stakelearn.pipeline.contracts.verifiers import (
     accuracy_verifier_args,
     deploy_accuracy_verifier,
 )
+from stakelearn.prover.accuracy import evaluation_hash
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments
 from stakelearn.prover.rounds import Round
@@ -279,5 +280,4 @@ def new_account(chain: Chain, wei: int):
 
 def evaluation_commitment(salt: bytes, values: list[int]) -> bytes:
     """A requester's commitment to its evaluation set (RewardManager.evaluationCommitment)."""
-    values_hash = keccak(b"".join(v.to_bytes(32, "big") for v in values))
-    return keccak(encode(["bytes32", "bytes32"], [salt, values_hash]))
+    return keccak(encode(["bytes32", "bytes32"], [salt, evaluation_hash(values)]))

@@ -57,14 +57,17 @@ def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
 
 def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: int) -> tuple:
     """AccuracyVerifier's constructor arguments for the prepared accuracy circuit and an evaluation
-    set of ``samples``: the reusable verifier, the pinned VKA digest, the samples, the model's
-    chunks (0 when taken whole) and the batches the set is proven in."""
+    set of ``samples``: the reusable verifier, the pinned VKA digest, the samples, the set's shape
+    (features, classes, input range), the model's chunks (0 when taken whole) and the batches
+    the set is proven in."""
     circuit = prepared.circuit
+    digest = vka_digest(prepared.vka)
     if not isinstance(circuit, AccuracyCircuit) or samples % circuit.samples:
         # a circuit that cannot take such a set: arguments whose code no task's verifier has
-        return verifier, vka_digest(prepared.vka), samples, 0, 1
+        return verifier, digest, samples, 1, 2, 0, 0, 0, 1
     chunks = circuit.model_parts if circuit.chunk else 0
-    return verifier, vka_digest(prepared.vka), samples, chunks, batch_count(samples, circuit)
+    shape = (circuit.features, circuit.classes, *circuit.input_range)
+    return verifier, digest, samples, *shape, chunks, batch_count(samples, circuit)
 
 
 def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str, samples: int | None = None):

@@ -2,7 +2,15 @@ import numpy as np
 import pytest
 
 from stakelearn.errors import InputError
-from stakelearn.models.quantize import FIELD_MODULUS, FixedPoint, dequantize, from_field, quantize, to_field
+from stakelearn.models.quantize import (
+    FIELD_MODULUS,
+    FixedPoint,
+    dequantize,
+    field_element,
+    from_field,
+    quantize,
+    to_field,
+)
 
 
 def test_quantize_rounds_to_nearest_step():
@@ -39,3 +47,14 @@ def test_field_encoding_round_trips_signed_values():
     encoded = to_field(values)
     assert encoded[2] == FIELD_MODULUS - 1
     assert from_field(encoded).tolist() == values.tolist()
+
+
+def test_field_element_encodes_a_negative_as_the_contracts_read_it():
+    p = FIELD_MODULUS
+    assert [field_element(v) for v in (0, 16, -1, -8)] == [0, 16, p - 1, p - 8]
+    assert field_element(p - 8) == p - 8  # an element already encoded stays
+    assert field_element(-(p // 2)) == (p + 1) // 2  # the most negative: above (p - 1) / 2, read as negative
+    assert field_element(np.int64(-3)) == p - 3
+    for bad in (p, 2**256 - 1, -(p // 2) - 1):  # no element, or a negative the contracts would read as positive
+        with pytest.raises(InputError):
+            field_element(bad)

@@ -4,8 +4,10 @@ circuit cannot take now pays the clients the full fee at once, and the proof win
 the reveal."""
 
 import pytest
+from eth_utils import keccak
 from web3.logs import DISCARD
 
+from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.contracts.protocol import evaluation_commitment
 from stakelearn.pipeline.contracts.types import TaskStatus
 
@@ -38,6 +40,25 @@ def test_unprovable_set_pays_the_full_fee(world, name):
     assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
     assert sum(world.credits()) > 0.99 * FEE  # the full fee of the one epoch run, not half
     assert world.balances_add_up()
+
+
+def test_a_negative_or_unreduced_pixel_is_unprovable(world):
+    """Issue 25: the range check reads x values as signed field elements. The digits' pixel -1
+    (committed by the requester as the signed -1, revealed as p - 1: the same word, or the reveal
+    would revert WrongEvaluationSet) and a pixel p (0 mod p, but no field element) are refused."""
+    tasks = world.protocol.tasks
+    negative = [FIELD_MODULUS - 1, *EVALUATION_VALUES[1:]]
+    unreduced = [FIELD_MODULUS, *EVALUATION_VALUES[1:]]
+    words = b"".join(v.to_bytes(32, "big") for v in unreduced)  # no Python helper encodes p
+    commitments = {
+        "negative": evaluation_commitment(EVALUATION_SALT, [-1, *EVALUATION_VALUES[1:]]),
+        "unreduced": tasks.functions.evaluationCommitment(EVALUATION_SALT, keccak(words)).call(),
+    }
+    for name, values in (("negative", negative), ("unreduced", unreduced)):
+        task_id = trained_task(world, commitments[name])
+        receipt = world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, values)
+        assert tasks.events.EvaluationSetUnprovable().process_receipt(receipt, errors=DISCARD), name
+        assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
 
 
 def test_reveal_at_the_deadline_leaves_a_full_proof_window(world):

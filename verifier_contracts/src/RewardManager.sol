@@ -68,7 +68,8 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         if (committed != task.params.evaluationSet) {
             revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
         }
-        if (values.length != uint256(task.params.evaluationSize) * 65 || !task.params.accuracyVerifier.provable(values)) {
+        // provable checks the length too: its samples() is the task's evaluationSize (TaskEscrow.createTask)
+        if (!task.params.accuracyVerifier.provable(values)) {
             emit EvaluationSetUnprovable(taskId);
             _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, false);
             return;

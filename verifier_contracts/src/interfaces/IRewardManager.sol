@@ -39,7 +39,8 @@ interface IRewardManager {
     /// epoch run is then cancelled: escrow refunded, stakes unlocked).
     function endTraining(uint256 taskId) external;
 
-    /// @notice The requester publishes its evaluation set (pixels row by row, then labels). The
+    /// @notice The requester publishes its evaluation set (x values sample by sample, then labels,
+    /// as IAccuracyVerifier.provable takes it). The
     /// proof window (PROOF_PERIOD) starts now. A set the circuit cannot prove on pays the clients
     /// the full fee at once: the requester cannot buy a missed target with a malformed set.
     function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external;
