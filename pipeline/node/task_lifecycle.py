@@ -19,10 +19,10 @@ import numpy as np
 from eth_account import Account
 from eth_utils import keccak
 
-from stakelearn.circuits.accuracy import FEATURES
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.models.digits import accuracy, one_torch_thread
+from stakelearn.models.quantize import from_field
 from stakelearn.pipeline.contracts.protocol import Protocol
 from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus
 from stakelearn.pipeline.federation.task import TaskConfig, client_models
@@ -142,12 +142,12 @@ def settle_on_accuracy(
         if revealed is None:
             raise InputError(f"task {task_id}'s requester has not revealed its evaluation set yet: nothing to prove on")
         salt, values = revealed
-        pixels, labels = _evaluation_arrays(values)
+        x, labels = _evaluation_arrays(values, prepared_accuracy.circuit.features)
         with phase("proving"):
             if folder.exists():  # proven before a crash
                 verify_accuracy(folder)
             else:
-                prove_accuracy(final_model(), pixels, labels, prepared_accuracy.circuit, folder)
+                prove_accuracy(final_model(), x, labels, prepared_accuracy.circuit, folder)
         with phase("chain"):
             log.info("  the aggregator submits the accuracy proof on chain")
             proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
@@ -156,10 +156,12 @@ def settle_on_accuracy(
     return _proven_accuracy(protocol, task_id, folder)
 
 
-def _evaluation_arrays(values: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """The revealed set's pixels and labels (the whole set, proven in batches of the circuit's samples)."""
-    samples = len(values) // (FEATURES + 1)
-    return np.array(values[: samples * FEATURES]).reshape(samples, FEATURES), np.array(values[samples * FEATURES :])
+def _evaluation_arrays(values: list[int], features: int) -> tuple[np.ndarray, np.ndarray]:
+    """The revealed set's inputs (the circuit's integers, ``features`` per sample) and labels:
+    the whole set, proven in batches of the circuit's samples."""
+    samples = len(values) // (features + 1)
+    x = from_field(values[: samples * features]).reshape(samples, features)
+    return x, from_field(values[samples * features :])
 
 
 def _proven_accuracy(protocol: Protocol, task_id: int, folder: Path) -> dict:
