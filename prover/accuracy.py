@@ -53,6 +53,8 @@ from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.evm import verify_arguments, vka_digest
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
+from stakelearn.prover.onnx_accuracy import KIND as ONNX_KIND
+from stakelearn.prover.onnx_accuracy import ONNX_FILE, onnx_circuit_of
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
 SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
@@ -91,6 +93,27 @@ class AccuracyCircuit:
     @property
     def classifier(self) -> Classifier:
         return Classifier(self.hidden, self.scale)
+
+    # The interface both accuracy circuits share (and AccuracyVerifier's parameters).
+    @property
+    def features(self) -> int:
+        return FEATURES
+
+    @property
+    def classes(self) -> int:
+        return CLASSES
+
+    @property
+    def input_range(self) -> tuple[int, int]:
+        return (0, GREY_LEVELS)
+
+    def outputs(self, values: list[int]) -> dict:
+        named = split_outputs(values, self.samples)
+        return {**named, "x": named.pop("pixels")}
+
+    def decode_input(self, data: dict) -> tuple[list, list, list]:
+        *parts, pixels, labels = data["input_data"]
+        return parts, pixels, labels
 
     @property
     def model_parts(self) -> int:
@@ -170,7 +193,7 @@ def model_parts_commitment(parts: list, prepared) -> str:
     return parts_commitment(parts, prepared, chained=prepared.circuit.chunk != 0).hex()
 
 
-def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
+def proof_model_commitment(proof: bytes, circuit) -> str:
     """The model commitment a proof carries (hex): its first commitment, or the chain of its first K."""
     parts = proof_commitments(proof, circuit.model_parts)
     return (parts[0] if circuit.chunk == 0 else chained_commitment(parts)).hex()
@@ -204,7 +227,7 @@ def batch_folder(folder: Path, batch: int) -> Path:
     return folder / BATCHES / f"batch-{batch:03d}"
 
 
-def batch_count(samples: int, circuit: AccuracyCircuit) -> int:
+def batch_count(samples: int, circuit) -> int:
     """In how many proofs of ``circuit.samples`` samples an evaluation set of ``samples`` is proven."""
     if samples % circuit.samples:
         raise InputError(
@@ -224,7 +247,6 @@ def prove_accuracy(
 ) -> AccuracyOutcome:
     """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``,
     in batches of ``circuit.samples`` samples (one proof each, all over the same committed model)."""
-    stats = {} if stats is None else stats
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     pixels, labels = check_evaluation_set(pixels, labels)
@@ -238,6 +260,31 @@ def prove_accuracy(
     for data in batch_data:
         check_input_range(data, circuit.input_bounds(), circuit.input_names)
     model = model.astype(np.int64)
+
+    def check(b: int, outputs: dict) -> None:
+        expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
+        if outputs["correct"] != expected or outputs["label_error"] != 0:
+            raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+
+    return prove_batches(circuit, batch_data, split_model_input(model, circuit.chunk), out, stats, check)
+
+
+def prove_batches(
+    circuit,
+    batch_data: list[dict],
+    model_parts: list,
+    out: Path,
+    stats: dict[str, StepStats] | None = None,
+    check=None,
+    shipped: dict[str, bytes] | None = None,
+    reference: dict | None = None,
+) -> AccuracyOutcome:
+    """Prove each batch's input file with ``circuit`` into one accuracy folder at ``out``, for
+    either accuracy circuit: ``check(b, outputs)`` sees each witness's named outputs first,
+    ``shipped`` adds files a verifier needs (the ONNX model), ``reference`` adds the unproven
+    float and quantised counts the prover measured, for people to compare."""
+    stats = {} if stats is None else stats
+    batches = len(batch_data)
     prepared = prepare(circuit, stats=stats)
     with atomic_dir(out) as tmp:
         for b, data in enumerate(batch_data):
@@ -245,10 +292,9 @@ def prove_accuracy(
             folder.mkdir(parents=True)
             write_json_atomic(folder / steps.INPUT, data)
             witness = steps.gen_witness(folder / steps.INPUT, prepared.compiled, folder / steps.WITNESS)
-            outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
-            expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
-            if outputs["correct"] != expected or outputs["label_error"] != 0:
-                raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+            outputs = circuit.outputs([steps.felt_to_int(felt) for output in witness["outputs"] for felt in output])
+            if check is not None:
+                check(b, outputs)
             step = prepared.prove_in_child(
                 f"proving accuracy, batch {b + 1}/{batches} of {circuit.samples} samples (logrows {prepared.logrows})",
                 folder,
@@ -261,7 +307,9 @@ def prove_accuracy(
                 )
             stats["prove"] = step
             (folder / steps.WITNESS).unlink()
-        write_json_atomic(tmp / COMMITMENTS, {"model": model_commitment(model, prepared)})
+        write_json_atomic(tmp / COMMITMENTS, {"model": model_parts_commitment(model_parts, prepared)})
+        for name, content in (shipped or {}).items():
+            write_bytes_atomic(tmp / name, content)
         manifest = {
             "kind": "accuracy",
             "circuit": circuit.description(),
@@ -271,6 +319,7 @@ def prove_accuracy(
             "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
             "verifying": ship_verifying_files(prepared, tmp),
             "vka_digest": "0x" + vka_digest(prepared.vka).hex(),
+            **({"reference": reference} if reference else {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
         outcome = _outcome([_proof_outputs(batch_folder(tmp, b), circuit) for b in range(batches)], tmp)
@@ -285,15 +334,15 @@ def _batch(pixels: np.ndarray, labels: np.ndarray, size: int, b: int) -> tuple[n
     return pixels[b * size : (b + 1) * size], labels[b * size : (b + 1) * size]
 
 
-def _proof_outputs(folder: Path, circuit: AccuracyCircuit) -> dict:
+def _proof_outputs(folder: Path, circuit) -> dict:
     proof = json.loads((folder / steps.PROOF).read_text())
-    return split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
+    return circuit.outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]])
 
 
 def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
     """The set's outcome from its batches' outputs: the counts added, the set as evaluation_values
     lists it (all pixels, then all labels), as AccuracyVerifier hashes it."""
-    pixels = [v for o in outputs for v in o["pixels"]]
+    pixels = [v for o in outputs for v in o["x"]]
     labels = [v for o in outputs for v in o["labels"]]
     model = json.loads((folder / COMMITMENTS).read_text())["model"]
     return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, pixels + labels)
@@ -311,10 +360,14 @@ def is_accuracy_folder(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def circuit_of(manifest: dict) -> AccuracyCircuit:
+def circuit_of(manifest: dict, folder: Path | None = None):
+    """The circuit an accuracy folder's manifest names: the digits circuit, or an ONNX model's
+    (rebuilt from the ONNX file the folder ships, which must give the manifest's digest)."""
     fields = manifest["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
+    if str(fields.get("circuit", "")).startswith(ONNX_KIND):
+        return onnx_circuit_of(manifest, folder)
     names = ("samples", "model_bound", "num_inner_cols", "min_logrows", "chunk", "hidden", "scale")
     return AccuracyCircuit(**{k: fields[k] for k in names})
 
@@ -322,12 +375,14 @@ def circuit_of(manifest: dict) -> AccuracyCircuit:
 def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
     """Check an accuracy folder: every batch's proof, their commitments and outputs; ProofError if any fails."""
     if folder.is_dir():
-        unexpected_files(folder, ACCURACY_FILES, frozenset({BATCHES}))  # before reading: a link could point anywhere
+        unexpected_files(
+            folder, ACCURACY_FILES | {ONNX_FILE}, frozenset({BATCHES})
+        )  # before reading: a link could point anywhere
     try:
         manifest, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, COMMITMENTS))
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
-    circuit = circuit_of(manifest)
+    circuit = circuit_of(manifest, folder)
     prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
     batches = [batch_folder(folder, b) for b in range(manifest["batches"])]
     names = {p.name for p in batches}
@@ -343,13 +398,20 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
             raise ProofError(f"{batch.name}: the proof's model commitment differs from the one claimed")
         outputs.append(_proof_outputs(batch, circuit))
         if outputs[-1]["label_error"] != 0:
-            raise ProofError(f"{batch.name}: the evaluation set has labels outside 0..9 (label_error != 0)")
+            raise ProofError(
+                f"{batch.name}: the evaluation set has labels outside 0..{circuit.classes - 1} (label_error != 0)"
+            )
+        lo, hi = circuit.input_range
+        if not all(lo <= v <= hi for v in outputs[-1]["x"]) or not all(
+            0 <= v < circuit.classes for v in outputs[-1]["labels"]
+        ):
+            raise ProofError(f"{batch.name}: the evaluation set's inputs are outside {lo}..{hi} or its labels no class")
         if (batch / steps.INPUT).exists():
-            *parts, pixels, labels = json.loads((batch / steps.INPUT).read_text())["input_data"]
+            parts, x, labels = circuit.decode_input(json.loads((batch / steps.INPUT).read_text()))
             if (
                 len(parts) != circuit.model_parts
                 or model_parts_commitment(parts, prepared) != commitments["model"]
-                or [pixels, labels] != [outputs[-1]["pixels"], outputs[-1]["labels"]]
+                or [x, labels] != [outputs[-1]["x"], outputs[-1]["labels"]]
             ):
                 raise ProofError(
                     f"{batch / steps.INPUT} does not hold the model and set the proof is about: "
