@@ -211,6 +211,10 @@ class AccuracyOutcome:
     samples: int
     model_commitment: str  # hex
     evaluation: list[int]  # the public evaluation set, as evaluation_values lists it
+    # An ONNX model's counts in floats, as its prover computed them (not proven): the float model
+    # and the quantised one, so that the quantisation gap is visible beside the proven count.
+    float_correct: int | None = None
+    quantized_correct: int | None = None
 
     @property
     def accuracy(self) -> float:
@@ -345,7 +349,15 @@ def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
     pixels = [v for o in outputs for v in o["x"]]
     labels = [v for o in outputs for v in o["labels"]]
     model = json.loads((folder / COMMITMENTS).read_text())["model"]
-    return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, pixels + labels)
+    reference = json.loads((folder / MANIFEST).read_text()).get("reference", {})
+    return AccuracyOutcome(
+        sum(o["correct"] for o in outputs),
+        len(labels),
+        model,
+        pixels + labels,
+        reference.get("float_correct"),
+        reference.get("quantized_correct"),
+    )
 
 
 def accuracy_call_arguments(folder: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:
@@ -433,6 +445,13 @@ def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
         f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
         f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
         f"model commitment: 0x{outcome.model_commitment}\n"
+    ) + (reference_line(outcome) + "\n" if outcome.float_correct is not None else "")
+
+
+def reference_line(outcome: AccuracyOutcome) -> str:
+    return (
+        f"float model: {outcome.float_correct} of {outcome.samples} correct; quantised model (numpy): "
+        f"{outcome.quantized_correct} of {outcome.samples} (computed by the prover, not proven)"
     )
 
 

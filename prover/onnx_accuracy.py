@@ -59,7 +59,7 @@ class OnnxAccuracyCircuit:
     def of(cls, model: bytes, **fields) -> OnnxAccuracyCircuit:
         """The circuit of the ONNX ``model`` bytes; ``layout`` defaults to the model's float
         initializers in graph order."""
-        parsed = _parse(model)
+        parsed = parse_model(model)
         layout = fields.pop("layout", None) or surgery.default_layout(parsed)
         return cls(hashlib.sha256(model).hexdigest(), surgery.check_layout(parsed, layout), onnx=model, **fields)
 
@@ -79,7 +79,7 @@ class OnnxAccuracyCircuit:
 
     @cached_property
     def model(self) -> onnx.ModelProto:
-        return _parse(self.onnx)
+        return parse_model(self.onnx)
 
     @cached_property
     def graph(self) -> onnx.ModelProto:
@@ -233,7 +233,7 @@ def onnx_circuit_of(manifest: dict, folder) -> OnnxAccuracyCircuit:
     return circuit
 
 
-def _parse(model: bytes) -> onnx.ModelProto:
+def parse_model(model: bytes) -> onnx.ModelProto:
     try:
         return onnx.load_from_string(model)
     except Exception as error:  # protobuf's DecodeError and friends
