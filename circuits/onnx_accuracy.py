@@ -77,12 +77,12 @@ def check_ops(model: onnx.ModelProto) -> None:
     unsupported = sorted({node.op_type for node in model.graph.node} - SUPPORTED_OPS)
     if not unsupported:
         return
-    advice = "; ".join(f"{op}: {ADVICE[op]}" for op in unsupported if op in ADVICE)
-    names = ", ".join(unsupported)
+    advice = [(op, ADVICE[op]) for op in unsupported if op in ADVICE]
+    hint = advice[0][1] if len(unsupported) == 1 and advice else "; ".join(f"{op}: {text}" for op, text in advice)
     raise InputError(
-        f"the model uses {names}, which the accuracy circuit cannot prove"
-        + (f" ({advice})" if advice else "")
-        + f"; it proves {', '.join(sorted(SUPPORTED_OPS))}"
+        f"the model uses {', '.join(unsupported)}, which the accuracy circuit cannot prove"
+        + (f": {hint}" if hint else "")
+        + f" (it proves {', '.join(sorted(SUPPORTED_OPS))})"
     )
 
 
