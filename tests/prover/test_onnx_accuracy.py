@@ -20,6 +20,7 @@ from sklearn.datasets import load_digits
 from stakelearn.circuits import onnx_accuracy as surgery
 from stakelearn.errors import InputError, ProofError
 from stakelearn.models.digits import DigitsClassifier, export_onnx, flatten
+from stakelearn.models.quantize import FixedPoint, quantize
 from stakelearn.prover.accuracy import BATCHES, verify_accuracy
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.commitments import commit, felts
@@ -115,6 +116,29 @@ def test_a_layout_that_leaves_a_parameter_out_is_refused(tmp_path):
         surgery.check_layout(model, layout[:-1])
 
 
+def test_chunks_and_the_weight_one_over_m_keep_the_quantised_count(tmp_path):
+    """The lifted graph in floats (onnx's reference evaluator): the params in padded chunks count
+    as the whole vector does; an aggregate of m = 2 (read at scale s + 1) exactly as one model;
+    of m = 3 (a Mul by 1/3 rounded to 2^-s) within one sample of it."""
+    model = onnx.load_from_string(trained_onnx(TinyCNN(), (1, 8, 8), tmp_path / "cnn.onnx", steps=100))
+    layout = surgery.default_layout(model)
+    q = quantized_parameters(surgery.model_parameters(model, layout), SCALE_BITS)
+    _, (x, y) = digits((1, 8, 8))
+    x, y = x[:32], y[:32]
+
+    def count(m: int, chunk: int = 0) -> int:
+        graph = surgery.accuracy_graph(model, layout, 32, SCALE_BITS, m, chunk)
+        t = surgery.input_scale(SCALE_BITS, m)
+        parts = surgery.parameter_parts(m * q, chunk)
+        return surgery.reference_count(graph, parts, surgery.quantize_samples(x, t), y, t)
+
+    whole = count(1)
+    assert abs(whole - surgery.float_count(model, x, y)) <= 2
+    assert count(1, chunk=128) == whole  # 4 inputs of 128, the last zero-padded
+    assert count(2) == whole
+    assert abs(count(3) - whole) <= 1
+
+
 def test_the_cnn_proven_counts_what_the_quantised_model_counts(cnn_proof):
     folder, outcome, circuit = cnn_proof
     assert (circuit.features, circuit.classes, circuit.model_parts) == (64, 10, 1)
@@ -205,12 +229,13 @@ def test_the_params_commitment_is_the_rounds_aggregate_commitment(tmp_path):
     x, y = x[:SAMPLES], y[:SAMPLES]
     parsed = onnx.load_from_string(model)
     weights = surgery.model_parameters(parsed, surgery.default_layout(parsed))
-    round_circuit = RoundCircuit(n=4, f=0, m=2, d=len(weights), max_int=2**SCALE_BITS, num_inner_cols=2)
+    fixed_point = FixedPoint(SCALE_BITS, clip=4.0)
+    round_circuit = RoundCircuit(n=4, f=0, m=2, d=len(weights), max_int=fixed_point.max_int, num_inner_cols=2)
     paired_round, accuracy = paired_onnx_circuits(
         round_circuit, model, SAMPLES, SCALE_BITS, default_input_range(x, SCALE_BITS, m=2)
     )
     rng = np.random.default_rng(3)
-    updates = [quantized_parameters(weights + rng.normal(0, 0.01, weights.shape), SCALE_BITS) for _ in range(2)]
+    updates = [quantize(weights + rng.normal(0, 0.01, weights.shape), fixed_point) for _ in range(2)]
     aggregate = np.sum(updates, axis=0)
     outcome = prove_onnx_accuracy(
         aggregate, x, y, accuracy, tmp_path / "accuracy", float_parameters=aggregate / 2 ** (SCALE_BITS + 1)
