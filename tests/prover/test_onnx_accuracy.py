@@ -209,12 +209,15 @@ def test_verify_under_an_empty_home_prints_the_count(cnn_proof, tmp_path):
 
 @pytest.mark.slow
 def test_the_digits_mlp_proven_counts_what_the_quantised_model_counts(tmp_path):
-    model = trained_onnx(DigitsClassifier(16), (64,), tmp_path / "mlp.onnx")
-    exported = export_onnx(flatten(DigitsClassifier(16)), 16, tmp_path / "exported.onnx")  # models.digits' own export
-    assert [n.op_type for n in onnx.load(exported).graph.node] == ["Gemm", "Relu", "Gemm"]
+    """models.digits' MLP (64 -> 16 -> 10), exported by models.digits as a client exports it."""
+    net = DigitsClassifier(16)
+    trained_onnx(net, (64,), tmp_path / "trained.onnx")
+    model = export_onnx(flatten(net), 16, tmp_path / "mlp.onnx").read_bytes()
+    assert [n.op_type for n in onnx.load_from_string(model).graph.node] == ["Gemm", "Relu", "Gemm"]
     _, (x, y) = digits((64,))
     x, y = x[:SAMPLES], y[:SAMPLES]
     circuit, params = own_circuit(model, x)
+    assert np.array_equal(params, quantized_parameters(flatten(net), SCALE_BITS))  # the FL vector's layout
     outcome = prove_onnx_accuracy(params, x, y, circuit, tmp_path / "accuracy")
     assert outcome.correct == outcome.quantized_correct
     assert abs(outcome.correct - outcome.float_correct) <= 2
