@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from stakelearn.circuits import onnx_accuracy as surgery
-from stakelearn.errors import InputError
+from stakelearn.errors import InputError, ProofError
 from stakelearn.prover.accuracy import AccuracyOutcome, batch_count, prove_batches
 from stakelearn.prover.isolate import StepStats
 from stakelearn.prover.onnx_accuracy import ONNX_FILE, OnnxAccuracyCircuit
@@ -78,15 +78,27 @@ def prove_onnx_accuracy(
     batch_data = [circuit.input_json(params, x_int[s], labels[s]) for s in batch]
     if float_parameters is None:
         float_parameters = surgery.model_parameters(circuit.model, circuit.layout)
+    quantized = [surgery.reference_count(circuit.graph, parts, x_int[s], labels[s], t) for s in batch]
     reference = {
         "float_correct": surgery.float_count(circuit.model, x, labels, float_parameters, circuit.layout),
-        "quantized_correct": sum(surgery.reference_count(circuit.graph, parts, x_int[s], labels[s], t) for s in batch),
+        "quantized_correct": sum(quantized),
         "note": "computed by the prover in floats (onnx reference evaluator), not proven",
     }
+
+    def check(b: int, outputs: dict) -> None:
+        if outputs["label_error"] != 0:
+            raise ProofError("the circuit's witness finds a label that is no class; this is a bug")
+        if outputs["correct"] != quantized[b]:  # rescaling rounds apart from floats only at near-ties
+            logger.warning(
+                "batch %d: the circuit counts %d, the quantised model in floats %d", b, outputs["correct"], quantized[b]
+            )
+
     logger.info(
         "float model: %d of %d correct; quantised model (numpy): %d",
         reference["float_correct"],
         len(labels),
         reference["quantized_correct"],
     )
-    return prove_batches(circuit, batch_data, parts, out, stats, shipped={ONNX_FILE: circuit.onnx}, reference=reference)
+    return prove_batches(
+        circuit, batch_data, parts, out, stats, check, shipped={ONNX_FILE: circuit.onnx}, reference=reference
+    )
