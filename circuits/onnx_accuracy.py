@@ -21,9 +21,11 @@ back by 2^t inside.
 The head counts strict wins without Equal or ArgMax (docs/onnx-accuracy.md): ``onehot = relu(1 -
 (label - c)^2)``, the label's logit ``sum_c onehot * logits``, ``ge`` the classes whose logit
 is at least it, ``correct = relu(2 - ge)`` (1 exactly when only the label reaches its own
-logit). Outputs, flattened by ezkl into one public vector in this order, each divided by
-2^t where needed so that its integer at scale t is the value itself:
-``[correct, label_error, range_tag, x (samples x features, as round(x 2^t)), labels]``.
+logit). Outputs, flattened by ezkl into one public vector in this order, each an integer as it
+stands: ``[correct, label_error, range_tag, x (samples x features, as round(x 2^t)), labels]``.
+The count and the label check are sums of comparison flags, which ezkl gives scale 0 (a
+``relu(2 - ge)`` would take the constant's scale t, and neither a Mul by 2^-t nor a Div by 2^t is
+rescaled back at an output); x and the labels are echoed at the input scale, i.e. as fed.
 ``range_tag`` is always 0 here: this circuit does not range-check its inputs (``x`` and the
 labels are public and checked by the verifier, against ``input_range`` and the classes; the
 parameters are the round's proven aggregate); the slot keeps the digits circuit's layout.
@@ -69,7 +71,7 @@ ADVICE = {
     "Equal": "ezkl gives its 0/1 output the input's scale",
 }
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16})
-INPUT_NAMES = ("x", "labels")
+OUTPUT_NAMES = ("correct_out", "label_error_out", "range_tag_out", "x_out", "labels_out")
 
 
 def check_ops(model: onnx.ModelProto) -> None:
@@ -224,6 +226,7 @@ def accuracy_graph(
     check_conv(model)
     layout = check_layout(model, layout)
     model = with_batch(model, samples)
+    _check_names_free(model, params_names(parameter_count(layout), chunk))
     classes, features = class_count(model), math.prod(sample_shape(model))
     t = input_scale(scale_bits, m)
     graph = model.graph
@@ -294,6 +297,17 @@ def accuracy_graph(
     lifted_model.ir_version = model.ir_version
     onnx.checker.check_model(lifted_model)
     return lifted_model
+
+
+def _check_names_free(model: onnx.ModelProto, params: list[str]) -> None:
+    """The circuit's own input and output names must not be the model's."""
+    used = {name for node in model.graph.node for name in [*node.input, *node.output]}
+    used |= {value.name for value in model.graph.input}
+    taken = sorted(
+        used & {*params, "labels", *OUTPUT_NAMES} | {n for n in used if n.startswith(("lift_", "head_", "bias_"))}
+    )
+    if taken:
+        raise InputError(f"the model uses the name {taken[0]!r}, which the accuracy circuit needs: rename it")
 
 
 def _count(nodes: _Nodes, flags: str, axis: str) -> str:

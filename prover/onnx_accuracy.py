@@ -127,7 +127,7 @@ class OnnxAccuracyCircuit:
 
     @property
     def input_names(self) -> list[str]:
-        return [*surgery.params_names(self.d, self.chunk), *surgery.INPUT_NAMES]
+        return [*surgery.params_names(self.d, self.chunk), surgery.data_inputs(self.model)[0].name, "labels"]
 
     def input_bounds(self) -> list[tuple[int, int]]:
         return [(-self.bound, self.bound)] * self.model_parts + [self.input_range, (0, self.classes - 1)]
