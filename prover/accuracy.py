@@ -1,179 +1,54 @@
-"""Prove and verify how many samples of an evaluation set a committed model gets right.
+"""Prove and verify how many samples of an evaluation set a committed model gets right, with
+either accuracy circuit: the digits one (prover.accuracy_circuit) or any ONNX classifier's
+(prover.onnx_accuracy), told apart by the manifest's circuit kind.
 
 An accuracy folder holds ``accuracy.json`` (the circuit, the SRS, the digests of the shipped
 verifying files), the circuit's ``settings.json``, ``vk.key``, ``vka.bytes`` and ``kzg.srs`` (so
-that anyone verifies it anywhere, see prover.verifying), ``input.json``, ``proof.json``,
-``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof),
-``public.json`` and ``summary.txt``; verifying checks every one of them. The model commitment equals the round circuit's commitment
-of the same vector when both circuits have the same logrows, which is how a task binds the
-accuracy proof to its final global model on chain; the evaluation set is public in the proof.
+that anyone verifies it anywhere, see prover.verifying), per batch ``input.json`` and
+``proof.json``, ``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof),
+``public.json`` and ``summary.txt``, and for an ONNX model its ``model.onnx``; verifying checks
+every one of them. The model commitment equals the round circuit's commitment of the same vector
+when both circuits have the same logrows, which is how a task binds the accuracy proof to its
+final global model on chain; the evaluation set is public in the proof.
 """
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import ezkl
 import numpy as np
 from eth_utils import keccak
 
-from stakelearn.circuits import accuracy as accuracy_module
 from stakelearn.circuits.accuracy import (
-    CLASSES,
-    FEATURES,
-    GREY_LEVELS,
-    SOFTMAX,
-    Classifier,
     check_evaluation_set,
     correct_count,
-    input_names,
-    model_parts,
     split_model_input,
-    split_outputs,
 )
-from stakelearn.circuits.krum import value_bound
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.models.quantize import field_element
 from stakelearn.prover import steps
+from stakelearn.prover.accuracy_circuit import AccuracyCircuit, input_json
 from stakelearn.prover.chunked import chained_commitment, parts_commitment
 from stakelearn.prover.circuit import (
-    DECOMP_BASE,
-    circuit_description,
-    committed_integer_run_args,
-    description_digest,
-    natural_logrows,
     prepare,
 )
 from stakelearn.prover.commitments import proof_commitments
 from stakelearn.prover.evm import verify_arguments, vka_digest
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
+from stakelearn.prover.onnx_accuracy import KIND as ONNX_KIND
+from stakelearn.prover.onnx_accuracy import ONNX_FILE, onnx_circuit_of
 from stakelearn.prover.verifying import SHIPPED, check_text, ship_verifying_files, shipped_circuit, unexpected_files
 
-SOURCE_DIGEST = hashlib.sha256(inspect.getsource(accuracy_module).encode()).hexdigest()[:16]
 MANIFEST = "accuracy.json"
 COMMITMENTS = "commitments.json"
 PUBLIC = "public.json"
 SUMMARY = "summary.txt"
 BATCHES = "batches"  # batch-000/, batch-001/, ...: each one proof's input.json and proof.json
 ACCURACY_FILES = {MANIFEST, BATCHES, COMMITMENTS, PUBLIC, SUMMARY, *SHIPPED}
-
-
-@dataclass(frozen=True)
-class AccuracyCircuit:
-    """The accuracy circuit for ``samples`` evaluation samples and models within ``model_bound``
-    (the round circuit's value bound: ``m`` times the largest quantized parameter). ``chunk`` 0
-    takes the model whole, as a one-proof round commits it; ``chunk`` C > 0 takes it in chunks
-    of C, as a round proven in chunks of C commits it. ``hidden`` > 0 evaluates the MLP with that
-    many hidden units, whose logits need the aggregate's ``scale`` m * 2^s (circuits.accuracy)."""
-
-    samples: int
-    model_bound: int
-    num_inner_cols: int = 8
-    min_logrows: int = 0
-    chunk: int = 0
-    hidden: int = 0
-    scale: int = 1
-
-    def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise InputError(f"an evaluation set needs at least one sample, got {self.samples}")
-        if not GREY_LEVELS <= self.model_bound <= 2**20:
-            raise InputError(f"model bound must be in {GREY_LEVELS}..2^20, got {self.model_bound}")
-        if self.chunk < 0:
-            raise InputError(f"chunk size must be >= 1 (or 0 for a whole model), got {self.chunk}")
-
-    @property
-    def classifier(self) -> Classifier:
-        return Classifier(self.hidden, self.scale)
-
-    # The evaluation set's shape, as AccuracyVerifier is deployed with it (properties, not
-    # fields: the digest stays). The ONNX accuracy circuit has the same interface.
-    @property
-    def features(self) -> int:
-        """x values per sample: the 8x8 digits' 64 pixels."""
-        return FEATURES
-
-    @property
-    def classes(self) -> int:
-        return CLASSES
-
-    @property
-    def input_range(self) -> tuple[int, int]:
-        """The range of every x value (integers at the input scale): grey levels 0..16."""
-        return 0, GREY_LEVELS
-
-    @property
-    def model_parts(self) -> int:
-        return model_parts(self.chunk, self.classifier.length)
-
-    @property
-    def bound(self) -> int:
-        return self.model_bound
-
-    @property
-    def lookup_bound(self) -> int:
-        return self.model_bound
-
-    @property
-    def label(self) -> str:
-        shape = (f" H={self.hidden}" if self.hidden else "") + (f" C={self.chunk}" if self.chunk else "")
-        return f"accuracy circuit N={self.samples}{shape}"
-
-    @property
-    def input_names(self) -> list[str]:
-        return input_names(self.chunk, self.classifier.length)
-
-    def input_bounds(self) -> list[tuple[int, int]]:
-        """Each input's range, for :func:`check_input_range`: the model within the bound (the
-        lookup table all inputs share is [-bound, bound]), grey levels and classes."""
-        return [(-self.bound, self.bound)] * self.model_parts + [(0, GREY_LEVELS), (0, CLASSES - 1)]
-
-    @property
-    def largest_input(self) -> int:
-        return max(self.samples * FEATURES, self.classifier.length if self.chunk == 0 else self.chunk)
-
-    @property
-    def decomp_legs(self) -> int:
-        """Enough digits for the comparisons of logits (and the hidden units' ReLU): a first
-        layer's output is within (64 * 16 + 16) * bound, an MLP's logit within hidden * that *
-        bound + 16 * scale * bound."""
-        largest = (FEATURES * GREY_LEVELS + GREY_LEVELS) * self.bound
-        if self.hidden:
-            largest = self.hidden * largest * self.bound + GREY_LEVELS * self.scale * self.bound
-        bits = (2 * largest).bit_length() + 1
-        return math.ceil(bits / math.log2(DECOMP_BASE))
-
-    def description(self) -> dict:
-        return circuit_description(f"accuracy-{SOURCE_DIGEST}", self)
-
-    @property
-    def digest(self) -> str:
-        return description_digest(self.description())
-
-    def export(self, path: Path) -> Path:
-        return accuracy_module.export_onnx(self.samples, path, self.chunk, self.classifier)
-
-    def run_args(self) -> ezkl.PyRunArgs:
-        return committed_integer_run_args(self.num_inner_cols, self.decomp_legs)
-
-    def calibration_input(self) -> dict:
-        rng = np.random.default_rng(0)
-        model = rng.choice([-self.bound, 0, self.bound], size=self.classifier.length)
-        pixels = rng.integers(0, GREY_LEVELS + 1, size=(self.samples, FEATURES))
-        labels = rng.integers(0, 10, size=self.samples)
-        return input_json(model, pixels, labels, self.chunk)
-
-
-def input_json(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, chunk: int = 0) -> dict:
-    parts = [part.tolist() for part in split_model_input(model, chunk)]
-    return {"input_data": [*parts, np.asarray(pixels).ravel().tolist(), np.asarray(labels).tolist()]}
 
 
 def model_commitment(model: np.ndarray, prepared) -> str:
@@ -187,17 +62,22 @@ def model_parts_commitment(parts: list, prepared) -> str:
     return parts_commitment(parts, prepared, chained=prepared.circuit.chunk != 0).hex()
 
 
-def proof_model_commitment(proof: bytes, circuit: AccuracyCircuit) -> str:
+def proof_model_commitment(proof: bytes, circuit) -> str:
     """The model commitment a proof carries (hex): its first commitment, or the chain of its first K."""
     parts = proof_commitments(proof, circuit.model_parts)
     return (parts[0] if circuit.chunk == 0 else chained_commitment(parts)).hex()
 
 
-def evaluation_values(pixels: np.ndarray, labels: np.ndarray) -> list[int]:
-    """The evaluation set as the proof's public values list it and the requester reveals it:
-    pixels row by row, then labels, each a field element."""
-    pixels, labels = check_evaluation_set(pixels, labels)
-    return [field_element(v) for v in [*pixels.ravel().tolist(), *labels.tolist()]]
+def evaluation_values(x: np.ndarray, labels: np.ndarray) -> list[int]:
+    """The evaluation set as the proof's public values list it and the requester reveals it: the
+    inputs as the accuracy circuit's integers, sample by sample (the digits' grey levels, an ONNX
+    model's round(x 2^t)), then the labels, each a field element."""
+    x, labels = np.asarray(x), np.asarray(labels)
+    if len(x) != len(labels) or len(labels) == 0 or np.any(x != np.round(x)) or np.any(labels != np.round(labels)):
+        raise InputError(
+            f"an evaluation set is N samples of integers and N integer labels, got {x.shape} and {labels.shape}"
+        )
+    return [field_element(v) for v in [*x.astype(np.int64).ravel().tolist(), *labels.astype(np.int64).tolist()]]
 
 
 def evaluation_hash(values: list[int]) -> bytes:
@@ -212,6 +92,10 @@ class AccuracyOutcome:
     samples: int
     model_commitment: str  # hex
     evaluation: list[int]  # the public evaluation set, as evaluation_values lists it (field elements)
+    # An ONNX model's counts in floats, as its prover computed them (not proven): the float model
+    # and the quantised one, so that the quantisation gap is visible beside the proven count.
+    float_correct: int | None = None
+    quantized_correct: int | None = None
 
     @property
     def accuracy(self) -> float:
@@ -228,7 +112,7 @@ def batch_folder(folder: Path, batch: int) -> Path:
     return folder / BATCHES / f"batch-{batch:03d}"
 
 
-def batch_count(samples: int, circuit: AccuracyCircuit) -> int:
+def batch_count(samples: int, circuit) -> int:
     """In how many proofs of ``circuit.samples`` samples an evaluation set of ``samples`` is proven."""
     if samples % circuit.samples:
         raise InputError(
@@ -248,7 +132,6 @@ def prove_accuracy(
 ) -> AccuracyOutcome:
     """Prove the correct count of ``model`` (the round's integer aggregate) on the set into ``out``,
     in batches of ``circuit.samples`` samples (one proof each, all over the same committed model)."""
-    stats = {} if stats is None else stats
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
     pixels, labels = check_evaluation_set(pixels, labels)
@@ -262,6 +145,31 @@ def prove_accuracy(
     for data in batch_data:
         check_input_range(data, circuit.input_bounds(), circuit.input_names)
     model = model.astype(np.int64)
+
+    def check(b: int, outputs: dict) -> None:
+        expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
+        if outputs["correct"] != expected or outputs["label_error"] != 0:
+            raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+
+    return prove_batches(circuit, batch_data, split_model_input(model, circuit.chunk), out, stats, check)
+
+
+def prove_batches(
+    circuit,
+    batch_data: list[dict],
+    model_parts: list,
+    out: Path,
+    stats: dict[str, StepStats] | None = None,
+    check=None,
+    shipped: dict[str, bytes] | None = None,
+    reference: dict | None = None,
+) -> AccuracyOutcome:
+    """Prove each batch's input file with ``circuit`` into one accuracy folder at ``out``, for
+    either accuracy circuit: ``check(b, outputs)`` sees each witness's named outputs first,
+    ``shipped`` adds files a verifier needs (the ONNX model), ``reference`` adds the unproven
+    float and quantised counts the prover measured, for people to compare."""
+    stats = {} if stats is None else stats
+    batches = len(batch_data)
     prepared = prepare(circuit, stats=stats)
     with atomic_dir(out) as tmp:
         for b, data in enumerate(batch_data):
@@ -269,10 +177,9 @@ def prove_accuracy(
             folder.mkdir(parents=True)
             write_json_atomic(folder / steps.INPUT, data)
             witness = steps.gen_witness(folder / steps.INPUT, prepared.compiled, folder / steps.WITNESS)
-            outputs = split_outputs([steps.felt_to_int(felt) for felt in witness["outputs"][0]], circuit.samples)
-            expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
-            if outputs["correct"] != expected or outputs["label_error"] != 0:
-                raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
+            outputs = circuit.outputs([steps.felt_to_int(felt) for output in witness["outputs"] for felt in output])
+            if check is not None:
+                check(b, outputs)
             step = prepared.prove_in_child(
                 f"proving accuracy, batch {b + 1}/{batches} of {circuit.samples} samples (logrows {prepared.logrows})",
                 folder,
@@ -285,7 +192,9 @@ def prove_accuracy(
                 )
             stats["prove"] = step
             (folder / steps.WITNESS).unlink()
-        write_json_atomic(tmp / COMMITMENTS, {"model": model_commitment(model, prepared)})
+        write_json_atomic(tmp / COMMITMENTS, {"model": model_parts_commitment(model_parts, prepared)})
+        for name, content in (shipped or {}).items():
+            write_bytes_atomic(tmp / name, content)
         manifest = {
             "kind": "accuracy",
             "circuit": circuit.description(),
@@ -295,6 +204,7 @@ def prove_accuracy(
             "srs": {"insecure": prepared.srs.insecure, "label": prepared.srs.label, "sha256": prepared.srs.sha256()},
             "verifying": ship_verifying_files(prepared, tmp),
             "vka_digest": "0x" + vka_digest(prepared.vka).hex(),
+            **({"reference": reference} if reference else {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
         outcome = _outcome([_proof_outputs(batch_folder(tmp, b), circuit) for b in range(batches)], tmp)
@@ -309,19 +219,27 @@ def _batch(pixels: np.ndarray, labels: np.ndarray, size: int, b: int) -> tuple[n
     return pixels[b * size : (b + 1) * size], labels[b * size : (b + 1) * size]
 
 
-def _proof_outputs(folder: Path, circuit: AccuracyCircuit) -> dict:
+def _proof_outputs(folder: Path, circuit) -> dict:
     proof = json.loads((folder / steps.PROOF).read_text())
-    return split_outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]], circuit.samples)
+    return circuit.outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]])
 
 
 def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
     """The set's outcome from its batches' outputs: the counts added, the set as evaluation_values
     lists it (all pixels, then all labels), as AccuracyVerifier hashes it."""
-    pixels = [v for o in outputs for v in o["pixels"]]
+    pixels = [v for o in outputs for v in o["x"]]
     labels = [v for o in outputs for v in o["labels"]]
     model = json.loads((folder / COMMITMENTS).read_text())["model"]
     values = [field_element(v) for v in pixels + labels]  # the outputs are read signed
-    return AccuracyOutcome(sum(o["correct"] for o in outputs), len(labels), model, values)
+    reference = json.loads((folder / MANIFEST).read_text()).get("reference", {})
+    return AccuracyOutcome(
+        sum(o["correct"] for o in outputs),
+        len(labels),
+        model,
+        values,
+        reference.get("float_correct"),
+        reference.get("quantized_correct"),
+    )
 
 
 def accuracy_call_arguments(folder: Path, vka: Path) -> tuple[bytes, list[int], list[bytes]]:
@@ -336,10 +254,14 @@ def is_accuracy_folder(folder: Path) -> bool:
     return (folder / MANIFEST).is_file()
 
 
-def circuit_of(manifest: dict) -> AccuracyCircuit:
+def circuit_of(manifest: dict, folder: Path | None = None):
+    """The circuit an accuracy folder's manifest names: the digits circuit, or an ONNX model's
+    (rebuilt from the ONNX file the folder ships, which must give the manifest's digest)."""
     fields = manifest["circuit"]
     if fields.get("ezkl") != steps.EZKL_VERSION:
         raise InputError(f"proven with ezkl {fields.get('ezkl')}, this is ezkl {steps.EZKL_VERSION}")
+    if str(fields.get("circuit", "")).startswith(ONNX_KIND):
+        return onnx_circuit_of(manifest, folder)
     names = ("samples", "model_bound", "num_inner_cols", "min_logrows", "chunk", "hidden", "scale")
     return AccuracyCircuit(**{k: fields[k] for k in names})
 
@@ -347,12 +269,14 @@ def circuit_of(manifest: dict) -> AccuracyCircuit:
 def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyOutcome:
     """Check an accuracy folder: every batch's proof, their commitments and outputs; ProofError if any fails."""
     if folder.is_dir():
-        unexpected_files(folder, ACCURACY_FILES, frozenset({BATCHES}))  # before reading: a link could point anywhere
+        unexpected_files(
+            folder, ACCURACY_FILES | {ONNX_FILE}, frozenset({BATCHES})
+        )  # before reading: a link could point anywhere
     try:
         manifest, commitments = (json.loads((folder / name).read_text()) for name in (MANIFEST, COMMITMENTS))
     except FileNotFoundError as error:
         raise ArtifactError(f"{folder} is not an accuracy folder: {Path(error.filename).name} is missing") from error
-    circuit = circuit_of(manifest)
+    circuit = circuit_of(manifest, folder)
     prepared = shipped_circuit(folder, circuit, manifest, ceremony_srs)  # no rebuild, no set-up
     batches = [batch_folder(folder, b) for b in range(manifest["batches"])]
     names = {p.name for p in batches}
@@ -368,13 +292,20 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
             raise ProofError(f"{batch.name}: the proof's model commitment differs from the one claimed")
         outputs.append(_proof_outputs(batch, circuit))
         if outputs[-1]["label_error"] != 0:
-            raise ProofError(f"{batch.name}: the evaluation set has labels outside 0..9 (label_error != 0)")
+            raise ProofError(
+                f"{batch.name}: the evaluation set has labels outside 0..{circuit.classes - 1} (label_error != 0)"
+            )
+        lo, hi = circuit.input_range
+        if not all(lo <= v <= hi for v in outputs[-1]["x"]) or not all(
+            0 <= v < circuit.classes for v in outputs[-1]["labels"]
+        ):
+            raise ProofError(f"{batch.name}: the evaluation set's inputs are outside {lo}..{hi} or its labels no class")
         if (batch / steps.INPUT).exists():
-            *parts, pixels, labels = json.loads((batch / steps.INPUT).read_text())["input_data"]
+            parts, x, labels = circuit.decode_input(json.loads((batch / steps.INPUT).read_text()))
             if (
                 len(parts) != circuit.model_parts
                 or model_parts_commitment(parts, prepared) != commitments["model"]
-                or [pixels, labels] != [outputs[-1]["pixels"], outputs[-1]["labels"]]
+                or [x, labels] != [outputs[-1]["x"], outputs[-1]["labels"]]
             ):
                 raise ProofError(
                     f"{batch / steps.INPUT} does not hold the model and set the proof is about: "
@@ -396,28 +327,11 @@ def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
         f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
         f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
         f"model commitment: 0x{outcome.model_commitment}\n"
+    ) + (reference_line(outcome) + "\n" if outcome.float_correct is not None else "")
+
+
+def reference_line(outcome: AccuracyOutcome) -> str:
+    return (
+        f"float model: {outcome.float_correct} of {outcome.samples} correct; quantised model (numpy): "
+        f"{outcome.quantized_correct} of {outcome.samples} (computed by the prover, not proven)"
     )
-
-
-def paired_circuits(round_circuit, samples: int, classifier: Classifier = SOFTMAX) -> tuple:
-    """A task's round circuit and accuracy circuit (``samples`` per proof) at one shared logrows,
-    so that the accuracy proof's model commitment equals the aggregate commitment the last round
-    put on chain."""
-    fields = {"hidden": classifier.hidden, "scale": classifier.scale}
-    accuracy = AccuracyCircuit(
-        samples, model_bound=round_circuit.bound, num_inner_cols=round_circuit.num_inner_cols, **fields
-    )
-    logrows = max(natural_logrows(round_circuit), natural_logrows(accuracy))
-    return replace(round_circuit, min_logrows=logrows), replace(accuracy, min_logrows=logrows)
-
-
-def paired_chunked_circuits(chunk_circuit, samples: int, classifier: Classifier = SOFTMAX) -> tuple:
-    """The same for a round proven in chunks: the chunk circuit and an accuracy circuit taking the
-    model in the same chunks, at one shared logrows, so that the accuracy proof's chained model
-    commitment equals the aggregate's chained commitment the last round put on chain."""
-    c = chunk_circuit
-    bound = value_bound(c.params, c.max_int)
-    fields = {"chunk": c.chunk, "hidden": classifier.hidden, "scale": classifier.scale}
-    accuracy = AccuracyCircuit(samples, model_bound=bound, num_inner_cols=c.num_inner_cols, **fields)
-    logrows = max(natural_logrows(c), natural_logrows(accuracy))
-    return replace(c, min_logrows=logrows), replace(accuracy, min_logrows=logrows)

@@ -300,7 +300,8 @@ def _build_model_dir(circuit: Circuit, folder: Path) -> None:
     network = circuit.export(folder / steps.NETWORK)
     settings = steps.gen_settings(network, folder / steps.SETTINGS, circuit.run_args())
     write_json_atomic(folder / steps.CALIBRATION, circuit.calibration_input())
-    steps.calibrate(folder / steps.CALIBRATION, network, settings, scales=[0])
+    # Integer circuits run at scale 0; the ONNX accuracy circuit reads its inputs at its own scale.
+    steps.calibrate(folder / steps.CALIBRATION, network, settings, scales=[getattr(circuit, "calibration_scale", 0)])
     # Calibration widens the lookup table to what it saw; the range check needs it exact.
     data = json.loads(settings.read_text())
     data["run_args"]["lookup_range"] = [-circuit.lookup_bound, circuit.lookup_bound]

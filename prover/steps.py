@@ -82,7 +82,8 @@ def _output_silenced():
 
 
 def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int] | None) -> Path:
-    """ezkl's calibration for resources; ``scales=None`` lets ezkl search its default scales."""
+    """ezkl's calibration for resources; ``scales=None`` lets ezkl search its default scales. At a
+    scale above 0 every product is rescaled back to it at once (rebase multiplier 1)."""
     # calibrate_settings prints a numerical-fidelity table; with scales fixed at 0 it says nothing.
     with _output_silenced():
         _run(
@@ -93,6 +94,7 @@ def calibrate(calibration: Path, network: Path, settings: Path, scales: list[int
             str(settings),
             "resources",
             scales=scales,
+            **({"scale_rebase_multiplier": [1]} if scales and scales[0] else {}),
         )
     return settings
 

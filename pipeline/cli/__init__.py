@@ -46,7 +46,8 @@ COMMANDS: dict[str, Command] = {
     "submit": _command("submit", "the aggregator's step: submit a proven round folder (with signed commitments)"),
     "cache": _command("cache", "show the key cache ($STAKELEARN_HOME) or prune it"),
     "prove-accuracy": _command(
-        "prove_accuracy", "prove how many samples of an evaluation set a run's final model gets right"
+        "prove_accuracy",
+        "prove how many samples of an evaluation set a run's final model, or any ONNX classifier, gets right",
     ),
     "verify": _command("verify", "verify a round folder (`prove`) or an accuracy folder (`prove-accuracy`)"),
     "demo": _command("demo", "the main job: a federated task end to end, proven and settled on an EVM"),

@@ -19,7 +19,7 @@ from stakelearn.pipeline.cli.options import read_json, verifying_chain
 from stakelearn.pipeline.contracts.round_on_chain import check_with_task_verifier, verify_round_on_chain
 from stakelearn.pipeline.contracts.signing import check_signed_records
 from stakelearn.pipeline.contracts.verifiers import verify_accuracy_on_chain
-from stakelearn.prover.accuracy import is_accuracy_folder, verify_accuracy
+from stakelearn.prover.accuracy import is_accuracy_folder, reference_line, verify_accuracy
 from stakelearn.prover.round import SIGNED
 from stakelearn.prover.rounds import Round, open_round
 
@@ -101,4 +101,6 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
         f"accuracy verified: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}) on the "
         f"evaluation set whose hash is 0x{outcome.evaluation_hash.hex()} (the hash the requester's commitment covers)"
     )
+    if outcome.float_correct is not None:  # an ONNX model's: the quantisation gap beside the proven count
+        print(reference_line(outcome))
     return 0

@@ -109,7 +109,7 @@ def verify_accuracy_on_chain(folder: Path, chain: Chain, ceremony_srs: Path | No
     """Deploy the verifiers for the accuracy circuit an accuracy folder names and verify its proof
     against its commitments; return the gas, or raise ProofError naming the failed check."""
     manifest = json.loads((folder / ACCURACY_MANIFEST).read_text())
-    prepared = shipped_circuit(folder, accuracy_circuit_of(manifest), manifest, ceremony_srs)
+    prepared = shipped_circuit(folder, accuracy_circuit_of(manifest, folder), manifest, ceremony_srs)
     verifier, _ = chain.deploy(load_artifact("Halo2VerifierReusable"))
     samples = manifest["batches"] * prepared.circuit.samples
     contract = deploy_accuracy_verifier(chain, prepared, verifier, samples)

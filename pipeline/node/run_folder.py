@@ -26,7 +26,8 @@ from stakelearn.files import write_bytes_atomic
 from stakelearn.models.digits import LocalTraining
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.federation.task import TaskConfig
-from stakelearn.prover.accuracy import AccuracyCircuit, paired_chunked_circuits, paired_circuits
+from stakelearn.prover.accuracy import AccuracyCircuit
+from stakelearn.prover.accuracy_circuit import paired_chunked_circuits, paired_circuits
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.circuit import PreparedCircuit, RoundCircuit, prepare
 from stakelearn.prover.rounds import Round, round_for

@@ -17,10 +17,10 @@ from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier
 from stakelearn.prover.accuracy import (
     accuracy_call_arguments,
     evaluation_values,
-    paired_chunked_circuits,
     prove_accuracy,
     verify_accuracy,
 )
+from stakelearn.prover.accuracy_circuit import paired_chunked_circuits
 from stakelearn.prover.chunked import ChunkCircuit, chained_commitment
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.commitments import commit

@@ -34,10 +34,10 @@ from stakelearn.prover.accuracy import (
     accuracy_call_arguments,
     batch_folder,
     evaluation_values,
-    paired_chunked_circuits,
     prove_accuracy,
     verify_accuracy,
 )
+from stakelearn.prover.accuracy_circuit import paired_chunked_circuits
 from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit, chained_commitment
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.circuit import prepare
