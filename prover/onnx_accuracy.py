@@ -273,7 +273,7 @@ def paired_onnx_circuits(round_circuit, model: bytes, samples: int, scale_bits: 
         scale_bits=scale_bits,
         model_bound=round_circuit.bound,
         input_range=input_range,
-        m=round_circuit.m,
+        m=round_circuit.params.weight,  # the aggregate is m (NNM: m (n - f)) times the mean
         num_inner_cols=round_circuit.num_inner_cols,
     )
     if accuracy.d != round_circuit.d:

@@ -43,6 +43,8 @@ from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import AccuracyOutcome, accuracy_call_arguments, prove_accuracy, verify_accuracy
 from stakelearn.prover.circuit import prepare
+from stakelearn.prover.onnx_accuracy import OnnxAccuracyCircuit
+from stakelearn.prover.onnx_proof import prove_onnx_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +149,25 @@ def settle_on_accuracy(
             if folder.exists():  # proven before a crash
                 verify_accuracy(folder)
             else:
-                prove_accuracy(final_model(), x, labels, prepared_accuracy.circuit, folder)
+                prove_final_accuracy(final_model(), x, labels, prepared_accuracy.circuit, folder)
         with phase("chain"):
             log.info("  the aggregator submits the accuracy proof on chain")
             proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
             protocol.execute(account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
     return _proven_accuracy(protocol, task_id, folder)
+
+
+def prove_final_accuracy(aggregate: np.ndarray, x_int: np.ndarray, labels: np.ndarray, circuit, folder: Path):
+    """Prove the final aggregate's accuracy on a revealed set (its inputs as the circuit's
+    integers) with the task's accuracy circuit: the digits one, or an ONNX model's, which reads
+    its inputs as round(x 2^t) (exact from the integers) and reports the float model's count
+    beside the proven one (the aggregate over its weight)."""
+    if not isinstance(circuit, OnnxAccuracyCircuit):
+        return prove_accuracy(aggregate, x_int, labels, circuit, folder)
+    x = (np.asarray(x_int, dtype=np.float64) / 2.0**circuit.input_scale).reshape(len(labels), *circuit.sample_shape)
+    floats = np.asarray(aggregate, dtype=np.float64) / (circuit.m * 2.0**circuit.scale_bits)
+    return prove_onnx_accuracy(aggregate, x, labels, circuit, folder, float_parameters=floats)
 
 
 def _evaluation_arrays(values: list[int], features: int) -> tuple[np.ndarray, np.ndarray]:
