@@ -165,7 +165,10 @@ def with_batch(model: onnx.ModelProto, samples: int) -> onnx.ModelProto:
     del model.graph.value_info[:]
     for value in [*data_inputs(model), *model.graph.output]:
         value.type.tensor_type.shape.dim[0].dim_value = samples
-    return shape_inference.infer_shapes(model, strict_mode=True)
+    try:
+        return shape_inference.infer_shapes(model, strict_mode=True)
+    except Exception as error:  # onnx's InferenceError and checker errors: the model is not consistent
+        raise InputError(f"the model's shapes do not infer with a batch of {samples}: {error}") from None
 
 
 def class_count(model: onnx.ModelProto) -> int:

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prove_onnx(args: argparse.Namespace) -> AccuracyOutcome:
-    from stakelearn.circuits.onnx_accuracy import default_layout, model_parameters
+    from stakelearn.circuits.onnx_accuracy import default_layout, model_parameters, parameter_count
     from stakelearn.prover.onnx_accuracy import OnnxAccuracyCircuit, parse_model
     from stakelearn.prover.onnx_proof import default_input_range, prove_onnx_accuracy, quantized_parameters
 
@@ -74,6 +74,10 @@ def _prove_onnx(args: argparse.Namespace) -> AccuracyOutcome:
         parameters = model_parameters(parsed, layout)
     elif parameters.ndim != 1 or not np.issubdtype(parameters.dtype, np.number):
         raise InputError(f"--parameters must hold one flat vector of numbers, got shape {parameters.shape}")
+    elif len(parameters) != parameter_count(layout):
+        raise InputError(
+            f"--parameters holds {len(parameters)} values, the model has {parameter_count(layout)} parameters"
+        )
     params = quantized_parameters(parameters, args.scale)
     circuit = OnnxAccuracyCircuit.of(
         model,

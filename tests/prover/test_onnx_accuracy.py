@@ -22,9 +22,15 @@ from stakelearn.errors import InputError, ProofError
 from stakelearn.models.digits import DigitsClassifier, export_onnx, flatten
 from stakelearn.models.quantize import FixedPoint, quantize
 from stakelearn.prover.accuracy import BATCHES, verify_accuracy
+from stakelearn.prover.chunked import ChunkCircuit, chained_commitment
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.commitments import commit, felts
-from stakelearn.prover.onnx_accuracy import ONNX_FILE, OnnxAccuracyCircuit, paired_onnx_circuits
+from stakelearn.prover.onnx_accuracy import (
+    ONNX_FILE,
+    OnnxAccuracyCircuit,
+    paired_chunked_onnx_circuits,
+    paired_onnx_circuits,
+)
 from stakelearn.prover.onnx_proof import default_input_range, prove_onnx_accuracy, quantized_parameters
 
 SCALE_BITS, SAMPLES = 9, 8
@@ -246,3 +252,49 @@ def test_the_params_commitment_is_the_rounds_aggregate_commitment(tmp_path):
     round_key = prepare(paired_round)
     assert outcome.model_commitment == commit(aggregate, round_key.vk, round_key.settings, round_key.srs.path).hex()
     assert outcome.correct == outcome.quantized_correct and abs(outcome.correct - outcome.float_correct) <= 2
+
+
+def test_prove_accuracy_takes_any_onnx_model_and_a_parameter_vector(cnn_proof, tmp_path):
+    """`stakelearn prove-accuracy --model --parameters`: the float vector (here the model's own
+    parameters) quantized at --scale, proven as the library proves it."""
+    folder, outcome, circuit = cnn_proof
+    _, (x, y) = digits((1, 8, 8))
+    np.savez(tmp_path / "eval.npz", x=x[:SAMPLES], y=y[:SAMPLES])
+    (tmp_path / "model.onnx").write_bytes(circuit.onnx)
+    np.save(tmp_path / "vector.npy", surgery.model_parameters(circuit.model, circuit.layout))
+    args = ["--model", "model.onnx", "--evaluation", "eval.npz", "--parameters", "vector.npy", "--out", "acc"]
+    result = subprocess.run(
+        [sys.executable, "-m", "stakelearn.pipeline.cli", "prove-accuracy", *args, "--scale", str(SCALE_BITS)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"proven: {outcome.correct} of {SAMPLES} correct; float model: {outcome.float_correct}" in result.stdout
+    assert verify_accuracy(tmp_path / "acc").model_commitment == outcome.model_commitment
+
+
+@pytest.mark.slow
+def test_a_model_aggregated_in_chunks_is_proven_over_its_chained_commitment(tmp_path):
+    """A round in chunks of 256 (d = 410: two chunks, the last zero-padded) paired with the CNN's
+    accuracy circuit: the proof's chained params commitment is the chunk circuit's."""
+    model = trained_onnx(TinyCNN(), (1, 8, 8), tmp_path / "cnn.onnx")
+    _, (x, y) = digits((1, 8, 8))
+    x, y = x[:SAMPLES], y[:SAMPLES]
+    parsed = onnx.load_from_string(model)
+    weights = surgery.model_parameters(parsed, surgery.default_layout(parsed))
+    fixed_point = FixedPoint(SCALE_BITS, clip=4.0)
+    chunk, accuracy = paired_chunked_onnx_circuits(
+        ChunkCircuit(4, 0, 2, 256, fixed_point.max_int, num_inner_cols=2),
+        model,
+        SAMPLES,
+        SCALE_BITS,
+        default_input_range(x, SCALE_BITS, m=2),
+    )
+    aggregate = 2 * quantize(weights, fixed_point)
+    outcome = prove_onnx_accuracy(aggregate, x, y, accuracy, tmp_path / "accuracy")
+    assert accuracy.model_parts == 2
+    key = prepare(chunk)
+    parts = [commit(part, key.vk, key.settings, key.srs.path) for part in surgery.parameter_parts(aggregate, 256)]
+    assert outcome.model_commitment == chained_commitment(parts).hex()
+    assert outcome.correct == outcome.quantized_correct
