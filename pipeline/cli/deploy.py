@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _approve(chain, args: argparse.Namespace) -> int:
     from stakelearn.pipeline.contracts.protocol import approve_verifier_pair, attach_protocol
-    from stakelearn.pipeline.node.requester import task_circuits_of
     from stakelearn.pipeline.node.task_description import read_task_folder
     from stakelearn.prover.circuit import prepare
 
@@ -100,9 +99,12 @@ def _approve(chain, args: argparse.Namespace) -> int:
         raise InputError(
             f"only the protocol's governance {governance} approves verifiers; this key is {chain.payer_address}"
         )
-    round_, accuracy = task_circuits_of(task, args.srs)
     approved = approve_verifier_pair(
-        protocol, deployment["verifier"], round_, prepare(accuracy), task.description.terms.evaluation_size
+        protocol,
+        deployment["verifier"],
+        task.round(args.srs),
+        prepare(task.accuracy_circuit(), args.srs),
+        task.description.terms.evaluation_size,
     )
     print(
         f"approved the verifier pair for {args.approve}: round verifier {approved.round_verifier.contract.address}, "

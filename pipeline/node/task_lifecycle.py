@@ -310,4 +310,7 @@ def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, 
     prepared = prepare(task.accuracy_circuit())
     proven = settle_on_accuracy(protocol, task_id, account, lambda: aggregate, prepared, out)
     target = "reached" if proven["target_reached"] else "missed"
-    return f"accuracy proven on chain: {proven['correct']} of {proven['samples']} correct; target {target}"
+    return (
+        f"accuracy proven on chain: {proven['correct']} of {proven['samples']} correct; target {target} "
+        f"(gas {proven['gas_used']:,}; the reveal's {proven['reveal_gas_used']:,})"
+    )
