@@ -36,6 +36,15 @@ def command(*args, env: dict | None = None, cwd: Path | None = None) -> subproce
     return done
 
 
+def refusal(*args, env: dict) -> str:
+    """The one error line a command that must fail prints."""
+    done = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, timeout=600, env={**os.environ, **env}
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    return done.stderr.strip().splitlines()[-1]
+
+
 def stakelearn(*args, key: Account | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     keys = {"STAKELEARN_KEY": key.key.hex()} if key is not None else {}
     return command(BIN / "stakelearn", *args, env={**keys, **(env or {})})
@@ -62,8 +71,14 @@ def test_a_cnn_task_from_create_to_withdraw_with_own_keys(tmp_path):
             *("--fee-per-epoch-wei", ETHER // 10, "--samples-per-proof", 8, "--out", task_dir),
         )
         stakelearn(*create, "--prepare-only", key=requester)
-        stakelearn("deploy", *rpc, "--approve", task_dir, "--deployment", tmp_path / "deployment.json", key=operator)
-        posted = stakelearn(*create, key=requester)
+        refused = refusal(BIN / "stakelearn", *create, env={"STAKELEARN_KEY": requester.key.hex()})
+        assert "no verifier pair for this task's shape is approved" in refused  # governance has not approved it
+        approve = ("deploy", *rpc, "--approve", task_dir, "--deployment", tmp_path / "deployment.json")
+        assert "only the protocol's governance" in refusal(
+            BIN / "stakelearn", *approve, env={"STAKELEARN_KEY": requester.key.hex()}
+        )
+        stakelearn(*approve, key=operator)
+        posted = stakelearn(*create, key=requester)  # the same command again: the prepared folder, the same salt
         assert "task 1 posted" in posted.stdout
 
         # What the clients are handed holds no key, and the secret stays beside it.
