@@ -19,7 +19,7 @@ from stakelearn.pipeline.cli.options import account, add_key_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="action", required=True)
+    actions = parser.add_subparsers(dest="action", required=True, help="what to do with a task")
     create = actions.add_parser("create", help="write the task folder and post the task (the requester)")
     _add_create_arguments(create)
     status = actions.add_parser("status", help="where a task stands, read from the chain")

@@ -22,8 +22,10 @@ from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
 from stakelearn.prover.accuracy import MANIFEST as ACCURACY_MANIFEST
 from stakelearn.prover.accuracy import accuracy_call_arguments, batch_count
 from stakelearn.prover.accuracy import circuit_of as accuracy_circuit_of
+from stakelearn.prover.accuracy_circuit import AccuracyCircuit
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments, verify_calldata, vka_digest, vka_words
+from stakelearn.prover.onnx_accuracy import OnnxAccuracyCircuit
 from stakelearn.prover.verifying import shipped_circuit
 from stakelearn.verifier_contracts.build import load_artifact
 
@@ -62,7 +64,7 @@ def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: in
     the set is proven in."""
     circuit = prepared.circuit
     digest = vka_digest(prepared.vka)
-    if samples % circuit.samples:
+    if not isinstance(circuit, (AccuracyCircuit, OnnxAccuracyCircuit)) or samples % circuit.samples:
         # a circuit that cannot take such a set: arguments whose code no task's verifier has
         return verifier, digest, samples, 1, 2, 0, 0, 0, 1
     chunks = circuit.model_parts if circuit.chunk else 0

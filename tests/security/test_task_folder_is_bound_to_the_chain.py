@@ -21,7 +21,8 @@ from stakelearn.pipeline.flower import open_task
 from stakelearn.pipeline.node.run_folder import load_run, task_dir
 from stakelearn.pipeline.node.task_description import FILES, INITIAL_FILE, MODEL_FILE, TASK_FILE
 
-CONFIG = TaskConfig(clients=5, byzantine=1, attackers=1, epochs=1, evaluation_samples=16)
+# The demo tests' task shape: its circuits' keys are in the shared cache already.
+CONFIG = TaskConfig(clients=5, byzantine=1, attackers=1, epochs=2, evaluation_samples=32)
 
 
 @pytest.fixture(scope="module")
