@@ -86,7 +86,12 @@ class TaskDescription:
         return sum(int(np.prod(shape)) for _, shape in self.layout)
 
     def circuit(self) -> RoundCircuit | ChunkCircuit:
-        return ROUND_KINDS[self.round_kind](**self.round_circuit)
+        try:
+            return ROUND_KINDS[self.round_kind](**self.round_circuit)
+        except TypeError as error:  # a field missing or unknown: a folder edited by hand
+            raise InputError(
+                f"the task's round circuit is not a {self.round_kind} circuit's fields ({error})"
+            ) from None
 
     def round(self, ceremony_srs: Path | None = None) -> Round:
         return round_for(self.circuit(), self.d, ceremony_srs)
@@ -165,7 +170,10 @@ class TaskFolder:
 
         described = self.description.accuracy_circuit
         manifest = {"circuit": described, "circuit_digest": description_digest(described)}
-        return circuit_of(manifest, self.path)
+        try:
+            return circuit_of(manifest, self.path)
+        except (KeyError, TypeError, AttributeError) as error:  # a folder edited by hand
+            raise InputError(f"{self.path / TASK_FILE}: its accuracy circuit is not one ({error!r})") from None
 
 
 def write_task_folder(folder: Path, description: TaskDescription, model: bytes, initial: np.ndarray) -> None:
