@@ -187,7 +187,7 @@ def _settle(args: argparse.Namespace, run: dict) -> dict | None:
     _, accuracy = run_round(run)
     aggregate = saved_aggregate(args.run_dir / "flower" / "rounds", state.epochs_run)
     aggregator = Account.from_key(run["keys"]["aggregator"])
-    return evaluate(task.protocol, run, aggregator, lambda: aggregate, accuracy, args.run_dir / "flower")
+    return evaluate(task.protocol, run, aggregator, lambda: aggregate, accuracy, args.run_dir)
 
 
 def _print_summary(summary: dict) -> None:
