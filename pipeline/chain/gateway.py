@@ -199,9 +199,13 @@ class Chain:
 
     def travel(self, seconds: int) -> None:
         """Move the embedded chain's clock ``seconds`` past its latest block (deadlines in gas runs)."""
-        self.w3.testing.timeTravel(self.w3.eth.get_block("latest")["timestamp"] + seconds)
+        self.w3.testing.timeTravel(self.latest_timestamp() + seconds)
 
     # --- reads ----------------------------------------------------------------------------
+    def latest_timestamp(self) -> int:
+        """The chain's clock: its latest block's timestamp (what deadlines are measured against)."""
+        return self.w3.eth.get_block("latest")["timestamp"]
+
     def call(self, to: str, data: bytes, sender: str | None = None, value: int = 0) -> CallResult:
         """An eth_call with raw calldata; a revert is a result, not an exception."""
         try:

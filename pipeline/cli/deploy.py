@@ -12,6 +12,7 @@ from pathlib import Path
 from stakelearn.errors import InputError
 from stakelearn.files import write_json_atomic
 from stakelearn.pipeline.cli.options import account, add_key_options, read_json
+from stakelearn.pipeline.contracts.types import ProtocolConfig
 
 DEPLOYMENT_FORMAT = "stakelearn-deployment/1"
 
@@ -25,12 +26,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path("deployment.json"),
         help="where to write the deployment (default deployment.json)",
     )
-    parser.add_argument("--stake-wei", type=int, default=10**18, help="the stake every client posts (default 1 ether)")
+    defaults = ProtocolConfig()
     parser.add_argument(
-        "--unbonding-seconds", type=int, default=7 * 86_400, help="a stake's unbonding period (default 7 days)"
+        "--stake-wei", type=int, default=defaults.stake_wei, help="the stake every client posts (default 1 ether)"
     )
     parser.add_argument(
-        "--base-fee-wei", type=int, default=10**16, help="the fee every task pays on creation (default 0.01 ether)"
+        "--unbonding-seconds",
+        type=int,
+        default=defaults.unbonding_seconds,
+        help="a stake's unbonding period (default 7 days)",
+    )
+    parser.add_argument(
+        "--base-fee-wei",
+        type=int,
+        default=defaults.base_fee_wei,
+        help="the fee every task pays on creation (default 0.01 ether)",
     )
     parser.add_argument(
         "--approve",
@@ -58,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
     if args.approve is not None:
         return _approve(chain, args)
     from stakelearn.pipeline.contracts.protocol import deploy_core
-    from stakelearn.pipeline.contracts.types import ProtocolConfig
     from stakelearn.verifier_contracts.build import load_artifact
 
     if args.out.exists():

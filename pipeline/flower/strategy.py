@@ -152,7 +152,7 @@ def flower_selection(task: ProvenTask, accepted: dict[int, CheckedReply], layout
 def wait_for_commit_window(task: ProvenTask) -> None:
     """A round with absent clients lands only after the epoch's commit window: wait it out."""
     deadline = task.protocol.tasks.functions.commitDeadline(task.task_id).call()
-    while (left := deadline + 1 - max(time.time(), task.protocol.chain.w3.eth.get_block("latest")["timestamp"])) > 0:
+    while (left := deadline + 1 - max(time.time(), task.protocol.chain.latest_timestamp())) > 0:
         say(f"absent clients: waiting {left:.0f} s for the epoch's commit window to close")
         time.sleep(min(left, 10))
 

@@ -116,7 +116,7 @@ def withdraw(protocol: Protocol, account, include_stake: bool = False) -> list[s
             done.append(f"{account.address} started unbonding {staked} wei; withdraw it again after {period} s")
         else:
             available = since + registry.functions.UNBONDING_PERIOD().call()
-            now = chain.w3.eth.get_block("latest")["timestamp"]
+            now = chain.latest_timestamp()
             if now < available:
                 raise InputError(f"{account.address}'s stake unbonds at {available} (chain time now {now}): wait")
             chain.execute(account, registry, "withdraw")

@@ -295,7 +295,7 @@ def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, 
     if state.status != TaskStatus.EVALUATING:
         raise InputError(f"task {task_id} is {state.status.name.lower()}: only a task in evaluation is settled")
     deadline = protocol.tasks.functions.evaluationDeadline(task_id).call()
-    if protocol.chain.w3.eth.get_block("latest")["timestamp"] > deadline:
+    if protocol.chain.latest_timestamp() > deadline:
         protocol.execute(account, "settle", task_id)
         return f"task {task_id} settled without an accuracy proof (its deadline {deadline} passed)"
     if aggregate_path is None or out is None:
