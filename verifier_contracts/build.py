@@ -27,6 +27,7 @@ CONTRACTS = (
     "AccuracyVerifier",
     "StakingRegistry",
     "StakeLearnProtocol",
+    "OptimisticRounds",
 )
 
 

@@ -46,6 +46,12 @@ class Protocol:
     round_verifier: DeployedRoundVerifier | None = None
     accuracy_verifier: object = None  # web3 contract bound to AccuracyVerifier
 
+    @property
+    def rounds(self):
+        """The deployment's OptimisticRounds (web3 contract), where optimistic tasks' rounds go."""
+        address = self.tasks.functions.optimisticRounds().call()
+        return self.chain.contract(address, load_artifact("OptimisticRounds").abi)
+
     def update_commitment(self, task_id: int, epoch: int, commitment: bytes) -> UpdateCommitment:
         return UpdateCommitment(self.chain.chain_id, self.tasks.address, task_id, epoch, commitment)
 
@@ -123,8 +129,8 @@ def deploy_protocol(
 
 
 def deploy_core(chain: Chain, config: ProtocolConfig | None = None) -> Protocol:
-    """Deploy the registry and the protocol, once per chain, from the payer, which becomes the
-    protocol's governance (it alone approves verifier pairs), and wire them."""
+    """Deploy the registry, the protocol and its OptimisticRounds, once per chain, from the payer,
+    which becomes the protocol's governance (it alone approves verifier pairs), and wire them."""
     config = config or ProtocolConfig()
     registry_artifact = load_artifact("StakingRegistry")
     registry_address, _ = chain.deploy(registry_artifact, config.stake_wei, config.unbonding_seconds)
@@ -144,6 +150,8 @@ def deploy_core(chain: Chain, config: ProtocolConfig | None = None) -> Protocol:
     registry = chain.contract(registry_address, registry_artifact.abi)
     tasks = chain.contract(tasks_address, tasks_artifact.abi)
     chain.execute(chain.require_payer(), registry, "setProtocol", tasks_address)
+    rounds_address, _ = chain.deploy(load_artifact("OptimisticRounds"), tasks_address, *config.optimistic.as_abi())
+    chain.execute(chain.require_payer(), tasks, "setOptimisticRounds", rounds_address)
     return Protocol(chain, registry, tasks, tasks.functions.DEPLOYMENT_BLOCK().call(), config)
 
 

@@ -14,6 +14,13 @@ DAY = 24 * 3600
 ETHER = 10**18
 
 
+class Verification(IntEnum):
+    """TaskEscrow.TaskParams.verification: how a task's rounds are checked on chain."""
+
+    EAGER = 0  # every round's proofs verified when it is submitted
+    OPTIMISTIC = 1  # a round is claimed with a bond and proven only when challenged (OptimisticRounds)
+
+
 class TaskStatus(IntEnum):
     """TaskEscrow.Status."""
 
@@ -61,6 +68,7 @@ class TaskParams(_AbiStruct):
     evaluation_set: bytes  # the requester's commitment to its evaluation set
     evaluation_size: int  # its number of samples
     accuracy_verifier: str
+    verification: int = 0  # Verification: EAGER (every round proven at submit) or OPTIMISTIC
 
     @property
     def escrow(self) -> int:
@@ -105,6 +113,23 @@ class Periods:
 
 
 @dataclass(frozen=True)
+class OptimisticTerms:
+    """OptimisticRounds' constructor: the challenge window, each dispute step's deadline and the
+    bonds, the same for every optimistic task of a deployment (a requester that could raise the
+    challenger's bond could price out the watchers of a false round that frames its clients)."""
+
+    challenge_seconds: int = 6 * 3600  # after a proposal: anyone may challenge
+    answer_seconds: int = 2 * 3600  # each side's time for each step of a dispute
+    proposer_bond_wei: int = ETHER // 2  # at least; a task's is this or its fee per epoch, the larger
+    # What a challenger risks: the gas of the longest answer it can force (a tree dispute over
+    # 196 chunks, about 6 M gas, `stakelearn gas --verification optimistic`) at 30 gwei.
+    challenger_bond_wei: int = ETHER // 5
+
+    def as_abi(self) -> tuple[int, ...]:
+        return astuple(self)
+
+
+@dataclass(frozen=True)
 class ProtocolConfig:
     """The constructor arguments of a deployment."""
 
@@ -115,3 +140,4 @@ class ProtocolConfig:
     periods: Periods = Periods()
     # The share of the fees owed when the target is missed.
     work_bps: int = 5_000
+    optimistic: OptimisticTerms = OptimisticTerms()

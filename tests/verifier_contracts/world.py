@@ -61,7 +61,16 @@ class World:
         return receipt
 
     def params(
-        self, n=None, f=None, m=None, epochs=EPOCHS, fee=FEE, evaluation=EVALUATION_SET, verifiers=None, aggregation=0
+        self,
+        n=None,
+        f=None,
+        m=None,
+        epochs=EPOCHS,
+        fee=FEE,
+        evaluation=EVALUATION_SET,
+        verifiers=None,
+        aggregation=0,
+        verification=0,
     ):
         shape = self.prepared.circuit.params  # the deployed RoundVerifier's shape, unless told
         n, f, m = (shape.n if n is None else n), (shape.f if f is None else f), (shape.m if m is None else m)
@@ -84,6 +93,7 @@ class World:
             evaluation,
             accuracy.functions.samples().call(),
             accuracy_verifier,
+            verification,
         )
 
     def create_task(self, **kwargs) -> int:

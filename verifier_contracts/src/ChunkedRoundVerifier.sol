@@ -41,6 +41,10 @@ contract ChunkedRoundVerifier is PinnedVerifier, RoundShape, IChunkedRoundVerifi
         CHUNKS = chunks_;
     }
 
+    function chunks() external view returns (uint256) {
+        return CHUNKS;
+    }
+
     function chunkVkaDigest() external view returns (bytes32) {
         return _chunkVkaDigest;
     }
@@ -114,6 +118,42 @@ contract ChunkedRoundVerifier is PinnedVerifier, RoundShape, IChunkedRoundVerifi
         if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
         scores = instances[t + n:t + 2 * n];
         emit RoundVerified(commitmentsHash, selectedMask);
+    }
+
+    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash)
+    {
+        (bool pinned, bytes32 digest) = _pinnedTo(vka, _chunkVkaDigest);
+        if (!pinned) revert ChunkedRoundVerifier__WrongChunkCircuit(digest);
+        uint256 n = _clients;
+        uint256 t = n * (n + 1) / 2;
+        if (instances.length != t + 2 * n + 2 || proof.length < 64 * (n + 2)) revert ChunkedRoundVerifier__ChunkMismatch(0);
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) revert ChunkedRoundVerifier__ChunkMismatch(0);
+        }
+        (selectedMask, absentMask) = _bitmasks(instances, t, t + n);
+        if (instances[t + 2 * n] != 0) revert ChunkedRoundVerifier__ChunkMismatch(0);
+        if (!_acceptedFor(proof, instances, vka, _chunkVkaDigest)) revert ChunkedRoundVerifier__ChunkRejected(0);
+        gramHash = keccak256(abi.encodePacked(instances[:t]));
+    }
+
+    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash)
+    {
+        (bool pinned, bytes32 digest) = _pinned(vka);
+        if (!pinned) revert RoundVerifier__WrongCircuit(digest);
+        uint256 n = _clients;
+        uint256 t = n * (n + 1) / 2;
+        if (instances.length != t + 3 * n) revert RoundVerifier__InstanceCount(instances.length);
+        for (uint256 i = 0; i < instances.length; ++i) {
+            if (instances[i] >= _FIELD_MODULUS) revert RoundVerifier__InstanceNotInField(i);
+        }
+        (selectedMask, absentMask) = _bitmasks(instances, t + 2 * n, t);
+        if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
+        scores = instances[t + n:t + 2 * n];
+        gramHash = keccak256(abi.encodePacked(instances[:t]));
     }
 
     /// @dev Checks one chunk proof against the session and folds it in.

@@ -74,6 +74,8 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         if (block.timestamp > closes) revert MPSRollup__CommitWindowClosed(closes);
         if (commitment.length != 64) revert MPSRollup__BatchSize();
         if (_posted[taskId][epoch][slot - 1] != 0) revert MPSRollup__AlreadyPosted(slot - 1);
+        // A proposed round has fixed this epoch's slots.
+        if (_roundPending(task, taskId)) revert MPSRollup__RoundPending(taskId);
         _posted[taskId][epoch][slot - 1] = keccak256(commitment);
         emit CommitmentPosted(taskId, epoch, msg.sender, commitment);
     }
@@ -83,57 +85,122 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
     }
 
     function submitRound(Round calldata round) external {
-        Task storage task = _requireStatus(round.taskId, Status.Active);
-        uint256 expected = uint256(task.epochsRun) + 1;
-        if (round.epoch != expected || expected > task.params.maxEpochs) revert MPSRollup__WrongEpoch(expected, round.epoch);
-        if (round.previousModel != task.globalModel) revert MPSRollup__WrongPreviousModel(task.globalModel, round.previousModel);
+        Task storage task = _requireNext(round.taskId, round.epoch, round.previousModel);
+        if (task.params.verification != 0) revert MPSRollup__OptimisticTask(round.taskId);
         uint256 n = task.clients.length;
-        if (round.commitments.length != 64 * (n + 1) || round.signatures.length != 65 * n) revert MPSRollup__BatchSize();
-        uint256 absentMask = _checkSlots(task, round, n);
+        uint256 absentMask = _checkSlots(task, round.taskId, round.epoch, round.commitments, round.signatures);
         (uint256 selectedMask, uint256 provenAbsent, uint256[] memory scores) =
             task.params.verifier.verifyRound(round.proof, round.instances, round.vka, round.commitments);
         // A signed slot the circuit treats as absent (tag 0) would be paid for sending nothing.
         if (provenAbsent != absentMask) revert MPSRollup__AbsenceMismatch(absentMask, provenAbsent);
         uint256 flaggedMask = _outlierMask(scores, absentMask, n, task.params.f);
+        _recordRound(task, round.taskId, round.epoch, round.commitments, round.signatures, selectedMask, flaggedMask, absentMask);
+    }
 
-        bytes32 globalModel = keccak256(round.commitments[64 * n:]);
+    function checkClaim(
+        uint256 taskId,
+        uint256 epoch,
+        bytes32 previousModel,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256[] calldata scores
+    ) external view returns (uint256 absentMask, uint256 flaggedMask) {
+        Task storage task = _requireNext(taskId, epoch, previousModel);
+        if (task.params.verification != 1) revert MPSRollup__OptimisticTask(taskId);
+        uint256 n = task.clients.length;
+        if (scores.length != n) revert MPSRollup__BatchSize();
+        absentMask = _checkSlots(task, taskId, epoch, commitments, signatures);
+        flaggedMask = _outlierMask(scores, absentMask, n, task.params.f);
+    }
+
+    function recordClaim(
+        uint256 taskId,
+        uint256 epoch,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256 selectedMask,
+        uint256 flaggedMask,
+        uint256 absentMask
+    ) external {
+        if (msg.sender != address(_optimisticRounds)) revert MPSRollup__NotOptimisticRounds(msg.sender);
+        // The claim was checked when proposed; while pending its epoch cannot move.
+        Task storage task = _requireStatus(taskId, Status.Active);
+        _recordRound(task, taskId, epoch, commitments, signatures, selectedMask, flaggedMask, absentMask);
+    }
+
+    function reopenEpoch(uint256 taskId) external returns (uint256 epoch) {
+        if (msg.sender != address(_optimisticRounds)) revert MPSRollup__NotOptimisticRounds(msg.sender);
+        Task storage task = _tasks[taskId];
+        // The void round's epoch starts again: a new commit window, a new round period.
+        task.phaseStartedAt = uint64(block.timestamp);
+        epoch = uint256(task.epochsRun) + 1;
+        emit EpochReopened(taskId, epoch);
+    }
+
+    /// @dev The active task whose next epoch is `epoch`, from the recorded global model.
+    function _requireNext(uint256 taskId, uint256 epoch, bytes32 previousModel) private view returns (Task storage task) {
+        task = _requireStatus(taskId, Status.Active);
+        uint256 expected = uint256(task.epochsRun) + 1;
+        if (epoch != expected || expected > task.params.maxEpochs) revert MPSRollup__WrongEpoch(expected, epoch);
+        if (previousModel != task.globalModel) revert MPSRollup__WrongPreviousModel(task.globalModel, previousModel);
+    }
+
+    /// @dev Lands a round: the state root, the next epoch, the flags and the records.
+    function _recordRound(
+        Task storage task,
+        uint256 taskId,
+        uint256 epoch,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256 selectedMask,
+        uint256 flaggedMask,
+        uint256 absentMask
+    ) private {
+        uint256 n = task.clients.length;
+        bytes32 globalModel = keccak256(commitments[64 * n:]);
         bytes32 stateRoot = keccak256(
             abi.encode(
                 task.stateRoot,
-                round.taskId,
-                round.epoch,
-                keccak256(round.commitments),
-                keccak256(round.signatures),
+                taskId,
+                epoch,
+                keccak256(commitments),
+                keccak256(signatures),
                 flaggedMask,
                 absentMask,
                 globalModel
             )
         );
-        task.epochsRun = uint32(round.epoch);
+        task.epochsRun = uint32(epoch);
         task.phaseStartedAt = uint64(block.timestamp);
         task.globalModel = globalModel;
         task.stateRoot = stateRoot;
-        emit RoundSubmitted(
-            round.taskId, round.epoch, stateRoot, globalModel, selectedMask, flaggedMask, absentMask, round.commitments, round.signatures
-        );
-        _afterRound(task, round.taskId, round.epoch, flaggedMask, absentMask);
+        emit RoundSubmitted(taskId, epoch, stateRoot, globalModel, selectedMask, flaggedMask, absentMask, commitments, signatures);
+        _afterRound(task, taskId, epoch, flaggedMask, absentMask);
     }
 
     /// @dev Each slot holds the client's posted commitment, or one it signed, or (after the
     /// commit window, at most `allowedAbsent` of them) the absent commitment with an all-zero signature.
-    function _checkSlots(Task storage task, Round calldata round, uint256 n) private view returns (uint256 absentMask) {
+    function _checkSlots(
+        Task storage task,
+        uint256 taskId,
+        uint256 epoch,
+        bytes calldata commitments,
+        bytes calldata signatures
+    ) private view returns (uint256 absentMask) {
+        uint256 n = task.clients.length;
+        if (commitments.length != 64 * (n + 1) || signatures.length != 65 * n) revert MPSRollup__BatchSize();
         uint256 absent;
         for (uint256 i = 0; i < n; ++i) {
-            bytes calldata commitment = round.commitments[64 * i:64 * (i + 1)];
-            bytes calldata signature = round.signatures[65 * i:65 * (i + 1)];
-            bytes32 posted = _posted[round.taskId][round.epoch][i];
+            bytes calldata commitment = commitments[64 * i:64 * (i + 1)];
+            bytes calldata signature = signatures[65 * i:65 * (i + 1)];
+            bytes32 posted = _posted[taskId][epoch][i];
             if (posted != 0) {
                 if (keccak256(commitment) != posted) revert MPSRollup__PostedCommitmentMissing(i);
             } else if (Signatures.isZero(signature)) {
                 if (keccak256(commitment) != task.params.verifier.absentCommitment()) revert MPSRollup__NotAbsentCommitment(i);
                 absentMask |= 1 << i;
                 ++absent;
-            } else if (!Signatures.signedBy(updateDigest(round.taskId, round.epoch, commitment), signature, task.clients[i])) {
+            } else if (!Signatures.signedBy(updateDigest(taskId, epoch, commitment), signature, task.clients[i])) {
                 revert MPSRollup__BadSignature(i);
             }
         }

@@ -48,6 +48,8 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
 
     function endTraining(uint256 taskId) external {
         Task storage task = _requireStatus(taskId, Status.Active);
+        // A proposed round resolves within its window and disputes: it is not a silent aggregator.
+        if (_roundPending(task, taskId)) revert MPSRollup__RoundPending(taskId);
         uint256 until = uint256(task.phaseStartedAt) + ROUND_PERIOD;
         if (block.timestamp <= until) {
             if (msg.sender != task.requester) revert RewardManager__RoundPeriodNotOver(until);

@@ -33,6 +33,10 @@ contract RoundVerifier is PinnedVerifier, RoundShape {
         bytes32 absentCommitment_
     ) PinnedVerifier(verifier_, vkaDigest_) RoundShape(clients_, byzantine_, selected_, aggregation_, absentCommitment_) {}
 
+    function chunks() external pure returns (uint256) {
+        return 0;
+    }
+
     /// @notice Verifies a round and returns the selection and the slots the circuit treated as
     /// absent (tag 0), as bitmasks, and the proven scores.
     /// @param commitments the n update commitments then the aggregate's, 64 bytes each

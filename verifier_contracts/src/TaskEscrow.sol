@@ -5,6 +5,7 @@ import {IStakingRegistry} from "./interfaces/IStakingRegistry.sol";
 import {IRoundVerifier} from "./interfaces/IRoundVerifier.sol";
 import {IAccuracyVerifier} from "./interfaces/IAccuracyVerifier.sol";
 import {ITaskEscrow} from "./interfaces/ITaskEscrow.sol";
+import {IOptimisticRounds} from "./interfaces/IOptimisticRounds.sol";
 
 /// @title TaskEscrow
 /// @notice A requester posts a task, pays BASE_FEE (kept: spam resistance) and escrows
@@ -40,6 +41,9 @@ abstract contract TaskEscrow is ITaskEscrow {
 
     mapping(address => address) private _approvedAccuracyVerifier; // round verifier => its pair
 
+    // Where optimistic tasks' rounds are proposed and disputed; set once by GOVERNANCE.
+    IOptimisticRounds internal _optimisticRounds;
+
     mapping(uint256 => Task) internal _tasks;
     mapping(uint256 => mapping(address => uint256)) internal _clientSlot; // index + 1
     uint256 internal _taskCount;
@@ -58,6 +62,23 @@ abstract contract TaskEscrow is ITaskEscrow {
         if (msg.sender != GOVERNANCE) revert TaskEscrow__NotGovernance(msg.sender);
         _approvedAccuracyVerifier[address(roundVerifier)] = address(accuracyVerifier);
         emit VerifiersApproved(address(roundVerifier), address(accuracyVerifier));
+    }
+
+    function setOptimisticRounds(IOptimisticRounds rounds) external {
+        if (msg.sender != GOVERNANCE) revert TaskEscrow__NotGovernance(msg.sender);
+        if (address(_optimisticRounds) != address(0)) revert TaskEscrow__OptimisticRoundsSet();
+        _optimisticRounds = rounds;
+        emit OptimisticRoundsSet(address(rounds));
+    }
+
+    function optimisticRounds() external view returns (IOptimisticRounds) {
+        return _optimisticRounds;
+    }
+
+    /// @dev Whether an optimistic task has a round proposed and not yet final or void: its epoch
+    /// is then fixed (no post, no other round, no end of training).
+    function _roundPending(Task storage task, uint256 taskId) internal view returns (bool) {
+        return task.params.verification == 1 && _optimisticRounds.isPending(taskId);
     }
 
     function approvedAccuracyVerifier(address roundVerifier) external view returns (address) {
@@ -82,6 +103,8 @@ abstract contract TaskEscrow is ITaskEscrow {
         if (verifierClients != params.n || params.verifier.byzantine() != params.f || params.verifier.selected() != params.m) {
             revert TaskEscrow__VerifierShape(verifierClients, params.n);
         }
+        if (params.verification > 1) revert TaskEscrow__BadParams();
+        if (params.verification == 1 && address(_optimisticRounds) == address(0)) revert TaskEscrow__NoOptimisticRounds();
         uint8 rule = params.verifier.aggregation();
         if (rule != params.aggregation) revert TaskEscrow__VerifierRule(rule, params.aggregation);
         uint256 escrow = uint256(params.maxEpochs) * params.feePerEpoch;

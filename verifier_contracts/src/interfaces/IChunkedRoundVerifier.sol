@@ -44,6 +44,18 @@ interface IChunkedRoundVerifier is IRoundVerifier {
     error ChunkedRoundVerifier__ChunkRejected(uint256 chunk);
     error ChunkedRoundVerifier__NotStaged(bytes32 commitmentsHash, uint256 selectedMask);
 
+    /// @notice One chunk proof, checked alone against the pinned chunk VKA with every check
+    /// stageChunks makes; `gramHash` is keccak256 of its partial Gram (t = n(n+1)/2 values).
+    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash);
+
+    /// @notice The combine proof, checked alone (no staging); `gramHash` is keccak256 of the
+    /// summed Gram it took.
+    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash);
+
     /// @notice Number of chunks a round of this verifier has.
     function CHUNKS() external view returns (uint256);
 

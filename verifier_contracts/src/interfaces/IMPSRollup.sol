@@ -30,6 +30,8 @@ interface IMPSRollup is IERC5267 {
         bytes commitments,
         bytes signatures
     );
+    /// @notice An optimistic task's round was voided: `epoch` starts again (new commit window).
+    event EpochReopened(uint256 indexed taskId, uint256 epoch);
     event CommitmentPosted(uint256 indexed taskId, uint256 indexed epoch, address indexed client, bytes commitment);
 
     error MPSRollup__WrongEpoch(uint256 expected, uint256 given);
@@ -45,6 +47,9 @@ interface IMPSRollup is IERC5267 {
     error MPSRollup__NotAbsentCommitment(uint256 client);
     error MPSRollup__TooManyAbsent(uint256 absent, uint256 allowed);
     error MPSRollup__AbsenceMismatch(uint256 declared, uint256 proven);
+    error MPSRollup__OptimisticTask(uint256 taskId);
+    error MPSRollup__NotOptimisticRounds(address caller);
+    error MPSRollup__RoundPending(uint256 taskId);
 
     /// @notice keccak256("UpdateCommitment(uint256 taskId,uint256 epoch,bytes commitment)").
     function UPDATE_TYPEHASH() external view returns (bytes32);
@@ -83,4 +88,31 @@ interface IMPSRollup is IERC5267 {
     /// @notice Submits one epoch of a task: exactly once, in order, from the recorded model, with
     /// a proof the task's RoundVerifier accepts over exactly the signed (or posted) commitments.
     function submitRound(Round calldata round) external;
+
+    /// @notice An optimistic task's claim, checked as `submitRound` checks a round bar its proof
+    /// (OptimisticRounds calls it when a round is proposed): the slots' signatures, posted
+    /// commitments and absences; returns the absent slots and the clients `scores` flag.
+    function checkClaim(
+        uint256 taskId,
+        uint256 epoch,
+        bytes32 previousModel,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256[] calldata scores
+    ) external view returns (uint256 absentMask, uint256 flaggedMask);
+
+    /// @notice Records a final optimistic round as `submitRound` records a proven one. Only the
+    /// deployment's OptimisticRounds may call it.
+    function recordClaim(
+        uint256 taskId,
+        uint256 epoch,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256 selectedMask,
+        uint256 flaggedMask,
+        uint256 absentMask
+    ) external;
+
+    /// @notice A void round's epoch starts again; returns it. Only OptimisticRounds may call it.
+    function reopenEpoch(uint256 taskId) external returns (uint256 epoch);
 }

@@ -30,6 +30,9 @@ interface IRoundVerifier is IPinnedVerifier {
     /// (circuits/krum.py RULES). Its scores are the raw Krum scores either way.
     function aggregation() external view returns (uint8);
 
+    /// @notice How many chunk proofs a round of this verifier takes (0: one proof, RoundVerifier).
+    function chunks() external view returns (uint256);
+
     /// @notice keccak256 of the 64-byte commitment an absent client's slot must hold: the
     /// commitment of the all-zero vector, whose slot tag 0 the circuit never selects.
     function absentCommitment() external view returns (bytes32);

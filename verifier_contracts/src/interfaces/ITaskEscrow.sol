@@ -4,6 +4,7 @@ pragma solidity ^0.8.20;
 import {IStakingRegistry} from "./IStakingRegistry.sol";
 import {IRoundVerifier} from "./IRoundVerifier.sol";
 import {IAccuracyVerifier} from "./IAccuracyVerifier.sol";
+import {IOptimisticRounds} from "./IOptimisticRounds.sol";
 
 /// @title Tasks: creation, enrollment, cancellation (TaskEscrow.sol)
 interface ITaskEscrow {
@@ -30,6 +31,7 @@ interface ITaskEscrow {
         bytes32 evaluationSet; // keccak256(abi.encode(salt, keccak256(abi.encodePacked(set values))))
         uint32 evaluationSize; // its number of samples
         IAccuracyVerifier accuracyVerifier;
+        uint8 verification; // 0 eager: every round proven at submitRound; 1 optimistic: OptimisticRounds
     }
 
     event TaskCreated(uint256 indexed taskId, address indexed requester, TaskParams params, uint256 escrow);
@@ -37,6 +39,7 @@ interface ITaskEscrow {
     event TaskStarted(uint256 indexed taskId, address[] clients);
     event TaskCancelled(uint256 indexed taskId, uint256 refund);
     event VerifiersApproved(address indexed roundVerifier, address indexed accuracyVerifier);
+    event OptimisticRoundsSet(address rounds);
 
     error TaskEscrow__WrongPayment(uint256 sent, uint256 required);
     error TaskEscrow__BadParams();
@@ -47,6 +50,8 @@ interface ITaskEscrow {
     error TaskEscrow__NotGovernance(address caller);
     error TaskEscrow__VerifierNotApproved(address roundVerifier, address accuracyVerifier);
     error TaskEscrow__EnrollmentOpen(uint256 until);
+    error TaskEscrow__NoOptimisticRounds();
+    error TaskEscrow__OptimisticRoundsSet();
 
     /// @notice The fee a requester pays per task on top of the escrow, kept (spam resistance).
     function BASE_FEE() external view returns (uint256);
@@ -66,6 +71,12 @@ interface ITaskEscrow {
     /// @notice Governance vouches for a round verifier and the accuracy verifier paired with it
     /// (both pin VKAs of circuits built for one task shape at one SRS and logrows).
     function approveVerifiers(IRoundVerifier roundVerifier, IAccuracyVerifier accuracyVerifier) external;
+
+    /// @notice Governance names, once, the OptimisticRounds contract of this deployment: the only
+    /// one that may record an optimistic task's round or reopen its epoch.
+    function setOptimisticRounds(IOptimisticRounds rounds) external;
+
+    function optimisticRounds() external view returns (IOptimisticRounds);
 
     /// @notice The accuracy verifier approved with `roundVerifier` (zero: not approved).
     function approvedAccuracyVerifier(address roundVerifier) external view returns (address);

@@ -1,0 +1,192 @@
+"""Optimistic rounds of a one-proof task on the embedded EVM (OptimisticRounds): a claim lands
+with a bond and no proof, is final only after its window, and any false claim is voided by one
+challenge the proposer cannot answer, with nobody flagged or unpaid for it."""
+
+import pytest
+from eth_utils import keccak
+
+from stakelearn.pipeline.contracts.optimistic import Bundle, Claim, Kind, State, answer, challenge, propose
+from stakelearn.pipeline.contracts.protocol import new_account
+from stakelearn.pipeline.contracts.types import ETHER
+
+from .world import INITIAL_MODEL
+
+FLAGGED = 0b10000  # the session round: client 4 alone scores above the reference
+
+
+@pytest.fixture
+def game(world):
+    """An optimistic task started, its round's bundle, a proposer and two watchers with ether."""
+    task_id = world.start_task(verification=1)
+    bundle = Bundle(world.round, world.proof_json.parent)
+    proposer, watcher, other = (new_account(world.chain, 10 * ETHER) for _ in range(3))
+    return world, task_id, bundle, proposer, watcher, other
+
+
+def claim_of(world, task_id, bundle, **changes) -> Claim:
+    claim = bundle.claim(task_id, 1, INITIAL_MODEL, world.signatures(task_id, 1))
+    return Claim(**{**claim.__dict__, **changes})
+
+
+def rounds(world):
+    return world.protocol.rounds
+
+
+def window_end(world, task_id):
+    return rounds(world).functions.pending(task_id).call()[3]
+
+
+def test_unchallenged_claim_is_final_after_its_window(game):
+    world, task_id, bundle, proposer, _, _ = game
+    claim = claim_of(world, task_id, bundle)
+    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    assert outcome.flagged_mask == FLAGGED and outcome.absent_mask == 0
+    # Pending: nothing recorded, the epoch is fixed.
+    assert world.protocol.task(task_id).epochs_run == 0
+    assert world.revert_name(world.clients[0], world.protocol.tasks, "postCommitment", task_id, 1, bytes(64)) == (
+        "MPSRollup__RoundPending"
+    )
+    assert world.revert_name(world.requester, world.protocol.tasks, "endTraining", task_id) == "MPSRollup__RoundPending"
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    assert world.chain.revert_name(proposer, rounds(world), "propose", claim.as_abi(), "", value=bond) == (
+        "OptimisticRounds__RoundPending"
+    )
+    end = window_end(world, task_id)
+    world.travel_to(end - 1)
+    assert world.revert_name(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi()) == (
+        "OptimisticRounds__WindowOpen"
+    )
+    world.travel_to(end + 1)
+    receipt = world.send(world.clients[0], rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    (landed,) = world.protocol.events_in(receipt, "RoundSubmitted")
+    assert landed["args"]["flaggedMask"] == FLAGGED and world.protocol.task(task_id).epochs_run == 1
+    assert rounds(world).functions.creditOf(proposer.address).call() == bond
+
+
+def test_eager_and_optimistic_paths_are_kept_apart(game):
+    world, task_id, bundle, proposer, _, _ = game
+    args = world.round_args(task_id, 1)
+    assert world.revert_name(world.clients[0], world.protocol.tasks, "submitRound", args) == "MPSRollup__OptimisticTask"
+    eager = world.start_task()
+    claim = claim_of(world, eager, bundle)
+    bond = rounds(world).functions.proposerBond(eager).call()
+    assert world.chain.revert_name(proposer, rounds(world), "propose", claim.as_abi(), "", value=bond) == (
+        "OptimisticRounds__NotOptimistic"
+    )
+
+
+@pytest.mark.parametrize(
+    "change, error",
+    [
+        ({"epoch": 2}, "MPSRollup__WrongEpoch"),
+        ({"previous_model": keccak(text="another model")}, "MPSRollup__WrongPreviousModel"),
+        ({"gram_root": keccak(text="a tree")}, "OptimisticRounds__WrongClaim"),
+    ],
+)
+def test_a_claim_is_checked_as_a_round_is(game, change, error):
+    world, task_id, bundle, proposer, _, _ = game
+    claim = claim_of(world, task_id, bundle, **change)
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    assert world.chain.revert_name(proposer, rounds(world), "propose", claim.as_abi(), "", value=bond) == error
+
+
+def test_a_wrong_signer_is_refused_at_proposal(game):
+    world, task_id, bundle, proposer, _, _ = game
+    signers = [proposer, *world.clients[1:]]
+    signatures = world.signatures(task_id, 1, signers=signers)
+    claim = claim_of(world, task_id, bundle, signatures=b"".join(signatures))
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    assert world.chain.revert_name(proposer, rounds(world), "propose", claim.as_abi(), "", value=bond) == (
+        "MPSRollup__BadSignature"
+    )
+
+
+def test_frivolous_challenge_pays_the_proposer(game):
+    world, task_id, bundle, proposer, watcher, _ = game
+    claim = claim_of(world, task_id, bundle)
+    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    bond = rounds(world).functions.CHALLENGER_BOND().call()
+    challenge(world.protocol, watcher, task_id, Kind.ROUND)
+    receipt = answer(world.protocol, proposer, claim, outcome, watcher.address, bundle)
+    (closed,) = rounds(world).events.DisputeClosed().process_receipt(receipt)
+    assert closed["args"]["proposerWon"]
+    assert rounds(world).functions.creditOf(proposer.address).call() == bond
+    assert bond >= receipt["gasUsed"] * 30 * 10**9, "the challenger's bond covers the answer's gas at 30 gwei"
+    world.travel_to(window_end(world, task_id) + 1)
+    world.send(watcher, rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    assert world.protocol.task(task_id).epochs_run == 1
+
+
+@pytest.mark.parametrize(
+    "lie",
+    ["selection", "score"],
+)
+def test_a_false_claim_is_voided_and_frames_nobody(game, lie):
+    world, task_id, bundle, proposer, watcher, other = game
+    true = claim_of(world, task_id, bundle)
+    scores = list(true.scores)
+    if lie == "score":  # inflate client 0's score so that it would be flagged
+        scores[0] = scores[4] * 10
+    mask = true.selected_mask ^ 0b11 if lie == "selection" else true.selected_mask
+    claim = Claim(**{**true.__dict__, "scores": scores, "selected_mask": mask})
+    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    if lie == "score":
+        assert outcome.flagged_mask & 1, "the lie would flag client 0"
+    challenge(world.protocol, watcher, task_id, Kind.ROUND)
+    challenge(world.protocol, other, task_id, Kind.ROUND)
+    proof, instances, words = bundle.submitted()
+    args = (claim.as_abi(), outcome.as_abi(), watcher.address, proof, instances, words)
+    assert world.revert_name(proposer, rounds(world), "answerRound", *args) == "OptimisticRounds__AnswerMismatch"
+    deadline = rounds(world).functions.dispute(task_id, nonce, watcher.address).call()[2]
+    world.travel_to(deadline)
+    assert world.revert_name(watcher, rounds(world), "timeout", task_id, nonce, watcher.address) == (
+        "OptimisticRounds__TooEarly"
+    )
+    world.travel_to(deadline + 1)
+    receipt = world.send(watcher, rounds(world), "timeout", task_id, nonce, watcher.address)
+    (reopened,) = world.protocol.events_in(receipt, "EpochReopened")
+    assert reopened["args"]["epoch"] == 1
+    assert rounds(world).functions.pending(task_id).call()[0] == State.VOID
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    challenger_bond = rounds(world).functions.CHALLENGER_BOND().call()
+    assert rounds(world).functions.creditOf(watcher.address).call() == challenger_bond + bond // 2
+    # The second dispute outlived its round: its bond comes back.
+    world.send(other, rounds(world), "timeout", task_id, nonce, other.address)
+    assert rounds(world).functions.creditOf(other.address).call() == challenger_bond
+    # Nobody was flagged, absent or paid for the void epoch; the true round lands on the same epoch.
+    for client in world.clients:
+        assert world.protocol.tasks.functions.record(task_id, client.address).call() == [0, 0, 0, 0]
+    nonce, outcome = propose(world.protocol, watcher, claim_of(world, task_id, bundle), "file:///bundle")
+    world.travel_to(window_end(world, task_id) + 1)
+    world.send(watcher, rounds(world), "finalize", claim_of(world, task_id, bundle).as_abi(), outcome.as_abi())
+    assert world.protocol.task(task_id).epochs_run == 1
+    held = rounds(world).functions.burnt().call()
+    assert held == bond - bond // 2
+
+
+def test_windows_at_their_edges(game):
+    world, task_id, bundle, proposer, watcher, other = game
+    claim = claim_of(world, task_id, bundle)
+    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    end = window_end(world, task_id)
+    world.travel_to(end - 1)  # the next block is the window's last second
+    challenge(world.protocol, watcher, task_id, Kind.ROUND)
+    bond = rounds(world).functions.CHALLENGER_BOND().call()
+    assert world.chain.revert_name(watcher, rounds(world), "challenge", task_id, int(Kind.ROUND), value=bond) == (
+        "OptimisticRounds__AlreadyChallenged"
+    )
+    assert world.chain.revert_name(other, rounds(world), "challenge", task_id, int(Kind.TREE), value=bond) == (
+        "OptimisticRounds__WrongKind"
+    )
+    world.travel_to(end + 1)  # calls see the latest block's time
+    assert world.chain.revert_name(other, rounds(world), "challenge", task_id, int(Kind.ROUND), value=bond) == (
+        "OptimisticRounds__WindowClosed"
+    )
+    assert world.revert_name(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi()) == (
+        "OptimisticRounds__DisputesOpen"
+    )
+    deadline = rounds(world).functions.dispute(task_id, nonce, watcher.address).call()[2]
+    world.travel_to(deadline - 1)  # the next block is the answer's last second
+    answer(world.protocol, proposer, claim, outcome, watcher.address, bundle)
+    world.send(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    assert world.balances_add_up()
