@@ -28,6 +28,7 @@ from eth_utils import keccak, to_hex
 from stakelearn.circuits.krum import absent_distance, krum_round
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.pipeline.contracts.optimistic import Claim
 from stakelearn.pipeline.contracts.protocol import (
     Protocol,
     attach_protocol,
@@ -35,7 +36,7 @@ from stakelearn.pipeline.contracts.protocol import (
     check_verifiers_approved,
 )
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, SIGNATURE_BYTES
-from stakelearn.pipeline.contracts.types import TaskParams
+from stakelearn.pipeline.contracts.types import TaskParams, Verification
 from stakelearn.pipeline.contracts.verifiers import RoundCheck, absent_commitment_hash, check_round
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import quantized_model
@@ -53,7 +54,9 @@ Recover = Callable[[int, bytes, bytes], str]  # (epoch, commitment, signature) -
 class ChainRound:
     """One RoundSubmitted event, with what its transaction carried (``submitted``: the Round) and
     what the task's verifier says of its proof today (``check``); both None for a batch of the
-    wrong size, which is reported and not read further."""
+    wrong size, which is reported and not read further. An optimistic round's batch and
+    previous model come from its final claim (OptimisticRounds' RoundProposed) and it has no
+    proof on chain (``check`` None): it stood its challenge window."""
 
     event: dict
     submitted: dict | None
@@ -88,10 +91,18 @@ def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: 
     """The chain reads the audit checks: events, each well-sized round's transaction and its verifier's answer."""
     chain, n = protocol.chain, len(clients)
     events = sorted(protocol.logs("RoundSubmitted", taskId=task_id), key=lambda e: e["args"]["epoch"])
+    claims = final_claims(protocol, task_id) if params.verification == Verification.OPTIMISTIC else {}
     rounds = []
     for event in events:
         submitted = check = None
-        if batch_parts(event["args"], n) is not None:
+        if event["args"]["epoch"] in claims:
+            claim = claims[event["args"]["epoch"]]
+            event = {
+                **event,
+                "args": {**event["args"], "commitments": claim.commitments, "signatures": claim.signatures},
+            }
+            submitted = {"previousModel": claim.previous_model, "commitments": claim.commitments}
+        elif batch_parts(event["args"], n) is not None:
             _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
             submitted = call["round"]
             commitments = bytes(event["args"]["commitments"])
@@ -104,6 +115,18 @@ def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: 
     }
     slashed = protocol.logs("ClientSlashed", taskId=task_id)
     return TaskHistory(task_id, clients, absent_commitment_hash(chain, params.verifier), posted, slashed, rounds)
+
+
+def final_claims(protocol: Protocol, task_id: int) -> dict[int, Claim]:
+    """An optimistic task's final claims by epoch: the RoundProposed claim whose nonce was finalized."""
+    rounds = protocol.rounds
+    start = protocol.deployment_block
+    final = {e["args"]["nonce"] for e in protocol.chain.logs(rounds.events.RoundFinalized, start, taskId=task_id)}
+    return {
+        e["args"]["epoch"]: Claim.from_abi(e["args"]["claim"])
+        for e in protocol.chain.logs(rounds.events.RoundProposed, start, taskId=task_id)
+        if e["args"]["nonce"] in final
+    }
 
 
 def batch_parts(args: dict, n: int) -> list[bytes] | None:
@@ -142,6 +165,8 @@ def transaction_problems(epoch: int, args: dict, submitted: dict, check: RoundCh
         )
     if bytes(submitted["commitments"]) != bytes(args["commitments"]):
         problems.append(f"epoch {epoch}: the event's commitments differ from the transaction's")
+    if check is None:  # optimistic: final after its window, no proof on chain to re-check
+        return problems
     if not check.ok:  # the verifier reverts: the proof no longer checks
         problems.append(f"epoch {epoch}: the proof does not verify ({check.reason})")
     elif (check.selected_mask, check.absent_mask) != (args["selectedMask"], args["absentMask"]):

@@ -306,6 +306,7 @@ def circuit_summary(config: TaskConfig, prepared) -> dict:
         "f": circuit.f,
         "m": circuit.m,
         "aggregation": config.aggregation,
+        "verification": config.verification,
         "d": config.dimension,
         "chunk": config.chunk,
         "logrows": prepared.logrows,

@@ -11,6 +11,7 @@ embedded chain), so the same code runs on a public network. Deployments enforce 
 from __future__ import annotations
 
 import ast
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -196,6 +197,21 @@ class Chain:
 
     def _wait(self, tx_hash) -> dict:
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+
+    @property
+    def embedded_clock(self) -> bool:
+        """Whether this is the embedded chain, whose clock moves only when told to."""
+        return isinstance(self.w3.provider, EthereumTesterProvider)
+
+    def wait_past(self, timestamp: int, poll_seconds: float) -> None:
+        """Let the chain's clock pass ``timestamp``: the embedded chain travels there at once; on a
+        node, wait ``poll_seconds`` (at most until then) and let the caller look again."""
+        if self.embedded_clock:
+            if self.latest_timestamp() <= timestamp:
+                self.w3.testing.timeTravel(timestamp + 1)
+                self.w3.testing.mine()
+            return
+        time.sleep(max(0.0, min(poll_seconds, timestamp + 1 - time.time())))
 
     def travel(self, seconds: int) -> None:
         """Move the embedded chain's clock ``seconds`` past its latest block (deadlines in gas runs)."""

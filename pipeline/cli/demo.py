@@ -11,7 +11,7 @@ from stakelearn.errors import StakeLearnError
 from stakelearn.pipeline.apps.demo import run_demo
 from stakelearn.pipeline.apps.report import report_text
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.cli.options import account, add_aggregation_option, add_key_options
+from stakelearn.pipeline.cli.options import account, add_aggregation_option, add_key_options, add_verification_option
 from stakelearn.pipeline.federation.attacks import ATTACKS
 from stakelearn.pipeline.federation.task import MLP_ACCURACY_BATCH, MLP_CHUNK, MODELS, TaskConfig, model_options
 
@@ -37,6 +37,7 @@ def _add_task_arguments(parser: argparse.ArgumentParser) -> None:
         "clients absent)",
     )
     add_aggregation_option(parser)
+    add_verification_option(parser)
     parser.add_argument("--attack", default="sign_flip", help=f"the attack: {', '.join(ATTACKS)} (default sign_flip)")
     parser.add_argument("--epochs", type=int, default=5, help="epochs (default 5)")
     parser.add_argument("--split", default="iid", help="data split among clients: iid or dirichlet (default iid)")
@@ -145,6 +146,7 @@ def task_config(args: argparse.Namespace) -> TaskConfig:
         alpha=args.alpha,
         select=args.select,
         aggregation=args.aggregation,
+        verification=args.verification,
         seed=args.seed,
         evaluation_samples=args.evaluation_samples,
         target_accuracy=args.target_accuracy,

@@ -16,6 +16,7 @@ import numpy as np
 from stakelearn.circuits.krum import MULTIKRUM, RULES
 from stakelearn.errors import InputError
 from stakelearn.models.quantize import FixedPoint, quantize
+from stakelearn.pipeline.contracts.types import VERIFICATIONS
 
 
 def add_aggregation_option(command: argparse.ArgumentParser) -> None:
@@ -25,6 +26,18 @@ def add_aggregation_option(command: argparse.ArgumentParser) -> None:
         default=MULTIKRUM,
         help="the round's rule, fixed on chain when the task is created: Multi-Krum, or nearest-neighbour "
         "mixing then Multi-Krum (robust on non-IID data; one proof per round) (default multikrum)",
+    )
+
+
+def add_verification_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--verification",
+        choices=VERIFICATIONS,
+        default="eager",
+        help="how the task's rounds are checked on chain, fixed when it is created: eager (every round's "
+        "proofs verified when submitted) or optimistic (a round is claimed with a bond and proven only "
+        "if someone challenges it within its window: gas per epoch does not grow with the model) "
+        "(default eager)",
     )
 
 

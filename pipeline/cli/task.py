@@ -15,7 +15,7 @@ import argparse
 from pathlib import Path
 
 from stakelearn.errors import InputError
-from stakelearn.pipeline.cli.options import account, add_key_options
+from stakelearn.pipeline.cli.options import account, add_key_options, add_verification_option
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +72,7 @@ def _add_create_arguments(create: argparse.ArgumentParser) -> None:
         "--samples-per-proof", type=int, default=None, help="evaluation samples per accuracy proof (default: all)"
     )
     create.add_argument("--srs", type=Path, default=None, help="the ceremony SRS file (default: INSECURE local SRS)")
+    add_verification_option(create)
     create.add_argument("--out", type=Path, required=True, help="the task folder to write (public)")
     create.add_argument(
         "--secret", type=Path, default=None, help="the requester's secret file (default: OUT.secret.npz beside OUT)"
@@ -118,6 +119,7 @@ def _create(args: argparse.Namespace) -> int:
         inner_cols=args.inner_cols,
         samples_per_proof=args.samples_per_proof,
         ceremony_srs=args.srs,
+        verification=args.verification,
     )
     requester = account(args)
     protocol = attach_protocol(Chain.rpc(args.rpc_url, requester), {"protocol": args.contract})

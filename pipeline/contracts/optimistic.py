@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
+from eth_abi import encode
 from eth_utils import keccak
 
 from stakelearn.circuits.chunk import triangle_size
@@ -74,13 +75,26 @@ class Claim(_AbiStruct):
             self.bundle_digest,
         )
 
+    @property
+    def digest(self) -> bytes:
+        """keccak256(abi.encode(claim)): what ``finalize`` takes in place of the claim."""
+        return keccak(encode([CLAIM_TYPE], [self.as_abi()]))
+
+
+CLAIM_TYPE = "(uint256,uint256,bytes32,bytes,bytes,uint256,uint256[],bytes32,bytes32)"
+
 
 @dataclass(frozen=True)
 class Outcome(_AbiStruct):
-    """IOptimisticRounds.Outcome: what the protocol derived from a claim when it was proposed."""
+    """IOptimisticRounds.Outcome: what the protocol derived from a claim when it was proposed,
+    and what ``finalize`` records."""
 
+    epoch: int
+    selected_mask: int
     absent_mask: int
     flagged_mask: int
+    global_model: bytes
+    state_root: bytes
 
 
 # --- the bundle and the partial-sum tree (pure) ---------------------------------------------
@@ -202,13 +216,18 @@ class Bundle:
 # --- the parties' moves (transactions) -------------------------------------------------------
 
 
-def propose(protocol, account, claim: Claim, bundle_uri: str) -> tuple[int, Outcome]:
-    """Post ``claim`` with the task's proposer bond; returns its nonce and the protocol's outcome."""
+def propose(protocol, account, claim: Claim, bundle_uri: str) -> tuple[int, Outcome, dict]:
+    """Post ``claim`` with the task's proposer bond; its nonce, the protocol's outcome, the receipt."""
     rounds = protocol.rounds
     bond = rounds.functions.proposerBond(claim.task_id).call()
     receipt = protocol.chain.execute(account, rounds, "propose", claim.as_abi(), bundle_uri, value=bond)
     (event,) = rounds.events.RoundProposed().process_receipt(receipt)
-    return event["args"]["nonce"], Outcome.from_abi(event["args"]["outcome"])
+    return event["args"]["nonce"], Outcome.from_abi(event["args"]["outcome"]), receipt
+
+
+def finalize(protocol, account, claim: Claim, outcome: Outcome) -> dict:
+    """Record a pending round whose window is over and whose disputes are closed."""
+    return protocol.chain.execute(account, protocol.rounds, "finalize", claim.task_id, claim.digest, outcome.as_abi())
 
 
 def challenge(protocol, account, task_id: int, kind: Kind) -> dict:
@@ -251,7 +270,7 @@ def answer(protocol, account, claim: Claim, outcome: Outcome, challenger: str, b
         return execute(account, rounds, "answerCombine", *args)
     if view.level > 0:
         left, right = tree[view.level - 1][2 * view.index], tree[view.level - 1][2 * view.index + 1]
-        args = (claim.task_id, challenger, left.inner, left.sum, right.inner, right.sum)
+        args = (claim.as_abi(), outcome.as_abi(), challenger, left.inner, left.sum, right.inner, right.sum)
         return execute(account, rounds, "answerSplit", *args)
     if view.index >= bundle.chunk_count():
         return execute(account, rounds, "answerLeaf", claim.as_abi(), outcome.as_abi(), challenger, b"", [], [], [])

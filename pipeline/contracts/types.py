@@ -21,6 +21,9 @@ class Verification(IntEnum):
     OPTIMISTIC = 1  # a round is claimed with a bond and proven only when challenged (OptimisticRounds)
 
 
+VERIFICATIONS = tuple(v.name.lower() for v in Verification)
+
+
 class TaskStatus(IntEnum):
     """TaskEscrow.Status."""
 

@@ -80,6 +80,7 @@ class TaskConfig:
     alpha: float = 0.5  # Dirichlet concentration of the non-IID split
     select: int | None = None  # m; default n - f
     aggregation: str = "multikrum"  # or "nnm-multikrum" (circuits.krum.RULES), fixed on chain at creation
+    verification: str = "eager"  # or "optimistic" (rounds proven only when challenged), fixed at creation
     hidden: int = 0
     seed: int = 0
     test_fraction: float = 0.2

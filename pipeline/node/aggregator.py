@@ -21,10 +21,13 @@ from stakelearn.circuits.krum import KrumParams, krum_round
 from stakelearn.errors import InputError, ProofError, StakeLearnError
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.contracts.chunked import CHUNKS_PER_TRANSACTION, chunk_calls, round_session, stage_chunks
+from stakelearn.pipeline.contracts.optimistic import Bundle
 from stakelearn.pipeline.contracts.protocol import Protocol, round_args
 from stakelearn.pipeline.contracts.signing import ABSENT_SIGNATURE, signed_record
+from stakelearn.pipeline.contracts.types import Verification
 from stakelearn.pipeline.federation.task import next_global
 from stakelearn.pipeline.node.client import SignedUpdate, quantized_model
+from stakelearn.pipeline.node.proposer import claim_round
 from stakelearn.pipeline.node.run_folder import save_array
 from stakelearn.pipeline.node.store import SequencerStore, StoredUpdate
 from stakelearn.prover.round import SIGNED
@@ -42,6 +45,14 @@ def stored_models(store: SequencerStore, epoch: int, fixed_point: FixedPoint) ->
 def folder_round_args(folder: Path, round_: Round, task_id: int, epoch: int, previous_model: bytes) -> tuple:
     """submitRound's Round from a verified round folder with its clients' signed commitments
     (an absent slot gets the all-zero signature)."""
+    signatures = folder_signatures(folder, round_, task_id, epoch)
+    proof, vka = round_.submitted_proof(folder)
+    return round_args(task_id, epoch, previous_model, round_.commitments(folder), signatures, proof, vka)
+
+
+def folder_signatures(folder: Path, round_: Round, task_id: int, epoch: int) -> list[bytes]:
+    """The n signatures a round folder's signed records hold for (task, epoch), slot by slot; an
+    absent slot's is all zeros."""
     if not (folder / SIGNED).exists():
         raise InputError(f"{folder} has no {SIGNED}: prove with the clients' --signed commitments to submit it")
     signed = {record["slot"]: record for record in json.loads((folder / SIGNED).read_text())}
@@ -51,10 +62,7 @@ def folder_round_args(folder: Path, round_: Round, task_id: int, epoch: int, pre
                 f"slot {record['slot']} signed for task {record['task_id']} epoch {record['epoch']}, "
                 f"not task {task_id} epoch {epoch}"
             )
-    n = round_.params.n
-    signatures = [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE for i in range(n)]
-    proof, vka = round_.submitted_proof(folder)
-    return round_args(task_id, epoch, previous_model, round_.commitments(folder), signatures, proof, vka)
+    return [bytes.fromhex(signed[i]["signature"]) if i in signed else ABSENT_SIGNATURE for i in range(round_.params.n)]
 
 
 def submit_round(
@@ -86,7 +94,11 @@ def send_round(
     """Send a verified round folder: the proofs its kind stages first (a chunked round's chunk
     proofs, at most ``chunks_per_transaction`` per transaction, resuming after those the chain
     already holds), then ``submitRound`` over the chain's current global model. The receipt,
-    and the gas of the staging transactions."""
+    and the gas of the staging transactions. An optimistic task's round is claimed instead
+    (:func:`claim_round`): the receipt is the one that records it, the gas the others'."""
+    if protocol.task_params(task_id).verification == Verification.OPTIMISTIC:
+        signatures = folder_signatures(folder, round_, task_id, epoch)
+        return claim_round(protocol, account, task_id, epoch, Bundle(round_, folder), signatures)
     staging = stage_round(protocol, account, task_id, epoch, folder, round_, chunks_per_transaction)
     previous = protocol.task(task_id).global_model
     args = folder_round_args(folder, round_, task_id, epoch, previous)

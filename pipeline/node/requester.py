@@ -15,7 +15,7 @@ from stakelearn.files import write_bytes_atomic, write_json_atomic
 from stakelearn.models.digits import build, export_onnx, initial_parameters
 from stakelearn.models.quantize import FixedPoint
 from stakelearn.pipeline.contracts.protocol import Protocol, evaluation_commitment
-from stakelearn.pipeline.contracts.types import TaskParams
+from stakelearn.pipeline.contracts.types import TaskParams, Verification
 from stakelearn.pipeline.federation.task import TaskConfig
 from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, model_path, npz_bytes, save_array, task_dir
 from stakelearn.pipeline.node.task_description import (
@@ -73,7 +73,9 @@ def prepare_task(
     model = staging.read_bytes()
     staging.unlink()
     layout = [(name, tuple(t.shape)) for name, t in build(initial, config.hidden).state_dict().items()]
-    terms = Terms(config.epochs, fee_per_epoch, round(config.target_accuracy * 10_000), len(labels))
+    terms = Terms(
+        config.epochs, fee_per_epoch, round(config.target_accuracy * 10_000), len(labels), config.verification
+    )
     round_circuit, accuracy_circuit = circuits
     description = describe_task(
         protocol, round_circuit, config.dimension, config.fixed_point, accuracy_circuit, model, layout, terms
@@ -163,4 +165,5 @@ def task_params(
         evaluation_set=evaluation_set,
         evaluation_size=description.terms.evaluation_size,
         accuracy_verifier=pair[1],
+        verification=Verification[description.terms.verification.upper()],
     )

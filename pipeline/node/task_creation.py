@@ -63,6 +63,7 @@ class CreateRequest:
     samples_per_proof: int | None = None
     ceremony_srs: Path | None = None
     aggregation: str = "multikrum"
+    verification: str = "eager"
 
     def __post_init__(self) -> None:
         if not 0.0 < self.target_accuracy <= 1.0:
@@ -125,7 +126,9 @@ def create_task(
         raise InputError(f"--samples-per-proof {samples} must divide the evaluation set's {len(y)} samples")
     log.info("building the task's circuits (the round's and the model's accuracy circuit, paired)")
     round_circuit, accuracy_circuit, d, x_int = task_circuits(request, model, x, samples)
-    terms = Terms(request.epochs, request.fee_per_epoch, round(request.target_accuracy * 10_000), len(y))
+    terms = Terms(
+        request.epochs, request.fee_per_epoch, round(request.target_accuracy * 10_000), len(y), request.verification
+    )
     fixed_point = FixedPoint(scale_bits=request.scale_bits, clip=request.clip)
     description = describe_task(
         protocol, round_circuit, d, fixed_point, accuracy_circuit, model, accuracy_circuit.layout, terms

@@ -27,6 +27,7 @@ from eth_utils import keccak
 from stakelearn.errors import InputError, StakeLearnError
 from stakelearn.files import write_json_atomic
 from stakelearn.models.quantize import FixedPoint
+from stakelearn.pipeline.contracts.types import VERIFICATIONS, Verification
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.circuit import RoundCircuit
 from stakelearn.prover.rounds import Round, round_for
@@ -56,6 +57,11 @@ class Terms:
     fee_per_epoch: int  # wei
     target_accuracy_bps: int
     evaluation_size: int
+    verification: str = "eager"  # or "optimistic": rounds proven only when challenged (OptimisticRounds)
+
+    def __post_init__(self) -> None:
+        if self.verification not in VERIFICATIONS:
+            raise InputError(f"unknown verification {self.verification!r}; choose one of: {', '.join(VERIFICATIONS)}")
 
 
 @dataclass(frozen=True)
@@ -233,6 +239,7 @@ def check_on_chain(task: TaskFolder, protocol) -> None:
         "round verifier": params.verifier == description.verifiers["round_verifier"],
         "accuracy verifier": params.accuracy_verifier == description.verifiers["accuracy_verifier"],
         "evaluation size": params.evaluation_size == description.terms.evaluation_size,
+        "verification": params.verification == Verification[description.terms.verification.upper()],
     }
     wrong = [name for name, same in differences.items() if not same]
     if wrong:

@@ -5,7 +5,16 @@ challenge the proposer cannot answer, with nobody flagged or unpaid for it."""
 import pytest
 from eth_utils import keccak
 
-from stakelearn.pipeline.contracts.optimistic import Bundle, Claim, Kind, State, answer, challenge, propose
+from stakelearn.pipeline.contracts.optimistic import (
+    Bundle,
+    Claim,
+    Kind,
+    State,
+    answer,
+    challenge,
+    finalize,
+    propose,
+)
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.contracts.types import ETHER
 
@@ -39,7 +48,7 @@ def window_end(world, task_id):
 def test_unchallenged_claim_is_final_after_its_window(game):
     world, task_id, bundle, proposer, _, _ = game
     claim = claim_of(world, task_id, bundle)
-    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
     assert outcome.flagged_mask == FLAGGED and outcome.absent_mask == 0
     # Pending: nothing recorded, the epoch is fixed.
     assert world.protocol.task(task_id).epochs_run == 0
@@ -53,14 +62,18 @@ def test_unchallenged_claim_is_final_after_its_window(game):
     )
     end = window_end(world, task_id)
     world.travel_to(end - 1)
-    assert world.revert_name(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi()) == (
+    assert world.revert_name(proposer, rounds(world), "finalize", task_id, claim.digest, outcome.as_abi()) == (
         "OptimisticRounds__WindowOpen"
     )
     world.travel_to(end + 1)
-    receipt = world.send(world.clients[0], rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    before = world.chain.w3.eth.get_balance(proposer.address)
+    receipt = finalize(world.protocol, world.clients[0], claim, outcome)
     (landed,) = world.protocol.events_in(receipt, "RoundSubmitted")
     assert landed["args"]["flaggedMask"] == FLAGGED and world.protocol.task(task_id).epochs_run == 1
-    assert rounds(world).functions.creditOf(proposer.address).call() == bond
+    assert landed["args"]["stateRoot"] == world.protocol.task(task_id).state_root == outcome.state_root
+    assert world.chain.w3.eth.get_balance(proposer.address) == before + bond, "the bond comes straight back"
+    records = [world.protocol.tasks.functions.record(task_id, c.address).call() for c in world.clients]
+    assert records == [[0, 1, 0, 0] if i == 4 else [1, 0, 0, 0] for i in range(len(world.clients))]
 
 
 def test_eager_and_optimistic_paths_are_kept_apart(game):
@@ -80,7 +93,6 @@ def test_eager_and_optimistic_paths_are_kept_apart(game):
     [
         ({"epoch": 2}, "MPSRollup__WrongEpoch"),
         ({"previous_model": keccak(text="another model")}, "MPSRollup__WrongPreviousModel"),
-        ({"gram_root": keccak(text="a tree")}, "OptimisticRounds__WrongClaim"),
     ],
 )
 def test_a_claim_is_checked_as_a_round_is(game, change, error):
@@ -104,7 +116,7 @@ def test_a_wrong_signer_is_refused_at_proposal(game):
 def test_frivolous_challenge_pays_the_proposer(game):
     world, task_id, bundle, proposer, watcher, _ = game
     claim = claim_of(world, task_id, bundle)
-    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
     bond = rounds(world).functions.CHALLENGER_BOND().call()
     challenge(world.protocol, watcher, task_id, Kind.ROUND)
     receipt = answer(world.protocol, proposer, claim, outcome, watcher.address, bundle)
@@ -113,7 +125,7 @@ def test_frivolous_challenge_pays_the_proposer(game):
     assert rounds(world).functions.creditOf(proposer.address).call() == bond
     assert bond >= receipt["gasUsed"] * 30 * 10**9, "the challenger's bond covers the answer's gas at 30 gwei"
     world.travel_to(window_end(world, task_id) + 1)
-    world.send(watcher, rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    finalize(world.protocol, watcher, claim, outcome)
     assert world.protocol.task(task_id).epochs_run == 1
 
 
@@ -129,7 +141,7 @@ def test_a_false_claim_is_voided_and_frames_nobody(game, lie):
         scores[0] = scores[4] * 10
     mask = true.selected_mask ^ 0b11 if lie == "selection" else true.selected_mask
     claim = Claim(**{**true.__dict__, "scores": scores, "selected_mask": mask})
-    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
     if lie == "score":
         assert outcome.flagged_mask & 1, "the lie would flag client 0"
     challenge(world.protocol, watcher, task_id, Kind.ROUND)
@@ -156,9 +168,9 @@ def test_a_false_claim_is_voided_and_frames_nobody(game, lie):
     # Nobody was flagged, absent or paid for the void epoch; the true round lands on the same epoch.
     for client in world.clients:
         assert world.protocol.tasks.functions.record(task_id, client.address).call() == [0, 0, 0, 0]
-    nonce, outcome = propose(world.protocol, watcher, claim_of(world, task_id, bundle), "file:///bundle")
+    nonce, outcome, _ = propose(world.protocol, watcher, claim_of(world, task_id, bundle), "file:///bundle")
     world.travel_to(window_end(world, task_id) + 1)
-    world.send(watcher, rounds(world), "finalize", claim_of(world, task_id, bundle).as_abi(), outcome.as_abi())
+    finalize(world.protocol, watcher, claim_of(world, task_id, bundle), outcome)
     assert world.protocol.task(task_id).epochs_run == 1
     held = rounds(world).functions.burnt().call()
     assert held == bond - bond // 2
@@ -167,7 +179,7 @@ def test_a_false_claim_is_voided_and_frames_nobody(game, lie):
 def test_windows_at_their_edges(game):
     world, task_id, bundle, proposer, watcher, other = game
     claim = claim_of(world, task_id, bundle)
-    nonce, outcome = propose(world.protocol, proposer, claim, "file:///bundle")
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
     end = window_end(world, task_id)
     world.travel_to(end - 1)  # the next block is the window's last second
     challenge(world.protocol, watcher, task_id, Kind.ROUND)
@@ -182,11 +194,11 @@ def test_windows_at_their_edges(game):
     assert world.chain.revert_name(other, rounds(world), "challenge", task_id, int(Kind.ROUND), value=bond) == (
         "OptimisticRounds__WindowClosed"
     )
-    assert world.revert_name(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi()) == (
+    assert world.revert_name(proposer, rounds(world), "finalize", task_id, claim.digest, outcome.as_abi()) == (
         "OptimisticRounds__DisputesOpen"
     )
     deadline = rounds(world).functions.dispute(task_id, nonce, watcher.address).call()[2]
     world.travel_to(deadline - 1)  # the next block is the answer's last second
     answer(world.protocol, proposer, claim, outcome, watcher.address, bundle)
-    world.send(proposer, rounds(world), "finalize", claim.as_abi(), outcome.as_abi())
+    finalize(world.protocol, proposer, claim, outcome)
     assert world.balances_add_up()

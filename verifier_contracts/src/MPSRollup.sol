@@ -5,6 +5,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {TaskEscrow} from "./TaskEscrow.sol";
 import {IMPSRollup} from "./interfaces/IMPSRollup.sol";
 import {Signatures} from "./libraries/Signatures.sol";
+import {IOptimisticRounds} from "./interfaces/IOptimisticRounds.sol";
+import {IRoundVerifier} from "./interfaces/IRoundVerifier.sol";
 
 /// @title MPSRollup
 /// @notice The Model Parameters Sharing chain: one batch per (task, epoch) holding each
@@ -44,6 +46,8 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
 
     // taskId => epoch => slot => keccak256 of the commitment the client posted itself
     mapping(uint256 => mapping(uint256 => mapping(uint256 => bytes32))) private _posted;
+    // taskId => epoch => the slots that posted: one read tells a round which `_posted` to check
+    mapping(uint256 => mapping(uint256 => uint256)) private _postedSlots;
 
     /// @dev The domain the Python clients sign under (eth_account's encode_typed_data): keep it.
     constructor(uint256 outlierBps, uint256 commitPeriod) EIP712("StakeLearn", "1") {
@@ -77,6 +81,7 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         // A proposed round has fixed this epoch's slots.
         if (_roundPending(task, taskId)) revert MPSRollup__RoundPending(taskId);
         _posted[taskId][epoch][slot - 1] = keccak256(commitment);
+        _postedSlots[taskId][epoch] |= 1 << (slot - 1);
         emit CommitmentPosted(taskId, epoch, msg.sender, commitment);
     }
 
@@ -104,28 +109,37 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         bytes calldata commitments,
         bytes calldata signatures,
         uint256[] calldata scores
-    ) external view returns (uint256 absentMask, uint256 flaggedMask) {
+    ) external view returns (uint256 absentMask, uint256 flaggedMask, bytes32 globalModel, bytes32 stateRoot) {
         Task storage task = _requireNext(taskId, epoch, previousModel);
         if (task.params.verification != 1) revert MPSRollup__OptimisticTask(taskId);
         uint256 n = task.clients.length;
         if (scores.length != n) revert MPSRollup__BatchSize();
         absentMask = _checkSlots(task, taskId, epoch, commitments, signatures);
         flaggedMask = _outlierMask(scores, absentMask, n, task.params.f);
+        globalModel = keccak256(commitments[64 * n:]);
+        stateRoot = _nextStateRoot(task, taskId, epoch, commitments, signatures, flaggedMask, absentMask, globalModel);
     }
 
-    function recordClaim(
-        uint256 taskId,
-        uint256 epoch,
-        bytes calldata commitments,
-        bytes calldata signatures,
-        uint256 selectedMask,
-        uint256 flaggedMask,
-        uint256 absentMask
-    ) external {
+    function recordClaim(uint256 taskId, IOptimisticRounds.Outcome calldata outcome) external {
         if (msg.sender != address(_optimisticRounds)) revert MPSRollup__NotOptimisticRounds(msg.sender);
-        // The claim was checked when proposed; while pending its epoch cannot move.
+        // Checked when proposed; while it was pending neither the task nor its epoch could move.
         Task storage task = _requireStatus(taskId, Status.Active);
-        _recordRound(task, taskId, epoch, commitments, signatures, selectedMask, flaggedMask, absentMask);
+        // The batch itself is in OptimisticRounds' RoundProposed event, not repeated here.
+        _landRound(task, taskId, outcome.epoch, outcome.stateRoot, outcome.globalModel);
+        emit RoundSubmitted(
+            taskId, outcome.epoch, outcome.stateRoot, outcome.globalModel, outcome.selectedMask,
+            outcome.flaggedMask, outcome.absentMask, "", ""
+        );
+        _afterRound(task, taskId, outcome.epoch, outcome.flaggedMask, outcome.absentMask);
+    }
+
+    function verificationOf(uint256 taskId)
+        external
+        view
+        returns (uint256 verification, IRoundVerifier verifier, uint256 feePerEpoch, uint256 n)
+    {
+        TaskParams storage params = _tasks[taskId].params;
+        return (params.verification, params.verifier, params.feePerEpoch, params.n);
     }
 
     function reopenEpoch(uint256 taskId) external returns (uint256 epoch) {
@@ -145,7 +159,7 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         if (previousModel != task.globalModel) revert MPSRollup__WrongPreviousModel(task.globalModel, previousModel);
     }
 
-    /// @dev Lands a round: the state root, the next epoch, the flags and the records.
+    /// @dev Lands a proven round: the state root, the next epoch, the flags and the records.
     function _recordRound(
         Task storage task,
         uint256 taskId,
@@ -156,9 +170,33 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         uint256 flaggedMask,
         uint256 absentMask
     ) private {
-        uint256 n = task.clients.length;
-        bytes32 globalModel = keccak256(commitments[64 * n:]);
-        bytes32 stateRoot = keccak256(
+        bytes32 globalModel = keccak256(commitments[64 * task.clients.length:]);
+        bytes32 stateRoot =
+            _nextStateRoot(task, taskId, epoch, commitments, signatures, flaggedMask, absentMask, globalModel);
+        _landRound(task, taskId, epoch, stateRoot, globalModel);
+        emit RoundSubmitted(taskId, epoch, stateRoot, globalModel, selectedMask, flaggedMask, absentMask, commitments, signatures);
+        _afterRound(task, taskId, epoch, flaggedMask, absentMask);
+    }
+
+    function _landRound(Task storage task, uint256 taskId, uint256 epoch, bytes32 stateRoot, bytes32 globalModel) private {
+        task.epochsRun = uint32(epoch);
+        task.phaseStartedAt = uint64(block.timestamp);
+        task.globalModel = globalModel;
+        task.stateRoot = stateRoot;
+    }
+
+    /// @dev The state root after a round: the previous one chained with its batch and outcome.
+    function _nextStateRoot(
+        Task storage task,
+        uint256 taskId,
+        uint256 epoch,
+        bytes calldata commitments,
+        bytes calldata signatures,
+        uint256 flaggedMask,
+        uint256 absentMask,
+        bytes32 globalModel
+    ) private view returns (bytes32) {
+        return keccak256(
             abi.encode(
                 task.stateRoot,
                 taskId,
@@ -170,12 +208,6 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
                 globalModel
             )
         );
-        task.epochsRun = uint32(epoch);
-        task.phaseStartedAt = uint64(block.timestamp);
-        task.globalModel = globalModel;
-        task.stateRoot = stateRoot;
-        emit RoundSubmitted(taskId, epoch, stateRoot, globalModel, selectedMask, flaggedMask, absentMask, commitments, signatures);
-        _afterRound(task, taskId, epoch, flaggedMask, absentMask);
     }
 
     /// @dev Each slot holds the client's posted commitment, or one it signed, or (after the
@@ -190,10 +222,11 @@ abstract contract MPSRollup is TaskEscrow, EIP712, IMPSRollup {
         uint256 n = task.clients.length;
         if (commitments.length != 64 * (n + 1) || signatures.length != 65 * n) revert MPSRollup__BatchSize();
         uint256 absent;
+        uint256 postedSlots = _postedSlots[taskId][epoch];
         for (uint256 i = 0; i < n; ++i) {
             bytes calldata commitment = commitments[64 * i:64 * (i + 1)];
             bytes calldata signature = signatures[65 * i:65 * (i + 1)];
-            bytes32 posted = _posted[taskId][epoch][i];
+            bytes32 posted = (postedSlots >> i) & 1 == 1 ? _posted[taskId][epoch][i] : bytes32(0);
             if (posted != 0) {
                 if (keccak256(commitment) != posted) revert MPSRollup__PostedCommitmentMissing(i);
             } else if (Signatures.isZero(signature)) {

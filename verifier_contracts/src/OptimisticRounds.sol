@@ -22,12 +22,11 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
 
     struct Pending {
         address proposer;
-        uint64 challengeDeadline;
+        uint40 challengeDeadline;
         uint16 openDisputes;
         State state;
         uint32 nonce; // proposals of the task so far: disputes are keyed by it
         bytes32 claimHash;
-        bytes32 gramRoot; // a chunked round's partial-sum tree root: where its tree disputes start
     }
 
     struct Dispute {
@@ -67,30 +66,30 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     }
 
     function proposerBond(uint256 taskId) public view returns (uint256) {
-        uint256 fee = PROTOCOL.taskParams(taskId).feePerEpoch;
-        return fee > PROPOSER_BOND ? fee : PROPOSER_BOND;
+        (,, uint256 fee,) = PROTOCOL.verificationOf(taskId);
+        return _bond(fee);
     }
 
     function propose(Claim calldata claim, string calldata bundleUri) external payable returns (uint256 nonce) {
         Pending storage p = _pending[claim.taskId];
         if (p.state == State.Pending) revert OptimisticRounds__RoundPending(claim.taskId);
-        IStakeLearnProtocol.TaskParams memory params = PROTOCOL.taskParams(claim.taskId);
-        if (params.verification != 1) revert OptimisticRounds__NotOptimistic(claim.taskId);
-        if ((claim.gramRoot != 0) != (params.verifier.chunks() != 0)) revert OptimisticRounds__WrongClaim();
-        uint256 bond = proposerBond(claim.taskId);
+        // A chunked claim without its tree root loses any tree dispute; a one-proof claim's is unused.
+        (uint256 verification,, uint256 fee,) = PROTOCOL.verificationOf(claim.taskId);
+        if (verification != 1) revert OptimisticRounds__NotOptimistic(claim.taskId);
+        uint256 bond = _bond(fee);
         if (msg.value != bond) revert OptimisticRounds__WrongBond(msg.value, bond);
         // The protocol's checks of a proven round's slots, bar the proof: task, epoch, previous
-        // model, every signature or posted commitment, the absent slots' rules; and the flags.
-        Outcome memory outcome;
-        (outcome.absentMask, outcome.flaggedMask) = PROTOCOL.checkClaim(
+        // model, every signature or posted commitment, the absent slots' rules; the flags; and
+        // what recording it will write (the task's state cannot move while it is pending).
+        Outcome memory outcome = Outcome(claim.epoch, claim.selectedMask, 0, 0, 0, 0);
+        (outcome.absentMask, outcome.flaggedMask, outcome.globalModel, outcome.stateRoot) = PROTOCOL.checkClaim(
             claim.taskId, claim.epoch, claim.previousModel, claim.commitments, claim.signatures, claim.scores
         );
         nonce = p.nonce + 1;
         uint256 deadline = block.timestamp + CHALLENGE_PERIOD;
         (p.proposer, p.challengeDeadline, p.openDisputes, p.state, p.nonce) =
-            (msg.sender, uint64(deadline), 0, State.Pending, uint32(nonce));
-        p.claimHash = keccak256(abi.encode(claim, outcome));
-        if (p.gramRoot != claim.gramRoot) p.gramRoot = claim.gramRoot;
+            (msg.sender, uint40(deadline), 0, State.Pending, uint32(nonce));
+        p.claimHash = keccak256(abi.encode(keccak256(abi.encode(claim)), outcome));
         emit RoundProposed(claim.taskId, claim.epoch, msg.sender, nonce, claim, outcome, bundleUri, deadline);
     }
 
@@ -98,7 +97,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         Pending storage p = _requirePending(taskId);
         if (block.timestamp > p.challengeDeadline) revert OptimisticRounds__WindowClosed(p.challengeDeadline);
         if (msg.value != CHALLENGER_BOND) revert OptimisticRounds__WrongBond(msg.value, CHALLENGER_BOND);
-        IRoundVerifier verifier = PROTOCOL.taskParams(taskId).verifier;
+        (, IRoundVerifier verifier,,) = PROTOCOL.verificationOf(taskId);
         uint256 chunks = verifier.chunks();
         bool chunked = chunks != 0;
         if (kind == Kind.None || (kind == Kind.Round) == chunked) revert OptimisticRounds__WrongKind(kind);
@@ -107,7 +106,8 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         d.kind = kind;
         d.proposerToMove = true;
         d.deadline = uint64(block.timestamp + ANSWER_PERIOD);
-        if (kind == Kind.Tree) (d.level, d.index, d.node) = (uint32(ChunkMerkle.depth(chunks)), 0, p.gramRoot);
+        // A tree dispute starts at the root (node zero: the claim's gramRoot, read at the first answer).
+        if (kind == Kind.Tree) d.level = uint32(ChunkMerkle.depth(chunks));
         p.openDisputes += 1;
         emit RoundChallenged(taskId, p.nonce, msg.sender, kind, d.deadline);
     }
@@ -122,7 +122,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     ) external {
         (Pending storage p, Dispute storage d) = _answering(claim, outcome, challenger, Kind.Round);
         (uint256 selectedMask, uint256 absentMask, uint256[] memory scores) =
-            PROTOCOL.taskParams(claim.taskId).verifier.verifyRound(proof, instances, vka, claim.commitments);
+            _verifier(claim.taskId).verifyRound(proof, instances, vka, claim.commitments);
         _requireOutcome(claim, outcome, selectedMask, absentMask, scores);
         _proposerWins(claim.taskId, p, d, challenger);
     }
@@ -137,7 +137,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         bytes32[] calldata vka
     ) external {
         (Pending storage p, Dispute storage d) = _answering(claim, outcome, challenger, Kind.Combine);
-        IChunkedRoundVerifier verifier = IChunkedRoundVerifier(address(PROTOCOL.taskParams(claim.taskId).verifier));
+        IChunkedRoundVerifier verifier = IChunkedRoundVerifier(address(_verifier(claim.taskId)));
         (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash) =
             verifier.checkCombine(proof, instances, vka);
         _requireOutcome(claim, outcome, selectedMask, absentMask, scores);
@@ -146,16 +146,16 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     }
 
     function answerSplit(
-        uint256 taskId,
+        Claim calldata claim,
+        Outcome calldata outcome,
         address challenger,
         bytes32 leftInner,
         uint256[] calldata leftSum,
         bytes32 rightInner,
         uint256[] calldata rightSum
     ) external {
-        Pending storage p = _requirePending(taskId);
-        Dispute storage d = _disputes[_disputeKey(taskId, p.nonce, challenger)];
-        _requireTurn(d, Kind.Tree, true);
+        (, Dispute storage d) = _answering(claim, outcome, challenger, Kind.Tree);
+        uint256 taskId = claim.taskId;
         uint256 t = leftSum.length;
         if (d.level == 0 || rightSum.length != t || t != _gramLength(taskId)) revert OptimisticRounds__AnswerMismatch();
         uint256[] memory sum = new uint256[](t);
@@ -165,11 +165,11 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         }
         bytes32 left = _digest(leftInner, keccak256(abi.encodePacked(leftSum)));
         bytes32 right = _digest(rightInner, keccak256(abi.encodePacked(rightSum)));
-        bytes32 node = d.node;
+        bytes32 node = _node(d, claim);
         if (_digest(keccak256(abi.encode(left, right)), keccak256(abi.encodePacked(sum))) != node) {
             revert OptimisticRounds__AnswerMismatch();
         }
-        (d.left, d.right, d.proposerToMove) = (left, right, false);
+        (d.node, d.left, d.right, d.proposerToMove) = (node, left, right, false);
         d.deadline = uint64(block.timestamp + ANSWER_PERIOD);
         emit NodeSplit(taskId, challenger, d.level, d.index, left, right);
     }
@@ -197,8 +197,8 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     ) external {
         (Pending storage p, Dispute storage d) = _answering(claim, outcome, challenger, Kind.Tree);
         if (d.level != 0) revert OptimisticRounds__AnswerMismatch();
-        bytes32 node = d.node;
-        IChunkedRoundVerifier verifier = IChunkedRoundVerifier(address(PROTOCOL.taskParams(claim.taskId).verifier));
+        bytes32 node = _node(d, claim);
+        IChunkedRoundVerifier verifier = IChunkedRoundVerifier(address(_verifier(claim.taskId)));
         uint256 chunks = verifier.CHUNKS();
         uint256 k = d.index;
         uint256 n = claim.scores.length;
@@ -238,22 +238,19 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         }
     }
 
-    function finalize(Claim calldata claim, Outcome calldata outcome) external {
-        Pending storage p = _requireClaim(claim, outcome);
+    function finalize(uint256 taskId, bytes32 claimDigest, Outcome calldata outcome) external {
+        Pending storage p = _requirePending(taskId);
+        if (keccak256(abi.encode(claimDigest, outcome)) != p.claimHash) revert OptimisticRounds__WrongClaim();
         if (block.timestamp <= p.challengeDeadline) revert OptimisticRounds__WindowOpen(p.challengeDeadline);
         if (p.openDisputes != 0) revert OptimisticRounds__DisputesOpen(p.openDisputes);
         p.state = State.Final;
-        _credit(p.proposer, proposerBond(claim.taskId));
-        PROTOCOL.recordClaim(
-            claim.taskId,
-            claim.epoch,
-            claim.commitments,
-            claim.signatures,
-            claim.selectedMask,
-            outcome.flaggedMask,
-            outcome.absentMask
-        );
-        emit RoundFinalized(claim.taskId, claim.epoch, p.nonce);
+        PROTOCOL.recordClaim(taskId, outcome);
+        emit RoundFinalized(taskId, outcome.epoch, p.nonce);
+        // The bond goes straight back (a stipend's worth of gas: no reentry, and a proposer that
+        // refuses ether cannot hold the round up); if it is refused, it waits as a credit.
+        uint256 bond = proposerBond(taskId);
+        (bool sent,) = p.proposer.call{value: bond, gas: 2300}("");
+        if (!sent) _credit(p.proposer, bond);
     }
 
     function pending(uint256 taskId)
@@ -279,7 +276,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     }
 
     function claimHash(Claim calldata claim, Outcome calldata outcome) external pure returns (bytes32) {
-        return keccak256(abi.encode(claim, outcome));
+        return keccak256(abi.encode(keccak256(abi.encode(claim)), outcome));
     }
 
     function creditOf(address account) external view returns (uint256) {
@@ -306,9 +303,14 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         _requireTurn(d, kind, true);
     }
 
+    /// @dev The node a tree dispute stands at: the claim's root until the first split.
+    function _node(Dispute storage d, Claim calldata claim) private view returns (bytes32) {
+        return d.node == 0 ? claim.gramRoot : d.node;
+    }
+
     function _requireClaim(Claim calldata claim, Outcome calldata outcome) private view returns (Pending storage p) {
         p = _requirePending(claim.taskId);
-        if (keccak256(abi.encode(claim, outcome)) != p.claimHash) revert OptimisticRounds__WrongClaim();
+        if (keccak256(abi.encode(keccak256(abi.encode(claim)), outcome)) != p.claimHash) revert OptimisticRounds__WrongClaim();
     }
 
     function _requirePending(uint256 taskId) private view returns (Pending storage p) {
@@ -382,8 +384,16 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     }
 
     function _gramLength(uint256 taskId) private view returns (uint256) {
-        uint256 n = PROTOCOL.taskParams(taskId).n;
+        (,,, uint256 n) = PROTOCOL.verificationOf(taskId);
         return n * (n + 1) / 2;
+    }
+
+    function _verifier(uint256 taskId) private view returns (IRoundVerifier verifier) {
+        (, verifier,,) = PROTOCOL.verificationOf(taskId);
+    }
+
+    function _bond(uint256 feePerEpoch) private view returns (uint256) {
+        return feePerEpoch > PROPOSER_BOND ? feePerEpoch : PROPOSER_BOND;
     }
 
     function _disputeKey(uint256 taskId, uint256 nonce, address challenger) private pure returns (bytes32) {

@@ -144,14 +144,11 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         _escrowHeld -= escrow;
         uint256 payout = missed ? (fees * WORK_BPS) / 10_000 : fees;
         uint256 burnt = fees - payout;
-        uint256 earned;
-        for (uint256 i = 0; i < task.clients.length; ++i) {
-            earned += _records[taskId][task.clients[i]].unflaggedEpochs;
-        }
+        (uint256[] memory unflagged, uint256 earned) = _unflaggedEpochs(task, taskId);
         uint256 rewarded;
         if (earned != 0) {
             for (uint256 i = 0; i < task.clients.length; ++i) {
-                uint256 share = (payout * _records[taskId][task.clients[i]].unflaggedEpochs) / earned;
+                uint256 share = (payout * unflagged[i]) / earned;
                 rewarded += share;
                 _credit(task.clients[i], share);
             }

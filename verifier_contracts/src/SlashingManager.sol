@@ -18,16 +18,19 @@ import {Signatures} from "./libraries/Signatures.sol";
 /// and the chain cannot tell who is at fault for an absence.
 /// @dev Its external functions, events and errors are declared (and documented) in ISlashingManager.
 abstract contract SlashingManager is MPSRollup, ISlashingManager {
-    struct ClientRecord {
-        uint32 unflaggedEpochs;
-        uint32 flaggedEpochs;
-        uint32 slashes;
-        uint32 absentEpochs;
+    /// @dev One epoch's outcome for all clients at once, so that recording a round costs the
+    /// same at any n; a client's record is counted from them. Up to 128 clients both masks share
+    /// the first word (flagged in the low half, absent in the high half); beyond, the absent
+    /// mask has its own.
+    struct EpochOutcome {
+        uint256 packed;
+        uint256 absentMask;
     }
 
     uint256 public immutable SLASH_BPS;
 
-    mapping(uint256 => mapping(address => ClientRecord)) internal _records;
+    mapping(uint256 => mapping(uint256 => EpochOutcome)) internal _outcomes; // taskId => epoch
+    mapping(uint256 => mapping(address => uint256)) private _slashes; // taskId => client => slashes
     // taskId => epoch => client => slashed for equivocating in that epoch
     mapping(uint256 => mapping(uint256 => mapping(address => bool))) private _equivocated;
 
@@ -41,8 +44,17 @@ abstract contract SlashingManager is MPSRollup, ISlashingManager {
         view
         returns (uint256 unflaggedEpochs, uint256 flaggedEpochs, uint256 slashes, uint256 absentEpochs)
     {
-        ClientRecord storage r = _records[taskId][client];
-        return (r.unflaggedEpochs, r.flaggedEpochs, r.slashes, r.absentEpochs);
+        slashes = _slashes[taskId][client];
+        uint256 slot = _clientSlot[taskId][client];
+        if (slot == 0) return (0, 0, slashes, 0);
+        uint256 bit = 1 << (slot - 1);
+        Task storage task = _tasks[taskId];
+        for (uint256 epoch = 1; epoch <= task.epochsRun; ++epoch) {
+            (uint256 flaggedMask, uint256 absentMask) = _outcome(task, taskId, epoch);
+            if (absentMask & bit != 0) ++absentEpochs;
+            else if (flaggedMask & bit != 0) ++flaggedEpochs;
+            else ++unflaggedEpochs;
+        }
     }
 
     function reportEquivocation(
@@ -69,7 +81,7 @@ abstract contract SlashingManager is MPSRollup, ISlashingManager {
         ) revert SlashingManager__NotEquivocation();
         if (_equivocated[taskId][epoch][client]) revert SlashingManager__AlreadySlashed(client, epoch);
         _equivocated[taskId][epoch][client] = true;
-        _records[taskId][client].slashes += 1;
+        _slashes[taskId][client] += 1;
         uint256 taken = REGISTRY.slash(client, (REGISTRY.STAKE_AMOUNT() * SLASH_BPS) / 10_000);
         emit ClientSlashed(taskId, epoch, client, taken);
     }
@@ -79,18 +91,46 @@ abstract contract SlashingManager is MPSRollup, ISlashingManager {
         virtual
         override
     {
+        EpochOutcome storage outcome = _outcomes[taskId][epoch];
+        if (task.clients.length <= 128) {
+            if (flaggedMask | absentMask != 0) outcome.packed = flaggedMask | (absentMask << 128);
+        } else {
+            if (flaggedMask != 0) outcome.packed = flaggedMask;
+            if (absentMask != 0) outcome.absentMask = absentMask;
+        }
         for (uint256 i = 0; i < task.clients.length; ++i) {
-            address client = task.clients[i];
-            ClientRecord storage r = _records[taskId][client];
-            if ((absentMask >> i) & 1 == 1) {
-                r.absentEpochs += 1;
-                emit ClientAbsent(taskId, epoch, client);
-            } else if ((flaggedMask >> i) & 1 == 1) {
-                r.flaggedEpochs += 1;
-                emit ClientFlagged(taskId, epoch, client);
-            } else {
-                r.unflaggedEpochs += 1;
+            if ((absentMask >> i) & 1 == 1) emit ClientAbsent(taskId, epoch, task.clients[i]);
+            else if ((flaggedMask >> i) & 1 == 1) emit ClientFlagged(taskId, epoch, task.clients[i]);
+        }
+    }
+
+    /// @dev Each client's epochs neither flagged nor absent (what it is paid for), and their sum.
+    function _unflaggedEpochs(Task storage task, uint256 taskId)
+        internal
+        view
+        returns (uint256[] memory counts, uint256 total)
+    {
+        uint256 n = task.clients.length;
+        counts = new uint256[](n);
+        for (uint256 epoch = 1; epoch <= task.epochsRun; ++epoch) {
+            (uint256 flaggedMask, uint256 absentMask) = _outcome(task, taskId, epoch);
+            uint256 unpaid = flaggedMask | absentMask;
+            for (uint256 i = 0; i < n; ++i) {
+                if ((unpaid >> i) & 1 == 0) {
+                    ++counts[i];
+                    ++total;
+                }
             }
         }
+    }
+
+    function _outcome(Task storage task, uint256 taskId, uint256 epoch)
+        private
+        view
+        returns (uint256 flaggedMask, uint256 absentMask)
+    {
+        EpochOutcome storage outcome = _outcomes[taskId][epoch];
+        if (task.clients.length <= 128) return (uint128(outcome.packed), outcome.packed >> 128);
+        return (outcome.packed, outcome.absentMask);
     }
 }

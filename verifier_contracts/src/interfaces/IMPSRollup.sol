@@ -2,6 +2,8 @@
 pragma solidity ^0.8.20;
 
 import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
+import {IOptimisticRounds} from "./IOptimisticRounds.sol";
+import {IRoundVerifier} from "./IRoundVerifier.sol";
 
 /// @title The Model Parameters Sharing chain: one proven, signed batch per epoch (MPSRollup.sol)
 /// @notice Clients sign their update commitments with EIP-712, domain (name "StakeLearn",
@@ -91,7 +93,8 @@ interface IMPSRollup is IERC5267 {
 
     /// @notice An optimistic task's claim, checked as `submitRound` checks a round bar its proof
     /// (OptimisticRounds calls it when a round is proposed): the slots' signatures, posted
-    /// commitments and absences; returns the absent slots and the clients `scores` flag.
+    /// commitments and absences. Returns the absent slots, the clients `scores` flag, and the
+    /// global model and state root recording it would write.
     function checkClaim(
         uint256 taskId,
         uint256 epoch,
@@ -99,19 +102,19 @@ interface IMPSRollup is IERC5267 {
         bytes calldata commitments,
         bytes calldata signatures,
         uint256[] calldata scores
-    ) external view returns (uint256 absentMask, uint256 flaggedMask);
+    ) external view returns (uint256 absentMask, uint256 flaggedMask, bytes32 globalModel, bytes32 stateRoot);
 
-    /// @notice Records a final optimistic round as `submitRound` records a proven one. Only the
-    /// deployment's OptimisticRounds may call it.
-    function recordClaim(
-        uint256 taskId,
-        uint256 epoch,
-        bytes calldata commitments,
-        bytes calldata signatures,
-        uint256 selectedMask,
-        uint256 flaggedMask,
-        uint256 absentMask
-    ) external;
+    /// @notice Records a final optimistic round as `submitRound` records a proven one; its
+    /// RoundSubmitted event leaves the batch out (it is in RoundProposed). Only the deployment's
+    /// OptimisticRounds may call it.
+    function recordClaim(uint256 taskId, IOptimisticRounds.Outcome calldata outcome) external;
+
+    /// @notice What OptimisticRounds reads of a task: its verification (0 eager, 1 optimistic),
+    /// round verifier, fee per epoch and n.
+    function verificationOf(uint256 taskId)
+        external
+        view
+        returns (uint256 verification, IRoundVerifier verifier, uint256 feePerEpoch, uint256 n);
 
     /// @notice A void round's epoch starts again; returns it. Only OptimisticRounds may call it.
     function reopenEpoch(uint256 taskId) external returns (uint256 epoch);

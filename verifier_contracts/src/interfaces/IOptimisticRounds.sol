@@ -52,10 +52,15 @@ interface IOptimisticRounds {
         bytes32 bundleDigest; // keccak256 of the published bundle's manifest
     }
 
-    /// @notice What the protocol derived from a claim when it was proposed (its slots and scores).
+    /// @notice What the protocol derived from a claim when it was proposed (IMPSRollup.checkClaim):
+    /// what `finalize` records, so that it needs nothing more than this.
     struct Outcome {
+        uint256 epoch;
+        uint256 selectedMask;
         uint256 absentMask;
         uint256 flaggedMask;
+        bytes32 globalModel;
+        bytes32 stateRoot;
     }
 
     event RoundProposed(
@@ -143,7 +148,8 @@ interface IOptimisticRounds {
 
     /// @notice Reveals the children of a `Tree` dispute's node.
     function answerSplit(
-        uint256 taskId,
+        Claim calldata claim,
+        Outcome calldata outcome,
         address challenger,
         bytes32 leftInner,
         uint256[] calldata leftSum,
@@ -172,7 +178,8 @@ interface IOptimisticRounds {
     function timeout(uint256 taskId, uint256 nonce, address challenger) external;
 
     /// @notice Records a pending round whose window is over and whose disputes are closed.
-    function finalize(Claim calldata claim, Outcome calldata outcome) external;
+    /// `claimDigest` is keccak256(abi.encode(claim)).
+    function finalize(uint256 taskId, bytes32 claimDigest, Outcome calldata outcome) external;
 
     /// @notice The task's latest claim: its state, proposer, nonce, challenge deadline, open disputes
     /// and claim hash.
@@ -190,7 +197,7 @@ interface IOptimisticRounds {
         view
         returns (Kind kind, bool proposerToMove, uint256 deadline, uint256 level, uint256 index, bytes32 node);
 
-    /// @notice keccak256(abi.encode(claim, outcome)): what `pending` records.
+    /// @notice keccak256(abi.encode(keccak256(abi.encode(claim)), outcome)): what `pending` records.
     function claimHash(Claim calldata claim, Outcome calldata outcome) external pure returns (bytes32);
 
     function creditOf(address account) external view returns (uint256);
