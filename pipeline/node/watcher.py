@@ -155,18 +155,22 @@ def bad_chunks(bundle: Bundle) -> frozenset[int]:
     return frozenset(bad)
 
 
+def steering_tree(leaves: list[TreeNode | None], t: int) -> list[list[TreeNode]]:
+    """The partial-sum tree to steer a dispute by: ``leaves`` with an unbacked leaf for each
+    None (a chunk missing or not verifying), so that :func:`choose_child` leads to one of them."""
+    return gram_tree([TreeNode(UNBACKED, [0] * t) if leaf is None else leaf for leaf in leaves])
+
+
 def true_tree(bundle: Bundle, bad: frozenset[int]) -> list[list[TreeNode]]:
-    """The bundle's partial-sum tree with an unbacked leaf for every bad chunk, so that
-    :func:`choose_child` steers a dispute down to one of them."""
-    t = bundle.n * (bundle.n + 1) // 2
+    """The bundle's tree to steer by, its ``bad`` chunks unbacked."""
     leaves = []
     for k in range(bundle.chunk_count()):
         if k in bad:
-            leaves.append(TreeNode(UNBACKED, [0] * t))
+            leaves.append(None)
         else:
             proof, instances, _ = bundle.chunk(k)
             leaves.append(chunk_leaf(proof, instances, bundle.n))
-    return gram_tree(leaves)
+    return steering_tree(leaves, bundle.n * (bundle.n + 1) // 2)
 
 
 @dataclass

@@ -5,12 +5,24 @@ voiding a false round and leaving a true one alone."""
 import shutil
 
 import pytest
+from eth_utils import keccak
 
 from stakelearn.pipeline.chain.gateway import TransactionRejected
-from stakelearn.pipeline.contracts.optimistic import Bundle, Claim, Kind, Outcome, State, answer, propose
+from stakelearn.pipeline.contracts.optimistic import (
+    Bundle,
+    Claim,
+    Kind,
+    Outcome,
+    State,
+    TreeNode,
+    answer,
+    choose_child,
+    gram_tree,
+    propose,
+)
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.contracts.types import ETHER
-from stakelearn.pipeline.node.watcher import Watcher, judge, open_bundle
+from stakelearn.pipeline.node.watcher import Watcher, judge, open_bundle, steering_tree
 from stakelearn.prover.rounds import open_round
 
 from .world import INITIAL_MODEL
@@ -34,6 +46,27 @@ def lie(claim: Claim, what: str) -> Claim:
     if what == "aggregate":  # another aggregate: the model the proposer would like recorded
         return Claim(**{**claim.__dict__, "commitments": claim.commitments[:-64] + bytes(range(64))})
     raise ValueError(what)
+
+
+def descend(proposer_tree, watcher_tree) -> int:
+    """A tree dispute played out: the proposer reveals its own tree's children, the watcher picks
+    by ``choose_child``; the leaf it ends at."""
+    level, index = len(proposer_tree) - 1, 0
+    while level > 0:
+        left, right = (proposer_tree[level - 1][2 * index + i].digest for i in (0, 1))
+        index = 2 * index + choose_child(watcher_tree, level, index, left, right)
+        level -= 1
+    return index
+
+
+@pytest.mark.parametrize("bad", [0, 3, 4])
+def test_a_tree_dispute_ends_at_the_chunk_the_watcher_cannot_back(bad):
+    leaves = [TreeNode(keccak(text=f"chunk {k}"), [k, 2 * k, 3 * k]) for k in range(5)]
+    honest = gram_tree(leaves)  # the proposer claims all five chunks; the watcher misses or rejects one
+    assert descend(honest, steering_tree([None if k == bad else leaf for k, leaf in enumerate(leaves)], 3)) == bad
+    # A proposer whose tree lies about one chunk's partial sum is led to that chunk by the true tree.
+    forged = [*leaves[:bad], TreeNode(leaves[bad].inner, [7, 7, 7]), *leaves[bad + 1 :]]
+    assert descend(gram_tree(forged), honest) == bad
 
 
 def true_claim(bundle, task_id=1):
