@@ -48,6 +48,14 @@ def test_watch_voids_a_false_round_and_passes_a_true_one(small_circuit, proven_r
         command = [str(STAKELEARN), "watch", "--rpc-url", node.url, "--contract", world.protocol.tasks.address]
         command += ["--task", str(task_id), "--private-key-env", "WATCHER_KEY", "--poll", "1", "--until-epoch", "1"]
         env = {**os.environ, "WATCHER_KEY": "0x" + bytes(watcher.key).hex()}
+        # A task that does not exist, or an eager one, is refused in one line.
+        eager = world.create_task()
+        for task, error in ((99, "task 99 does not exist"), (eager, f"task {eager} is verified eagerly")):
+            wrong = [*command[:-7], str(task), *command[-6:], "--once"]
+            result = subprocess.run(wrong, env=env, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith(
+                f"stakelearn: error: {error}"
+            ), result.stderr
         with log.open("wb") as output:
             process = subprocess.Popen(
                 command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True

@@ -183,3 +183,26 @@ def test_watcher_leaves_a_true_claim_alone(game, bundle):
     world.send(proposer, rounds, "finalize", claim.as_abi(), outcome.as_abi())
     assert world.protocol.task(task_id).epochs_run == 1
     assert rounds.functions.creditOf(watcher.address).call() == 0
+
+
+@pytest.mark.parametrize(
+    "options, env, error",
+    [
+        (["--poll", "0"], {"WATCH_KEY": "0x" + "11" * 32}, "--poll must be a positive number of seconds, not 0.0"),
+        (["--until-epoch", "0"], {"WATCH_KEY": "0x" + "11" * 32}, "--until-epoch must be 1 or more, not 0"),
+        ([], {}, "no key: put the private key in the environment variable WATCH_KEY"),
+        ([], {"WATCH_KEY": "0x" + "11" * 32}, "no EVM node answers at http://127.0.0.1:"),
+    ],
+)
+def test_watch_refuses_bad_input_in_one_line(options, env, error, capsys, monkeypatch):
+    from stakelearn.pipeline.chain.anvil import free_port
+    from stakelearn.pipeline.cli import main
+
+    monkeypatch.delenv("WATCH_KEY", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rpc = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    command = ["watch", "--rpc-url", rpc, "--contract", "0x" + "22" * 20, "--task", "1", "--private-key-env"]
+    code = main([*command, "WATCH_KEY", *options])
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(printed) == 1 and printed[0].startswith(f"stakelearn: error: {error}"), printed
