@@ -257,6 +257,10 @@ class Watcher:
             self._line(claim.epoch, nonce, f"checked ok: {verdict.reason}")
             return
         tree = true_tree(bundle, bad) if verdict.kind == Kind.TREE and published else None
+        bond, balance = self.rounds.functions.CHALLENGER_BOND().call(), self.chain.w3.eth.get_balance(self.address)
+        if balance <= bond:  # a node refuses the transaction outright: say why instead
+            self._line(claim.epoch, nonce, f"cannot challenge ({verdict.reason}): {balance} wei, the bond is {bond}")
+            return
         try:
             receipt = challenge(self.protocol, self.account, self.task_id, verdict.kind)
         except StakeLearnError as error:
