@@ -128,9 +128,12 @@ def start_anvil(
     quiet: bool = True,
     die_with_parent: bool = False,
     unlocked_accounts: int = 10,
+    block_time: int | None = None,
 ) -> AnvilNode:
     """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC. With ``unlocked_accounts=0``
-    it holds no keys, like a public node: every transaction must then be signed locally.
+    it holds no keys, like a public node: every transaction must then be signed locally. With
+    ``block_time`` it mines a block every so many seconds, as a live chain does, so that its
+    clock (the latest block's time) moves without transactions.
 
     A port that is taken is an InputError (one line) before anvil starts; an anvil that exits
     before it answers is a ToolchainError with anvil's own last line.
@@ -156,6 +159,8 @@ def start_anvil(
         "--accounts",
         str(unlocked_accounts),
     ]
+    if block_time is not None:
+        command += ["--block-time", str(block_time)]
     errors = tempfile.TemporaryFile()
     preexec = _die_with_parent if die_with_parent and sys.platform.startswith("linux") else None
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL if quiet else None, stderr=errors, preexec_fn=preexec)

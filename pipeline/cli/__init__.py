@@ -66,6 +66,11 @@ COMMANDS: dict[str, Command] = {
         "a client's signer beside its SuperNode: holds the staked key and signs only update commitments, "
         "for enrolled Active tasks and the open epoch of its own node, one per task and epoch",
     ),
+    "watch": _command(
+        "watch",
+        "watch an optimistic task: check each proposed round against its published proofs, challenge a false or "
+        "withheld one and follow the dispute",
+    ),
     "chain": _command("chain", "run a local anvil node on 127.0.0.1"),
     "bench": _command("bench", "measure rows, time, memory and gas of the round circuit against a naive baseline"),
     "gas": _command("gas", "gas of every protocol function and of one full epoch"),

@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from eth_utils import keccak
 
 from stakelearn.pipeline.contracts.protocol import deploy_protocol, evaluation_commitment, new_account, round_args
-from stakelearn.pipeline.contracts.types import ETHER, Periods, ProtocolConfig, TaskParams, TaskStatus
+from stakelearn.pipeline.contracts.types import (
+    ETHER,
+    OptimisticTerms,
+    Periods,
+    ProtocolConfig,
+    TaskParams,
+    TaskStatus,
+)
 from stakelearn.pipeline.federation.rules import PenaltyPolicy
 from stakelearn.prover import steps
 from stakelearn.prover.round import COMMITMENTS
@@ -175,9 +182,14 @@ class World:
 ABOVE_REFERENCE = PenaltyPolicy(outlier_bps=10_000)
 
 
-def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE) -> World:
+def make_world(chain, prepared, proven_round, accuracy, policy=ABOVE_REFERENCE, optimistic=None) -> World:
     config = ProtocolConfig(
-        stake_wei=ETHER, unbonding_seconds=3600, base_fee_wei=10**16, policy=policy, periods=PERIODS
+        stake_wei=ETHER,
+        unbonding_seconds=3600,
+        base_fee_wei=10**16,
+        policy=policy,
+        periods=PERIODS,
+        optimistic=optimistic or OptimisticTerms(),
     )
     protocol = deploy_protocol(chain, OneProofRound(prepared), accuracy, config)
     commitments = json.loads((proven_round / COMMITMENTS).read_text())
