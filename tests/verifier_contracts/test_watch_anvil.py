@@ -12,7 +12,7 @@ import pytest
 
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
-from stakelearn.pipeline.contracts.optimistic import Bundle, State, propose
+from stakelearn.pipeline.contracts.optimistic import Bundle, State, finalize, propose
 from stakelearn.pipeline.contracts.protocol import new_account
 from stakelearn.pipeline.contracts.types import ETHER, OptimisticTerms
 from stakelearn.prover.circuit import prepare
@@ -62,7 +62,7 @@ def test_watch_voids_a_false_round_and_passes_a_true_one(small_circuit, proven_r
             )
         try:
             wait_for(lambda: "watching task" in log.read_text(), "the watcher's start", log)
-            nonce, _ = propose(world.protocol, proposer, lie(true, "aggregate"), f"file://{proven_round}")
+            nonce, _, _ = propose(world.protocol, proposer, lie(true, "aggregate"), f"file://{proven_round}")
             wait_for(
                 lambda: rounds.functions.pending(task_id).call()[0] == State.VOID, "the false round's voiding", log
             )
@@ -72,13 +72,17 @@ def test_watch_voids_a_false_round_and_passes_a_true_one(small_circuit, proven_r
             for client in world.clients:
                 assert world.protocol.tasks.functions.record(task_id, client.address).call() == [0, 0, 0, 0]
             # The same epoch again, claimed truly: checked, left alone, final after its window.
-            honest, outcome = propose(world.protocol, proposer, true, f"file://{proven_round}")
+            honest, outcome, _ = propose(world.protocol, proposer, true, f"file://{proven_round}")
             wait_for(lambda: f"(claim {honest}): checked ok" in log.read_text(), "the honest claim's check", log)
             end = rounds.functions.pending(task_id).call()[3]
             wait_for(
                 lambda: world.chain.latest_timestamp() > end, "the window's end", log, TERMS.challenge_seconds + 30
             )
-            world.send(proposer, rounds, "finalize", true.as_abi(), outcome.as_abi())
+            before = world.chain.w3.eth.get_balance(proposer.address)
+            receipt = finalize(world.protocol, proposer, true, outcome)
+            spent = receipt["gasUsed"] * receipt["effectiveGasPrice"]
+            bond = rounds.functions.proposerBond(task_id).call()
+            assert world.chain.w3.eth.get_balance(proposer.address) == before - spent + bond, "the bond came back"
             assert world.protocol.task(task_id).epochs_run == 1
             assert process.wait(timeout=60) == 0, log.read_text()
         finally:
@@ -92,4 +96,3 @@ def test_watch_voids_a_false_round_and_passes_a_true_one(small_circuit, proven_r
             "checked ok",
         ], lines
         assert lines[-1] == "task 1 has 1 final epochs: done"
-        assert rounds.functions.creditOf(proposer.address).call() == rounds.functions.proposerBond(task_id).call()

@@ -17,6 +17,7 @@ from stakelearn.pipeline.contracts.optimistic import (
     TreeNode,
     answer,
     choose_child,
+    finalize,
     gram_tree,
     propose,
 )
@@ -87,7 +88,9 @@ def test_judge_accepts_the_true_claim(bundle):
     ],
 )
 def test_judge_flags_each_lie(bundle, what, words):
-    verdict = judge(lie(true_claim(bundle), what), Outcome(0, 0b10001), bundle, chunked=False)
+    verdict = judge(
+        lie(true_claim(bundle), what), Outcome(1, 0, 0, 0b10001, bytes(32), bytes(32)), bundle, chunked=False
+    )
     assert verdict.kind == Kind.ROUND and words in verdict.reason, verdict
 
 
@@ -127,7 +130,7 @@ def test_watcher_voids_a_false_claim_and_frames_nobody(game, bundle):
     world, task_id, proposer, watcher, other = game
     rounds = world.protocol.rounds
     claim = lie(signed_claim(world, bundle, task_id), "aggregate")
-    nonce, outcome = propose(world.protocol, proposer, claim, f"file://{bundle.folder}")
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, f"file://{bundle.folder}")
     lines, other_lines = [], []
     watching = Watcher(world.protocol, watcher, task_id, say=lines.append)
     second = Watcher(world.protocol, other, task_id, say=other_lines.append)
@@ -169,7 +172,7 @@ def test_watcher_leaves_a_true_claim_alone(game, bundle):
     world, task_id, proposer, watcher, _ = game
     rounds = world.protocol.rounds
     claim = signed_claim(world, bundle, task_id)
-    nonce, outcome = propose(world.protocol, proposer, claim, str(bundle.folder))
+    nonce, outcome, _ = propose(world.protocol, proposer, claim, str(bundle.folder))
     lines = []
     watching = Watcher(world.protocol, watcher, task_id, say=lines.append)
     watching.step()
@@ -180,7 +183,7 @@ def test_watcher_leaves_a_true_claim_alone(game, bundle):
     world.travel_to(rounds.functions.pending(task_id).call()[3] + 1)
     watching.step()
     assert len(lines) == 1
-    world.send(proposer, rounds, "finalize", claim.as_abi(), outcome.as_abi())
+    finalize(world.protocol, proposer, claim, outcome)
     assert world.protocol.task(task_id).epochs_run == 1
     assert rounds.functions.creditOf(watcher.address).call() == 0
 
