@@ -341,8 +341,11 @@ def run_audit(rpc_url: str, task_id: int, contract: str | None = None, run_dir: 
         problems += audit_run(run_dir, protocol, circuits[0], rounds)
     for problem in problems:
         print(f"INCONSISTENT: {problem}")
+    optimistic = rounds and protocol.task_params(task_id).verification == Verification.OPTIMISTIC
+    checked = "signatures" if optimistic else "signatures, proofs"
     print(
-        "audit passed: signatures, proofs, model commitments and state roots all check"
+        f"audit passed: {checked}, model commitments and state roots all check"
+        + (" (optimistic rounds: each stood its challenge window; no proof on chain to re-check)" if optimistic else "")
         if not problems
         else f"audit found {len(problems)} inconsistencies"
     )

@@ -208,3 +208,17 @@ def run_gas(out: Path, sizes: tuple[int, ...] = (8, 16)) -> dict[int, dict[str, 
     write_json_atomic(out / "gas.json", {str(n): g for n, g in results.items()})
     write_bytes_atomic(out / "gas.md", (gas_text(results) + "\n").encode())
     return results
+
+
+def run_gas_optimistic(out: Path, sizes: tuple[int, ...] = (8, 16)) -> list[str]:
+    """Measure each n in ``sizes`` with optimistic rounds (gas_optimistic); write
+    ``out/gas-optimistic.json`` and ``out/gas-optimistic.md``; return the lines."""
+    from stakelearn.pipeline.experiments import gas_optimistic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        results = {n: gas_optimistic.measure(n, Path(tmp)) for n in sizes}
+    lines = gas_optimistic.optimistic_lines(results, ProtocolConfig().optimistic)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "gas-optimistic.json", {str(n): g for n, g in results.items()})
+    write_bytes_atomic(out / "gas-optimistic.md", ("\n".join(lines) + "\n").encode())
+    return lines

@@ -202,3 +202,29 @@ def test_windows_at_their_edges(game):
     answer(world.protocol, proposer, claim, outcome, watcher.address, bundle)
     finalize(world.protocol, proposer, claim, outcome)
     assert world.balances_add_up()
+
+
+def test_audit_rebuilds_optimistic_rounds_from_their_final_claims(game):
+    """The audit takes an optimistic round's batch from its final claim (not a voided one) and
+    rebuilds the same signatures, models and state roots as for a proven round."""
+    from stakelearn.pipeline.apps.audit import audit_chain
+
+    world, task_id, bundle, proposer, watcher, _ = game
+    true = claim_of(world, task_id, bundle)
+    lie = Claim(**{**true.__dict__, "selected_mask": true.selected_mask ^ 0b11})
+    nonce, outcome, _ = propose(world.protocol, proposer, lie, "file:///bundle")
+    challenge(world.protocol, watcher, task_id, Kind.ROUND)
+    world.travel_to(rounds(world).functions.dispute(task_id, nonce, watcher.address).call()[2] + 1)
+    world.send(watcher, rounds(world), "timeout", task_id, nonce, watcher.address)
+    previous = INITIAL_MODEL
+    for epoch in (1, 2):
+        claim = bundle.claim(task_id, epoch, previous, world.signatures(task_id, epoch))
+        _, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
+        world.travel_to(window_end(world, task_id) + 1)
+        finalize(world.protocol, proposer, claim, outcome)
+        previous = outcome.global_model
+    problems, rebuilt = audit_chain(world.protocol, task_id)
+    assert problems == []
+    assert [r["epoch"] for r in rebuilt] == [1, 2]
+    assert [r["selected_mask"] for r in rebuilt] == [true.selected_mask] * 2
+    assert rebuilt[0]["commitments"] == [c.hex() for c in world.commitments]
