@@ -28,8 +28,8 @@ from stakelearn.prover import steps
 from stakelearn.prover.chunked import (
     ChunkCircuit,
     CombineCircuit,
-    absent_chained_commitment,
-    chained_commitment,
+    absent_slot_commitment,
+    chunk_root,
     prove_chunk,
     prove_combine,
     update_chunk_commitments,
@@ -79,9 +79,12 @@ class ProvenRound:
         self.calls = chunk_calls(self.chunk_folders, chunk.vka)
 
     def commitments(self) -> list[bytes]:
-        """What the round submits: each client's chained commitment, then the aggregate's."""
-        slots = [chained_commitment([bytes.fromhex(c.commitments[i]) for c in self.chunks]) for i in range(N)]
-        return [*slots, chained_commitment([bytes.fromhex(c.commitments[N]) for c in self.chunks])]
+        """What the round submits: each client's chunk root, then the aggregate's."""
+        return [chunk_root(self.slot_chunks(i)) for i in range(N + 1)]
+
+    def slot_chunks(self, slot: int) -> list[bytes]:
+        """Slot ``slot``'s chunk commitments (slot N: the aggregate's), as the chunk proofs carry them."""
+        return [bytes.fromhex(c.commitments[slot]) for c in self.chunks]
 
 
 @pytest.fixture(scope="module")
@@ -168,16 +171,16 @@ def test_a_chunked_round_lands_and_flags_the_outlier(deployment, rounds):
     assert world.protocol.task(deployment.task_id).global_model == keccak(first.commitments()[-1])
 
 
-def test_clients_sign_the_chain_of_their_own_chunk_commitments(rounds, circuits):
+def test_clients_sign_the_root_of_their_own_chunk_commitments(rounds, circuits):
     first = rounds[0]
     for slot in range(N):
         own = update_chunk_commitments(first.updates[slot], slot, circuits[0])
-        assert chained_commitment(own) == first.commitments()[slot]
+        assert chunk_root(own) == first.commitments()[slot]
 
 
 def test_the_off_chain_progress_is_the_contracts(deployment, rounds):
-    d, session, progress = deployment, b"\x02" * 32, Progress.empty(N)
-    for call in rounds[0].calls[:2]:
+    d, session, progress = deployment, b"\x02" * 32, Progress.empty(N, CHUNKS)
+    for call in rounds[0].calls:
         d.stage_from(progress, [call], session)
         progress = progress_after(progress, call)
         assert d.verifier.functions.progressHash(d.aggregator.address, session).call() == progress.digest
@@ -185,13 +188,13 @@ def test_the_off_chain_progress_is_the_contracts(deployment, rounds):
 
 def test_a_killed_stager_resumes_after_the_recorded_chunks(deployment, rounds):
     d, session, calls = deployment, round_session(deployment.task_id, 1), rounds[0].calls
-    d.stage_from(Progress.empty(N), calls[:1], session)
+    d.stage_from(Progress.empty(N, CHUNKS), calls[:1], session)
     assert len(d.stage(calls, session, per_transaction=5)) == 1  # chunks 1 and 2 only, one transaction
     assert not isinstance(d.submit(1, rounds[0]), str)
 
 
 def test_a_missing_chunk_is_rejected(deployment, rounds):
-    deployment.stage_from(Progress.empty(N), rounds[0].calls[:2])
+    deployment.stage_from(Progress.empty(N, CHUNKS), rounds[0].calls[:2])
     assert deployment.submit(1, rounds[0]) == "ChunkedRoundVerifier__NotStaged"
 
 
@@ -224,7 +227,7 @@ def test_a_tampered_chunk_proof_or_partial_gram_is_rejected(deployment, rounds):
     gram = list(call.instances)
     gram[0] += 1  # client 0's partial squared norm
     for tampered in (ChunkCall(bytes(broken), call.instances), ChunkCall(call.proof, gram)):
-        args = d.stage_call(b"\x03" * 32, Progress.empty(N), [tampered])
+        args = d.stage_call(b"\x03" * 32, Progress.empty(N, CHUNKS), [tampered])
         assert d.world.chain.revert_name(d.aggregator, d.verifier, "stageChunks", *args) == (
             "ChunkedRoundVerifier__ChunkRejected"
         )
@@ -232,9 +235,9 @@ def test_a_tampered_chunk_proof_or_partial_gram_is_rejected(deployment, rounds):
 
 def test_nobody_can_continue_another_stagers_session(deployment, rounds):
     d, session, calls = deployment, b"\x04" * 32, rounds[0].calls
-    d.stage_from(Progress.empty(N), calls[:1], session)
+    d.stage_from(Progress.empty(N, CHUNKS), calls[:1], session)
     outsider = new_account(d.world.chain, ETHER)
-    args = d.stage_call(session, progress_after(Progress.empty(N), calls[0]), calls[1:2])
+    args = d.stage_call(session, progress_after(Progress.empty(N, CHUNKS), calls[0]), calls[1:2])
     assert (
         d.world.chain.revert_name(outsider, d.verifier, "stageChunks", *args) == "ChunkedRoundVerifier__WrongProgress"
     )
@@ -243,7 +246,7 @@ def test_nobody_can_continue_another_stagers_session(deployment, rounds):
 def test_a_chunked_round_leaves_out_a_silent_client_by_the_absence_rule(deployment, rounds, circuits):
     d, with_absent = deployment, rounds[3]
     world = d.world
-    assert with_absent.commitments()[3] == absent_chained_commitment(circuits[0], D)
+    assert with_absent.commitments()[3] == absent_slot_commitment(circuits[0], D)
     d.stage(with_absent.calls)
     signatures = [
         bytes(65) if gone else world.protocol.sign_update(world.clients[i], d.task_id, 1, commitment)
