@@ -1,7 +1,9 @@
 """A round proven in chunks lands on chain only as the clients signed it: every chunk proof over
 exactly their chunk commitments, in order, all of them, under one mask, and a combine proof over
 the sum of exactly those partial Gram matrices. Real proofs (5 clients, 20 coordinates in 3
-chunks of 8) on the embedded chain, through the protocol's submitRound."""
+chunks of 8) on the embedded chain, through the protocol's submitRound. Each chunk and the combine
+proof are also checked alone (checkChunk, checkCombine), as an optimistic dispute will: one chunk
+against the signed roots with its Merkle path."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from web3.logs import DISCARD
 
 from stakelearn.circuits.chunk import chunked_gram, split_chunks, split_vector, tag_slices
 from stakelearn.circuits.krum import krum_round
+from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.contracts.chunked import (
     ChunkCall,
     Progress,
@@ -29,13 +32,15 @@ from stakelearn.prover.chunked import (
     ChunkCircuit,
     CombineCircuit,
     absent_slot_commitment,
+    chunk_path,
     chunk_root,
+    path_root,
     prove_chunk,
     prove_combine,
     update_chunk_commitments,
 )
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.evm import vka_words
+from stakelearn.prover.evm import verify_arguments, vka_words
 from stakelearn.prover.rounds import ChunkedRound
 
 N, F, M, D, C, MAX_INT = 6, 1, 3, 20, 8, 128  # six clients: a round may leave one absent
@@ -258,3 +263,64 @@ def test_a_chunked_round_leaves_out_a_silent_client_by_the_absence_rule(deployme
     assert not isinstance(receipt, str), receipt
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["absentMask"] == 1 << 3 and not event["args"]["flaggedMask"] >> 3 & 1
+
+
+def packed(values) -> bytes:
+    """abi.encodePacked of uint256 values."""
+    return b"".join(int(v).to_bytes(32, "big") for v in values)
+
+
+def bits(flags) -> int:
+    return sum(1 << int(i) for i in np.flatnonzero(flags))
+
+
+def test_a_dispute_checks_one_chunk_alone_against_the_signed_roots(deployment, rounds):
+    """checkChunk takes one chunk proof with no staging; the commitments it starts with are the
+    leaves the signed roots hold at its index, which a path of log2(K) hashes shows."""
+    d, t = deployment, N * (N + 1) // 2
+    for proven in (rounds[0], rounds[3]):
+        signed = proven.commitments()
+        absent = bits(proven.absent) if proven.absent is not None else 0
+        for k, call in enumerate(proven.calls):
+            selected, seen_absent, gram_hash = d.verifier.functions.checkChunk(
+                call.proof, call.instances, vka_words(d.chunk_vka)
+            ).call()
+            assert (selected, seen_absent, gram_hash) == (
+                bits(proven.reference.mask),
+                absent,
+                keccak(packed(call.instances[:t])),
+            )
+            for slot in range(N + 1):
+                leaf = keccak(call.proof[64 * slot : 64 * (slot + 1)])
+                assert path_root(leaf, k, chunk_path(proven.slot_chunks(slot), k)) == signed[slot][:32]
+
+
+def test_the_combine_proof_is_checked_alone_over_the_chunks_summed_gram(deployment, rounds):
+    d, first, t = deployment, rounds[0], N * (N + 1) // 2
+    proof, instances, words = verify_arguments(first.combine_folder / steps.PROOF, d.combine_vka)
+    selected, absent, scores, gram_hash = d.verifier.functions.checkCombine(proof, instances, words).call()
+    assert (selected, absent, scores) == (bits(first.reference.mask), 0, instances[t + N : t + 2 * N])
+    summed = [sum(column) % FIELD_MODULUS for column in zip(*(call.instances[:t] for call in first.calls))]
+    assert gram_hash == keccak(packed(summed))  # what a dispute compares with the chunks' gram hashes
+
+
+def test_checking_alone_refuses_a_tampered_proof_or_another_circuits_key(deployment, rounds):
+    d, first = deployment, rounds[0]
+    chunk_words, combine_words = vka_words(d.chunk_vka), vka_words(d.combine_vka)
+    combine_proof, combine_instances, _ = verify_arguments(first.combine_folder / steps.PROOF, d.combine_vka)
+    call = first.calls[0]
+    broken = bytearray(call.proof)
+    broken[64 * (N + 2) + 5] ^= 1  # past the commitments: the proof itself
+    broken_combine = bytearray(combine_proof)
+    broken_combine[len(combine_proof) // 2] ^= 1
+    lowered = list(combine_instances)
+    lowered[0] -= 1  # client 0's squared norm
+    refusals = [
+        ("checkChunk", bytes(broken), call.instances, chunk_words, "ChunkedRoundVerifier__ChunkRejected"),
+        ("checkChunk", call.proof, call.instances, combine_words, "ChunkedRoundVerifier__WrongChunkCircuit"),
+        ("checkCombine", bytes(broken_combine), combine_instances, combine_words, "RoundVerifier__ProofRejected"),
+        ("checkCombine", combine_proof, lowered, combine_words, "RoundVerifier__ProofRejected"),
+        ("checkCombine", combine_proof, combine_instances, chunk_words, "RoundVerifier__WrongCircuit"),
+    ]
+    for function, *args, error in refusals:
+        assert d.world.chain.revert_name(d.aggregator, d.verifier, function, *args) == error, function

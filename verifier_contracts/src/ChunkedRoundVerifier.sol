@@ -120,6 +120,27 @@ contract ChunkedRoundVerifier is PinnedVerifier, RoundShape, IChunkedRoundVerifi
         emit RoundVerified(commitmentsHash, selectedMask);
     }
 
+    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash)
+    {
+        _pinChunkCircuit(vka);
+        (selectedMask, absentMask) = _checkChunk(proof, instances, vka, 0);
+        gramHash = keccak256(abi.encodePacked(instances[:_clients * (_clients + 1) / 2]));
+    }
+
+    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash)
+    {
+        uint256 n = _clients;
+        uint256 t = n * (n + 1) / 2;
+        (selectedMask, absentMask) = _combineMasks(instances, vka);
+        if (!_accepted(proof, instances, vka)) revert RoundVerifier__ProofRejected();
+        scores = instances[t + n:t + 2 * n];
+        gramHash = keccak256(abi.encodePacked(instances[:t]));
+    }
+
     function _pinChunkCircuit(bytes32[] calldata vka) private view {
         (bool pinned, bytes32 digest) = _pinnedTo(vka, _chunkVkaDigest);
         if (!pinned) revert ChunkedRoundVerifier__WrongChunkCircuit(digest);

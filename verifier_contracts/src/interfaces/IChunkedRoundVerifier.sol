@@ -67,4 +67,19 @@ interface IChunkedRoundVerifier is IRoundVerifier {
         external
         returns (Progress memory next);
 
+    /// @notice One chunk proof, checked alone against the pinned chunk VKA with every check
+    /// stageChunks makes (instance count, field, binary masks, check_error == 0, the proof
+    /// accepted); its errors name it chunk 0. The proof's first 64(n + 1) bytes are the n slots'
+    /// chunk commitments then the aggregate's: a dispute checks them against the signed roots.
+    /// gramHash = keccak256(abi.encodePacked(instances[0:t])), t = n(n+1)/2.
+    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash);
+
+    /// @notice The combine proof, checked alone (no staging): pinned combine VKA, instance count,
+    /// field, binary masks, proof accepted. gramHash = keccak256(abi.encodePacked(instances[0:t]))
+    /// (the summed Gram the proof took).
+    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash);
 }
