@@ -43,6 +43,8 @@ from stakelearn.prover.circuit import prepare
 from stakelearn.prover.evm import verify_arguments, vka_words
 from stakelearn.prover.rounds import ChunkedRound
 
+from ..verifier_contracts.test_gas_snapshot import CHUNKED, check_gas
+
 N, F, M, D, C, MAX_INT = 6, 1, 3, 20, 8, 128  # six clients: a round may leave one absent
 CHUNKS = 3
 
@@ -169,6 +171,13 @@ def test_a_chunked_round_lands_and_flags_the_outlier(deployment, rounds):
     assert len(gas) == 2  # 3 chunks, 2 per transaction
     receipt = deployment.submit(1, first)
     assert not isinstance(receipt, str), receipt
+    check_gas(
+        {
+            f"{CHUNKED}stageChunks (n=6, chunks 0 and 1 of 3)": gas[0],
+            f"{CHUNKED}stageChunks (n=6, chunk 2 of 3: closes the roots)": gas[1],
+            f"{CHUNKED}submitRound (n=6, the combine proof)": receipt["gasUsed"],
+        }
+    )
     world = deployment.world
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["selectedMask"] == sum(1 << int(i) for i in np.flatnonzero(first.reference.mask))
