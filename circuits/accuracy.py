@@ -8,7 +8,7 @@ Inputs, one ONNX input each so that each gets its own KZG commitment in the proo
   10 biases), the very vector whose commitment the chain records as the global model. A model
   aggregated by a round proven in chunks of C comes as K = ceil(length / C) inputs ``model_00``..
   of C values (the last zero-padded, its padding unused), the very vectors the chunk proofs
-  committed, so the chain can re-chain their K commitments into the global model's;
+  committed, so the chain can rebuild the global model's chunk root from their K commitments;
 - ``pixels`` [N*64]: the evaluation images as the data set's integer grey levels 0..16 (the
   model sees ``pixels / 16``);
 - ``labels`` [N]: the classes 0..9.

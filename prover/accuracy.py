@@ -31,7 +31,7 @@ from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
 from stakelearn.models.quantize import field_element
 from stakelearn.prover import steps
 from stakelearn.prover.accuracy_circuit import AccuracyCircuit, input_json
-from stakelearn.prover.chunked import chained_commitment, parts_commitment
+from stakelearn.prover.chunked import chunk_root, parts_commitment
 from stakelearn.prover.circuit import (
     prepare,
 )
@@ -53,19 +53,19 @@ ACCURACY_FILES = {MANIFEST, BATCHES, COMMITMENTS, PUBLIC, SUMMARY, *SHIPPED}
 
 def model_commitment(model: np.ndarray, prepared) -> str:
     """The model's commitment as the chain holds it (hex): the KZG commitment of the whole model,
-    or, in chunks, the chained commitment of its chunks' (prover.chunked.chained_commitment)."""
+    or, in chunks, the chunk root of its chunks' (prover.chunked.chunk_root)."""
     return model_parts_commitment(split_model_input(model, prepared.circuit.chunk), prepared)
 
 
 def model_parts_commitment(parts: list, prepared) -> str:
     """The model commitment of the circuit's model inputs as they are (padding included)."""
-    return parts_commitment(parts, prepared, chained=prepared.circuit.chunk != 0).hex()
+    return parts_commitment(parts, prepared, chunked=prepared.circuit.chunk != 0).hex()
 
 
 def proof_model_commitment(proof: bytes, circuit) -> str:
-    """The model commitment a proof carries (hex): its first commitment, or the chain of its first K."""
+    """The model commitment a proof carries (hex): its first commitment, or the chunk root of its first K."""
     parts = proof_commitments(proof, circuit.model_parts)
-    return (parts[0] if circuit.chunk == 0 else chained_commitment(parts)).hex()
+    return (parts[0] if circuit.chunk == 0 else chunk_root(parts)).hex()
 
 
 def evaluation_values(x: np.ndarray, labels: np.ndarray) -> list[int]:

@@ -168,8 +168,8 @@ def paired_circuits(round_circuit, samples: int, classifier: Classifier = SOFTMA
 
 def paired_chunked_circuits(chunk_circuit, samples: int, classifier: Classifier = SOFTMAX) -> tuple:
     """The same for a round proven in chunks: the chunk circuit and an accuracy circuit taking the
-    model in the same chunks, at one shared logrows, so that the accuracy proof's chained model
-    commitment equals the aggregate's chained commitment the last round put on chain."""
+    model in the same chunks, at one shared logrows, so that the accuracy proof's model commitment
+    (the chunk root of its K model commitments) equals the aggregate's the last round put on chain."""
     c = chunk_circuit
     bound = value_bound(c.params, c.max_int)
     fields = {"chunk": c.chunk, "hidden": classifier.hidden, "scale": classifier.scale}

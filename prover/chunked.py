@@ -11,6 +11,11 @@ chunk proofs' public outputs, so it must be readable, not committed.
 round together (what a contract will do): each chunk commitment is the signed one, every chunk
 checked its sum under the combine proof's mask, and the combine proof's Gram matrix is the sum
 of the chunks'.
+
+A vector proven in K chunks (a client's update, the aggregate, a chunked model) is committed as
+one 64-byte value, the Merkle root of its K chunk commitments then K (:func:`chunk_root`, the
+twin of verifier_contracts/src/libraries/ChunkMerkle.sol): one chunk is checked against it with
+a path of log2(K) hashes (:func:`chunk_path`), and staging on chain grows it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -383,23 +388,75 @@ def check_chunked_round(
         raise ProofError("the combine proof's Gram matrix is not the sum of the chunk proofs' partial Gram matrices")
 
 
-def chained_commitment(chunk_commitments: list[bytes]) -> bytes:
-    """The one 64-byte commitment of K chunk commitments, as ChunkedRoundVerifier builds it one
-    chunk proof at a time: the hash chain h_0 = 0, h_{k+1} = keccak256(h_k || c_k), then K as a
-    uint256. A client signs it; the aggregate's is the same over the claimed-sum chunks."""
-    chain = bytes(32)
-    for commitment in chunk_commitments:
-        chain = keccak(chain + commitment)
-    return chain + len(chunk_commitments).to_bytes(32, "big")
+def merkle_depth(count: int) -> int:
+    """The levels of the chunk tree over ``count`` >= 1 leaves: log2(P), P the smallest power of
+    two >= ``count`` (0 for one leaf); a path has that many siblings, a frontier that many words."""
+    return (count - 1).bit_length()
 
 
-def parts_commitment(parts: list, prepared: PreparedCircuit, chained: bool) -> bytes:
+def _node(left: bytes, right: bytes) -> bytes:
+    return keccak(left + right)
+
+
+def _tree(chunk_commitments: list[bytes]) -> list[list[bytes]]:
+    """The chunk tree's levels, the leaves first: keccak256 of each 64-byte chunk commitment,
+    zero leaves up to a power of two, each node keccak256(left || right) (ChunkMerkle.sol)."""
+    if not chunk_commitments:
+        raise InputError("a chunked commitment needs at least one chunk commitment")
+    level = [keccak(c) for c in chunk_commitments]
+    level += [bytes(32)] * ((1 << merkle_depth(len(level))) - len(level))
+    levels = [level]
+    while len(level) > 1:
+        level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+        levels.append(level)
+    return levels
+
+
+def chunk_root(chunk_commitments: list[bytes]) -> bytes:
+    """The one 64-byte commitment of K chunk commitments: their Merkle root, then K as a uint256.
+    A client signs it; the aggregate's is the same over the claimed-sum chunks. A tree, not a
+    flat hash, so that one chunk is checked against it alone (chunk_path), and so that
+    ChunkedRoundVerifier builds it one chunk proof at a time (frontier_after)."""
+    return _tree(chunk_commitments)[-1][0] + len(chunk_commitments).to_bytes(32, "big")
+
+
+def chunk_path(chunk_commitments: list[bytes], k: int) -> list[bytes]:
+    """Chunk ``k``'s path: the siblings of its leaf, bottom-up (k's bit l says whether the
+    level-l sibling is on the left, 1, or on the right, 0)."""
+    if not 0 <= k < len(chunk_commitments):
+        raise InputError(f"chunk {k} is not one of the {len(chunk_commitments)} chunks")
+    return [level[(k >> height) ^ 1] for height, level in enumerate(_tree(chunk_commitments)[:-1])]
+
+
+def path_root(leaf: bytes, index: int, path: list[bytes]) -> bytes:
+    """The root leaf number ``index`` and its ``path`` lead to (ChunkMerkle.rootOf). Only a caller
+    that also checks ``index`` < K knows the leaf is a chunk's: the padding leaves have paths too."""
+    node = leaf
+    for height, sibling in enumerate(path):
+        node = _node(sibling, node) if index >> height & 1 else _node(node, sibling)
+    return node
+
+
+def frontier_after(frontier: tuple[bytes, ...], index: int, leaf: bytes) -> tuple[bytes, ...]:
+    """A tree's frontier (word l: the last left node of level l, still waiting for its right
+    sibling) once leaf number ``index`` is added (ChunkMerkle.append): how staging grows a slot's
+    root one chunk proof at a time."""
+    words, node = list(frontier), leaf
+    for height in range(len(words)):
+        if not index >> height & 1:  # a left child waits for its sibling
+            words[height] = node
+            break
+        node = _node(words[height], node)  # a right child completes its parent
+    return tuple(words)
+
+
+def parts_commitment(parts: list, prepared: PreparedCircuit, chunked: bool) -> bytes:
     """The commitment of a vector given in parts: the KZG commitment of its one part, or with
-    ``chained`` the chain of its parts' commitments (a model or aggregate proven in chunks)."""
+    ``chunked`` the chunk root of its parts' commitments (a model or aggregate proven in chunks)."""
     commitments = [
         commit(np.asarray(part, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for part in parts
     ]
-    return chained_commitment(commitments) if chained else commitments[0]
+    return chunk_root(commitments) if chunked else commitments[0]
 
 
 def update_chunk_commitments(update: np.ndarray, slot: int, prepared: PreparedCircuit) -> list[bytes]:
@@ -412,9 +469,9 @@ def update_chunk_commitments(update: np.ndarray, slot: int, prepared: PreparedCi
     ]
 
 
-def absent_chained_commitment(prepared: PreparedCircuit, d: int) -> bytes:
-    """An absent slot's commitment in a round of ``d`` coordinates: the chain over the all-zero
-    tagged chunk's commitment (tag 0), once per chunk."""
+def absent_slot_commitment(prepared: PreparedCircuit, d: int) -> bytes:
+    """An absent slot's commitment in a round of ``d`` coordinates: the chunk root over the
+    all-zero tagged chunk's commitment (tag 0), once per chunk."""
     circuit = prepared.circuit
     zero = commit(np.zeros(circuit.chunk + 1, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path)
-    return chained_commitment([zero] * chunk_count(d, circuit.chunk))
+    return chunk_root([zero] * chunk_count(d, circuit.chunk))

@@ -6,7 +6,7 @@
     combine-circuit/     the same for the combine circuit
     chunks/chunk-KKKKK/  input.json and proof.json of chunk k
     combine/             input.json and proof.json of the combine proof
-    commitments.json     each client's chained commitment (what it signs) and its chunk
+    commitments.json     each client's chunk root commitment (what it signs) and its chunk
                          commitments; the aggregate's likewise
     signed.json          (with signed commitments) each client's signed commitment record
     public.json          scores, mask, selected and absent clients
@@ -34,8 +34,8 @@ from stakelearn.prover.chunked import (
     ChunkCircuit,
     ChunkOutcome,
     CombineCircuit,
-    chained_commitment,
     check_chunked_round,
+    chunk_root,
     combine_circuit_for,
     prove_combine,
     verify_chunk,
@@ -134,7 +134,7 @@ def prove_chunked_round(
     """Prove the round over the ``[n, d]`` integer ``updates`` in chunks of
     ``chunk_circuit.chunk`` into the new folder ``out`` (chunk proofs locally or on Ray, then the
     combine proof). ``signed`` as for prover.round.prove_round: each record's commitment must be
-    the client's chained commitment. The chunks proven by this call are timed into ``chunk_stats``
+    the client's chunk root. The chunks proven by this call are timed into ``chunk_stats``
     (prover.parallel.prove_chunks)."""
     if out.exists():
         raise InputError(f"output folder {out} already exists; choose another --out or remove it")
@@ -169,12 +169,12 @@ def prove_chunked_round(
 
 
 def _commitments(outcomes: list[ChunkOutcome], n: int) -> dict:
-    """commitments.json: per slot its chunk commitments and their chained commitment; the aggregate's too."""
+    """commitments.json: per slot its chunk commitments and their chunk root; the aggregate's too."""
     chunks = [[o.commitments[i] for o in outcomes] for i in range(n + 1)]
-    chained = [chained_commitment([bytes.fromhex(h) for h in row]).hex() for row in chunks]
+    roots = [chunk_root([bytes.fromhex(h) for h in row]).hex() for row in chunks]
     return {
-        "updates": chained[:n],
-        "aggregate": chained[n],
+        "updates": roots[:n],
+        "aggregate": roots[n],
         "update_chunks": chunks[:n],
         "aggregate_chunks": chunks[n],
     }
@@ -222,7 +222,7 @@ def chunked_circuits(folder: Path, ceremony_srs: Path | None = None) -> tuple[di
 
 
 def chunked_commitments(folder: Path) -> list[bytes]:
-    """The round's commitments as the chain takes them: each client's chained one, then the aggregate's."""
+    """The round's commitments as the chain takes them: each client's chunk root, then the aggregate's."""
     commitments = json.loads((folder / COMMITMENTS).read_text())
     return [bytes.fromhex(c) for c in [*commitments["updates"], commitments["aggregate"]]]
 
@@ -259,7 +259,7 @@ def check_zero_padding(last_input: Path, d: int, chunk: int, n: int) -> None:
 def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_public: bool = True) -> RoundOutcome:
     """Check a chunked round folder with the circuit files it ships: every chunk proof and the
     combine proof with ezkl, the links between them (prover.chunked.check_chunked_round), the
-    chained commitments, the signed records and the public file. Raises ProofError if any fails."""
+    chunk roots, the signed records and the public file. Raises ProofError if any fails."""
     if not folder.is_dir():
         raise ArtifactError(f"{folder} is not a folder: a chunked round is one")
     refuse_links(folder)  # before reading anything: a link could point anywhere, a FIFO block
@@ -288,7 +288,7 @@ def verify_chunked_round(folder: Path, ceremony_srs: Path | None = None, check_p
             raise ProofError(f"{folder / COMBINE / steps.INPUT} is not the combine proof's public input")
     commitments = json.loads((folder / COMMITMENTS).read_text())
     if commitments != _commitments(outcomes, n):
-        raise ProofError(f"{COMMITMENTS} does not hold the chunk proofs' commitments and their chains")
+        raise ProofError(f"{COMMITMENTS} does not hold the chunk proofs' commitments and their roots")
     absent = combined.absent
     signed_lists = [None if absent[i] else commitments["update_chunks"][i] for i in range(n)]
     check_chunked_round(outcomes, combined, signed_lists, absent)

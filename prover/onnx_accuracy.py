@@ -285,7 +285,7 @@ def paired_chunked_onnx_circuits(
     chunk_circuit, model: bytes, samples: int, scale_bits: int, input_range, layout=None
 ) -> tuple:
     """The same for a round proven in chunks: the accuracy circuit takes the params in the chunk
-    circuit's chunks, so its chained commitment is the aggregate's the round recorded."""
+    circuit's chunks, so its chunk root commitment is the aggregate's the round recorded."""
     c = chunk_circuit
     accuracy = OnnxAccuracyCircuit.of(
         model,

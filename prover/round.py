@@ -50,7 +50,7 @@ class RoundOutcome:
     scores: list[int]
     mask: list[int]
     check_error: int
-    update_commitments: list[str]  # what the clients signed, hex (a round in chunks: the chained commitments)
+    update_commitments: list[str]  # what the clients signed, hex (a round in chunks: the chunk roots)
     aggregate_commitment: str
     absent: list[int]  # slots the circuit treated as absent (tag 0: the zero vector)
     chunks: int = 0  # the chunk proofs of a round proven in chunks; 0 for one proof

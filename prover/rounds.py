@@ -25,8 +25,8 @@ from stakelearn.prover import chunked_round
 from stakelearn.prover import round as one_proof
 from stakelearn.prover.chunked import (
     ChunkCircuit,
-    absent_chained_commitment,
-    chained_commitment,
+    absent_slot_commitment,
+    chunk_root,
     combine_circuit_for,
     parts_commitment,
     update_chunk_commitments,
@@ -165,7 +165,7 @@ class OneProofRound:
         return one_proof.absent_commitment(self.prepared)
 
     def aggregate_commitment(self, total: np.ndarray) -> bytes:
-        return parts_commitment([total], self.prepared, chained=False)
+        return parts_commitment([total], self.prepared, chunked=False)
 
     def prove(
         self, updates, out, *, absent=None, signed=None, sources=None, stats=None, ray_address=None, workers=None
@@ -265,17 +265,17 @@ class ChunkedRound:
         return chunk_count(self.d, self.circuit.chunk)
 
     def update_commitment(self, update: np.ndarray, slot: int) -> bytes:
-        return chained_commitment(update_chunk_commitments(update, slot, self.prepared))
+        return chunk_root(update_chunk_commitments(update, slot, self.prepared))
 
     def slot_commitments(self, updates: np.ndarray, absent: np.ndarray) -> list[bytes]:
         vacant = self.absent_commitment()
         return [vacant if absent[i] else self.update_commitment(row, i) for i, row in enumerate(updates)]
 
     def absent_commitment(self) -> bytes:
-        return absent_chained_commitment(self.prepared, self.d)
+        return absent_slot_commitment(self.prepared, self.d)
 
     def aggregate_commitment(self, total: np.ndarray) -> bytes:
-        return parts_commitment(split_vector(total, self.circuit.chunk), self.prepared, chained=True)
+        return parts_commitment(split_vector(total, self.circuit.chunk), self.prepared, chunked=True)
 
     def prove(
         self, updates, out, *, absent=None, signed=None, sources=None, stats=None, ray_address=None, workers=None

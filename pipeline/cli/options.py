@@ -65,7 +65,7 @@ def add_circuit_options(command: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="the task's chunk size C: the round is proven in chunks of C coordinates and each client "
-        "signs the chain of its chunk commitments (default: one proof; `prove` picks C from --prover-memory)",
+        "signs the Merkle root of its chunk commitments (default: one proof; `prove` picks C from --prover-memory)",
     )
 
 

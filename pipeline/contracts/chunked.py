@@ -5,7 +5,8 @@ the chunk proofs, in chunk order, a few per transaction (``stageChunks``), then 
 ``submitRound`` whose proof is the combine proof. Staging keeps one hash of its progress on
 chain; the stager passes the progress itself back in, so :func:`progress_after` is the
 off-chain twin of the contract's fold, and a stager that crashed resumes after the last chunk
-the chain recorded.
+the chain recorded. The fold grows each slot's Merkle root of chunk commitments
+(prover.chunked.chunk_root) one leaf at a time, keeping the tree's frontier.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from stakelearn.circuits.chunk import triangle_size
 from stakelearn.errors import ProofError
 from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.chain.gateway import Chain
+from stakelearn.prover.chunked import frontier_after, merkle_depth
 from stakelearn.prover.evm import verify_arguments, vka_words
 from stakelearn.prover.steps import PROOF
 
-PROGRESS_TYPE = "(uint256,bytes32[],bytes32,uint256,uint256,uint256[])"
+PROGRESS_TYPE = "(uint256,bytes32[],uint256,uint256,uint256[])"
 
 
 @dataclass(frozen=True)
@@ -32,18 +34,22 @@ class Progress:
     """IChunkedRoundVerifier.Progress: what a staging session has folded in so far."""
 
     chunks: int
-    slices: tuple[bytes, ...]  # per slot, the hash chain of its chunk commitments
-    aggregate: bytes
+    # per slot (the n clients, then the aggregate), the Merkle frontier of its chunk commitments
+    # (prover.chunked.frontier_after); the contract takes them one after the other, in one list
+    frontiers: tuple[tuple[bytes, ...], ...]
     selected_mask: int
     absent_mask: int
     gram: tuple[int, ...]  # the running sum of the partial Gram matrices, in the field
 
     @classmethod
-    def empty(cls, n: int) -> Progress:
-        return cls(0, (bytes(32),) * n, bytes(32), 0, 0, (0,) * triangle_size(n))
+    def empty(cls, n: int, chunks: int) -> Progress:
+        """Nothing staged yet of a round of ``n`` clients in ``chunks`` chunks."""
+        frontier = (bytes(32),) * merkle_depth(chunks)
+        return cls(0, (frontier,) * (n + 1), 0, 0, (0,) * triangle_size(n))
 
     def as_abi(self) -> tuple:
-        return (self.chunks, list(self.slices), self.aggregate, self.selected_mask, self.absent_mask, list(self.gram))
+        words = [word for frontier in self.frontiers for word in frontier]
+        return (self.chunks, words, self.selected_mask, self.absent_mask, list(self.gram))
 
     @property
     def digest(self) -> bytes:
@@ -64,15 +70,18 @@ def _bits(values: Sequence[int]) -> int:
 
 
 def progress_after(progress: Progress, chunk: ChunkCall) -> Progress:
-    """The contract's fold of one (valid) chunk proof into ``progress``."""
-    n, t = len(progress.slices), len(progress.gram)
+    """The contract's fold of one (valid) chunk proof into ``progress``: its n + 1 first
+    commitments (the slots', then the aggregate's) are the next leaves of the slots' trees."""
+    n, t, k = len(progress.frontiers) - 1, len(progress.gram), progress.chunks
     mask, absent = _bits(chunk.instances[t : t + n]), _bits(chunk.instances[t + n : t + 2 * n])
     piece = chunk.proof
     return replace(
         progress,
-        chunks=progress.chunks + 1,
-        slices=tuple(keccak(h + piece[64 * i : 64 * (i + 1)]) for i, h in enumerate(progress.slices)),
-        aggregate=keccak(progress.aggregate + piece[64 * n : 64 * (n + 1)]),
+        chunks=k + 1,
+        frontiers=tuple(
+            frontier_after(frontier, k, keccak(piece[64 * i : 64 * (i + 1)]))
+            for i, frontier in enumerate(progress.frontiers)
+        ),
         selected_mask=mask,
         absent_mask=absent,
         gram=tuple((g + x) % FIELD_MODULUS for g, x in zip(progress.gram, chunk.instances[:t])),
@@ -94,7 +103,7 @@ def round_session(task_id: int, epoch: int) -> bytes:
 
 def resume_point(recorded: bytes, calls: Sequence[ChunkCall], n: int) -> tuple[int, Progress]:
     """Where staging resumes: after the chunks whose progress the chain recorded, else at 0."""
-    progress = Progress.empty(n)
+    progress = Progress.empty(n, len(calls))
     prefixes = [progress]
     for call in calls:
         progress = progress_after(progress, call)

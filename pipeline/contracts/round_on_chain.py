@@ -119,7 +119,7 @@ def _check_staged(chain: Chain, contract, round_: Round, folder: Path) -> int:
     staged, vka = round_.staged_proofs(folder)
     if not staged:
         return 0
-    words, empty = vka_words(vka), Progress.empty(round_.params.n)
+    words, empty = vka_words(vka), Progress.empty(round_.params.n, len(staged))
     for k, call in enumerate(chunk_calls(staged, vka)):
         data = contract.encode_abi(
             "stageChunks", args=[bytes(32), empty.as_abi(), [(call.proof, call.instances)], words]

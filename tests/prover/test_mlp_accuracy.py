@@ -21,7 +21,7 @@ from stakelearn.prover.accuracy import (
     verify_accuracy,
 )
 from stakelearn.prover.accuracy_circuit import paired_chunked_circuits
-from stakelearn.prover.chunked import ChunkCircuit, chained_commitment
+from stakelearn.prover.chunked import ChunkCircuit, chunk_root
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.commitments import commit
 from stakelearn.verifier_contracts.build import load_artifact
@@ -59,7 +59,7 @@ def test_the_batches_count_what_the_reference_counts_over_the_chunk_commitments(
     assert KrumParams(N, F, M).m == M and accuracy.circuit.model_parts == 3
     assert outcome.correct == correct_count(model, pixels, labels, classifier) >= SAMPLES - 1
     parts = [commit(part, chunk.vk, chunk.settings, chunk.srs.path) for part in split_model_input(model, CHUNK)]
-    assert outcome.model_commitment == chained_commitment(parts).hex()  # what a chunked round records
+    assert outcome.model_commitment == chunk_root(parts).hex()  # what a chunked round records
     assert verify_accuracy(folder).correct == outcome.correct
 
 

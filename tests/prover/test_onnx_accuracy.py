@@ -22,7 +22,7 @@ from stakelearn.errors import InputError, ProofError
 from stakelearn.models.digits import DigitsClassifier, export_onnx, flatten
 from stakelearn.models.quantize import FixedPoint, quantize
 from stakelearn.prover.accuracy import BATCHES, verify_accuracy
-from stakelearn.prover.chunked import ChunkCircuit, chained_commitment
+from stakelearn.prover.chunked import ChunkCircuit, chunk_root
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.commitments import commit, felts
 from stakelearn.prover.onnx_accuracy import (
@@ -275,9 +275,9 @@ def test_prove_accuracy_takes_any_onnx_model_and_a_parameter_vector(cnn_proof, t
 
 
 @pytest.mark.slow
-def test_a_model_aggregated_in_chunks_is_proven_over_its_chained_commitment(tmp_path):
+def test_a_model_aggregated_in_chunks_is_proven_over_its_chunk_root(tmp_path):
     """A round in chunks of 256 (d = 410: two chunks, the last zero-padded) paired with the CNN's
-    accuracy circuit: the proof's chained params commitment is the chunk circuit's."""
+    accuracy circuit: the proof's params commitment (their chunk root) is the chunk circuit's."""
     model = trained_onnx(TinyCNN(), (1, 8, 8), tmp_path / "cnn.onnx")
     _, (x, y) = digits((1, 8, 8))
     x, y = x[:SAMPLES], y[:SAMPLES]
@@ -296,5 +296,5 @@ def test_a_model_aggregated_in_chunks_is_proven_over_its_chained_commitment(tmp_
     assert accuracy.model_parts == 2
     key = prepare(chunk)
     parts = [commit(part, key.vk, key.settings, key.srs.path) for part in surgery.parameter_parts(aggregate, 256)]
-    assert outcome.model_commitment == chained_commitment(parts).hex()
+    assert outcome.model_commitment == chunk_root(parts).hex()
     assert outcome.correct == outcome.quantized_correct

@@ -38,7 +38,7 @@ from stakelearn.prover.accuracy import (
     verify_accuracy,
 )
 from stakelearn.prover.accuracy_circuit import paired_chunked_circuits
-from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit, chained_commitment
+from stakelearn.prover.chunked import ChunkCircuit, CombineCircuit, chunk_root
 from stakelearn.prover.chunked_round import prove_chunked_round
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.commitments import proof_commitments
@@ -89,7 +89,7 @@ class ChunkedTask:
 @pytest.fixture(scope="module")
 def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates, digits) -> ChunkedTask:
     """A task proven in chunks, on the protocol's own reusable verifier with a pair governance
-    approved: its clients check the verifiers and enroll, sign their chained commitments for
+    approved: its clients check the verifiers and enroll, sign their chunk roots for
     epoch 1, the aggregator proves the round in chunks and the accuracy of its aggregate."""
     world = make_world(Chain.embedded(), prepare(small_circuit), proven_round, small_accuracy)
     chunk_circuit, accuracy_circuit = paired_chunked_circuits(ChunkCircuit(N, F, M, CHUNK, MAX_INT), SAMPLES)
@@ -132,7 +132,7 @@ def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates,
 
 def test_the_accuracy_proof_commits_the_rounds_aggregate(task):
     assert task.accuracy.circuit.model_parts == 3
-    # the chain of the proof's three model commitments is the aggregate's chained commitment
+    # the root of the proof's three model commitments is the aggregate's chunk root
     assert task.outcome.model_commitment == task.commitments["aggregate"]
     proof = bytes(json.loads((batch_folder(task.folder / "accuracy", 0) / PROOF).read_text())["proof"])
     assert [c.hex() for c in proof_commitments(proof, 3)] == task.commitments["aggregate_chunks"]
@@ -190,9 +190,9 @@ def test_a_better_model_than_the_aggregate_is_refused(task, updates, tmp_path):
 
 def test_the_aggregates_chunks_in_another_order_are_refused(task):
     chunks = [bytes.fromhex(c) for c in task.commitments["aggregate_chunks"]]
-    swapped = chained_commitment([chunks[1], chunks[0], chunks[2]])
+    swapped = chunk_root([chunks[1], chunks[0], chunks[2]])
     assert accuracy_revert(task, model_commitment=swapped) == "AccuracyVerifier__CommitmentMismatch"
-    flat = keccak(b"".join(chunks)) + (3).to_bytes(32, "big")  # a flat hash is not the chain
+    flat = keccak(b"".join(chunks)) + (3).to_bytes(32, "big")  # a flat hash is not the root
     assert accuracy_revert(task, model_commitment=flat) == "AccuracyVerifier__CommitmentMismatch"
     assert accuracy_revert(task) is None
 

@@ -1,7 +1,9 @@
 """A round proven in chunks lands on chain only as the clients signed it: every chunk proof over
 exactly their chunk commitments, in order, all of them, under one mask, and a combine proof over
 the sum of exactly those partial Gram matrices. Real proofs (5 clients, 20 coordinates in 3
-chunks of 8) on the embedded chain, through the protocol's submitRound."""
+chunks of 8) on the embedded chain, through the protocol's submitRound. Each chunk and the combine
+proof are also checked alone (checkChunk, checkCombine), as an optimistic dispute will: one chunk
+against the signed roots with its Merkle path."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from web3.logs import DISCARD
 
 from stakelearn.circuits.chunk import chunked_gram, split_chunks, split_vector, tag_slices
 from stakelearn.circuits.krum import krum_round
+from stakelearn.models.quantize import FIELD_MODULUS
 from stakelearn.pipeline.contracts.chunked import (
     ChunkCall,
     Progress,
@@ -28,15 +31,19 @@ from stakelearn.prover import steps
 from stakelearn.prover.chunked import (
     ChunkCircuit,
     CombineCircuit,
-    absent_chained_commitment,
-    chained_commitment,
+    absent_slot_commitment,
+    chunk_path,
+    chunk_root,
+    path_root,
     prove_chunk,
     prove_combine,
     update_chunk_commitments,
 )
 from stakelearn.prover.circuit import prepare
-from stakelearn.prover.evm import vka_words
+from stakelearn.prover.evm import verify_arguments, vka_words
 from stakelearn.prover.rounds import ChunkedRound
+
+from ..verifier_contracts.test_gas_snapshot import CHUNKED, check_gas
 
 N, F, M, D, C, MAX_INT = 6, 1, 3, 20, 8, 128  # six clients: a round may leave one absent
 CHUNKS = 3
@@ -79,9 +86,12 @@ class ProvenRound:
         self.calls = chunk_calls(self.chunk_folders, chunk.vka)
 
     def commitments(self) -> list[bytes]:
-        """What the round submits: each client's chained commitment, then the aggregate's."""
-        slots = [chained_commitment([bytes.fromhex(c.commitments[i]) for c in self.chunks]) for i in range(N)]
-        return [*slots, chained_commitment([bytes.fromhex(c.commitments[N]) for c in self.chunks])]
+        """What the round submits: each client's chunk root, then the aggregate's."""
+        return [chunk_root(self.slot_chunks(i)) for i in range(N + 1)]
+
+    def slot_chunks(self, slot: int) -> list[bytes]:
+        """Slot ``slot``'s chunk commitments (slot N: the aggregate's), as the chunk proofs carry them."""
+        return [bytes.fromhex(c.commitments[slot]) for c in self.chunks]
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +171,13 @@ def test_a_chunked_round_lands_and_flags_the_outlier(deployment, rounds):
     assert len(gas) == 2  # 3 chunks, 2 per transaction
     receipt = deployment.submit(1, first)
     assert not isinstance(receipt, str), receipt
+    check_gas(
+        {
+            f"{CHUNKED}stageChunks (n=6, chunks 0 and 1 of 3)": gas[0],
+            f"{CHUNKED}stageChunks (n=6, chunk 2 of 3: closes the roots)": gas[1],
+            f"{CHUNKED}submitRound (n=6, the combine proof)": receipt["gasUsed"],
+        }
+    )
     world = deployment.world
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["selectedMask"] == sum(1 << int(i) for i in np.flatnonzero(first.reference.mask))
@@ -168,16 +185,16 @@ def test_a_chunked_round_lands_and_flags_the_outlier(deployment, rounds):
     assert world.protocol.task(deployment.task_id).global_model == keccak(first.commitments()[-1])
 
 
-def test_clients_sign_the_chain_of_their_own_chunk_commitments(rounds, circuits):
+def test_clients_sign_the_root_of_their_own_chunk_commitments(rounds, circuits):
     first = rounds[0]
     for slot in range(N):
         own = update_chunk_commitments(first.updates[slot], slot, circuits[0])
-        assert chained_commitment(own) == first.commitments()[slot]
+        assert chunk_root(own) == first.commitments()[slot]
 
 
 def test_the_off_chain_progress_is_the_contracts(deployment, rounds):
-    d, session, progress = deployment, b"\x02" * 32, Progress.empty(N)
-    for call in rounds[0].calls[:2]:
+    d, session, progress = deployment, b"\x02" * 32, Progress.empty(N, CHUNKS)
+    for call in rounds[0].calls:
         d.stage_from(progress, [call], session)
         progress = progress_after(progress, call)
         assert d.verifier.functions.progressHash(d.aggregator.address, session).call() == progress.digest
@@ -185,13 +202,13 @@ def test_the_off_chain_progress_is_the_contracts(deployment, rounds):
 
 def test_a_killed_stager_resumes_after_the_recorded_chunks(deployment, rounds):
     d, session, calls = deployment, round_session(deployment.task_id, 1), rounds[0].calls
-    d.stage_from(Progress.empty(N), calls[:1], session)
+    d.stage_from(Progress.empty(N, CHUNKS), calls[:1], session)
     assert len(d.stage(calls, session, per_transaction=5)) == 1  # chunks 1 and 2 only, one transaction
     assert not isinstance(d.submit(1, rounds[0]), str)
 
 
 def test_a_missing_chunk_is_rejected(deployment, rounds):
-    deployment.stage_from(Progress.empty(N), rounds[0].calls[:2])
+    deployment.stage_from(Progress.empty(N, CHUNKS), rounds[0].calls[:2])
     assert deployment.submit(1, rounds[0]) == "ChunkedRoundVerifier__NotStaged"
 
 
@@ -224,7 +241,7 @@ def test_a_tampered_chunk_proof_or_partial_gram_is_rejected(deployment, rounds):
     gram = list(call.instances)
     gram[0] += 1  # client 0's partial squared norm
     for tampered in (ChunkCall(bytes(broken), call.instances), ChunkCall(call.proof, gram)):
-        args = d.stage_call(b"\x03" * 32, Progress.empty(N), [tampered])
+        args = d.stage_call(b"\x03" * 32, Progress.empty(N, CHUNKS), [tampered])
         assert d.world.chain.revert_name(d.aggregator, d.verifier, "stageChunks", *args) == (
             "ChunkedRoundVerifier__ChunkRejected"
         )
@@ -232,9 +249,9 @@ def test_a_tampered_chunk_proof_or_partial_gram_is_rejected(deployment, rounds):
 
 def test_nobody_can_continue_another_stagers_session(deployment, rounds):
     d, session, calls = deployment, b"\x04" * 32, rounds[0].calls
-    d.stage_from(Progress.empty(N), calls[:1], session)
+    d.stage_from(Progress.empty(N, CHUNKS), calls[:1], session)
     outsider = new_account(d.world.chain, ETHER)
-    args = d.stage_call(session, progress_after(Progress.empty(N), calls[0]), calls[1:2])
+    args = d.stage_call(session, progress_after(Progress.empty(N, CHUNKS), calls[0]), calls[1:2])
     assert (
         d.world.chain.revert_name(outsider, d.verifier, "stageChunks", *args) == "ChunkedRoundVerifier__WrongProgress"
     )
@@ -243,7 +260,7 @@ def test_nobody_can_continue_another_stagers_session(deployment, rounds):
 def test_a_chunked_round_leaves_out_a_silent_client_by_the_absence_rule(deployment, rounds, circuits):
     d, with_absent = deployment, rounds[3]
     world = d.world
-    assert with_absent.commitments()[3] == absent_chained_commitment(circuits[0], D)
+    assert with_absent.commitments()[3] == absent_slot_commitment(circuits[0], D)
     d.stage(with_absent.calls)
     signatures = [
         bytes(65) if gone else world.protocol.sign_update(world.clients[i], d.task_id, 1, commitment)
@@ -255,3 +272,64 @@ def test_a_chunked_round_leaves_out_a_silent_client_by_the_absence_rule(deployme
     assert not isinstance(receipt, str), receipt
     (event,) = world.protocol.tasks.events.RoundSubmitted().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["absentMask"] == 1 << 3 and not event["args"]["flaggedMask"] >> 3 & 1
+
+
+def packed(values) -> bytes:
+    """abi.encodePacked of uint256 values."""
+    return b"".join(int(v).to_bytes(32, "big") for v in values)
+
+
+def bits(flags) -> int:
+    return sum(1 << int(i) for i in np.flatnonzero(flags))
+
+
+def test_a_dispute_checks_one_chunk_alone_against_the_signed_roots(deployment, rounds):
+    """checkChunk takes one chunk proof with no staging; the commitments it starts with are the
+    leaves the signed roots hold at its index, which a path of log2(K) hashes shows."""
+    d, t = deployment, N * (N + 1) // 2
+    for proven in (rounds[0], rounds[3]):
+        signed = proven.commitments()
+        absent = bits(proven.absent) if proven.absent is not None else 0
+        for k, call in enumerate(proven.calls):
+            selected, seen_absent, gram_hash = d.verifier.functions.checkChunk(
+                call.proof, call.instances, vka_words(d.chunk_vka)
+            ).call()
+            assert (selected, seen_absent, gram_hash) == (
+                bits(proven.reference.mask),
+                absent,
+                keccak(packed(call.instances[:t])),
+            )
+            for slot in range(N + 1):
+                leaf = keccak(call.proof[64 * slot : 64 * (slot + 1)])
+                assert path_root(leaf, k, chunk_path(proven.slot_chunks(slot), k)) == signed[slot][:32]
+
+
+def test_the_combine_proof_is_checked_alone_over_the_chunks_summed_gram(deployment, rounds):
+    d, first, t = deployment, rounds[0], N * (N + 1) // 2
+    proof, instances, words = verify_arguments(first.combine_folder / steps.PROOF, d.combine_vka)
+    selected, absent, scores, gram_hash = d.verifier.functions.checkCombine(proof, instances, words).call()
+    assert (selected, absent, scores) == (bits(first.reference.mask), 0, instances[t + N : t + 2 * N])
+    summed = [sum(column) % FIELD_MODULUS for column in zip(*(call.instances[:t] for call in first.calls))]
+    assert gram_hash == keccak(packed(summed))  # what a dispute compares with the chunks' gram hashes
+
+
+def test_checking_alone_refuses_a_tampered_proof_or_another_circuits_key(deployment, rounds):
+    d, first = deployment, rounds[0]
+    chunk_words, combine_words = vka_words(d.chunk_vka), vka_words(d.combine_vka)
+    combine_proof, combine_instances, _ = verify_arguments(first.combine_folder / steps.PROOF, d.combine_vka)
+    call = first.calls[0]
+    broken = bytearray(call.proof)
+    broken[64 * (N + 2) + 5] ^= 1  # past the commitments: the proof itself
+    broken_combine = bytearray(combine_proof)
+    broken_combine[len(combine_proof) // 2] ^= 1
+    lowered = list(combine_instances)
+    lowered[0] -= 1  # client 0's squared norm
+    refusals = [
+        ("checkChunk", bytes(broken), call.instances, chunk_words, "ChunkedRoundVerifier__ChunkRejected"),
+        ("checkChunk", call.proof, call.instances, combine_words, "ChunkedRoundVerifier__WrongChunkCircuit"),
+        ("checkCombine", bytes(broken_combine), combine_instances, combine_words, "RoundVerifier__ProofRejected"),
+        ("checkCombine", combine_proof, lowered, combine_words, "RoundVerifier__ProofRejected"),
+        ("checkCombine", combine_proof, combine_instances, chunk_words, "RoundVerifier__WrongCircuit"),
+    ]
+    for function, *args, error in refusals:
+        assert d.world.chain.revert_name(d.aggregator, d.verifier, function, *args) == error, function

@@ -4,6 +4,7 @@ pragma solidity ^0.8.20;
 import {IHalo2VerifierReusable} from "./interfaces/IHalo2VerifierReusable.sol";
 import {PinnedVerifier} from "./PinnedVerifier.sol";
 import {IAccuracyVerifier} from "./interfaces/IAccuracyVerifier.sol";
+import {ChunkMerkle} from "./libraries/ChunkMerkle.sol";
 
 /// @title AccuracyVerifier
 /// @notice Accepts an accuracy proof only if it is valid for the pinned accuracy circuit AND was
@@ -14,8 +15,8 @@ import {IAccuracyVerifier} from "./interfaces/IAccuracyVerifier.sol";
 /// digits: 64, 0..16, 10).
 /// @dev Proof layout (ezkl, polycommit inputs): the model's KZG commitment is the first 64 bytes
 /// of the proof; for a model aggregated by a round proven in K chunks, the model comes as K
-/// inputs and the proof starts with their K commitments, which this contract chains exactly as
-/// ChunkedRoundVerifier chains the aggregate's (h_0 = 0, h_{k+1} = keccak256(h_k || c_k), then K).
+/// inputs and the proof starts with their K commitments, whose Merkle root this contract takes
+/// exactly as ChunkedRoundVerifier takes the aggregate's (ChunkMerkle.root, then K).
 /// Public instances: correct, label_error, range_tag, then the evaluation set (samples x features
 /// x values row by row, integers at the circuit's input scale, a negative one as the field
 /// element p - |v|; then samples labels).
@@ -183,10 +184,10 @@ contract AccuracyVerifier is PinnedVerifier, IAccuracyVerifier {
         uint256 parts = _modelChunks == 0 ? 1 : _modelChunks;
         if (proof.length < 64 * parts) revert AccuracyVerifier__CommitmentMismatch();
         if (_modelChunks == 0) return proof[:64];
-        bytes32 chain;
+        bytes32[] memory leaves = new bytes32[](parts);
         for (uint256 k = 0; k < parts; ++k) {
-            chain = keccak256(abi.encodePacked(chain, proof[64 * k:64 * (k + 1)]));
+            leaves[k] = keccak256(proof[64 * k:64 * (k + 1)]);
         }
-        return abi.encodePacked(chain, parts);
+        return abi.encodePacked(ChunkMerkle.root(leaves), parts);
     }
 }

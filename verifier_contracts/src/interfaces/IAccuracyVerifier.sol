@@ -22,7 +22,7 @@ interface IAccuracyVerifier is IPinnedVerifier {
     function samples() external view returns (uint256);
 
     /// @notice How many committed inputs hold the model: 0 for one (a one-proof round's
-    /// aggregate), K for a round proven in K chunks (the model commitment is then their chain).
+    /// aggregate), K for a round proven in K chunks (the model commitment is then their chunk root, then K).
     function modelChunks() external view returns (uint256);
 
     /// @notice In how many proofs the evaluation set is proven (each of samples / batches samples).
@@ -45,7 +45,7 @@ interface IAccuracyVerifier is IPinnedVerifier {
     function provable(uint256[] calldata values) external view returns (bool);
 
     /// @notice Reverts unless `proof` is valid for the pinned circuit with the model committed as
-    /// `modelCommitment` (64 bytes: a KZG point, or a chunked model's chain and K); returns the correct count and the hash of the public
+    /// `modelCommitment` (64 bytes: a KZG point, or a chunked model's chunk root and K); returns the correct count and the hash of the public
     /// evaluation set (keccak256 of its values, packed as uint256).
     function verifyAccuracy(
         bytes calldata proof,

@@ -9,17 +9,20 @@ import {IRoundVerifier} from "./IRoundVerifier.sol";
 /// the summed Gram matrix). Chunk proofs are staged first, in order, in as many transactions as
 /// gas allows; `verifyRound` (IRoundVerifier) then checks the combine proof against them.
 ///
-/// A client's 64-byte commitment in a chunked round is (chain, CHUNKS): `chain` is the hash
-/// chain h_0 = 0, h_{k+1} = keccak256(h_k || c_k) over the 64-byte commitments c_k of its tagged
-/// chunks, so the chain can extend it one chunk proof at a time. The aggregate's is the same over
-/// the claimed-sum chunks. A client signs that one value (EIP-712, as for a whole update).
+/// A client's 64-byte commitment in a chunked round is (root, CHUNKS): `root` is the Merkle root
+/// (libraries/ChunkMerkle.sol) over the 64-byte commitments c_k of its tagged chunks, leaves
+/// keccak256(c_k) padded with zero leaves to a power of two, so that one chunk can be checked
+/// against it alone, with a path, and staging can build it one chunk proof at a time. The
+/// aggregate's is the same over the claimed-sum chunks. A client signs that one value (EIP-712,
+/// as for a whole update).
 interface IChunkedRoundVerifier is IRoundVerifier {
     /// @notice What a staging session has checked so far; passed back in by the caller and
     /// checked against the hash the contract keeps, so only one storage word moves per transaction.
     struct Progress {
         uint256 chunks; // chunk proofs checked so far, in chunk order
-        bytes32[] slices; // per slot, the hash chain of its chunk commitments
-        bytes32 aggregate; // the hash chain of the claimed-sum chunk commitments
+        // per slot (the n clients, then the aggregate), log2(P) words: the Merkle frontier of its
+        // chunk commitments so far, word l the last left node of level l (ChunkMerkle.append)
+        bytes32[] frontier;
         uint256 selectedMask; // the mask every chunk proof checked its sum under
         uint256 absentMask; // the slots every chunk proof saw as absent (tag 0)
         uint256[] gram; // the running sum of the partial Gram matrices (upper triangle, in the field)
@@ -44,18 +47,6 @@ interface IChunkedRoundVerifier is IRoundVerifier {
     error ChunkedRoundVerifier__ChunkRejected(uint256 chunk);
     error ChunkedRoundVerifier__NotStaged(bytes32 commitmentsHash, uint256 selectedMask);
 
-    /// @notice One chunk proof, checked alone against the pinned chunk VKA with every check
-    /// stageChunks makes; `gramHash` is keccak256 of its partial Gram (t = n(n+1)/2 values).
-    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
-        external
-        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash);
-
-    /// @notice The combine proof, checked alone (no staging); `gramHash` is keccak256 of the
-    /// summed Gram it took.
-    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
-        external
-        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash);
-
     /// @notice Number of chunks a round of this verifier has.
     function CHUNKS() external view returns (uint256);
 
@@ -75,4 +66,20 @@ interface IChunkedRoundVerifier is IRoundVerifier {
     function stageChunks(bytes32 session, Progress calldata progress, ChunkProof[] calldata proofs, bytes32[] calldata vka)
         external
         returns (Progress memory next);
+
+    /// @notice One chunk proof, checked alone against the pinned chunk VKA with every check
+    /// stageChunks makes (instance count, field, binary masks, check_error == 0, the proof
+    /// accepted); its errors name it chunk 0. The proof's first 64(n + 1) bytes are the n slots'
+    /// chunk commitments then the aggregate's: a dispute checks them against the signed roots.
+    /// gramHash = keccak256(abi.encodePacked(instances[0:t])), t = n(n+1)/2.
+    function checkChunk(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, bytes32 gramHash);
+
+    /// @notice The combine proof, checked alone (no staging): pinned combine VKA, instance count,
+    /// field, binary masks, proof accepted. gramHash = keccak256(abi.encodePacked(instances[0:t]))
+    /// (the summed Gram the proof took).
+    function checkCombine(bytes calldata proof, uint256[] calldata instances, bytes32[] calldata vka)
+        external
+        returns (uint256 selectedMask, uint256 absentMask, uint256[] memory scores, bytes32 gramHash);
 }
