@@ -125,8 +125,8 @@ class OptimisticTerms:
     answer_seconds: int = 2 * 3600  # each side's time for each step of a dispute
     proposer_bond_wei: int = ETHER // 2  # at least; a task's is this or its fee per epoch, the larger
     # What a challenger risks: the gas of the longest answer it can force (a tree dispute over
-    # 196 chunks, about 6 M gas, `stakelearn gas --verification optimistic`) at 30 gwei.
-    challenger_bond_wei: int = ETHER // 5
+    # 782 chunks at n = 16, about 7.5 M gas, `stakelearn gas --verification optimistic`) at 30 gwei.
+    challenger_bond_wei: int = 3 * ETHER // 10
 
     def as_abi(self) -> tuple[int, ...]:
         return astuple(self)

@@ -3,8 +3,8 @@ challenged (OptimisticRounds), one line per figure.
 
 At each n it measures, on the embedded EVM:
 - the epoch, a claim and its finalization, for the proven round of ``gas.prove_sample`` (one
-  proof, d = 16) and for a chunked task of K = 196 chunks (d = 100,000 at 512 coordinates per
-  chunk). A claim carries commitments, signatures and scores, never a proof, so the two cost
+  proof, d = 16) and for a chunked task of K = 782 chunks (d = 100,000 at 128 coordinates per
+  chunk, the round docs/chunked-rounds.md proved and verified eagerly for 1.78 G gas). A claim carries commitments, signatures and scores, never a proof, so the two cost
   the same: the gas does not grow with d;
 - each dispute step: the challenge, the answer with the round proof, and one level of a tree
   dispute (the proposer's split, the challenger's choice) over the K-chunk task's partial-sum
@@ -43,7 +43,7 @@ from stakelearn.pipeline.experiments import gas
 from stakelearn.prover.rounds import OneProofRound
 from stakelearn.verifier_contracts.build import load_artifact
 
-CHUNKS = 196  # d = 100,000 in chunks of 512
+CHUNKS = 782  # d = 100,000 in chunks of 128, as docs/chunked-rounds.md proved it
 GWEI = 10**9
 GAS_PRICE_GWEI = 30  # what the bonds are sized at (types.OptimisticTerms)
 

@@ -63,7 +63,7 @@ def test_task_status_is_the_solidity_enum():
 
 
 def test_a_struct_reads_the_same_from_a_call_and_from_an_event():
-    values = (b"\1" * 32, 5, 1, 3, 1, 9_000, 3, 10, "0x" + "11" * 20, b"\2" * 32, b"\3" * 32, 32, "0x" + "22" * 20)
+    values = (b"\1" * 32, 5, 1, 3, 1, 9_000, 3, 10, "0x" + "11" * 20, b"\2" * 32, b"\3" * 32, 32, "0x" + "22" * 20, 1)
     (params,) = _function("createTask")["inputs"]
     as_event = {component["name"]: value for component, value in zip(params["components"], values)}
     assert TaskParams.from_abi(values) == TaskParams.from_abi(as_event)
