@@ -168,6 +168,26 @@ def test_watcher_voids_a_false_claim_and_frames_nobody(game, bundle):
     assert world.balances_add_up()
 
 
+@pytest.mark.parametrize("what", ["selection", "score"])
+def test_watcher_voids_a_withheld_lie(game, bundle, tmp_path, what):
+    """A proposer that lies and publishes nothing at the URI it names: the watcher challenges the
+    withheld bundle, the proposer has no proof of its lie to answer with, the round is void."""
+    world, task_id, proposer, watcher, _ = game
+    rounds = world.protocol.rounds
+    claim = lie(signed_claim(world, bundle, task_id), what)
+    nonce, _, _ = propose(world.protocol, proposer, claim, (tmp_path / "never-published").as_uri())
+    lines = []
+    watching = Watcher(world.protocol, watcher, task_id, say=lines.append)
+    watching.step()
+    assert lines[0].startswith(f"task {task_id} epoch 1 (claim {nonce}): challenged (round): ")
+    world.travel_to(rounds.functions.dispute(task_id, nonce, watcher.address).call()[2] + 1)
+    watching.step()
+    assert lines[-1].endswith("proposer timed out: round void")
+    for client in world.clients:
+        assert world.protocol.tasks.functions.record(task_id, client.address).call() == [0, 0, 0, 0]
+    assert world.balances_add_up()
+
+
 def test_watcher_leaves_a_true_claim_alone(game, bundle):
     world, task_id, proposer, watcher, _ = game
     rounds = world.protocol.rounds
