@@ -232,7 +232,8 @@ def accuracy_graph(
     scale_bits: int,
     m: int = 1,
     chunk: int = 0,
-    input_range: tuple[int, int] = (0, 0),
+    *,
+    input_range: tuple[int, int],
 ) -> onnx.ModelProto:
     """The accuracy circuit's graph for ``model`` (see the module docstring)."""
     check_ops(model)

@@ -84,7 +84,7 @@ class OnnxAccuracyCircuit:
     @cached_property
     def graph(self) -> onnx.ModelProto:
         return surgery.accuracy_graph(
-            self.model, self.layout, self.samples, self.scale_bits, self.m, self.chunk, self.input_range
+            self.model, self.layout, self.samples, self.scale_bits, self.m, self.chunk, input_range=self.input_range
         )
 
     @property
