@@ -24,17 +24,20 @@ counts as wrong, or a model with equal logits (zero weights, equal biases) would
 The circuit counts ``ge``, the classes whose logit is at least the label's (always >= 1, the
 label's own), and ``correct = relu(2 - ge)``, 1 exactly when ``ge == 1``: integers throughout.
 
-Output, one public vector ``[correct, label_error, range_tag, pixels..., labels...]``:
-``label_error`` is ``sum_i (1 - sum_c onehot_ic)^2`` with ``onehot_ic = relu(1 - (label_i -
-c)^2)``, 0 exactly when every label is a class; ``range_tag`` is the range check of every input
-(a lookup, as in the round circuit), meaningless as a value. The evaluation set itself is echoed
-as public values: ezkl has one visibility for all inputs, and the model must stay a commitment
-(the one the chain holds) while the set must be public, so that a contract can hash it and
-compare it with what the requester committed to at task creation.
+Output, one public vector ``[correct, range_error, range_tag]``: ``range_error`` counts the set's
+values outside their ranges (pixels 0..16, labels 0..9), 0 exactly when the set is in range. The
+set is a committed input like the model, never public: the chain binds it by its commitments
+(the requester's task commits to them), so the circuit itself must check its ranges, one lookup
+per value (``inside_pixels``, ``inside_labels``). A set out of range is still provable as such
+(``range_error`` > 0 pays the clients in full) as long as each value's lookup argument is within
+the table [-bound, bound] (``set_reach``: pixels -56..72 and labels -27..36 at bound 4096); the
+model then sees the values as they are, and the count does not matter. ``range_tag`` is the range
+check of the model's inputs (a lookup, as in the round circuit), meaningless as a value.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,25 +101,63 @@ def integer_logits(model: np.ndarray, pixels: np.ndarray, classifier: Classifier
     return x @ weights.T + GREY_LEVELS * biases
 
 
+# A pixel p is in 0..16 iff (p - 8)^2 <= 64, and a label l in 0..9 iff (2l - 9)^2 <= 81. The next
+# squares of those forms are 81 and 121, so 65 - (p - 8)^2 and 82 - (2l - 9)^2 are >= 1 in range
+# and <= -16 or -39 outside, never 0: their sigmoid at scale 0 (a lookup, rounded) is then exactly
+# 1 or 0. Within the lookup table [-bound, bound], which is how far out a value can be shown out.
+PIXEL_SLACK = (GREY_LEVELS // 2) ** 2 + 1
+LABEL_SLACK = (CLASSES - 1) ** 2 + 1
+
+
+def inside_pixels(pixels):
+    """1 for a pixel in 0..16, else 0 (torch: the circuit's lookup; numpy: its reference)."""
+    if isinstance(pixels, torch.Tensor):
+        return torch.sigmoid(PIXEL_SLACK - (pixels - GREY_LEVELS // 2) ** 2)
+    return (PIXEL_SLACK - (np.asarray(pixels, dtype=np.int64) - GREY_LEVELS // 2) ** 2 > 0).astype(np.int64)
+
+
+def inside_labels(labels):
+    """1 for a label in 0..9, else 0 (torch: the circuit's lookup; numpy: its reference)."""
+    if isinstance(labels, torch.Tensor):
+        return torch.sigmoid(LABEL_SLACK - (2 * labels - (CLASSES - 1)) ** 2)
+    return (LABEL_SLACK - (2 * np.asarray(labels, dtype=np.int64) - (CLASSES - 1)) ** 2 > 0).astype(np.int64)
+
+
+def set_reach(bound: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The pixels and labels the circuit can show in or out of range: those whose lookup
+    argument stays within the table [-bound, bound]."""
+    p = math.isqrt(bound + PIXEL_SLACK)
+    half = GREY_LEVELS // 2
+    l_ = math.isqrt(bound + LABEL_SLACK)
+    return (half - p, half + p), ((CLASSES - 1 - l_ + 1) // 2, (CLASSES - 1 + l_) // 2)
+
+
 def correct_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray, classifier: Classifier = SOFTMAX) -> int:
     """The reference: samples whose label's logit strictly beats every other class's, computed
-    as the circuit does (``relu(2 - ge)``, ``ge`` the classes at least as large as the label)."""
+    as the circuit does (``relu(2 - ge)``, ``ge`` the classes at least as large as the label's
+    logit, the one-hot sum, 0 for a label that is no class)."""
     logits = integer_logits(model, pixels, classifier)
     labels = np.asarray(labels, dtype=np.int64)
-    ge = (logits >= logits[np.arange(len(labels)), labels][:, None]).sum(axis=1)
+    onehot = np.maximum(1 - (labels[:, None] - np.arange(CLASSES)) ** 2, 0)
+    ge = (logits >= (onehot * logits).sum(axis=1)[:, None]).sum(axis=1)
     return int(np.maximum(2 - ge, 0).sum())
 
 
+def range_errors(pixels: np.ndarray, labels: np.ndarray) -> int:
+    """The reference of ``range_error``: the set's values outside their ranges."""
+    return int(np.size(pixels) - inside_pixels(pixels).sum() + np.size(labels) - inside_labels(labels).sum())
+
+
 def check_evaluation_set(pixels: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """N images of 64 integers and N integer labels; their ranges are the circuit's to check
+    (``range_error``), so that a requester's out-of-range set can be proven as such."""
     pixels, labels = np.asarray(pixels), np.asarray(labels)
     if pixels.ndim != 2 or pixels.shape[1] != FEATURES or len(pixels) != len(labels) or len(labels) == 0:
         raise InputError(
             f"an evaluation set is N images of {FEATURES} pixels and N labels, got {pixels.shape} and {labels.shape}"
         )
-    if pixels.min() < 0 or pixels.max() > GREY_LEVELS or np.any(pixels != np.round(pixels)):
-        raise InputError(f"pixels must be integer grey levels 0..{GREY_LEVELS}")
-    if labels.min() < 0 or labels.max() >= CLASSES or np.any(labels != np.round(labels)):
-        raise InputError(f"labels must be classes 0..{CLASSES - 1}")
+    if np.any(pixels != np.round(pixels)) or np.any(labels != np.round(labels)):
+        raise InputError("pixels and labels must be integers")
     return pixels.astype(np.int64), labels.astype(np.int64)
 
 
@@ -146,6 +187,10 @@ class Accuracy(torch.nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         *parts, pixels, labels = inputs
         model = torch.cat(parts)[: self.classifier.length] if len(parts) > 1 else parts[0]
+        # The set is committed, so the circuit checks its ranges (module docstring): each value
+        # costs one lookup, the sigmoid the model's range check already has.
+        inside = inside_pixels(pixels).sum() + inside_labels(labels).sum()
+        range_error = (pixels.numel() + labels.numel() - inside).reshape(1)
         x = pixels.reshape(self.samples, FEATURES)
         for depth, (weights, biases) in enumerate(self.classifier.layers(model)):
             if depth:  # the hidden layer's output, and the output layer's bias at the scale of its numerator
@@ -153,26 +198,19 @@ class Accuracy(torch.nn.Module):
                 biases = self.classifier.scale * biases
             x = torch.einsum("nk,ck->nc", x, weights) + GREY_LEVELS * biases
         logits = x
-        onehot = torch.relu(1 - (labels.unsqueeze(1) - self.classes) ** 2)
-        label_error = ((1 - onehot.sum(dim=1)) ** 2).sum().reshape(1)
+        onehot = torch.relu(1 - (labels.unsqueeze(1) - self.classes) ** 2)  # all 0 for a label out of range
         label_logit = (onehot * logits).sum(dim=1)
         # Strict win: only the label's own logit may reach it (ge == 1); ties and constant
         # models count nothing.
         ge = (logits >= label_logit.unsqueeze(1)).float().sum(dim=1)
         correct = torch.relu(2 - ge).sum().reshape(1)
-        range_tag = sum(torch.sigmoid(x).sum() for x in (*parts, pixels, labels)).reshape(1)
-        return torch.cat([correct, label_error, range_tag, pixels, labels])
+        range_tag = sum(torch.sigmoid(part).sum() for part in parts).reshape(1)
+        return torch.cat([correct, range_error, range_tag])
 
 
-def split_outputs(values: list[int], samples: int) -> dict:
+def split_outputs(values: list[int]) -> dict:
     """Name the parts of the circuit's output vector."""
-    return {
-        "correct": values[0],
-        "label_error": values[1],
-        "range_tag": values[2],
-        "pixels": values[3 : 3 + samples * FEATURES],
-        "labels": values[3 + samples * FEATURES :],
-    }
+    return {"correct": values[0], "range_error": values[1], "range_tag": values[2]}
 
 
 def export_onnx(samples: int, path: Path, chunk: int = 0, classifier: Classifier = SOFTMAX) -> Path:

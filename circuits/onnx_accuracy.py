@@ -22,13 +22,16 @@ The head counts strict wins without Equal or ArgMax (docs/onnx-accuracy.md): ``o
 (label - c)^2)``, the label's logit ``sum_c onehot * logits``, ``ge`` the classes whose logit
 is at least it, ``correct = relu(2 - ge)`` (1 exactly when only the label reaches its own
 logit). Outputs, flattened by ezkl into one public vector in this order, each an integer as it
-stands: ``[correct, label_error, range_tag, x (samples x features, as round(x 2^t)), labels]``.
-The count and the label check are sums of comparison flags, which ezkl gives scale 0 (a
-``relu(2 - ge)`` would take the constant's scale t, and neither a Mul by 2^-t nor a Div by 2^t is
-rescaled back at an output); x and the labels are echoed at the input scale, i.e. as fed.
-``range_tag`` is always 0 here: this circuit does not range-check its inputs (``x`` and the
-labels are public and checked by the verifier, against ``input_range`` and the classes; the
-parameters are the round's proven aggregate); the slot keeps the digits circuit's layout.
+stands: ``[correct, range_error, range_tag]``. The set is committed, never public (the chain binds
+it by its commitments), so the circuit checks its ranges: ``range_error`` counts the x values
+outside the calibrated ``input_range`` and the labels outside 0..classes - 1, and each such value
+is replaced by one in range (``x_fill``, 0) before the model sees it, so that an out-of-range set
+is still provable as such (within the comparisons' reach, +-2^27 here). Both counts are sums of
+comparison flags, which ezkl gives scale 0 (a ``relu(2 - ge)`` would take the constant's scale t,
+and neither a Mul by 2^-t nor a Div by 2^t is rescaled back at an output). ``range_tag`` is always
+0 (computed as ``range_error - range_error``: tract folds a product with the constant 0 into a
+constant, which ezkl cannot output): the parameters are the round's proven aggregate, so nothing
+else is range-checked; the slot keeps the digits circuit's layout.
 """
 
 from __future__ import annotations
@@ -71,7 +74,8 @@ ADVICE = {
     "Equal": "ezkl gives its 0/1 output the input's scale",
 }
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16})
-OUTPUT_NAMES = ("correct_out", "label_error_out", "range_tag_out", "x_out", "labels_out")
+OUTPUT_NAMES = ("correct_out", "range_error_out", "range_tag_out")
+X_INPUT = "evaluation_x"  # the committed x, before its range check feeds the model's own input
 
 
 def check_ops(model: onnx.ModelProto) -> None:
@@ -222,7 +226,14 @@ def _float(value) -> np.ndarray:
 
 
 def accuracy_graph(
-    model: onnx.ModelProto, layout, samples: int, scale_bits: int, m: int = 1, chunk: int = 0
+    model: onnx.ModelProto,
+    layout,
+    samples: int,
+    scale_bits: int,
+    m: int = 1,
+    chunk: int = 0,
+    *,
+    input_range: tuple[int, int],
 ) -> onnx.ModelProto:
     """The accuracy circuit's graph for ``model`` (see the module docstring)."""
     check_ops(model)
@@ -251,7 +262,35 @@ def accuracy_graph(
     x = data_inputs(model)[0].name
     logits = graph.output[0].name
 
-    labels = head.op("Mul", ["labels", head.const("two_t", _float(2**t))], "labels")
+    # The committed set's ranges: x within input_range (integers at scale t), labels classes.
+    lo, hi = input_range
+    fill = min(max(0, lo), hi)  # what an out-of-range x value is replaced by
+    bad_x = _outside(pre, X_INPUT, lo / 2**t, hi / 2**t)
+    pre.op(
+        "Add",
+        [
+            X_INPUT,
+            pre.op(
+                "Mul", [pre.op("Sub", [pre.const("fill", _float(fill / 2**t)), X_INPUT], "to_fill"), bad_x], "refill"
+            ),
+        ],
+        "x",
+        out=x,
+    )
+    bad_labels = _outside(pre, "labels", 0.0, (classes - 1) / 2**t)
+    safe_labels = pre.op("Sub", ["labels", pre.op("Mul", ["labels", bad_labels], "to_zero")], "labels")
+    axis0 = head.const("axis0", np.array([0]))
+    flat_bad_x = head.op("Reshape", [bad_x, head.const("flat", np.array([samples * features]))], "bad_x")
+    range_error = head.op(
+        "Add",
+        [
+            head.op("ReduceSum", [flat_bad_x, axis0], "count", keepdims=1),
+            head.op("ReduceSum", [bad_labels, axis0], "count", keepdims=1),
+        ],
+        "range_error",
+    )
+
+    labels = head.op("Mul", [safe_labels, head.const("two_t", _float(2**t))], "labels")
     diff = head.op(
         "Sub",
         [
@@ -262,10 +301,7 @@ def accuracy_graph(
     )
     one = head.const("one", _float(1))
     onehot = head.op("Relu", [head.op("Sub", [one, head.op("Mul", [diff, diff], "sq")], "near")], "onehot")
-    axis1, axis0 = head.const("axis1", np.array([1])), head.const("axis0", np.array([0]))
-    # Comparisons yield 0/1 at scale 0, so their sums are integers as they stand.
-    hits = head.op("ReduceSum", [onehot, axis1], "hits", keepdims=0)
-    bad_labels = _count(head, head.op("Less", [hits, one], "no_class"), axis0)  # hits is 1 for a class
+    axis1 = head.const("axis1", np.array([1]))
     label_logit = head.op("ReduceSum", [head.op("Mul", [onehot, logits], "picked"), axis1], "label_logit", keepdims=1)
     at_least = head.op("Cast", [head.op("GreaterOrEqual", [logits, label_logit], "ge")], "gef", to=TensorProto.FLOAT)
     ge = head.op("ReduceSum", [at_least, axis1], "ge_count", keepdims=0)
@@ -273,14 +309,11 @@ def accuracy_graph(
     correct = _count(head, head.op("Less", [ge, head.const("two", _float(2))], "strict"), axis0)
     outputs = {
         "correct": head.op("Identity", [correct], "out", out="correct_out"),
-        "label_error": head.op("Identity", [bad_labels], "out", out="label_error_out"),
+        "range_error": head.op("Identity", [range_error], "out", out="range_error_out"),
         # 0 as a computed value: tract folds a product with the constant 0 into a constant,
         # which ezkl cannot output.
-        "range_tag": head.op("Sub", ["label_error_out", "label_error_out"], "out", out="range_tag_out"),
-        "x": head.op("Reshape", [x, head.const("flat", np.array([samples * features]))], "out", out="x_out"),
-        "labels": head.op("Identity", ["labels"], "out", out="labels_out"),
+        "range_tag": head.op("Sub", ["range_error_out", "range_error_out"], "out", out="range_tag_out"),
     }
-    sizes = {"correct": 1, "label_error": 1, "range_tag": 1, "x": samples * features, "labels": samples}
 
     lifted = {name for name, _ in layout}
     kept = [t for t in graph.initializer if t.name not in lifted]
@@ -288,12 +321,9 @@ def accuracy_graph(
         pre.nodes + body + head.nodes,
         "stakelearn_onnx_accuracy",
         inputs
-        + [helper.make_tensor_value_info(x, TensorProto.FLOAT, [samples, *sample_shape(model)])]
+        + [helper.make_tensor_value_info(X_INPUT, TensorProto.FLOAT, [samples, *sample_shape(model)])]
         + [helper.make_tensor_value_info("labels", TensorProto.FLOAT, [samples])],
-        [
-            helper.make_tensor_value_info(outputs[k], TensorProto.FLOAT, [sizes[k]] if k in ("x", "labels") else [1])
-            for k in outputs
-        ],
+        [helper.make_tensor_value_info(outputs[k], TensorProto.FLOAT, [1]) for k in outputs],
         initializer=kept,
     )
     lifted_model = helper.make_model(new_graph, opset_imports=model.opset_import)
@@ -307,10 +337,23 @@ def _check_names_free(model: onnx.ModelProto, params: list[str]) -> None:
     used = {name for node in model.graph.node for name in [*node.input, *node.output]}
     used |= {value.name for value in model.graph.input}
     taken = sorted(
-        used & {*params, "labels", *OUTPUT_NAMES} | {n for n in used if n.startswith(("lift_", "head_", "bias_"))}
+        used & {*params, "labels", X_INPUT, *OUTPUT_NAMES}
+        | {n for n in used if n.startswith(("lift_", "head_", "bias_"))}
     )
     if taken:
         raise InputError(f"the model uses the name {taken[0]!r}, which the accuracy circuit needs: rename it")
+
+
+def _outside(nodes: _Nodes, value: str, lo: float, hi: float) -> str:
+    """1.0 where ``value`` < ``lo`` or > ``hi`` (constants exact at the input scale), else 0.0, at
+    scale 0: the two comparison flags added (never both 1)."""
+    below = nodes.op(
+        "Cast", [nodes.op("Less", [value, nodes.const("lo", _float(lo))], "below")], "flag", to=TensorProto.FLOAT
+    )
+    above = nodes.op(
+        "Cast", [nodes.op("Less", [nodes.const("hi", _float(hi)), value], "above")], "flag", to=TensorProto.FLOAT
+    )
+    return nodes.op("Add", [below, above], "outside")
 
 
 def _count(nodes: _Nodes, flags: str, axis: str) -> str:

@@ -5,11 +5,14 @@ either accuracy circuit: the digits one (prover.accuracy_circuit) or any ONNX cl
 An accuracy folder holds ``accuracy.json`` (the circuit, the SRS, the digests of the shipped
 verifying files), the circuit's ``settings.json``, ``vk.key``, ``vka.bytes`` and ``kzg.srs`` (so
 that anyone verifies it anywhere, see prover.verifying), per batch ``input.json`` and
-``proof.json``, ``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof),
+``proof.json``, ``commitments.json`` (the model's KZG commitment, the first 64 bytes of the proof,
+and the evaluation set's: each batch's x and labels, the next 128 bytes of its proof),
 ``public.json`` and ``summary.txt``, and for an ONNX model its ``model.onnx``; verifying checks
 every one of them. The model commitment equals the round circuit's commitment of the same vector
 when both circuits have the same logrows, which is how a task binds the accuracy proof to its
-final global model on chain; the evaluation set is public in the proof.
+final global model on chain; the evaluation set is committed too (never public), and the
+requester's task commits to those commitments (:func:`evaluation_set_commitments`), which the
+requester computes before any proof exists, as a client does its update's.
 """
 
 from __future__ import annotations
@@ -24,18 +27,18 @@ from eth_utils import keccak
 from stakelearn.circuits.accuracy import (
     check_evaluation_set,
     correct_count,
+    range_errors,
     split_model_input,
 )
 from stakelearn.errors import ArtifactError, InputError, ProofError
 from stakelearn.files import atomic_dir, write_bytes_atomic, write_json_atomic
-from stakelearn.models.quantize import field_element
 from stakelearn.prover import steps
 from stakelearn.prover.accuracy_circuit import AccuracyCircuit, input_json
 from stakelearn.prover.chunked import chunk_root, parts_commitment
 from stakelearn.prover.circuit import (
     prepare,
 )
-from stakelearn.prover.commitments import proof_commitments
+from stakelearn.prover.commitments import COMMITMENT_BYTES, commit, proof_commitments
 from stakelearn.prover.evm import verify_arguments, vka_digest
 from stakelearn.prover.inputs import check_input_range
 from stakelearn.prover.isolate import StepStats
@@ -68,22 +71,37 @@ def proof_model_commitment(proof: bytes, circuit) -> str:
     return (parts[0] if circuit.chunk == 0 else chunk_root(parts)).hex()
 
 
-def evaluation_values(x: np.ndarray, labels: np.ndarray) -> list[int]:
-    """The evaluation set as the proof's public values list it and the requester reveals it: the
-    inputs as the accuracy circuit's integers, sample by sample (the digits' grey levels, an ONNX
-    model's round(x 2^t)), then the labels, each a field element."""
-    x, labels = np.asarray(x), np.asarray(labels)
-    if len(x) != len(labels) or len(labels) == 0 or np.any(x != np.round(x)) or np.any(labels != np.round(labels)):
-        raise InputError(
-            f"an evaluation set is N samples of integers and N integer labels, got {x.shape} and {labels.shape}"
-        )
-    return [field_element(v) for v in [*x.astype(np.int64).ravel().tolist(), *labels.astype(np.int64).tolist()]]
+SET_INPUTS = 2  # the evaluation set's committed inputs per proof: x, then the labels
 
 
-def evaluation_hash(values: list[int]) -> bytes:
-    """keccak256 of an evaluation set as AccuracyVerifier hashes it: each value a 32-byte word,
-    a negative x value as the field element p - |v| (the word the proof's instance holds)."""
-    return keccak(b"".join(field_element(v).to_bytes(32, "big") for v in values))
+def proof_set_commitments(proof: bytes, circuit) -> list[bytes]:
+    """The evaluation set's commitments a proof carries: its x's and its labels', right after
+    the model's (AccuracyVerifier reads them there)."""
+    return proof_commitments(proof, circuit.model_parts + SET_INPUTS)[circuit.model_parts :]
+
+
+def evaluation_set_commitments(x: np.ndarray, labels: np.ndarray, prepared) -> list[bytes]:
+    """The commitments every accuracy proof of the set will carry, in proof order (each batch's
+    x, then its labels), computed before any proof from the prepared circuit's keys: what the
+    requester's task commits to (:func:`evaluation_set_hash`). ``x`` holds the circuit's
+    integers (the digits' grey levels, an ONNX model's round(x 2^t)), sample by sample."""
+    circuit = prepared.circuit
+    labels = np.asarray(labels, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64).reshape(len(labels), -1)
+    commitments = []
+    for b in range(batch_count(len(labels), circuit)):
+        batch = slice(b * circuit.samples, (b + 1) * circuit.samples)
+        for values in (x[batch].ravel(), labels[batch]):
+            commitments.append(commit(values, prepared.vk, prepared.settings, prepared.srs.path))
+    return commitments
+
+
+def evaluation_set_hash(commitments: list[bytes]) -> bytes:
+    """keccak256 of the set's commitments one after the other, as AccuracyVerifier hashes them
+    from the proofs: the hash the requester's commitment covers (RewardManager.evaluationCommitment)."""
+    if any(len(c) != COMMITMENT_BYTES for c in commitments):
+        raise InputError("an evaluation set commitment is 64 bytes")
+    return keccak(b"".join(commitments))
 
 
 @dataclass(frozen=True)
@@ -91,7 +109,8 @@ class AccuracyOutcome:
     correct: int
     samples: int
     model_commitment: str  # hex
-    evaluation: list[int]  # the public evaluation set, as evaluation_values lists it (field elements)
+    set_commitments: list[str]  # hex, each batch's x then labels (evaluation_set_commitments)
+    range_error: int = 0  # the set's values out of range: > 0 proves the set unprovable
     # An ONNX model's counts in floats, as its prover computed them (not proven): the float model
     # and the quantised one, so that the quantisation gap is visible beside the proven count.
     float_correct: int | None = None
@@ -103,9 +122,9 @@ class AccuracyOutcome:
 
     @property
     def evaluation_hash(self) -> bytes:
-        """keccak256 of the set as AccuracyVerifier hashes it (each value a 32-byte word, all pixels
-        then all labels): the hash the requester's commitment covers (RewardManager.evaluationCommitment)."""
-        return evaluation_hash(self.evaluation)
+        """keccak256 of the set's commitments (:func:`evaluation_set_hash`): the hash the
+        requester's commitment covers (RewardManager.evaluationCommitment)."""
+        return evaluation_set_hash([bytes.fromhex(c) for c in self.set_commitments])
 
 
 def batch_folder(folder: Path, batch: int) -> Path:
@@ -147,8 +166,9 @@ def prove_accuracy(
     model = model.astype(np.int64)
 
     def check(b: int, outputs: dict) -> None:
-        expected = correct_count(model, *_batch(pixels, labels, circuit.samples, b), circuit.classifier)
-        if outputs["correct"] != expected or outputs["label_error"] != 0:
+        batch = _batch(pixels, labels, circuit.samples, b)
+        expected = correct_count(model, *batch, circuit.classifier), range_errors(*batch)
+        if (outputs["correct"], outputs["range_error"]) != expected:
             raise ProofError("the accuracy circuit's witness disagrees with the numpy reference; this is a bug")
 
     return prove_batches(circuit, batch_data, split_model_input(model, circuit.chunk), out, stats, check)
@@ -192,7 +212,10 @@ def prove_batches(
                 )
             stats["prove"] = step
             (folder / steps.WITNESS).unlink()
-        write_json_atomic(tmp / COMMITMENTS, {"model": model_parts_commitment(model_parts, prepared)})
+        evaluation = [c.hex() for data in batch_data for c in _input_set_commitments(data, prepared)]
+        write_json_atomic(
+            tmp / COMMITMENTS, {"model": model_parts_commitment(model_parts, prepared), "evaluation": evaluation}
+        )
         for name, content in (shipped or {}).items():
             write_bytes_atomic(tmp / name, content)
         manifest = {
@@ -207,7 +230,9 @@ def prove_batches(
             **({"reference": reference} if reference else {}),
         }
         write_json_atomic(tmp / MANIFEST, manifest)
-        outcome = _outcome([_proof_outputs(batch_folder(tmp, b), circuit) for b in range(batches)], tmp)
+        outcome = _outcome(
+            [_proof_outputs(batch_folder(tmp, b), circuit) for b in range(batches)], tmp, circuit.samples
+        )
         write_json_atomic(tmp / PUBLIC, public_json(outcome))
         write_bytes_atomic(tmp / SUMMARY, summary_text(outcome, manifest).encode())
         verify_accuracy(tmp)  # the folder as a third party gets it
@@ -224,19 +249,25 @@ def _proof_outputs(folder: Path, circuit) -> dict:
     return circuit.outputs([steps.felt_to_int(felt) for felt in proof["instances"][0]])
 
 
-def _outcome(outputs: list[dict], folder: Path) -> AccuracyOutcome:
-    """The set's outcome from its batches' outputs: the counts added, the set as evaluation_values
-    lists it (all pixels, then all labels), as AccuracyVerifier hashes it."""
-    pixels = [v for o in outputs for v in o["x"]]
-    labels = [v for o in outputs for v in o["labels"]]
-    model = json.loads((folder / COMMITMENTS).read_text())["model"]
-    values = [field_element(v) for v in pixels + labels]  # the outputs are read signed
+def _input_set_commitments(data: dict, prepared) -> list[bytes]:
+    """The set commitments of one batch's input file (x, then labels), as its proof carries them."""
+    _, x, labels = prepared.circuit.decode_input(data)
+    return [
+        commit(np.asarray(v, dtype=np.int64), prepared.vk, prepared.settings, prepared.srs.path) for v in (x, labels)
+    ]
+
+
+def _outcome(outputs: list[dict], folder: Path, samples: int) -> AccuracyOutcome:
+    """The set's outcome from its batches' outputs: the counts added, the set's commitments in
+    proof order, as AccuracyVerifier hashes them."""
+    commitments = json.loads((folder / COMMITMENTS).read_text())
     reference = json.loads((folder / MANIFEST).read_text()).get("reference", {})
     return AccuracyOutcome(
         sum(o["correct"] for o in outputs),
-        len(labels),
-        model,
-        values,
+        samples * len(outputs),
+        commitments["model"],
+        list(commitments["evaluation"]),
+        sum(o["range_error"] for o in outputs),
         reference.get("float_correct"),
         reference.get("quantized_correct"),
     )
@@ -290,35 +321,38 @@ def verify_accuracy(folder: Path, ceremony_srs: Path | None = None) -> AccuracyO
         proof = json.loads((batch / steps.PROOF).read_text())
         if proof_model_commitment(bytes(proof["proof"]), circuit) != commitments["model"]:
             raise ProofError(f"{batch.name}: the proof's model commitment differs from the one claimed")
+        if len(commitments.get("evaluation", [])) != SET_INPUTS * len(batches):
+            raise ProofError(f"{folder / COMMITMENTS} must name {SET_INPUTS} set commitments per batch")
+        b = len(outputs)
+        claimed = commitments["evaluation"][SET_INPUTS * b : SET_INPUTS * (b + 1)]
+        if [c.hex() for c in proof_set_commitments(bytes(proof["proof"]), circuit)] != claimed:
+            raise ProofError(f"{batch.name}: the proof's evaluation set commitments differ from the ones claimed")
         outputs.append(_proof_outputs(batch, circuit))
-        if outputs[-1]["label_error"] != 0:
-            raise ProofError(
-                f"{batch.name}: the evaluation set has labels outside 0..{circuit.classes - 1} (label_error != 0)"
-            )
-        lo, hi = circuit.input_range
-        if not all(lo <= v <= hi for v in outputs[-1]["x"]) or not all(
-            0 <= v < circuit.classes for v in outputs[-1]["labels"]
-        ):
-            raise ProofError(f"{batch.name}: the evaluation set's inputs are outside {lo}..{hi} or its labels no class")
         if (batch / steps.INPUT).exists():
-            parts, x, labels = circuit.decode_input(json.loads((batch / steps.INPUT).read_text()))
+            data = json.loads((batch / steps.INPUT).read_text())
+            parts, _, _ = circuit.decode_input(data)
             if (
                 len(parts) != circuit.model_parts
                 or model_parts_commitment(parts, prepared) != commitments["model"]
-                or [x, labels] != [outputs[-1]["x"], outputs[-1]["labels"]]
+                or [c.hex() for c in _input_set_commitments(data, prepared)] != claimed
             ):
                 raise ProofError(
                     f"{batch / steps.INPUT} does not hold the model and set the proof is about: "
                     "it was edited after proving"
                 )
-    outcome = _outcome(outputs, folder)
+    outcome = _outcome(outputs, folder, circuit.samples)
     check_text(folder / PUBLIC, json.dumps(public_json(outcome), indent=2) + "\n")
     check_text(folder / SUMMARY, summary_text(outcome, manifest))
     return outcome
 
 
 def public_json(outcome: AccuracyOutcome) -> dict:
-    return {"correct": outcome.correct, "samples": outcome.samples, "accuracy": outcome.accuracy}
+    return {
+        "correct": outcome.correct,
+        "samples": outcome.samples,
+        "accuracy": outcome.accuracy,
+        "range_error": outcome.range_error,
+    }
 
 
 def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
@@ -327,6 +361,8 @@ def summary_text(outcome: AccuracyOutcome, manifest: dict) -> str:
         f"circuit {manifest['circuit_digest']}, logrows {manifest['logrows']}, {manifest['srs']['label']}\n"
         f"verifying key artifact (VKA) digest {manifest['vka_digest']}: a task's AccuracyVerifier pins it\n"
         f"model commitment: 0x{outcome.model_commitment}\n"
+        f"evaluation set: commitments' hash 0x{outcome.evaluation_hash.hex()}"
+        + (f"; {outcome.range_error} values OUT OF RANGE: the set is unprovable\n" if outcome.range_error else "\n")
     ) + (reference_line(outcome) + "\n" if outcome.float_correct is not None else "")
 
 

@@ -22,6 +22,7 @@ from stakelearn.circuits.accuracy import (
     Classifier,
     input_names,
     model_parts,
+    set_reach,
     split_model_input,
     split_outputs,
 )
@@ -80,8 +81,7 @@ class AccuracyCircuit:
         return (0, GREY_LEVELS)
 
     def outputs(self, values: list[int]) -> dict:
-        named = split_outputs(values, self.samples)
-        return {**named, "x": named.pop("pixels")}
+        return split_outputs(values)
 
     def decode_input(self, data: dict) -> tuple[list, list, list]:
         *parts, pixels, labels = data["input_data"]
@@ -109,9 +109,10 @@ class AccuracyCircuit:
         return input_names(self.chunk, self.classifier.length)
 
     def input_bounds(self) -> list[tuple[int, int]]:
-        """Each input's range, for :func:`check_input_range`: the model within the bound (the
-        lookup table all inputs share is [-bound, bound]), grey levels and classes."""
-        return [(-self.bound, self.bound)] * self.model_parts + [(0, GREY_LEVELS), (0, CLASSES - 1)]
+        """Each input's range, for :func:`check_input_range`: the model within the bound (its
+        lookup table is [-bound, bound]); the set's values within the comparisons' reach (the
+        circuit flags those outside their ranges, see circuits.accuracy)."""
+        return [(-self.bound, self.bound)] * self.model_parts + list(set_reach(self.bound))
 
     @property
     def largest_input(self) -> int:
@@ -122,7 +123,8 @@ class AccuracyCircuit:
         """Enough digits for the comparisons of logits (and the hidden units' ReLU): a first
         layer's output is within (64 * 16 + 16) * bound, an MLP's logit within hidden * that *
         bound + 16 * scale * bound."""
-        largest = (FEATURES * GREY_LEVELS + GREY_LEVELS) * self.bound
+        pixel = max(abs(v) for v in set_reach(self.bound)[0])  # an out-of-range set is evaluated too
+        largest = (FEATURES * pixel + GREY_LEVELS) * self.bound
         if self.hidden:
             largest = self.hidden * largest * self.bound + GREY_LEVELS * self.scale * self.bound
         bits = (2 * largest).bit_length() + 1

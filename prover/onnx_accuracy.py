@@ -41,7 +41,7 @@ class OnnxAccuracyCircuit:
     per proof, over a parameter vector in ``layout`` that is the sum of ``m`` updates quantized at
     2^-``scale_bits``, each within ``model_bound``; ``chunk`` C > 0 takes it in chunks of C as a
     round proven in chunks commits it. ``input_range`` (lo, hi) bounds the quantized inputs
-    round(x 2^t) the circuit is calibrated for (and a verifier checks)."""
+    round(x 2^t) the circuit is calibrated for (and checks: ``range_error``)."""
 
     onnx_sha256: str
     layout: tuple
@@ -83,7 +83,9 @@ class OnnxAccuracyCircuit:
 
     @cached_property
     def graph(self) -> onnx.ModelProto:
-        return surgery.accuracy_graph(self.model, self.layout, self.samples, self.scale_bits, self.m, self.chunk)
+        return surgery.accuracy_graph(
+            self.model, self.layout, self.samples, self.scale_bits, self.m, self.chunk, input_range=self.input_range
+        )
 
     @property
     def input_scale(self) -> int:
@@ -130,7 +132,16 @@ class OnnxAccuracyCircuit:
         return [*surgery.params_names(self.d, self.chunk), surgery.data_inputs(self.model)[0].name, "labels"]
 
     def input_bounds(self) -> list[tuple[int, int]]:
-        return [(-self.bound, self.bound)] * self.model_parts + [self.input_range, (0, self.classes - 1)]
+        """The model within its bound; the set's values within the comparisons' reach (the
+        circuit flags those outside input_range and the classes, see circuits.onnx_accuracy)."""
+        return [(-self.bound, self.bound)] * self.model_parts + [self.set_reach] * 2
+
+    @property
+    def set_reach(self) -> tuple[int, int]:
+        """The set's values the circuit can prove in or out of range: a comparison decomposes a
+        value minus a bound into DECOMP_LEGS signed digits of DECOMP_BASE."""
+        reach = DECOMP_BASE**DECOMP_LEGS // 2 - max(abs(v) for v in (*self.input_range, self.classes)) - 1
+        return (-reach, reach)
 
     @property
     def largest_input(self) -> int:
@@ -204,16 +215,9 @@ class OnnxAccuracyCircuit:
         return surgery.quantize_samples(x, self.input_scale)
 
 
-def split_outputs(values: list[int], samples: int, features: int) -> dict:
+def split_outputs(values: list[int], samples: int = 0, features: int = 0) -> dict:
     """Name the parts of a proof's public vector (the digits circuit's layout)."""
-    end = 3 + samples * features
-    return {
-        "correct": values[0],
-        "label_error": values[1],
-        "range_tag": values[2],
-        "x": values[3:end],
-        "labels": values[end:],
-    }
+    return {"correct": values[0], "range_error": values[1], "range_tag": values[2]}
 
 
 def onnx_circuit_of(manifest: dict, folder) -> OnnxAccuracyCircuit:

@@ -33,8 +33,8 @@ def check_evaluation(circuit: OnnxAccuracyCircuit, x: np.ndarray, labels: np.nda
         )
     if not np.all(np.isfinite(x)):
         raise InputError("the evaluation inputs hold NaN or infinite values")
-    if labels.min() < 0 or labels.max() >= circuit.classes or np.any(labels != np.round(labels)):
-        raise InputError(f"labels must be classes 0..{circuit.classes - 1}")
+    if np.any(labels != np.round(labels)):  # their range is the circuit's to check (range_error)
+        raise InputError("labels must be integers")
     return x, labels.astype(np.int64)
 
 
@@ -68,11 +68,17 @@ def prove_onnx_accuracy(
         raise InputError(f"a parameter is beyond the circuit's bound {circuit.bound}: {int(np.abs(params).max())}")
     x_int = circuit.quantize_samples(x)
     lo, hi = circuit.input_range
-    if x_int.min() < lo or x_int.max() > hi:
-        raise InputError(
-            f"the quantized inputs span {x_int.min()}..{x_int.max()}, beyond the circuit's input range {lo}..{hi}"
+    if x_int.min() < lo or x_int.max() > hi:  # proven all the same: range_error > 0 says so
+        logger.warning(
+            "the quantized inputs span %d..%d, beyond the circuit's input range %d..%d: the proof will show "
+            "the set out of range",
+            x_int.min(),
+            x_int.max(),
+            lo,
+            hi,
         )
     size, t = circuit.samples, circuit.input_scale
+    classes = (labels >= 0) & (labels < circuit.classes)
     parts = surgery.parameter_parts(params, circuit.chunk)
     batch = [slice(b * size, (b + 1) * size) for b in range(batches)]
     batch_data = [circuit.input_json(params, x_int[s], labels[s]) for s in batch]
@@ -80,14 +86,17 @@ def prove_onnx_accuracy(
         float_parameters = surgery.model_parameters(circuit.model, circuit.layout)
     quantized = [surgery.reference_count(circuit.graph, parts, x_int[s], labels[s], t) for s in batch]
     reference = {
-        "float_correct": surgery.float_count(circuit.model, x, labels, float_parameters, circuit.layout),
+        "float_correct": surgery.float_count(
+            circuit.model, x, np.where(classes, labels, 0), float_parameters, circuit.layout
+        ),
         "quantized_correct": sum(quantized),
         "note": "computed by the prover in floats (onnx reference evaluator), not proven",
     }
 
     def check(b: int, outputs: dict) -> None:
-        if outputs["label_error"] != 0:
-            raise ProofError("the circuit's witness finds a label that is no class; this is a bug")
+        bad = int(((x_int[batch[b]] < lo) | (x_int[batch[b]] > hi)).sum() + (~classes[batch[b]]).sum())
+        if outputs["range_error"] != bad:
+            raise ProofError("the circuit's range check disagrees with the set's; this is a bug")
         if outputs["correct"] != quantized[b]:  # rescaling rounds apart from floats only at near-ties
             logger.warning(
                 "batch %d: the circuit counts %d, the quantised model in floats %d", b, outputs["correct"], quantized[b]

@@ -131,7 +131,7 @@ def start_run(chain: Chain, protocol: Protocol, config: TaskConfig, circuits: tu
     set), stake, check the task's verifiers and enroll; record it all in ``run.json``."""
     circuit = circuits[0].prepared.circuit  # the round circuit, or the chunk circuit of a round in chunks
     keys = fund_demo_keys(chain, config)
-    task_circuits = (circuit, circuits[1].circuit)
+    task_circuits = (circuit, circuits[1])  # the set's commitments are the prepared accuracy circuit's
     _, params = prepare_task(protocol, config, task_circuits, evaluation_set(federation), out, FEE_PER_EPOCH)
     task_id = post_task(protocol, keys["requester"], params)
     record_posted(task_dir(out), task_id, params)

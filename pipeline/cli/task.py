@@ -4,8 +4,9 @@
   (``node.task_description``; no key in it) and the requester's secret file (its evaluation set
   and salt), then post the task on a verifier pair governance approved for its shape;
 - ``status``: where a task stands, from the chain alone;
-- ``reveal``: the requester reveals its evaluation set once training is over;
-- ``settle``: prove the final model's accuracy on the revealed set and submit it (anyone holding
+- ``reveal``: the requester reveals its evaluation set's salt and commitments on chain once
+  training is over, and publishes the set itself (a file beside the task folder, for the provers);
+- ``settle``: prove the final model's accuracy on the published set and submit it (anyone holding
   the final aggregate; the aggregator in practice), or, once the deadline passed, settle.
 """
 
@@ -28,6 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_task_folder(reveal)
     add_key_options(reveal, whose="the requester's key")
     reveal.add_argument("--secret", type=Path, required=True, help="the secret file `task create` wrote")
+    reveal.add_argument(
+        "--publish",
+        type=Path,
+        default=None,
+        help="where to write the set for the provers (default: TASK_DIR.evaluation.npz beside the task folder)",
+    )
     settle = actions.add_parser(
         "settle",
         help="prove the final model's accuracy on the revealed set and submit it, or settle after the deadline",
@@ -41,6 +48,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the last round's aggregate (.npy integers, as the aggregator saved it); not needed after the deadline",
     )
     settle.add_argument("--out", type=Path, default=None, help="new folder for the accuracy proof")
+    settle.add_argument(
+        "--evaluation",
+        type=Path,
+        default=None,
+        help="the set the requester published (default: TASK_DIR.evaluation.npz beside the task folder)",
+    )
+
+
+def published_path(task_dir: Path) -> Path:
+    """Where the requester publishes its evaluation set by default: beside the task folder."""
+    return task_dir.with_name(task_dir.name + ".evaluation.npz")
 
 
 def _add_task_folder(command: argparse.ArgumentParser) -> None:
@@ -149,8 +167,12 @@ def _reveal(args: argparse.Namespace) -> int:
     task_id = task.description.task_id
     if protocol.task(task_id).requester != requester.address:
         raise InputError(f"only task {task_id}'s requester reveals its evaluation set; this key is {requester.address}")
-    reveal_evaluation_set(protocol, requester, task_id, args.secret)
-    print(f"task {task_id}: evaluation set revealed; anyone may now prove the final model's accuracy on it")
+    published = args.publish or published_path(args.task_dir)
+    reveal_evaluation_set(protocol, requester, task_id, args.secret, published)
+    print(
+        f"task {task_id}: evaluation set revealed (its commitments on chain, the set published at {published}); "
+        "anyone may now prove the final model's accuracy on it"
+    )
     return 0
 
 
@@ -159,5 +181,7 @@ def _settle(args: argparse.Namespace) -> int:
 
     payer = account(args)
     task, protocol = _attached(args, payer)
-    print(settle_task(protocol, task, payer, args.aggregate, args.out))
+    print(
+        settle_task(protocol, task, payer, args.aggregate, args.out, args.evaluation or published_path(args.task_dir))
+    )
     return 0

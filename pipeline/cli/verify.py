@@ -99,8 +99,11 @@ def _verify_accuracy(args: argparse.Namespace) -> int:
     outcome = verify_accuracy(args.folder, ceremony_srs=args.srs)
     print(
         f"accuracy verified: {outcome.correct} of {outcome.samples} correct ({outcome.accuracy:.3f}) on the "
-        f"evaluation set whose hash is 0x{outcome.evaluation_hash.hex()} (the hash the requester's commitment covers)"
+        f"evaluation set whose commitments' hash is 0x{outcome.evaluation_hash.hex()} (the hash the requester's "
+        "commitment covers)"
     )
+    if outcome.range_error:  # a proof that the set is unprovable: it pays the clients in full
+        print(f"the evaluation set has {outcome.range_error} values out of range: the count does not apply")
     if outcome.float_correct is not None:  # an ONNX model's: the quantisation gap beside the proven count
         print(reference_line(outcome))
     return 0

@@ -26,7 +26,7 @@ from stakelearn.pipeline.contracts.verifiers import (
     accuracy_verifier_args,
     deploy_accuracy_verifier,
 )
-from stakelearn.prover.accuracy import evaluation_hash
+from stakelearn.prover.accuracy import evaluation_set_hash
 from stakelearn.prover.circuit import PreparedCircuit
 from stakelearn.prover.evm import verify_arguments
 from stakelearn.prover.rounds import Round
@@ -286,6 +286,8 @@ def new_account(chain: Chain, wei: int):
     return account
 
 
-def evaluation_commitment(salt: bytes, values: list[int]) -> bytes:
-    """A requester's commitment to its evaluation set (RewardManager.evaluationCommitment)."""
-    return keccak(encode(["bytes32", "bytes32"], [salt, evaluation_hash(values)]))
+def evaluation_commitment(salt: bytes, set_commitments: list[bytes]) -> bytes:
+    """A requester's commitment to its evaluation set (RewardManager.evaluationCommitment): the
+    salted hash of the set's commitments under the accuracy circuit, in proof order
+    (prover.accuracy.evaluation_set_commitments)."""
+    return keccak(encode(["bytes32", "bytes32"], [salt, evaluation_set_hash(set_commitments)]))

@@ -59,17 +59,16 @@ def register_vka(chain: Chain, verifier: str, vka: Path) -> None:
 
 def accuracy_verifier_args(verifier: str, prepared: PreparedCircuit, samples: int) -> tuple:
     """AccuracyVerifier's constructor arguments for the prepared accuracy circuit and an evaluation
-    set of ``samples``: the reusable verifier, the pinned VKA digest, the samples, the set's shape
-    (features, classes, input range), the model's chunks (0 when taken whole) and the batches
-    the set is proven in."""
+    set of ``samples``: the reusable verifier, the pinned VKA digest, the samples, the model's
+    chunks (0 when taken whole) and the batches the set is proven in. (The set's shape and
+    ranges are the circuit's: it checks them, pinned by the VKA.)"""
     circuit = prepared.circuit
     digest = vka_digest(prepared.vka)
     if not isinstance(circuit, (AccuracyCircuit, OnnxAccuracyCircuit)) or samples % circuit.samples:
-        # a circuit that cannot take such a set: arguments whose code no task's verifier has
-        return verifier, digest, samples, 1, 2, 0, 0, 0, 1
+        # a circuit that cannot take such a set: arguments that deploy, pinned to no task's shape
+        return verifier, digest, samples, 2**256 - 1, 1
     chunks = circuit.model_parts if circuit.chunk else 0
-    shape = (circuit.features, circuit.classes, *circuit.input_range)
-    return verifier, digest, samples, *shape, chunks, batch_count(samples, circuit)
+    return verifier, digest, samples, chunks, batch_count(samples, circuit)
 
 
 def deploy_accuracy_verifier(chain: Chain, prepared: PreparedCircuit, verifier: str, samples: int | None = None):

@@ -1,6 +1,7 @@
 """The requester's steps: prepare and post a task (with a salted commitment to its private
-evaluation set), and after training reveal that set on chain so the final model's accuracy can be
-proven."""
+evaluation set's commitments under the accuracy circuit), and after training reveal the salt and
+those commitments on chain and publish the set off chain, so that anyone can prove the final
+model's accuracy on it."""
 
 from __future__ import annotations
 
@@ -28,18 +29,23 @@ from stakelearn.pipeline.node.task_description import (
     spec_hash,
     write_task_folder,
 )
-from stakelearn.prover.accuracy import evaluation_values
+from stakelearn.prover.accuracy import evaluation_set_commitments
 from stakelearn.prover.chunked import ChunkCircuit
+from stakelearn.prover.commitments import COMMITMENT_BYTES
 
 
-def keep_evaluation_set(x: np.ndarray, y: np.ndarray, secret: Path) -> bytes:
+def keep_evaluation_set(x: np.ndarray, y: np.ndarray, secret: Path, prepared_accuracy) -> bytes:
     """Keep the evaluation set in ``secret`` (.npz: ``x``, the inputs as the accuracy circuit's
-    integers, ``y``, the labels, and ``salt``) with a fresh salt, which hides the set (it may be
-    guessable: public data) until it is revealed; the commitment to it. Readable by its owner only."""
+    integers, ``y``, the labels, ``salt``, and ``commitments``, the set's commitments under the
+    prepared accuracy circuit, as its proofs will carry them) with a fresh salt, which hides the
+    set (it may be guessable: public data) until it is revealed; the task's commitment to it.
+    Readable by its owner only."""
     salt = os.urandom(32)
-    write_bytes_atomic(secret, npz_bytes(x=x, y=y, salt=np.frombuffer(salt, np.uint8)))
+    commitments = evaluation_set_commitments(x, y, prepared_accuracy)
+    packed = np.frombuffer(b"".join(commitments), np.uint8).reshape(len(commitments), COMMITMENT_BYTES)
+    write_bytes_atomic(secret, npz_bytes(x=x, y=y, salt=np.frombuffer(salt, np.uint8), commitments=packed))
     secret.chmod(0o600)
-    return evaluation_commitment(salt, evaluation_values(x, y))
+    return evaluation_commitment(salt, commitments)
 
 
 def kept_evaluation_set(secret: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
@@ -49,6 +55,32 @@ def kept_evaluation_set(secret: Path) -> tuple[np.ndarray, np.ndarray, bytes]:
             return kept["x"], kept["y"], kept["salt"].tobytes()
     except (OSError, ValueError, KeyError) as error:
         raise InputError(f"{secret}: not a requester's secret file (x, y, salt) ({error})") from None
+
+
+def kept_set_commitments(secret: Path) -> list[bytes]:
+    """The set's commitments ``secret`` keeps, in proof order (:func:`keep_evaluation_set`)."""
+    try:
+        with np.load(secret, allow_pickle=False) as kept:
+            return [row.tobytes() for row in kept["commitments"]]
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(
+            f"{secret}: no evaluation set commitments in it ({error}): it was written for another version"
+        ) from None
+
+
+def publish_evaluation_set(secret: Path, published: Path) -> Path:
+    """Write the set ``secret`` keeps (x, y: no salt) to ``published``, for anyone to prove on."""
+    x, y, _ = kept_evaluation_set(secret)
+    return write_bytes_atomic(published, npz_bytes(x=x, y=y))
+
+
+def published_evaluation_set(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The set a requester published (:func:`publish_evaluation_set`): the circuit's integers, labels."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return np.asarray(data["x"], dtype=np.int64), np.asarray(data["y"], dtype=np.int64)
+    except (OSError, ValueError, KeyError) as error:
+        raise InputError(f"{path}: not a published evaluation set (.npz with x and y) ({error})") from None
 
 
 def prepare_task(
@@ -63,11 +95,13 @@ def prepare_task(
     0), its ``evaluation`` set (pixels, labels) kept secret in the run folder, the task's public
     description over its ``circuits`` (round, accuracy) and the parameters of ``createTask``
     naming them and the protocol's verifier pair. The task folder (``run_folder.task_dir``) is
-    written now and completed once the task is posted (:func:`record_posted`)."""
+    written now and completed once the task is posted (:func:`record_posted`). ``circuits`` is
+    the round circuit and the prepared accuracy circuit (the set's commitments are its)."""
     initial = initial_parameters(config.hidden, config.seed)
     save_array(model_path(out, 0), initial)
     pixels, labels = evaluation
-    evaluation_set = keep_evaluation_set(pixels, labels, out / EVALUATION_FILE)
+    round_circuit, prepared_accuracy = circuits
+    evaluation_set = keep_evaluation_set(pixels, labels, out / EVALUATION_FILE, prepared_accuracy)
     staging = out / "task-model.staging.onnx"
     export_onnx(initial, config.hidden, staging)
     model = staging.read_bytes()
@@ -76,9 +110,8 @@ def prepare_task(
     terms = Terms(
         config.epochs, fee_per_epoch, round(config.target_accuracy * 10_000), len(labels), config.verification
     )
-    round_circuit, accuracy_circuit = circuits
     description = describe_task(
-        protocol, round_circuit, config.dimension, config.fixed_point, accuracy_circuit, model, layout, terms
+        protocol, round_circuit, config.dimension, config.fixed_point, prepared_accuracy.circuit, model, layout, terms
     )
     pair = (protocol.round_verifier.contract.address, protocol.accuracy_verifier.address)
     write_task_folder(task_dir(out), description, model, initial)
@@ -102,20 +135,24 @@ def post_task(protocol: Protocol, account, params: TaskParams) -> int:
     return created["args"]["taskId"]
 
 
-def reveal_evaluation_set(protocol: Protocol, account, task_id: int, secret: Path) -> None:
-    """Reveal the evaluation set and salt kept in ``secret`` (:func:`keep_evaluation_set`)."""
-    x, y, salt = kept_evaluation_set(secret)
-    values = evaluation_values(x, y)
-    protocol.execute(account, "revealEvaluationSet", task_id, salt, values)
+def reveal_evaluation_set(protocol: Protocol, account, task_id: int, secret: Path, published: Path) -> None:
+    """Publish the set kept in ``secret`` (:func:`keep_evaluation_set`) at ``published``, then
+    reveal its salt and commitments on chain (the values never go on chain)."""
+    _, _, salt = kept_evaluation_set(secret)
+    commitments = kept_set_commitments(secret)
+    publish_evaluation_set(secret, published)
+    protocol.execute(account, "revealEvaluationSet", task_id, salt, b"".join(commitments))
 
 
-def revealed_evaluation_set(protocol: Protocol, task_id: int) -> tuple[bytes, list[int]] | None:
-    """The salt and values a requester revealed on chain (read from the reveal's calldata)."""
+def revealed_evaluation_set(protocol: Protocol, task_id: int) -> tuple[bytes, list[bytes]] | None:
+    """The salt and set commitments a requester revealed on chain (its reveal's event)."""
     logs = protocol.logs("EvaluationSetRevealed", taskId=task_id)
     if not logs:
         return None
-    _, call = protocol.tasks.decode_function_input(protocol.chain.transaction(logs[0]["transactionHash"])["input"])
-    return bytes(call["salt"]), list(call["values"])
+    args = logs[0]["args"]
+    packed = bytes(args["setCommitments"])
+    commitments = [packed[i : i + COMMITMENT_BYTES] for i in range(0, len(packed), COMMITMENT_BYTES)]
+    return bytes(args["salt"]), commitments
 
 
 def describe_task(

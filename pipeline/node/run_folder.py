@@ -7,7 +7,9 @@ models/         the global model of every epoch (epoch-0 is the initial one)
 updates/        every client's ONNX model per epoch
 rounds/         every epoch's proof folder
 task/           the task's public description (node.task_description): what clients are handed
-requester/      the requester's private evaluation set and salt (revealed on chain at the end)
+requester/      the requester's private evaluation set, salt and the set's commitments (only the
+                salt and the commitments go on chain, at the end)
+evaluation.npz  the evaluation set the requester publishes at its reveal, for the provers
 accuracy/       the accuracy proof of the final model on that set
 report/         report.md, summary.json and the plots
 """
@@ -35,6 +37,7 @@ from stakelearn.prover.rounds import Round, round_for
 RUN_FILE = "run.json"
 STORE_FILE = "store.sqlite"
 EVALUATION_FILE = "requester/evaluation.npz"
+PUBLISHED_EVALUATION_FILE = "evaluation.npz"  # the set the requester publishes when it reveals
 
 
 def task_dir(out: Path) -> Path:

@@ -2,7 +2,7 @@
 
 Two steps, so that governance can approve the task's shape in between: prepare the public task
 folder (``node.task_description``) and the requester's secret file (its evaluation set, as the
-accuracy circuit's integers, and a fresh salt), then post the task on a verifier pair that
+accuracy circuit's integers, a fresh salt, and the set's commitments under the accuracy circuit), then post the task on a verifier pair that
 governance approved and whose code is the protocol's for the folder's circuits. Run again with
 the same arguments, it reuses the prepared folder and secret (never a new salt for a set
 already committed to in a folder), and refuses a folder that describes another task.
@@ -24,6 +24,7 @@ from stakelearn.pipeline.node.requester import (
     describe_task,
     keep_evaluation_set,
     kept_evaluation_set,
+    kept_set_commitments,
     post_task,
     record_posted,
     task_params,
@@ -35,7 +36,6 @@ from stakelearn.pipeline.node.task_description import (
     read_task_folder,
     write_task_folder,
 )
-from stakelearn.prover.accuracy import evaluation_values
 from stakelearn.prover.chunked import ChunkCircuit
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.onnx_accuracy import OnnxAccuracyCircuit, paired_chunked_onnx_circuits, paired_onnx_circuits
@@ -139,12 +139,13 @@ def create_task(
     else:
         if secret.exists():
             raise InputError(f"{secret} exists but {out} does not: remove the stale secret or choose another --secret")
-        keep_evaluation_set(x_int, y, secret)
+        # the set is committed to under the accuracy circuit, so its keys are needed now
+        keep_evaluation_set(x_int, y, secret, prepare(accuracy_circuit, request.ceremony_srs))
         write_task_folder(out, description, model, initial)
     if not post:
         return None
-    x_kept, y_kept, salt = kept_evaluation_set(secret)
-    commitment = evaluation_commitment(salt, evaluation_values(x_kept, y_kept))
+    _, _, salt = kept_evaluation_set(secret)
+    commitment = evaluation_commitment(salt, kept_set_commitments(secret))
     round_ = round_for(round_circuit, d, request.ceremony_srs)
     pair = approved_pair_for(protocol, round_, prepare(accuracy_circuit, request.ceremony_srs), len(y))
     if pair is None:

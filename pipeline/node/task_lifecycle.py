@@ -22,15 +22,19 @@ from eth_utils import keccak
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.models.digits import accuracy, one_torch_thread
-from stakelearn.models.quantize import from_field
 from stakelearn.pipeline.contracts.protocol import Protocol
 from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus
 from stakelearn.pipeline.federation.task import TaskConfig, client_models
 from stakelearn.pipeline.node.aggregator import Aggregator, EpochResult, stored_models
 from stakelearn.pipeline.node.client import Client
-from stakelearn.pipeline.node.requester import reveal_evaluation_set, revealed_evaluation_set
+from stakelearn.pipeline.node.requester import (
+    published_evaluation_set,
+    reveal_evaluation_set,
+    revealed_evaluation_set,
+)
 from stakelearn.pipeline.node.run_folder import (
     EVALUATION_FILE,
+    PUBLISHED_EVALUATION_FILE,
     STORE_FILE,
     config_from_json,
     load_run,
@@ -41,7 +45,13 @@ from stakelearn.pipeline.node.run_folder import (
 )
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
-from stakelearn.prover.accuracy import AccuracyOutcome, accuracy_call_arguments, prove_accuracy, verify_accuracy
+from stakelearn.prover.accuracy import (
+    AccuracyOutcome,
+    accuracy_call_arguments,
+    evaluation_set_commitments,
+    prove_accuracy,
+    verify_accuracy,
+)
 from stakelearn.prover.circuit import prepare
 from stakelearn.prover.onnx_accuracy import OnnxAccuracyCircuit
 from stakelearn.prover.onnx_proof import prove_onnx_accuracy
@@ -120,31 +130,50 @@ def run_epoch(
 def evaluate(
     protocol: Protocol, run: dict, aggregator, final_model, prepared_accuracy, out: Path, phase: Phase = untimed
 ) -> dict:
-    """Training is over: the requester (the demo's key) reveals its evaluation set on chain, then
-    the aggregator proves the final model's accuracy on it (:func:`settle_on_accuracy`). Steps
-    the chain shows done are skipped (resume)."""
+    """Training is over: the requester (the demo's key) reveals its evaluation set's salt and
+    commitments on chain and publishes the set in the run folder, then the aggregator proves the
+    final model's accuracy on it (:func:`settle_on_accuracy`). Steps the chain shows done are
+    skipped (resume)."""
     task_id = run["task_id"]
+    published = out / PUBLISHED_EVALUATION_FILE
     if protocol.task(task_id).status == TaskStatus.EVALUATING and not revealed_evaluation_set(protocol, task_id):
         with phase("chain"):
-            log.info("the requester reveals its evaluation set on chain")
+            log.info("the requester reveals its evaluation set's commitments on chain and publishes the set")
             requester = Account.from_key(run["keys"]["requester"])
-            reveal_evaluation_set(protocol, requester, task_id, out / EVALUATION_FILE)
-    return settle_on_accuracy(protocol, task_id, aggregator, final_model, prepared_accuracy, out / "accuracy", phase)
+            reveal_evaluation_set(protocol, requester, task_id, out / EVALUATION_FILE, published)
+    return settle_on_accuracy(
+        protocol, task_id, aggregator, final_model, prepared_accuracy, out / "accuracy", published, phase
+    )
 
 
 def settle_on_accuracy(
-    protocol: Protocol, task_id: int, account, final_model, prepared_accuracy, folder: Path, phase: Phase = untimed
+    protocol: Protocol,
+    task_id: int,
+    account,
+    final_model,
+    prepared_accuracy,
+    folder: Path,
+    published: Path,
+    phase: Phase = untimed,
 ) -> dict:
-    """The evaluation set is revealed: ``account`` (anyone; the aggregator in practice) reads it
-    from the chain, proves the accuracy of the final model (``final_model()``: the last round's
-    proven aggregate) on it into ``folder`` and submits the proof, on which the contract pays.
-    What the chain recorded of it."""
+    """The evaluation set is revealed: ``account`` (anyone; the aggregator in practice) reads its
+    commitments from the chain and the set the requester published at ``published``, checks that
+    they match, proves the accuracy of the final model (``final_model()``: the last round's proven
+    aggregate) on it into ``folder`` and submits the proof, on which the contract pays. What the
+    chain recorded of it."""
     if protocol.task(task_id).status == TaskStatus.EVALUATING:
         revealed = revealed_evaluation_set(protocol, task_id)
         if revealed is None:
             raise InputError(f"task {task_id}'s requester has not revealed its evaluation set yet: nothing to prove on")
-        salt, values = revealed
-        x, labels = _evaluation_arrays(values, prepared_accuracy.circuit.features)
+        salt, commitments = revealed
+        x, labels = published_evaluation_set(published)
+        if (
+            len(labels) % prepared_accuracy.circuit.samples
+            or evaluation_set_commitments(x, labels, prepared_accuracy) != commitments
+        ):
+            raise InputError(
+                f"{published} is not the evaluation set task {task_id}'s requester revealed: its commitments differ"
+            )
         with phase("proving"):
             if folder.exists():  # proven before a crash
                 verify_accuracy(folder)
@@ -170,28 +199,28 @@ def prove_final_accuracy(aggregate: np.ndarray, x_int: np.ndarray, labels: np.nd
     return prove_onnx_accuracy(aggregate, x, labels, circuit, folder, float_parameters=floats)
 
 
-def _evaluation_arrays(values: list[int], features: int) -> tuple[np.ndarray, np.ndarray]:
-    """The revealed set's inputs (the circuit's integers, ``features`` per sample) and labels:
-    the whole set, proven in batches of the circuit's samples."""
-    samples = len(values) // (features + 1)
-    x = from_field(values[: samples * features]).reshape(samples, features)
-    return x, from_field(values[samples * features :])
-
-
 def _proven_accuracy(protocol: Protocol, task_id: int, folder: Path) -> dict:
-    """What the chain recorded of the task's accuracy proof and its reveal."""
-    (event,) = protocol.logs("AccuracyProven", taskId=task_id)
+    """What the chain recorded of the task's accuracy proof and its reveal: the proven count, or
+    a set proven out of range (paid in full, no count)."""
+    proven = protocol.logs("AccuracyProven", taskId=task_id)
     (reveal,) = protocol.logs("EvaluationSetRevealed", taskId=task_id)
-    a = event["args"]
-    log.info(
-        f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
-        f"target {'reached' if a['targetReached'] else 'missed'}"
-    )
+    if proven:
+        a = proven[0]["args"]
+        log.info(
+            f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
+            f"target {'reached' if a['targetReached'] else 'missed'}"
+        )
+        outcome = {"correct": a["correct"], "samples": a["samples"], "target_reached": a["targetReached"]}
+        transaction = proven[0]["transactionHash"]
+    else:
+        (unprovable,) = protocol.logs("EvaluationSetUnprovable", taskId=task_id)
+        log.info("the evaluation set was proven out of range on chain: the clients are paid in full")
+        samples = protocol.task_params(task_id).evaluation_size
+        outcome = {"correct": 0, "samples": samples, "target_reached": False, "set_out_of_range": True}
+        transaction = unprovable["transactionHash"]
     return {
-        "correct": a["correct"],
-        "samples": a["samples"],
-        "target_reached": a["targetReached"],
-        "gas_used": protocol.chain.receipt(event["transactionHash"])["gasUsed"],
+        **outcome,
+        "gas_used": protocol.chain.receipt(transaction)["gasUsed"],
         "folder": str(folder),
         "reveal_gas_used": protocol.chain.receipt(reveal["transactionHash"])["gasUsed"],
     }
@@ -285,10 +314,13 @@ def task_status_lines(protocol: Protocol, task_id: int) -> list[str]:
     return lines
 
 
-def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, out: Path | None) -> str:
-    """``stakelearn task settle``: after the reveal, prove the final model's accuracy on the
-    revealed set over ``aggregate_path`` (the last round's aggregate, checked against the chain's
-    global model first) into ``out`` and submit it; after the deadline, settle without a proof."""
+def settle_task(
+    protocol: Protocol, task, account, aggregate_path: Path | None, out: Path | None, published: Path | None = None
+) -> str:
+    """``stakelearn task settle``: after the reveal, prove the final model's accuracy on the set
+    the requester published at ``published`` (checked against its revealed commitments) over
+    ``aggregate_path`` (the last round's aggregate, checked against the chain's global model
+    first) into ``out`` and submit it; after the deadline, settle without a proof."""
     description = task.description
     task_id = description.task_id
     state = protocol.task(task_id)
@@ -298,8 +330,11 @@ def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, 
     if protocol.chain.latest_timestamp() > deadline:
         protocol.execute(account, "settle", task_id)
         return f"task {task_id} settled without an accuracy proof (its deadline {deadline} passed)"
-    if aggregate_path is None or out is None:
-        raise InputError("settling on the accuracy proof needs --aggregate (the last round's aggregate) and --out")
+    if aggregate_path is None or out is None or published is None:
+        raise InputError(
+            "settling on the accuracy proof needs --aggregate (the last round's aggregate), --evaluation (the set "
+            "the requester published) and --out"
+        )
     try:
         aggregate = np.load(aggregate_path, allow_pickle=False).astype(np.int64)
     except (OSError, ValueError) as error:
@@ -308,7 +343,9 @@ def settle_task(protocol: Protocol, task, account, aggregate_path: Path | None, 
     if aggregate.shape != (round_.d,) or keccak(round_.aggregate_commitment(aggregate)) != state.global_model:
         raise InputError(f"{aggregate_path} is not task {task_id}'s final aggregate: its commitment is not the chain's")
     prepared = prepare(task.accuracy_circuit())
-    proven = settle_on_accuracy(protocol, task_id, account, lambda: aggregate, prepared, out)
+    proven = settle_on_accuracy(protocol, task_id, account, lambda: aggregate, prepared, out, published)
+    if proven.get("set_out_of_range"):
+        return f"the evaluation set was proven out of range on chain: the clients are paid in full (gas {proven['gas_used']:,})"
     target = "reached" if proven["target_reached"] else "missed"
     return (
         f"accuracy proven on chain: {proven['correct']} of {proven['samples']} correct; target {target} "

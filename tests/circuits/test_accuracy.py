@@ -14,6 +14,8 @@ from stakelearn.circuits.accuracy import (
     Classifier,
     correct_count,
     integer_logits,
+    range_errors,
+    set_reach,
     split_model_input,
     split_outputs,
 )
@@ -43,7 +45,7 @@ def trained_like_model(pixels: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def module_count(model: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> int:
     inputs = [torch.tensor(np.asarray(x).ravel(), dtype=torch.float64) for x in (model, pixels, labels)]
     out = Accuracy(len(labels)).double()(*inputs).numpy()
-    return int(round(split_outputs(out.tolist(), len(labels))["correct"]))
+    return int(round(split_outputs(out.tolist())["correct"]))
 
 
 def test_all_zero_model_gets_nothing_right(digits):
@@ -77,9 +79,23 @@ def test_reference_counts_strict_argmax_wins(digits):
     assert count > len(labels) // 2  # a real classifier still scores
 
 
-@pytest.mark.parametrize("case", ["zero", "constant", "tied", "trained", "saturated"])
+def test_range_errors_count_every_value_out_of_range(digits):
+    pixels, labels = digits[0][:64].copy(), digits[1][:64].copy()
+    assert range_errors(pixels, labels) == 0
+    pixels[0, 0], pixels[3, 9], labels[5], labels[6] = 17, -1, 10, -1
+    assert range_errors(pixels, labels) == 4
+    # within the lookup table [-4096, 4096], every value is shown in or out of range
+    (lo, hi), (label_lo, label_hi) = set_reach(4096)
+    assert 65 - (hi - 8) ** 2 >= -4096 > 65 - (hi + 1 - 8) ** 2 and 65 - (lo - 8) ** 2 >= -4096
+    assert 82 - (2 * label_hi - 9) ** 2 >= -4096 > 82 - (2 * label_hi + 2 - 9) ** 2
+    assert 82 - (2 * label_lo - 9) ** 2 >= -4096 > 82 - (2 * label_lo - 2 - 9) ** 2
+
+
+@pytest.mark.parametrize("case", ["zero", "constant", "tied", "trained", "saturated", "out of range"])
 def test_torch_module_counts_what_the_reference_counts(digits, case):
-    pixels, labels = digits[0][:64], digits[1][:64]
+    pixels, labels = digits[0][:64].copy(), digits[1][:64].copy()
+    if case == "out of range":  # the count on a set out of range is the circuit's all the same
+        pixels[0, :5], labels[:3] = [17, -1, 72, -56, 30], [10, -1, 36]
     biases = np.zeros(CLASSES, dtype=np.int64)
     biases[[2, 5]] = 4
     model = {
@@ -88,6 +104,7 @@ def test_torch_module_counts_what_the_reference_counts(digits, case):
         "tied": constant_model(biases),
         "trained": trained_like_model(pixels, labels),
         "saturated": np.full(MODEL_LENGTH, 4096, dtype=np.int64),
+        "out of range": trained_like_model(digits[0][:64], digits[1][:64]),
     }[case]
     assert module_count(model, pixels, labels) == correct_count(model, pixels, labels)
 

@@ -105,6 +105,8 @@ def test_a_cnn_task_from_create_to_withdraw_with_own_keys(tmp_path):
         protocol = attach_protocol(Chain.rpc(anvil.url), {"protocol": protocol_address})
         assert protocol.task(1).status == TaskStatus.EVALUATING
         stakelearn("task", "reveal", *rpc, "--task-dir", task_dir, "--secret", secret, key=requester)
+        with np.load(task_dir.with_name("cnn-task.evaluation.npz")) as published:  # the set, off chain
+            assert set(published.files) == {"x", "y"} and len(published["y"]) == 32
         work = task_dir.with_name("cnn-task.work")
         settled = stakelearn(
             *("task", "settle", *rpc, "--task-dir", task_dir, "--aggregate", work / "aggregate-epoch-002.npy"),

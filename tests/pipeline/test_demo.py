@@ -25,8 +25,14 @@ from stakelearn.pipeline.federation.rules import flagged
 from stakelearn.pipeline.federation.task import TaskConfig, make_federation
 from stakelearn.pipeline.node.aggregator import stored_models
 from stakelearn.pipeline.node.client import enroll, stake
-from stakelearn.pipeline.node.requester import post_task
-from stakelearn.pipeline.node.run_folder import EVALUATION_FILE, load_run, run_round, task_circuits
+from stakelearn.pipeline.node.requester import kept_set_commitments, post_task
+from stakelearn.pipeline.node.run_folder import (
+    EVALUATION_FILE,
+    PUBLISHED_EVALUATION_FILE,
+    load_run,
+    run_round,
+    task_circuits,
+)
 from stakelearn.pipeline.node.store import SequencerStore
 from stakelearn.pipeline.node.task_lifecycle import PROTOCOL, final_aggregate
 from stakelearn.prover.accuracy import COMMITMENTS as ACCURACY_COMMITMENTS
@@ -200,6 +206,17 @@ def test_run_demo_pays_only_on_the_accuracy_proof(demo_run):
         final_aggregate(out), pixels, labels
     )  # the circuit = the reference
     assert proven["args"]["targetReached"] and summary["accuracy_proof"]["correct"] == proven["args"]["correct"]
+    # Only the salt and the set's commitments went on chain; the set itself was published off chain,
+    # and the proof carries exactly the commitments the requester computed before any proof existed.
+    (revealed,) = tasks.events.EvaluationSetRevealed().get_logs(from_block=0, argument_filters={"taskId": 1})
+    committed = kept_set_commitments(out / EVALUATION_FILE)
+    assert revealed["args"]["setCommitments"] == b"".join(committed)
+    assert json.loads((out / "accuracy" / ACCURACY_COMMITMENTS).read_text())["evaluation"] == [
+        c.hex() for c in committed
+    ]
+    with np.load(out / PUBLISHED_EVALUATION_FILE) as published:
+        assert (published["x"] == pixels).all() and (published["y"] == labels).all() and "salt" not in published
+    assert (out / EVALUATION_FILE).stat().st_mode & 0o777 == 0o600  # the secret stays the requester's
 
 
 def submit_signed_round(protocol, signers, task_id, epoch, folder, prepared):
@@ -225,8 +242,9 @@ def replay(demo_run):
     clients = [Account.from_key(key) for key in run["keys"]["clients"]]
     prepared = prepare(task_circuits(SMALL_TASK, run["inner_cols"])[0])
 
-    def start(target_bps: int) -> int:
-        task_id = post_task(protocol, requester, replace(protocol.task_params(1), desired_accuracy_bps=target_bps))
+    def start(target_bps: int, **changes) -> int:
+        params = replace(protocol.task_params(1), desired_accuracy_bps=target_bps, **changes)
+        task_id = post_task(protocol, requester, params)
         for client in clients:
             stake(protocol, client)  # a no-op here: nobody was slashed in the demo
             enroll(protocol, client, task_id)
@@ -309,6 +327,56 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     )
 
 
+def test_submitAccuracy_rejects_another_sets_proof_carrying_the_committed_commitments(
+    demo_run, evaluating_task, prepared_accuracy, tmp_path
+):
+    """A proof over another set, its set commitments swapped for the ones the requester committed
+    to: the hash then matches, but the commitments are the proof's own, so it fails."""
+    _, out, protocol = demo_run
+    _, _, salt = evaluation_of(out)
+    federation = make_federation(SMALL_TASK)
+    other = np.rint(federation.test.x[32:64] * 16).astype(np.int64)
+    prove_accuracy(final_aggregate(out), other, federation.test.y[32:64], prepared_accuracy.circuit, tmp_path / "o")
+    proof, instances, words, model = accuracy_args(tmp_path / "o", prepared_accuracy)
+    committed = b"".join(kept_set_commitments(out / EVALUATION_FILE))
+    swapped = proof[:64] + committed + proof[64 + len(committed) :]
+    submit = (evaluating_task, salt, swapped, instances, words, model)
+    assert (
+        protocol.chain.revert_name(aggregator_of(out), protocol.tasks, "submitAccuracy", *submit)
+        == "AccuracyVerifier__ProofRejected"
+    )
+
+
+def test_a_set_proven_out_of_range_pays_the_clients_in_full(demo_run, replay, prepared_accuracy, tmp_path):
+    """Finding 4 with committed sets: a requester that commits to a set the circuit cannot count
+    on (a pixel 17, a label 10) gains nothing. The proof says so (range_error), and the clients
+    get the whole fee of the epochs run, not the work share of a missed target."""
+    from stakelearn.pipeline.contracts.protocol import evaluation_commitment
+    from stakelearn.prover.accuracy import evaluation_set_commitments
+
+    _, out, protocol = demo_run
+    pixels, labels, _ = evaluation_of(out)
+    pixels, labels = pixels.copy(), labels.copy()
+    pixels[3, 10], labels[7] = 17, 10
+    salt = b"\x07" * 32
+    commitments = evaluation_set_commitments(pixels, labels, prepared_accuracy)
+    task_id = replay(target_bps=10_000, evaluation_set=evaluation_commitment(salt, commitments))
+    requester = Account.from_key(load_run(out)["keys"]["requester"])
+    protocol.execute(requester, "revealEvaluationSet", task_id, salt, b"".join(commitments))
+    outcome = prove_accuracy(final_aggregate(out), pixels, labels, prepared_accuracy.circuit, tmp_path / "bad")
+    assert outcome.range_error == 2 and outcome.set_commitments == [c.hex() for c in commitments]
+    receipt = protocol.chain.send(
+        aggregator_of(out),
+        protocol.tasks.functions.submitAccuracy(task_id, salt, *accuracy_args(tmp_path / "bad", prepared_accuracy)),
+    )
+    assert receipt["status"] == 1
+    assert protocol.tasks.events.EvaluationSetUnprovable().process_receipt(receipt, errors=DISCARD)
+    assert not protocol.tasks.events.AccuracyProven().process_receipt(receipt, errors=DISCARD)
+    (completed,) = protocol.tasks.events.TaskCompleted().process_receipt(receipt, errors=DISCARD)
+    fees = SMALL_TASK.epochs * FEE_PER_EPOCH
+    assert completed["args"]["burnt"] == 0 and fees - 5 <= completed["args"]["rewarded"] <= fees  # rounding dust
+
+
 def test_submitAccuracy_rejects_a_tampered_proof_or_count(demo_run, evaluating_task, prepared_accuracy):
     _, out, protocol = demo_run
     task_id = evaluating_task
@@ -353,7 +421,6 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
     target is missed: the sybils get the work share, not the whole fee they took when a tie
     counted as correct (32/32 was proven then)."""
     from stakelearn.pipeline.contracts.protocol import new_account
-    from stakelearn.prover.accuracy import evaluation_values
     from stakelearn.prover.round import prove_round
 
     _, out, protocol = demo_run
@@ -375,7 +442,9 @@ def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run,
         submit_signed_round(protocol, sybils, task_id, epoch, tmp_path / f"epoch-{epoch}", prepared)
 
     pixels, labels, salt = evaluation_of(out)
-    protocol.execute(requester, "revealEvaluationSet", task_id, salt, evaluation_values(pixels, labels))
+    protocol.execute(
+        requester, "revealEvaluationSet", task_id, salt, b"".join(kept_set_commitments(out / EVALUATION_FILE))
+    )
     aggregate = krum_round(models, round_circuit.params).total
     assert prove_accuracy(aggregate, pixels, labels, prepared_accuracy.circuit, tmp_path / "accuracy").correct == 0
     args = accuracy_args(tmp_path / "accuracy", prepared_accuracy)

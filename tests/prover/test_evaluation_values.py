@@ -1,30 +1,34 @@
-"""The evaluation set as the chain holds it (issue 25): a negative x value of a circuit with a
-signed input range is the field element p - |v| in the reveal and in the hash, as AccuracyVerifier
-reads its instances and RewardManager hashes the revealed values."""
+"""The requester's commitment to its evaluation set: the salted hash of the set's commitments
+under the accuracy circuit, in proof order, as RewardManager.evaluationCommitment computes it
+from the proofs' bytes (AccuracyVerifier hashes each batch's x and labels commitments in turn)."""
 
-import numpy as np
+import pytest
+from eth_abi import encode
 from eth_utils import keccak
 
-from stakelearn.models.quantize import FIELD_MODULUS as P
+from stakelearn.errors import InputError
 from stakelearn.pipeline.contracts.protocol import evaluation_commitment
-from stakelearn.prover.accuracy import AccuracyOutcome, evaluation_hash, evaluation_values
+from stakelearn.prover.accuracy import AccuracyOutcome, evaluation_set_hash
+
+COMMITMENTS = [bytes([i]) * 64 for i in range(4)]  # two batches: x, labels, x, labels
 
 
-def words(values):
-    return b"".join(v.to_bytes(32, "big") for v in values)
+def test_the_commitment_is_the_salted_hash_of_the_commitments_in_order():
+    salt = keccak(text="salt")
+    assert evaluation_set_hash(COMMITMENTS) == keccak(b"".join(COMMITMENTS))
+    assert evaluation_commitment(salt, COMMITMENTS) == keccak(
+        encode(["bytes32", "bytes32"], [salt, keccak(b"".join(COMMITMENTS))])
+    )
+    swapped = [COMMITMENTS[1], COMMITMENTS[0], *COMMITMENTS[2:]]
+    assert evaluation_commitment(salt, swapped) != evaluation_commitment(salt, COMMITMENTS)
+    assert evaluation_commitment(bytes(32), COMMITMENTS) != evaluation_commitment(salt, COMMITMENTS)
 
 
-def test_a_negative_value_is_hashed_as_its_field_element():
-    signed, encoded = [-8, 7, -1, 3], [P - 8, 7, P - 1, 3]
-    assert evaluation_hash(signed) == evaluation_hash(encoded) == keccak(words(encoded))
-    outcome = AccuracyOutcome(correct=1, samples=1, model_commitment="", evaluation=signed)
-    assert outcome.evaluation_hash == keccak(words(encoded))
-    salt = bytes(32)
-    assert evaluation_commitment(salt, signed) == evaluation_commitment(salt, encoded)
+def test_an_outcome_hashes_its_commitments_as_the_verifier_does():
+    outcome = AccuracyOutcome(3, 8, "00" * 64, [c.hex() for c in COMMITMENTS])
+    assert outcome.evaluation_hash == keccak(b"".join(COMMITMENTS))
 
 
-def test_digits_values_are_unchanged():
-    pixels, labels = np.arange(128).reshape(2, 64) % 17, np.array([3, 9])
-    values = evaluation_values(pixels, labels)
-    assert values == [*pixels.ravel().tolist(), 3, 9]
-    assert evaluation_hash(values) == keccak(words(values))
+def test_a_commitment_is_64_bytes():
+    with pytest.raises(InputError):
+        evaluation_set_hash([bytes(63)])

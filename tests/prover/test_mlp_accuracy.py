@@ -1,12 +1,11 @@
 """The accuracy of an MLP aggregated in chunks, proven in batches of samples (real ezkl): every
 batch's proof carries the chunk circuit's commitments of the model's chunks, the counts add up
 to the numpy reference's, and AccuracyVerifier takes the batches in one call, hashing the whole
-evaluation set as the requester committed it."""
+evaluation set's commitments (each batch's x then labels) as the requester committed to them."""
 
 import numpy as np
 import pytest
 import torch
-from eth_utils import keccak
 from sklearn.datasets import load_digits
 
 from stakelearn.circuits.accuracy import Classifier, correct_count, split_model_input
@@ -16,7 +15,8 @@ from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier
 from stakelearn.prover.accuracy import (
     accuracy_call_arguments,
-    evaluation_values,
+    evaluation_set_commitments,
+    evaluation_set_hash,
     prove_accuracy,
     verify_accuracy,
 )
@@ -71,13 +71,14 @@ def test_the_accuracy_verifier_takes_the_batches_in_one_call(mlp_task):
     assert contract.functions.batches().call() == SAMPLES // BATCH
     proof, instances, words = accuracy_call_arguments(folder, accuracy.vka)
     committed = bytes.fromhex(outcome.model_commitment)
-    correct, evaluation_hash = contract.functions.verifyAccuracy(proof, instances, words, committed).call()
-    assert correct == outcome.correct
-    assert evaluation_hash == keccak(b"".join(v.to_bytes(32, "big") for v in evaluation_values(pixels, labels)))
+    correct, range_error, evaluation_hash = contract.functions.verifyAccuracy(proof, instances, words, committed).call()
+    assert (correct, range_error) == (outcome.correct, 0)
+    # what the requester computed before any proof, in proof order
+    assert evaluation_hash == evaluation_set_hash(evaluation_set_commitments(pixels, labels, accuracy))
     # the batches in the other order: the set's hash is not the requester's any more
     half = len(proof) // 2
     swapped = proof[half:] + proof[:half], instances[len(instances) // 2 :] + instances[: len(instances) // 2]
-    assert contract.functions.verifyAccuracy(*swapped, words, committed).call()[1] != evaluation_hash
+    assert contract.functions.verifyAccuracy(*swapped, words, committed).call()[2] != evaluation_hash
     # one batch proven twice does not pass for two
     doubled = proof[:half] * 2, instances[: len(instances) // 2] * 2
-    assert contract.functions.verifyAccuracy(*doubled, words, committed).call()[1] != evaluation_hash
+    assert contract.functions.verifyAccuracy(*doubled, words, committed).call()[2] != evaluation_hash

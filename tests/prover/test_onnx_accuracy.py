@@ -21,7 +21,7 @@ from stakelearn.circuits import onnx_accuracy as surgery
 from stakelearn.errors import InputError, ProofError
 from stakelearn.models.digits import DigitsClassifier, export_onnx, flatten
 from stakelearn.models.quantize import FixedPoint, quantize
-from stakelearn.prover.accuracy import BATCHES, verify_accuracy
+from stakelearn.prover.accuracy import BATCHES, proof_set_commitments, verify_accuracy
 from stakelearn.prover.chunked import ChunkCircuit, chunk_root
 from stakelearn.prover.circuit import RoundCircuit, prepare
 from stakelearn.prover.commitments import commit, felts
@@ -133,8 +133,8 @@ def test_chunks_and_the_weight_one_over_m_keep_the_quantised_count(tmp_path):
     x, y = x[:32], y[:32]
 
     def count(m: int, chunk: int = 0) -> int:
-        graph = surgery.accuracy_graph(model, layout, 32, SCALE_BITS, m, chunk)
         t = surgery.input_scale(SCALE_BITS, m)
+        graph = surgery.accuracy_graph(model, layout, 32, SCALE_BITS, m, chunk, input_range=(0, 2**t))
         parts = surgery.parameter_parts(m * q, chunk)
         return surgery.reference_count(graph, parts, surgery.quantize_samples(x, t), y, t)
 
@@ -151,10 +151,11 @@ def test_the_cnn_proven_counts_what_the_quantised_model_counts(cnn_proof):
     assert outcome.correct == outcome.quantized_correct
     assert abs(outcome.correct - outcome.float_correct) <= 2
     assert verify_accuracy(folder).correct == outcome.correct
-    # the public layout: [correct, label_error, range_tag, x as round(x 2^t), labels]
+    # the public layout: [correct, range_error, range_tag]; the set is committed, right after the params
     proof = json.loads((folder / BATCHES / "batch-000" / "proof.json").read_text())
     values = [int.from_bytes(bytes.fromhex(v), "little") for v in proof["instances"][0]]
-    assert len(values) == 3 + SAMPLES * 64 + SAMPLES and values[:3] == [outcome.correct, 0, 0]
+    assert values == [outcome.correct, 0, 0]
+    assert [c.hex() for c in proof_set_commitments(bytes(proof["proof"]), circuit)] == outcome.set_commitments[:2]
 
 
 def _edited_copy(folder, tmp_path, edit):
@@ -185,6 +186,32 @@ def test_an_edited_input_file_is_refused(cnn_proof, tmp_path):
 
     with pytest.raises(ProofError, match="edited after proving"):
         verify_accuracy(_edited_copy(cnn_proof[0], tmp_path, other_pixel))
+
+
+def test_the_graph_counts_the_values_out_of_range_and_evaluates_the_rest(tmp_path):
+    """The lifted graph in floats: x beyond the calibrated input range and labels that are no class
+    are counted in range_error (each replaced by an in-range value first, so the circuit still
+    proves), an in-range set has range_error 0."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = onnx.load_from_string(trained_onnx(TinyCNN(), (1, 8, 8), tmp_path / "cnn.onnx", steps=30))
+    layout = surgery.default_layout(model)
+    q = quantized_parameters(surgery.model_parameters(model, layout), SCALE_BITS)
+    _, (x, y) = digits((1, 8, 8))
+    x_int, y = surgery.quantize_samples(x[:8], SCALE_BITS), y[:8].copy()
+    lo, hi = int(x_int.min()), int(x_int.max())
+    graph = surgery.accuracy_graph(model, layout, 8, SCALE_BITS, input_range=(lo, hi))
+
+    def range_error(x_int, y) -> int:
+        feeds = dict(zip([i.name for i in graph.graph.input], [q, x_int, y]))
+        feeds = {k: (np.asarray(v, dtype=np.float64) / 2**SCALE_BITS).astype(np.float32) for k, v in feeds.items()}
+        return int(ReferenceEvaluator(graph).run(["range_error_out"], feeds)[0].ravel()[0])
+
+    assert range_error(x_int, y) == 0
+    x_bad = x_int.copy()
+    x_bad[0, 0, 0, 0], x_bad[3, 0, 2, 2] = hi + 1, lo - 1
+    y[5], y[6] = 10, -1
+    assert range_error(x_bad, y) == 4
 
 
 def test_another_model_in_the_folder_is_refused(cnn_proof, tmp_path):

@@ -18,7 +18,7 @@ from stakelearn.circuits.accuracy import CLASSES, FEATURES, MODEL_LENGTH
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import evaluation_commitment
 from stakelearn.pipeline.contracts.verifiers import deploy_accuracy_verifier
-from stakelearn.prover.accuracy import COMMITMENTS, accuracy_call_arguments, prove_accuracy
+from stakelearn.prover.accuracy import COMMITMENTS, accuracy_call_arguments, evaluation_set_commitments, prove_accuracy
 from stakelearn.verifier_contracts.build import load_artifact
 
 
@@ -52,8 +52,9 @@ def test_verify_prints_the_hash_of_the_set_the_count_is_on(accuracy_folder, smal
     model = bytes.fromhex(json.loads((folder / COMMITMENTS).read_text())["model"])
     answer = chain.call(contract.address, contract.encode_abi("verifyAccuracy", args=[proof, instances, words, model]))
     assert answer.ok, answer.reason
-    assert decode(["uint256", "bytes32"], answer.data) == (correct, printed)
-    # ... and the one the requester's commitment to the set (pixels row by row, then labels) covers
+    assert decode(["uint256", "uint256", "bytes32"], answer.data) == (correct, 0, printed)
+    # ... and the one the requester's commitment to the set covers: its commitments, computed before
+    # any proof from the set (pixels row by row, then labels)
     salt = bytes(range(32))
-    values = [*pixels.ravel().tolist(), *labels.tolist()]
-    assert evaluation_commitment(salt, values) == keccak(salt + printed)  # abi.encode(salt, hash)
+    commitments = evaluation_set_commitments(pixels, labels, small_accuracy)
+    assert evaluation_commitment(salt, commitments) == keccak(salt + printed)  # abi.encode(salt, hash)

@@ -33,7 +33,7 @@ from stakelearn.pipeline.node.signer import SlashingProtection
 from stakelearn.prover.accuracy import (
     accuracy_call_arguments,
     batch_folder,
-    evaluation_values,
+    evaluation_set_commitments,
     prove_accuracy,
     verify_accuracy,
 )
@@ -102,9 +102,9 @@ def task(tmp_path_factory, small_circuit, proven_round, small_accuracy, updates,
     pair = (round_verifier.contract.address, accuracy_verifier.address)
     world.chain.execute(world.chain.payer, tasks, "approveVerifiers", *pair)
     pixels, labels = digits
-    values = evaluation_values(pixels[:SAMPLES], labels[:SAMPLES])
+    set_commitments = evaluation_set_commitments(pixels[:SAMPLES], labels[:SAMPLES], accuracy)
     params = replace(
-        world.params(epochs=1, verifiers=pair, evaluation=evaluation_commitment(SALT, values)),
+        world.params(epochs=1, verifiers=pair, evaluation=evaluation_commitment(SALT, set_commitments)),
         evaluation_size=SAMPLES,
         desired_accuracy_bps=5_000,
     )
@@ -151,8 +151,8 @@ def test_a_chunked_task_pays_its_clients_on_the_proven_accuracy(task, updates):
     assert state.global_model == keccak(bytes.fromhex(task.commitments["aggregate"]))
     if state.status == TaskStatus.ACTIVE:
         world.send(world.requester, tasks, "endTraining", task.task_id)
-    values = evaluation_values(task.pixels, task.labels)
-    world.send(world.requester, tasks, "revealEvaluationSet", task.task_id, SALT, values)
+    revealed = b"".join(bytes.fromhex(c) for c in task.outcome.set_commitments)
+    world.send(world.requester, tasks, "revealEvaluationSet", task.task_id, SALT, revealed)
     receipt = world.send(world.clients[0], tasks, "submitAccuracy", task.task_id, SALT, *accuracy_args(task))
     (event,) = tasks.events.AccuracyProven().process_receipt(receipt, errors=DISCARD)
     assert (event["args"]["correct"], event["args"]["targetReached"]) == (task.outcome.correct, True)

@@ -57,10 +57,12 @@ def test_a_model_beyond_the_bound_is_refused_before_proving(evaluation, tmp_path
     "part, position, value, allowed",
     [
         (0, 7, -4097, "-4096..4096"),  # model
-        (1, 70, 17, "0..16"),  # pixels
-        (1, 0, -1, "0..16"),
-        (2, 31, 10, "0..9"),  # labels
-        (2, 3, 2.5, "0..9"),  # not an integer: ezkl would round it at scale 0
+        # The set's values: a pixel 17 or a label 10 is proven out of range by the circuit
+        # (range_error); only values beyond its lookup's reach cannot be proven either way.
+        (1, 70, 73, "-56..72"),  # pixels
+        (1, 0, -57, "-56..72"),
+        (2, 31, 37, "-27..36"),  # labels
+        (2, 3, 2.5, "-27..36"),  # not an integer: ezkl would round it at scale 0
     ],
 )
 def test_every_value_is_checked_against_its_inputs_range(evaluation, part, position, value, allowed):

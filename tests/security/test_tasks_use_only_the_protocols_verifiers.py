@@ -32,9 +32,8 @@ contract RogueRoundVerifier {
 contract RogueAccuracyVerifier {
     uint256 public samples;
     constructor(uint256 samples_) { samples = samples_; }
-    function provable(uint256[] calldata) external pure returns (bool) { return true; }
     function verifyAccuracy(bytes calldata, uint256[] calldata, bytes32[] calldata, bytes calldata)
-        external pure returns (uint256, bytes32) { revert("no proof ever passes"); }
+        external pure returns (uint256, uint256, bytes32) { revert("no proof ever passes"); }
 }
 """
 

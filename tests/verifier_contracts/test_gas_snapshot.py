@@ -17,7 +17,7 @@ from pathlib import Path
 
 from stakelearn.files import write_json_atomic
 
-from .world import EVALUATION_SALT, EVALUATION_VALUES
+from .world import EVALUATION_SALT, REVEALED
 
 SNAPSHOT = Path(__file__).with_name("gas-snapshot.json")
 TOLERANCE = 0.01
@@ -76,7 +76,7 @@ def one_task_of_every_function(world) -> dict[str, int]:
         "revealEvaluationSet",
         task_id,
         EVALUATION_SALT,
-        EVALUATION_VALUES,
+        REVEALED,
     )
     world.let_deadline_pass(task_id)
     send("settle (no accuracy proof)", clients[1], tasks, "settle", task_id)

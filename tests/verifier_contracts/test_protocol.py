@@ -21,11 +21,12 @@ from stakelearn.verifier_contracts.solc import compile_sources
 from .world import (
     EPOCHS,
     ETHER,
+    EVALUATION_COMMITMENTS,
     EVALUATION_SALT,
     EVALUATION_SECONDS,
-    EVALUATION_VALUES,
     FEE,
     INITIAL_MODEL,
+    REVEALED,
     make_world,
 )
 
@@ -554,10 +555,17 @@ def test_revealEvaluationSet_rejects_another_set(world):
     task_id = world.start_task()
     world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, 1))
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
-    other = [*EVALUATION_VALUES[:-1], 5]
-    reveal = (task_id, EVALUATION_SALT, other)
+    # commitments that do not hash to the task's: another set, the same ones swapped, one left out
+    x, labels = EVALUATION_COMMITMENTS
+    for other in (x + bytes(64), labels + x, x, REVEALED + bytes(1)):
+        reveal = (task_id, EVALUATION_SALT, other)
+        assert (
+            reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal)
+            == "RewardManager__WrongEvaluationSet"
+        )
+    # the right commitments under a wrong salt
     assert (
-        reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", *reveal)
+        reverts(world, world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, bytes(32), REVEALED)
         == "RewardManager__WrongEvaluationSet"
     )
 
@@ -567,9 +575,7 @@ def test_settle_after_a_reveal_pays_the_work_share_and_burns_the_rest(world):
     for epoch in (1, 2):
         world.send(world.clients[0], world.protocol.tasks, "submitRound", world.round_args(task_id, epoch))
     world.send(world.requester, world.protocol.tasks, "endTraining", task_id)
-    world.send(
-        world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, EVALUATION_VALUES
-    )
+    world.send(world.requester, world.protocol.tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, REVEALED)
     world.let_deadline_pass(task_id)  # nobody proved: the requester is not at fault
     world.send(world.clients[1], world.protocol.tasks, "settle", task_id)
     tasks = world.protocol.tasks.functions

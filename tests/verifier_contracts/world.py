@@ -25,10 +25,11 @@ FEE = 10**17
 EPOCHS = 3
 INITIAL_MODEL = keccak(text="initial model")
 EVALUATION_SALT = keccak(text="salt")
-# What the requester reveals: a set the accuracy circuit can take (32 samples of 64 grey levels
-# 0..16, then 32 labels 0..9); the contract tests never prove on it.
-EVALUATION_VALUES = [i % 17 for i in range(32 * 64)] + [i % 10 for i in range(32)]
-EVALUATION_SET = evaluation_commitment(EVALUATION_SALT, EVALUATION_VALUES)
+# What the requester reveals: its set's commitments (one proof's x and labels, 64 bytes each); the
+# contract tests never prove on them.
+EVALUATION_COMMITMENTS = [keccak(text="x") * 2, keccak(text="labels") * 2]
+EVALUATION_SET = evaluation_commitment(EVALUATION_SALT, EVALUATION_COMMITMENTS)
+REVEALED = b"".join(EVALUATION_COMMITMENTS)  # revealEvaluationSet's setCommitments
 EVALUATION_SECONDS = 600
 PERIODS = Periods(
     enrollment_seconds=3600,

@@ -7,15 +7,19 @@ import {IRewardManager} from "./interfaces/IRewardManager.sol";
 
 /// @title RewardManager
 /// @notice Pays the clients only on a proven accuracy. At creation the requester commits to a
-/// salted hash of its evaluation set. Training ends after the last epoch, when the requester
-/// ends it early, or when anyone ends it because no round landed for ROUND_PERIOD (an absent
-/// aggregator; with no epoch run the task is cancelled). Then, each step with its own deadline:
-/// - within EVALUATION_PERIOD the requester reveals the set on chain (`revealEvaluationSet`,
-///   checked against its commitment). A set the accuracy circuit cannot prove on (wrong length,
-///   pixel or label out of range) settles at once with the full fee to the clients;
+/// salted hash of its evaluation set's KZG commitments under the accuracy circuit (the set is a
+/// committed input of the accuracy proofs, never public). Training ends after the last epoch,
+/// when the requester ends it early, or when anyone ends it because no round landed for
+/// ROUND_PERIOD (an absent aggregator; with no epoch run the task is cancelled). Then, each step
+/// with its own deadline:
+/// - within EVALUATION_PERIOD the requester reveals the salt and the set's commitments on chain
+///   (`revealEvaluationSet`, checked against its commitment) and publishes the set's values off
+///   chain, to whoever proves;
 /// - within PROOF_PERIOD of the reveal, anyone submits an accuracy proof over exactly the
-///   task's final model commitment whose public evaluation set hashes to the requester's
-///   commitment. If correct / size reaches the desired accuracy, the fees of the epochs run are
+///   task's final model commitment and the revealed set commitments. A proof that finds the set
+///   out of range (an x value beyond the circuit's input range, a label no class) settles with
+///   the full fee to the clients: the requester cannot buy a missed target with a bad set.
+///   Otherwise, if correct / size reaches the desired accuracy, the fees of the epochs run are
 ///   paid; otherwise only WORK_BPS of them (the clients' work is owed even when the target is
 ///   missed) and the rest of those fees is burnt (kept locked here for good): the requester
 ///   pays the same either way, so it gains nothing by making the target unreachable (a set
@@ -62,23 +66,17 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         }
     }
 
-    function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external {
+    function revealEvaluationSet(uint256 taskId, bytes32 salt, bytes calldata setCommitments) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
         if (task.evaluationRevealed) revert RewardManager__AlreadyRevealed();
-        bytes32 committed = evaluationCommitment(salt, keccak256(abi.encodePacked(values)));
+        bytes32 committed = evaluationCommitment(salt, keccak256(setCommitments));
         if (committed != task.params.evaluationSet) {
             revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
         }
-        // provable checks the length too: its samples() is the task's evaluationSize (TaskEscrow.createTask)
-        if (!task.params.accuracyVerifier.provable(values)) {
-            emit EvaluationSetUnprovable(taskId);
-            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, false);
-            return;
-        }
         task.evaluationRevealed = true;
         task.evaluationDeadline = uint64(block.timestamp + PROOF_PERIOD);
-        emit EvaluationSetRevealed(taskId, salt, task.evaluationDeadline);
+        emit EvaluationSetRevealed(taskId, salt, setCommitments, task.evaluationDeadline);
     }
 
     function submitAccuracy(
@@ -93,16 +91,24 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
         bytes32 model = keccak256(modelCommitment);
         if (model != task.globalModel) revert RewardManager__WrongModel(task.globalModel, model);
-        (uint256 correct, bytes32 evaluationHash) =
+        (uint256 correct, uint256 rangeError, bytes32 setHash) =
             task.params.accuracyVerifier.verifyAccuracy(proof, instances, vka, modelCommitment);
-        bytes32 committed = evaluationCommitment(salt, evaluationHash);
+        // The proofs' set commitments are exactly those the requester committed to (and revealed).
+        bytes32 committed = evaluationCommitment(salt, setHash);
         if (committed != task.params.evaluationSet) {
             revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
+        }
+        uint256 fees = uint256(task.epochsRun) * task.params.feePerEpoch;
+        if (rangeError != 0) {
+            // proven out of range: nobody can prove an accuracy on it, and the requester chose it
+            emit EvaluationSetUnprovable(taskId);
+            _settle(task, taskId, fees, false);
+            return;
         }
         uint256 size = task.params.evaluationSize;
         bool reached = correct * 10_000 >= uint256(task.params.desiredAccuracyBps) * size;
         emit AccuracyProven(taskId, correct, size, reached);
-        _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, !reached);
+        _settle(task, taskId, fees, !reached);
     }
 
     function settle(uint256 taskId) external {
@@ -116,8 +122,8 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         }
     }
 
-    function evaluationCommitment(bytes32 salt, bytes32 valuesHash) public pure returns (bytes32) {
-        return keccak256(abi.encode(salt, valuesHash));
+    function evaluationCommitment(bytes32 salt, bytes32 setHash) public pure returns (bytes32) {
+        return keccak256(abi.encode(salt, setHash));
     }
 
     function _afterRound(Task storage task, uint256 taskId, uint256 epoch, uint256 flaggedMask, uint256 absentMask)

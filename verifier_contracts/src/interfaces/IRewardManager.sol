@@ -4,7 +4,7 @@ pragma solidity ^0.8.20;
 /// @title The end of a task: proven accuracy, settlement, credits (RewardManager.sol)
 interface IRewardManager {
     event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
-    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt, uint256 proofDeadline);
+    event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt, bytes setCommitments, uint256 proofDeadline);
     event EvaluationSetUnprovable(uint256 indexed taskId);
     event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
     event EvaluationForfeited(uint256 indexed taskId);
@@ -39,13 +39,15 @@ interface IRewardManager {
     /// epoch run is then cancelled: escrow refunded, stakes unlocked).
     function endTraining(uint256 taskId) external;
 
-    /// @notice The requester publishes its evaluation set (x values sample by sample, then labels,
-    /// as IAccuracyVerifier.provable takes it). The
-    /// proof window (PROOF_PERIOD) starts now. A set the circuit cannot prove on pays the clients
-    /// the full fee at once: the requester cannot buy a missed target with a malformed set.
-    function revealEvaluationSet(uint256 taskId, bytes32 salt, uint256[] calldata values) external;
+    /// @notice The requester reveals its salt and its evaluation set's commitments (each accuracy
+    /// proof's x then labels commitment, 64 bytes each, in proof order), which must hash to the
+    /// task's `evaluationSet`; it publishes the set's values off chain, to the provers. The proof
+    /// window (PROOF_PERIOD) starts now.
+    function revealEvaluationSet(uint256 taskId, bytes32 salt, bytes calldata setCommitments) external;
 
-    /// @notice Settles the task on a proof of how many evaluation samples the final model gets right.
+    /// @notice Settles the task on a proof of how many evaluation samples the final model gets right,
+    /// over the task's evaluation set commitments; a proof that finds the set out of range pays the
+    /// clients the full fee (EvaluationSetUnprovable).
     /// @param salt the requester's salt of its evaluation set commitment
     /// @param modelCommitment the final global model's commitment (64 bytes)
     function submitAccuracy(
@@ -62,9 +64,9 @@ interface IRewardManager {
     /// otherwise the requester forfeits the escrow.
     function settle(uint256 taskId) external;
 
-    /// @notice The commitment a requester gives at task creation for a set whose values hash to
-    /// `valuesHash` (keccak256 of the values packed as uint256).
-    function evaluationCommitment(bytes32 salt, bytes32 valuesHash) external pure returns (bytes32);
+    /// @notice The commitment a requester gives at task creation for a set whose commitments hash
+    /// to `setHash` (keccak256 of its accuracy proofs' set commitments, 64 bytes each, in proof order).
+    function evaluationCommitment(bytes32 salt, bytes32 setHash) external pure returns (bytes32);
 
     /// @notice The reveal deadline, then (once revealed) the proof deadline of an Evaluating task.
     function evaluationDeadline(uint256 taskId) external view returns (uint256);

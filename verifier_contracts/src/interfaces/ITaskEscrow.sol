@@ -28,7 +28,7 @@ interface ITaskEscrow {
         uint128 feePerEpoch;
         IRoundVerifier verifier;
         bytes32 initialModel; // keccak256 of the initial global model's commitment
-        bytes32 evaluationSet; // keccak256(abi.encode(salt, keccak256(abi.encodePacked(set values))))
+        bytes32 evaluationSet; // keccak256(abi.encode(salt, keccak256(the set's commitments, see RewardManager)))
         uint32 evaluationSize; // its number of samples
         IAccuracyVerifier accuracyVerifier;
         uint8 verification; // 0 eager: every round proven at submitRound; 1 optimistic: OptimisticRounds
