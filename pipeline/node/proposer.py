@@ -84,3 +84,42 @@ def _claim_once(protocol: Protocol, account, claim: Claim, bundle: Bundle) -> tu
     window = rounds.functions.pending(claim.task_id).call()[3]
     log.info(f"epoch {claim.epoch}: claimed with a bond ({receipt['gasUsed']:,} gas), challenge window until {window}")
     return nonce, outcome, receipt["blockNumber"], receipt["gasUsed"]
+
+
+def claim_accuracy(
+    protocol: Protocol,
+    account,
+    task_id: int,
+    salt: bytes,
+    call: tuple[bytes, list[int], list[bytes]],
+    model_commitment: bytes,
+    outcome,
+    poll_seconds: float = POLL_SECONDS,
+) -> dict:
+    """An optimistic task's accuracy, claimed with a bond as the proven ``outcome`` (its accuracy
+    folder's count and range flag) says; each dispute answered with the folder's proofs (``call``:
+    submitAccuracy's proof, instances and VKA words); settled after the window. The receipt that
+    settled the task."""
+    rounds = protocol.rounds
+    correct, out_of_range = outcome.correct, outcome.range_error != 0
+    bond = rounds.functions.proposerBond(task_id).call()
+    receipt = protocol.chain.execute(account, rounds, "claimAccuracy", task_id, correct, out_of_range, value=bond)
+    (claimed,) = rounds.events.AccuracyClaimed().process_receipt(receipt)
+    nonce, from_block = claimed["args"]["nonce"], receipt["blockNumber"]
+    log.info(f"  accuracy claimed with a bond: {correct} correct ({receipt['gasUsed']:,} gas)")
+    while True:
+        for event in protocol.chain.logs(rounds.events.AccuracyChallenged, from_block, taskId=task_id, nonce=nonce):
+            challenger = event["args"]["challenger"]
+            if rounds.functions.accuracyDispute(task_id, nonce, challenger).call():
+                log.info(f"  the accuracy claim is challenged by {challenger}: answering with the proof")
+                protocol.chain.execute(
+                    account, rounds, "answerAccuracy", task_id, challenger, salt, *call, model_commitment
+                )
+        state, _, _, deadline, open_disputes, _, _ = rounds.functions.accuracyClaim(task_id).call()
+        if state == State.VOID:
+            raise StakeLearnError(f"a challenge voided the accuracy claim of task {task_id} (nonce {nonce})")
+        if protocol.chain.latest_timestamp() > deadline and open_disputes == 0:
+            receipt = protocol.chain.execute(account, rounds, "finalizeAccuracy", task_id)
+            log.info(f"  the accuracy claim is final after its window ({receipt['gasUsed']:,} gas to settle)")
+            return receipt
+        protocol.chain.wait_past(deadline, poll_seconds)

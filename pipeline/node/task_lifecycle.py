@@ -23,10 +23,11 @@ from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.models.digits import accuracy, one_torch_thread
 from stakelearn.pipeline.contracts.protocol import Protocol
-from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus
+from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus, Verification
 from stakelearn.pipeline.federation.task import TaskConfig, client_models
 from stakelearn.pipeline.node.aggregator import Aggregator, EpochResult, stored_models
 from stakelearn.pipeline.node.client import Client
+from stakelearn.pipeline.node.proposer import claim_accuracy
 from stakelearn.pipeline.node.requester import (
     published_evaluation_set,
     reveal_evaluation_set,
@@ -176,14 +177,18 @@ def settle_on_accuracy(
             )
         with phase("proving"):
             if folder.exists():  # proven before a crash
-                verify_accuracy(folder)
+                outcome = verify_accuracy(folder)
             else:
-                prove_final_accuracy(final_model(), x, labels, prepared_accuracy.circuit, folder)
+                outcome = prove_final_accuracy(final_model(), x, labels, prepared_accuracy.circuit, folder)
         with phase("chain"):
-            log.info("  the aggregator submits the accuracy proof on chain")
-            proof, instances, words = accuracy_call_arguments(folder, prepared_accuracy.vka)
+            call = accuracy_call_arguments(folder, prepared_accuracy.vka)
             model_commitment = bytes.fromhex(json.loads((folder / ACCURACY_COMMITMENTS).read_text())["model"])
-            protocol.execute(account, "submitAccuracy", task_id, salt, proof, instances, words, model_commitment)
+            if protocol.task_params(task_id).verification == Verification.OPTIMISTIC:
+                # Claimed, not submitted: the proof goes on chain only if someone challenges the count.
+                claim_accuracy(protocol, account, task_id, salt, call, model_commitment, outcome)
+            else:
+                log.info("  the aggregator submits the accuracy proof on chain")
+                protocol.execute(account, "submitAccuracy", task_id, salt, *call, model_commitment)
     return _proven_accuracy(protocol, task_id, folder)
 
 

@@ -16,7 +16,7 @@ from stakelearn.pipeline.contracts.optimistic import (
     propose,
 )
 from stakelearn.pipeline.contracts.protocol import new_account
-from stakelearn.pipeline.contracts.types import ETHER
+from stakelearn.pipeline.contracts.types import ETHER, TaskStatus
 
 from .world import INITIAL_MODEL
 
@@ -228,3 +228,71 @@ def test_audit_rebuilds_optimistic_rounds_from_their_final_claims(game):
     assert [r["epoch"] for r in rebuilt] == [1, 2]
     assert [r["selected_mask"] for r in rebuilt] == [true.selected_mask] * 2
     assert rebuilt[0]["commitments"] == [c.hex() for c in world.commitments]
+
+
+# --- the accuracy claim ----------------------------------------------------------------------
+
+
+def evaluating(world, task_id, bundle, proposer):
+    """The task's one round final, training ended, the set revealed: the proof window is open."""
+    from .world import EVALUATION_SALT, REVEALED
+
+    claim = claim_of(world, task_id, bundle)
+    _, outcome, _ = propose(world.protocol, proposer, claim, "file:///bundle")
+    world.travel_to(window_end(world, task_id) + 1)
+    finalize(world.protocol, proposer, claim, outcome)
+    tasks = world.protocol.tasks
+    world.send(world.requester, tasks, "endTraining", task_id)
+    world.send(world.requester, tasks, "revealEvaluationSet", task_id, EVALUATION_SALT, REVEALED)
+
+
+def accuracy_end(world, task_id):
+    return rounds(world).functions.accuracyClaim(task_id).call()[3]
+
+
+def test_an_unchallenged_accuracy_claim_settles_the_task(game):
+    world, task_id, bundle, proposer, _, _ = game
+    evaluating(world, task_id, bundle, proposer)
+    tasks, samples = world.protocol.tasks, world.protocol.task_params(task_id).evaluation_size
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    assert world.chain.revert_name(
+        proposer, rounds(world), "claimAccuracy", task_id, samples + 1, False, value=bond
+    ) == ("RewardManager__BadCount")
+    receipt = world.send(proposer, rounds(world), "claimAccuracy", task_id, samples, False, value=bond)
+    assert receipt["gasUsed"] < 150_000
+    # While it is pending nobody settles the task another way.
+    world.let_deadline_pass(task_id)
+    assert world.revert_name(world.clients[0], tasks, "settle", task_id) == "RewardManager__AccuracyClaimPending"
+    args = (task_id, bytes(32), b"", [], [], bytes(64))
+    assert world.revert_name(world.clients[0], tasks, "submitAccuracy", *args) == "RewardManager__AccuracyClaimPending"
+    world.travel_to(accuracy_end(world, task_id) + 1)
+    receipt = world.send(proposer, rounds(world), "finalizeAccuracy", task_id)
+    (proven,) = world.protocol.events_in(receipt, "AccuracyProven")
+    assert (proven["args"]["correct"], proven["args"]["targetReached"]) == (samples, True)
+    assert world.protocol.task(task_id).status == TaskStatus.COMPLETED
+    assert world.balances_add_up()
+
+
+def test_a_false_accuracy_claim_is_voided_and_the_proof_window_reopens(game):
+    world, task_id, bundle, proposer, watcher, _ = game
+    evaluating(world, task_id, bundle, proposer)
+    bond = rounds(world).functions.proposerBond(task_id).call()
+    # The requester's accomplice claims the target missed just before the proof window closes.
+    world.travel_to(world.protocol.tasks.functions.evaluationDeadline(task_id).call() - 5)
+    world.send(proposer, rounds(world), "claimAccuracy", task_id, 0, False, value=bond)
+    challenger_bond = rounds(world).functions.CHALLENGER_BOND().call()
+    world.send(watcher, rounds(world), "challengeAccuracy", task_id, value=challenger_bond)
+    nonce = rounds(world).functions.accuracyClaim(task_id).call()[2]
+    # No proof of another model, or none at all, answers it.
+    args = (task_id, watcher.address, bytes(32), b"", [], [], bytes(64))
+    assert world.revert_name(proposer, rounds(world), "answerAccuracy", *args) == "RewardManager__WrongModel"
+    deadline = rounds(world).functions.accuracyDispute(task_id, nonce, watcher.address).call()
+    world.travel_to(deadline + 1)
+    receipt = world.send(watcher, rounds(world), "timeoutAccuracy", task_id, nonce, watcher.address)
+    (reopened,) = world.protocol.events_in(receipt, "ProofWindowReopened")
+    assert reopened["args"]["proofDeadline"] > deadline, "a false claim cannot run out the proof window"
+    assert rounds(world).functions.creditOf(watcher.address).call() == challenger_bond + bond // 2
+    assert world.protocol.task(task_id).status == TaskStatus.EVALUATING
+    assert world.revert_name(world.clients[0], world.protocol.tasks, "settle", task_id) == (
+        "RewardManager__DeadlineNotPassed"
+    )

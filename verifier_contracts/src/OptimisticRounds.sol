@@ -49,6 +49,19 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
     mapping(uint256 => Pending) private _pending;
     mapping(bytes32 => Dispute) private _disputes; // keccak256(taskId, nonce, challenger)
     mapping(address => uint256) private _credits;
+
+    struct AccuracyClaim {
+        address claimer;
+        uint40 challengeDeadline;
+        uint16 openDisputes;
+        State state;
+        uint32 nonce;
+        uint32 correct;
+        bool rangeError;
+    }
+
+    mapping(uint256 => AccuracyClaim) private _accuracy;
+    mapping(bytes32 => uint64) private _accuracyDisputes; // keccak256(taskId, nonce, challenger) => answer deadline
     uint256 public burnt;
 
     constructor(
@@ -290,6 +303,123 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         emit CreditWithdrawn(msg.sender, amount);
         (bool sent,) = msg.sender.call{value: amount}("");
         if (!sent) revert OptimisticRounds__TransferFailed();
+    }
+
+    // --- the accuracy claim -----------------------------------------------------------------
+
+    function claimAccuracy(uint256 taskId, uint256 correct, bool rangeError) external payable returns (uint256 nonce) {
+        AccuracyClaim storage a = _accuracy[taskId];
+        if (a.state == State.Pending) revert OptimisticRounds__RoundPending(taskId);
+        (uint256 verification,, uint256 fee,) = PROTOCOL.verificationOf(taskId);
+        if (verification != 1) revert OptimisticRounds__NotOptimistic(taskId);
+        // An evaluating task whose set is revealed, within its proof window, and a count it can hold.
+        PROTOCOL.checkAccuracyClaim(taskId, correct);
+        uint256 bond = _bond(fee);
+        if (msg.value != bond) revert OptimisticRounds__WrongBond(msg.value, bond);
+        nonce = a.nonce + 1;
+        uint256 deadline = block.timestamp + CHALLENGE_PERIOD;
+        (a.claimer, a.challengeDeadline, a.openDisputes, a.state, a.nonce, a.correct, a.rangeError) =
+            (msg.sender, uint40(deadline), 0, State.Pending, uint32(nonce), uint32(correct), rangeError);
+        emit AccuracyClaimed(taskId, msg.sender, nonce, correct, rangeError, deadline);
+    }
+
+    function challengeAccuracy(uint256 taskId) external payable {
+        AccuracyClaim storage a = _requireAccuracyPending(taskId);
+        if (block.timestamp > a.challengeDeadline) revert OptimisticRounds__WindowClosed(a.challengeDeadline);
+        if (msg.value != CHALLENGER_BOND) revert OptimisticRounds__WrongBond(msg.value, CHALLENGER_BOND);
+        bytes32 key = _disputeKey(taskId, a.nonce, msg.sender);
+        if (_accuracyDisputes[key] != 0) revert OptimisticRounds__AlreadyChallenged(msg.sender);
+        uint64 deadline = uint64(block.timestamp + ANSWER_PERIOD);
+        _accuracyDisputes[key] = deadline;
+        a.openDisputes += 1;
+        emit AccuracyChallenged(taskId, a.nonce, msg.sender, deadline);
+    }
+
+    function answerAccuracy(
+        uint256 taskId,
+        address challenger,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external {
+        AccuracyClaim storage a = _requireAccuracyPending(taskId);
+        bytes32 key = _disputeKey(taskId, a.nonce, challenger);
+        uint64 deadline = _accuracyDisputes[key];
+        if (deadline == 0) revert OptimisticRounds__NoDispute(challenger);
+        if (block.timestamp > deadline) revert OptimisticRounds__TooLate(deadline);
+        // The eager path's checks: the final model, the committed set, the pinned circuit.
+        (uint256 correct, uint256 rangeError) = PROTOCOL.checkAccuracy(taskId, salt, proof, instances, vka, modelCommitment);
+        if (correct != a.correct || (rangeError != 0) != a.rangeError) revert OptimisticRounds__AnswerMismatch();
+        delete _accuracyDisputes[key];
+        a.openDisputes -= 1;
+        _credit(a.claimer, CHALLENGER_BOND);
+        emit AccuracyDisputeClosed(taskId, a.nonce, challenger, true);
+    }
+
+    function timeoutAccuracy(uint256 taskId, uint256 nonce, address challenger) external nonReentrant {
+        bytes32 key = _disputeKey(taskId, nonce, challenger);
+        uint64 deadline = _accuracyDisputes[key];
+        if (deadline == 0) revert OptimisticRounds__NoDispute(challenger);
+        AccuracyClaim storage a = _accuracy[taskId];
+        delete _accuracyDisputes[key];
+        if (a.nonce != nonce || a.state != State.Pending) {
+            _credit(challenger, CHALLENGER_BOND); // its claim was voided by another dispute
+            emit AccuracyDisputeClosed(taskId, nonce, challenger, false);
+            return;
+        }
+        if (block.timestamp <= deadline) revert OptimisticRounds__TooEarly(deadline);
+        a.state = State.Void;
+        uint256 bond = proposerBond(taskId);
+        _credit(challenger, CHALLENGER_BOND + bond / 2);
+        burnt += bond - bond / 2;
+        // The proof window opens again in full: a false claim cannot run out the clock.
+        PROTOCOL.reopenAccuracy(taskId);
+        emit AccuracyDisputeClosed(taskId, nonce, challenger, false);
+        emit AccuracyVoided(taskId, nonce, challenger);
+    }
+
+    function finalizeAccuracy(uint256 taskId) external {
+        AccuracyClaim storage a = _requireAccuracyPending(taskId);
+        if (block.timestamp <= a.challengeDeadline) revert OptimisticRounds__WindowOpen(a.challengeDeadline);
+        if (a.openDisputes != 0) revert OptimisticRounds__DisputesOpen(a.openDisputes);
+        a.state = State.Final;
+        PROTOCOL.settleOnClaimedAccuracy(taskId, a.correct, a.rangeError);
+        emit AccuracyFinalized(taskId, a.nonce, a.correct, a.rangeError);
+        uint256 bond = proposerBond(taskId);
+        (bool sent,) = a.claimer.call{value: bond, gas: 2300}("");
+        if (!sent) _credit(a.claimer, bond);
+    }
+
+    function accuracyClaim(uint256 taskId)
+        external
+        view
+        returns (
+            State state,
+            address claimer,
+            uint256 nonce,
+            uint256 challengeDeadline,
+            uint256 openDisputes,
+            uint256 correct,
+            bool rangeError
+        )
+    {
+        AccuracyClaim storage a = _accuracy[taskId];
+        return (a.state, a.claimer, a.nonce, a.challengeDeadline, a.openDisputes, a.correct, a.rangeError);
+    }
+
+    function isAccuracyPending(uint256 taskId) external view returns (bool) {
+        return _accuracy[taskId].state == State.Pending;
+    }
+
+    function accuracyDispute(uint256 taskId, uint256 nonce, address challenger) external view returns (uint256) {
+        return _accuracyDisputes[_disputeKey(taskId, nonce, challenger)];
+    }
+
+    function _requireAccuracyPending(uint256 taskId) private view returns (AccuracyClaim storage a) {
+        a = _accuracy[taskId];
+        if (a.state != State.Pending) revert OptimisticRounds__NotPending(taskId);
     }
 
     /// @dev The pending claim these are, and the caller's dispute of the given kind, the proposer to move.

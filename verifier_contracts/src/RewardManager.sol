@@ -88,19 +88,80 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         bytes calldata modelCommitment
     ) external {
         Task storage task = _requireStatus(taskId, Status.Evaluating);
+        // A pending accuracy claim is settled by its own game (OptimisticRounds).
+        if (_accuracyClaimPending(task, taskId)) revert RewardManager__AccuracyClaimPending(taskId);
+        (uint256 correct, uint256 rangeError) = _provenAccuracy(task, salt, proof, instances, vka, modelCommitment);
+        _settleOnAccuracy(task, taskId, correct, rangeError != 0);
+    }
+
+    function checkAccuracy(
+        uint256 taskId,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external returns (uint256 correct, uint256 rangeError) {
+        return _provenAccuracy(_requireStatus(taskId, Status.Evaluating), salt, proof, instances, vka, modelCommitment);
+    }
+
+    function checkAccuracyClaim(uint256 taskId, uint256 correct) external view {
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        if (!task.evaluationRevealed) revert RewardManager__NotRevealed();
+        if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
+        if (correct > task.params.evaluationSize) revert RewardManager__BadCount(correct);
+    }
+
+    function settleOnClaimedAccuracy(uint256 taskId, uint256 correct, bool rangeError) external {
+        if (msg.sender != address(_optimisticRounds)) revert MPSRollup__NotOptimisticRounds(msg.sender);
+        _settleOnAccuracy(_requireStatus(taskId, Status.Evaluating), taskId, correct, rangeError);
+    }
+
+    function reopenAccuracy(uint256 taskId) external {
+        if (msg.sender != address(_optimisticRounds)) revert MPSRollup__NotOptimisticRounds(msg.sender);
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        task.evaluationDeadline = uint64(block.timestamp + PROOF_PERIOD);
+        emit ProofWindowReopened(taskId, task.evaluationDeadline);
+    }
+
+    function settle(uint256 taskId) external {
+        Task storage task = _requireStatus(taskId, Status.Evaluating);
+        if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
+        if (_accuracyClaimPending(task, taskId)) revert RewardManager__AccuracyClaimPending(taskId);
+        if (task.evaluationRevealed) {
+            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, true);
+        } else {
+            emit EvaluationForfeited(taskId);
+            _settle(task, taskId, task.escrow, false);
+        }
+    }
+
+    /// @dev The count and range flag the accuracy proof(s) prove, within the proof window, on the
+    /// task's final model and exactly the set commitments the requester committed to (and revealed).
+    function _provenAccuracy(
+        Task storage task,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) private returns (uint256 correct, uint256 rangeError) {
         if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
         bytes32 model = keccak256(modelCommitment);
         if (model != task.globalModel) revert RewardManager__WrongModel(task.globalModel, model);
-        (uint256 correct, uint256 rangeError, bytes32 setHash) =
-            task.params.accuracyVerifier.verifyAccuracy(proof, instances, vka, modelCommitment);
-        // The proofs' set commitments are exactly those the requester committed to (and revealed).
+        bytes32 setHash;
+        (correct, rangeError, setHash) = task.params.accuracyVerifier.verifyAccuracy(proof, instances, vka, modelCommitment);
         bytes32 committed = evaluationCommitment(salt, setHash);
         if (committed != task.params.evaluationSet) {
             revert RewardManager__WrongEvaluationSet(task.params.evaluationSet, committed);
         }
+    }
+
+    /// @dev Pays on a proven (or claimed and unchallenged) count: a set out of range pays the full
+    /// fee (nobody can prove an accuracy on it, and the requester chose it); else the target decides.
+    function _settleOnAccuracy(Task storage task, uint256 taskId, uint256 correct, bool rangeError) private {
         uint256 fees = uint256(task.epochsRun) * task.params.feePerEpoch;
-        if (rangeError != 0) {
-            // proven out of range: nobody can prove an accuracy on it, and the requester chose it
+        if (rangeError) {
             emit EvaluationSetUnprovable(taskId);
             _settle(task, taskId, fees, false);
             return;
@@ -111,15 +172,8 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         _settle(task, taskId, fees, !reached);
     }
 
-    function settle(uint256 taskId) external {
-        Task storage task = _requireStatus(taskId, Status.Evaluating);
-        if (block.timestamp <= task.evaluationDeadline) revert RewardManager__DeadlineNotPassed(task.evaluationDeadline);
-        if (task.evaluationRevealed) {
-            _settle(task, taskId, uint256(task.epochsRun) * task.params.feePerEpoch, true);
-        } else {
-            emit EvaluationForfeited(taskId);
-            _settle(task, taskId, task.escrow, false);
-        }
+    function _accuracyClaimPending(Task storage task, uint256 taskId) private view returns (bool) {
+        return task.params.verification == 1 && _optimisticRounds.isAccuracyPending(taskId);
     }
 
     function evaluationCommitment(bytes32 salt, bytes32 setHash) public pure returns (bytes32) {

@@ -84,6 +84,14 @@ interface IOptimisticRounds {
     event RoundFinalized(uint256 indexed taskId, uint256 indexed epoch, uint256 nonce);
     event RoundVoided(uint256 indexed taskId, uint256 indexed epoch, uint256 nonce, address challenger);
     event CreditWithdrawn(address indexed account, uint256 amount);
+    /// @notice A claim of the final model's accuracy on the revealed set (no proof on chain).
+    event AccuracyClaimed(
+        uint256 indexed taskId, address indexed claimer, uint256 nonce, uint256 correct, bool rangeError, uint256 challengeDeadline
+    );
+    event AccuracyChallenged(uint256 indexed taskId, uint256 indexed nonce, address indexed challenger, uint256 answerDeadline);
+    event AccuracyDisputeClosed(uint256 indexed taskId, uint256 indexed nonce, address indexed challenger, bool claimerWon);
+    event AccuracyFinalized(uint256 indexed taskId, uint256 nonce, uint256 correct, bool rangeError);
+    event AccuracyVoided(uint256 indexed taskId, uint256 nonce, address challenger);
 
     error OptimisticRounds__NotOptimistic(uint256 taskId);
     error OptimisticRounds__RoundPending(uint256 taskId);
@@ -102,6 +110,56 @@ interface IOptimisticRounds {
     error OptimisticRounds__AnswerMismatch();
     error OptimisticRounds__NothingToWithdraw();
     error OptimisticRounds__TransferFailed();
+
+    // --- the accuracy claim: the same game over the task's accuracy proofs ---------------------
+
+    /// @notice Claims, with `proposerBond(taskId)`, that the final model gets `correct` of the
+    /// revealed set right (or that the set is out of range), for an optimistic task whose set is
+    /// revealed and whose proof window is open. While it is pending, nobody settles the task.
+    function claimAccuracy(uint256 taskId, uint256 correct, bool rangeError) external payable returns (uint256 nonce);
+
+    /// @notice Challenges the pending accuracy claim with CHALLENGER_BOND, within its window.
+    function challengeAccuracy(uint256 taskId) external payable;
+
+    /// @notice Answers `challenger`'s dispute with the accuracy proof(s) `submitAccuracy` takes;
+    /// they must prove exactly the claimed count and range flag.
+    function answerAccuracy(
+        uint256 taskId,
+        address challenger,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external;
+
+    /// @notice As `timeout`, for an accuracy dispute: an unanswered one voids the claim (the
+    /// proof window opens again in full), one that outlived a void claim is refunded.
+    function timeoutAccuracy(uint256 taskId, uint256 nonce, address challenger) external;
+
+    /// @notice Settles the task on a pending accuracy claim whose window is over and whose disputes are closed.
+    function finalizeAccuracy(uint256 taskId) external;
+
+    /// @notice The task's latest accuracy claim: state, claimer, nonce, challenge deadline, open
+    /// disputes, count, range flag.
+    function accuracyClaim(uint256 taskId)
+        external
+        view
+        returns (
+            State state,
+            address claimer,
+            uint256 nonce,
+            uint256 challengeDeadline,
+            uint256 openDisputes,
+            uint256 correct,
+            bool rangeError
+        );
+
+    /// @notice Whether an accuracy claim of the task is pending.
+    function isAccuracyPending(uint256 taskId) external view returns (bool);
+
+    /// @notice An accuracy dispute's answer deadline (zero: none open).
+    function accuracyDispute(uint256 taskId, uint256 nonce, address challenger) external view returns (uint256);
 
     /// @notice Seconds after a proposal during which anyone may challenge it.
     function CHALLENGE_PERIOD() external view returns (uint256);

@@ -6,6 +6,8 @@ interface IRewardManager {
     event EvaluationStarted(uint256 indexed taskId, uint256 epochsRun, uint256 deadline);
     event EvaluationSetRevealed(uint256 indexed taskId, bytes32 salt, bytes setCommitments, uint256 proofDeadline);
     event EvaluationSetUnprovable(uint256 indexed taskId);
+    /// @notice A void accuracy claim ran into the proof window: it starts again, until `proofDeadline`.
+    event ProofWindowReopened(uint256 indexed taskId, uint256 proofDeadline);
     event AccuracyProven(uint256 indexed taskId, uint256 correct, uint256 samples, bool targetReached);
     event EvaluationForfeited(uint256 indexed taskId);
     event TaskCompleted(uint256 indexed taskId, uint256 epochsRun, uint256 rewarded, uint256 refunded, uint256 burnt);
@@ -21,6 +23,9 @@ interface IRewardManager {
     error RewardManager__DeadlineNotPassed(uint256 deadline);
     error RewardManager__NothingToWithdraw();
     error RewardManager__TransferFailed();
+    error RewardManager__AccuracyClaimPending(uint256 taskId);
+    error RewardManager__NotRevealed();
+    error RewardManager__BadCount(uint256 correct);
 
     /// @notice Seconds an epoch may run without a round before anyone may end training.
     function ROUND_PERIOD() external view returns (uint256);
@@ -80,4 +85,26 @@ interface IRewardManager {
 
     /// @notice Fees burnt on missed targets: locked here for good, so no party profits from a miss.
     function burntHeld() external view returns (uint256);
+
+    /// @notice The checks `submitAccuracy` makes of accuracy proof(s), without settling: the count
+    /// and range flag they prove on the task's final model and committed set, within the proof
+    /// window. OptimisticRounds answers accuracy disputes through it.
+    function checkAccuracy(
+        uint256 taskId,
+        bytes32 salt,
+        bytes calldata proof,
+        uint256[] calldata instances,
+        bytes32[] calldata vka,
+        bytes calldata modelCommitment
+    ) external returns (uint256 correct, uint256 rangeError);
+
+    /// @notice Reverts unless an accuracy claim of `correct` may be made now: the task evaluating,
+    /// its set revealed, its proof window open, the count at most the set's size.
+    function checkAccuracyClaim(uint256 taskId, uint256 correct) external view;
+
+    /// @notice Settles on a final accuracy claim as `submitAccuracy` on a proof. Only OptimisticRounds.
+    function settleOnClaimedAccuracy(uint256 taskId, uint256 correct, bool rangeError) external;
+
+    /// @notice A void accuracy claim's proof window starts again in full. Only OptimisticRounds.
+    function reopenAccuracy(uint256 taskId) external;
 }
