@@ -327,6 +327,7 @@ def test_submitAccuracy_rejects_another_evaluation_set(demo_run, evaluating_task
     )
 
 
+@pytest.mark.slow  # one more accuracy proof (about 15 s): the fast suite stays as long
 def test_submitAccuracy_rejects_another_sets_proof_carrying_the_committed_commitments(
     demo_run, evaluating_task, prepared_accuracy, tmp_path
 ):
@@ -347,6 +348,7 @@ def test_submitAccuracy_rejects_another_sets_proof_carrying_the_committed_commit
     )
 
 
+@pytest.mark.slow  # one more accuracy proof (about 15 s): the fast suite stays as long
 def test_a_set_proven_out_of_range_pays_the_clients_in_full(demo_run, replay, prepared_accuracy, tmp_path):
     """Finding 4 with committed sets: a requester that commits to a set the circuit cannot count
     on (a pixel 17, a label 10) gains nothing. The proof says so (range_error), and the clients
