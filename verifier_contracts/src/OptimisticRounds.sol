@@ -259,11 +259,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         p.state = State.Final;
         PROTOCOL.recordClaim(taskId, outcome);
         emit RoundFinalized(taskId, outcome.epoch, p.nonce);
-        // The bond goes straight back (a stipend's worth of gas: no reentry, and a proposer that
-        // refuses ether cannot hold the round up); if it is refused, it waits as a credit.
-        uint256 bond = proposerBond(taskId);
-        (bool sent,) = p.proposer.call{value: bond, gas: 2300}("");
-        if (!sent) _credit(p.proposer, bond);
+        _returnBond(p.proposer, taskId);
     }
 
     function pending(uint256 taskId)
@@ -371,9 +367,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         }
         if (block.timestamp <= deadline) revert OptimisticRounds__TooEarly(deadline);
         a.state = State.Void;
-        uint256 bond = proposerBond(taskId);
-        _credit(challenger, CHALLENGER_BOND + bond / 2);
-        burnt += bond - bond / 2;
+        _forfeitBond(taskId, challenger);
         // The proof window opens again in full: a false claim cannot run out the clock.
         PROTOCOL.reopenAccuracy(taskId);
         emit AccuracyDisputeClosed(taskId, nonce, challenger, false);
@@ -387,9 +381,7 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         a.state = State.Final;
         PROTOCOL.settleOnClaimedAccuracy(taskId, a.correct, a.rangeError);
         emit AccuracyFinalized(taskId, a.nonce, a.correct, a.rangeError);
-        uint256 bond = proposerBond(taskId);
-        (bool sent,) = a.claimer.call{value: bond, gas: 2300}("");
-        if (!sent) _credit(a.claimer, bond);
+        _returnBond(a.claimer, taskId);
     }
 
     function accuracyClaim(uint256 taskId)
@@ -498,15 +490,28 @@ contract OptimisticRounds is IOptimisticRounds, ReentrancyGuard {
         emit DisputeClosed(taskId, p.nonce, challenger, true);
     }
 
-    /// @dev The proposer lost: half its bond to the challenger (with its own back), half burnt so
-    /// that challenging one's own round never pays; the epoch reopens.
+    /// @dev The proposer lost: its bond is forfeit and the epoch reopens.
     function _void(uint256 taskId, Pending storage p, address challenger) private {
         p.state = State.Void;
+        _forfeitBond(taskId, challenger);
+        emit DisputeClosed(taskId, p.nonce, challenger, false);
+        emit RoundVoided(taskId, PROTOCOL.reopenEpoch(taskId), p.nonce, challenger);
+    }
+
+    /// @dev A final claim's bond goes straight back (a stipend's worth of gas: no reentry, and a
+    /// claimer that refuses ether cannot hold the claim up); if it is refused, it waits as a credit.
+    function _returnBond(address claimer, uint256 taskId) private {
+        uint256 bond = proposerBond(taskId);
+        (bool sent,) = claimer.call{value: bond, gas: 2300}("");
+        if (!sent) _credit(claimer, bond);
+    }
+
+    /// @dev A void claim's bond: half to the challenger that won (with its own bond back), half
+    /// burnt, so that challenging one's own claim never pays.
+    function _forfeitBond(uint256 taskId, address challenger) private {
         uint256 bond = proposerBond(taskId);
         _credit(challenger, CHALLENGER_BOND + bond / 2);
         burnt += bond - bond / 2;
-        emit DisputeClosed(taskId, p.nonce, challenger, false);
-        emit RoundVoided(taskId, PROTOCOL.reopenEpoch(taskId), p.nonce, challenger);
     }
 
     function _credit(address account, uint256 amount) private {
