@@ -416,6 +416,7 @@ def test_submitAccuracy_below_the_target_pays_only_the_work_share(demo_run, repl
     assert completed["args"]["refunded"] == 0
 
 
+@pytest.mark.slow  # another accuracy proof of the demo's run: about 45 s
 def test_sybils_sending_a_constant_model_are_proven_0_correct_on_chain(demo_run, prepared_accuracy, tmp_path):
     """Security finding 1, replayed on chain: five sybil stakers fill a task like the demo's and
     each sends a model with zero weights and its own constant bias. The rounds verify and the

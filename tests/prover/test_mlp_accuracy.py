@@ -54,6 +54,7 @@ def mlp_task(tmp_path_factory):
     return model, classifier, prepare(chunk), prepare(accuracy), evaluation, folder, outcome
 
 
+@pytest.mark.slow  # an MLP proven in batches over chunk commitments: about a minute
 def test_the_batches_count_what_the_reference_counts_over_the_chunk_commitments(mlp_task):
     model, classifier, chunk, accuracy, (pixels, labels), folder, outcome = mlp_task
     assert KrumParams(N, F, M).m == M and accuracy.circuit.model_parts == 3
@@ -63,6 +64,7 @@ def test_the_batches_count_what_the_reference_counts_over_the_chunk_commitments(
     assert verify_accuracy(folder).correct == outcome.correct
 
 
+@pytest.mark.slow  # an MLP proven in batches over chunk commitments: about a minute
 def test_the_accuracy_verifier_takes_the_batches_in_one_call(mlp_task):
     model, _, _, accuracy, (pixels, labels), folder, outcome = mlp_task
     chain = Chain.embedded()

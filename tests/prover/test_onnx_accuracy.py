@@ -145,6 +145,7 @@ def test_chunks_and_the_weight_one_over_m_keep_the_quantised_count(tmp_path):
     assert abs(count(3) - whole) <= 1
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_the_cnn_proven_counts_what_the_quantised_model_counts(cnn_proof):
     folder, outcome, circuit = cnn_proof
     assert (circuit.features, circuit.classes, circuit.model_parts) == (64, 10, 1)
@@ -171,6 +172,7 @@ def _edit_json(path, change):
     path.write_text(json.dumps(data))
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_a_tampered_count_is_refused(cnn_proof, tmp_path):
     def other_count(batch):
         count = felts([cnn_proof[1].correct - 1])[0]
@@ -180,6 +182,7 @@ def test_a_tampered_count_is_refused(cnn_proof, tmp_path):
         verify_accuracy(_edited_copy(cnn_proof[0], tmp_path, other_count))
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_an_edited_input_file_is_refused(cnn_proof, tmp_path):
     def other_pixel(batch):
         _edit_json(batch / "input.json", lambda d: d["input_data"][-2].__setitem__(10, felts([1])[0]))
@@ -214,6 +217,7 @@ def test_the_graph_counts_the_values_out_of_range_and_evaluates_the_rest(tmp_pat
     assert range_error(x_bad, y) == 4
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_another_model_in_the_folder_is_refused(cnn_proof, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(cnn_proof[0], copy)
@@ -224,6 +228,7 @@ def test_another_model_in_the_folder_is_refused(cnn_proof, tmp_path):
         verify_accuracy(copy)
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_verify_under_an_empty_home_prints_the_count(cnn_proof, tmp_path):
     folder, outcome, _ = cnn_proof
     home = tmp_path / "home"
@@ -281,6 +286,7 @@ def test_the_params_commitment_is_the_rounds_aggregate_commitment(tmp_path):
     assert outcome.correct == outcome.quantized_correct and abs(outcome.correct - outcome.float_correct) <= 2
 
 
+@pytest.mark.slow  # the CNN's accuracy proof (logrows 17): about 70 s to set up and prove
 def test_prove_accuracy_takes_any_onnx_model_and_a_parameter_vector(cnn_proof, tmp_path):
     """`stakelearn prove-accuracy --model --parameters`: the float vector (here the model's own
     parameters) quantized at --scale, proven as the library proves it."""
