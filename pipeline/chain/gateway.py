@@ -203,6 +203,13 @@ class Chain:
         """Whether this is the embedded chain, whose clock moves only when told to."""
         return isinstance(self.w3.provider, EthereumTesterProvider)
 
+    def now(self) -> int:
+        """The time the next block will carry, as near as can be told: the embedded chain's latest
+        block; on a node the later of its latest block and the wall clock (a node that mines only on
+        transactions, as anvil does, mines the next one at the wall clock's time)."""
+        latest = self.latest_timestamp()
+        return latest if self.embedded_clock else max(latest, int(time.time()))
+
     def wait_past(self, timestamp: int, poll_seconds: float) -> None:
         """Let the chain's clock pass ``timestamp``: the embedded chain travels there at once; on a
         node, wait ``poll_seconds`` (at most until then) and let the caller look again."""

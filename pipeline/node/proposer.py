@@ -58,7 +58,7 @@ def claim_round(
         state, _, _, deadline, open_disputes, _ = rounds.functions.pending(task_id).call()
         if state == State.VOID:
             raise StakeLearnError(f"epoch {epoch}: a challenge voided the claim of task {task_id} (nonce {nonce})")
-        if protocol.chain.latest_timestamp() > deadline and open_disputes == 0:
+        if protocol.chain.now() > deadline and open_disputes == 0:
             receipt = finalize(protocol, account, claim, outcome)
             log.info(f"epoch {epoch}: final after its challenge window ({receipt['gasUsed']:,} gas to record)")
             return receipt, gas
@@ -118,7 +118,7 @@ def claim_accuracy(
         state, _, _, deadline, open_disputes, _, _ = rounds.functions.accuracyClaim(task_id).call()
         if state == State.VOID:
             raise StakeLearnError(f"a challenge voided the accuracy claim of task {task_id} (nonce {nonce})")
-        if protocol.chain.latest_timestamp() > deadline and open_disputes == 0:
+        if protocol.chain.now() > deadline and open_disputes == 0:
             receipt = protocol.chain.execute(account, rounds, "finalizeAccuracy", task_id)
             log.info(f"  the accuracy claim is final after its window ({receipt['gasUsed']:,} gas to settle)")
             return receipt

@@ -298,7 +298,7 @@ class Watcher:
             self._timeout(d, "round voided by another dispute: bond back")
             return
         if view.proposer_to_move:
-            if self.chain.latest_timestamp() > view.deadline:
+            if self.chain.now() > view.deadline:
                 self._timeout(d, "proposer timed out: round void")
             return
         split = [
