@@ -68,11 +68,14 @@ def timing_table(summary: dict) -> str:
 
 def accuracy_line(summary: dict) -> str:
     a, target = summary["accuracy_proof"], summary["config"]["target_accuracy"]
+    # An optimistic task's count was claimed (proven off chain) and stood its challenge window.
+    claimed = summary["circuit"].get("verification") == "optimistic"
     return (
-        f"Proven accuracy of the final model on the requester's {a['samples']} evaluation samples: "
-        f"{a['correct']}/{a['samples']} = {a['correct'] / a['samples']:.3f} (target {target:.2f}: "
-        f"{'reached, fees paid in full' if a['target_reached'] else 'missed, only the work share paid'}; "
-        f"proof {a['gas_used']:,} gas, the requester's reveal {a['reveal_gas_used']:,} gas)."
+        f"{'Claimed' if claimed else 'Proven'} accuracy of the final model on the requester's {a['samples']} "
+        f"evaluation samples: {a['correct']}/{a['samples']} = {a['correct'] / a['samples']:.3f} (target "
+        f"{target:.2f}: {'reached, fees paid in full' if a['target_reached'] else 'missed, only the work share paid'}; "
+        f"{'settled after an unchallenged window' if claimed else 'proof'} {a['gas_used']:,} gas, "
+        f"the requester's reveal {a['reveal_gas_used']:,} gas)."
     )
 
 

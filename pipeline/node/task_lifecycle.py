@@ -22,6 +22,7 @@ from eth_utils import keccak
 from stakelearn.circuits.krum import krum_round
 from stakelearn.errors import InputError
 from stakelearn.models.digits import accuracy, one_torch_thread
+from stakelearn.pipeline.contracts.optimistic import State
 from stakelearn.pipeline.contracts.protocol import Protocol
 from stakelearn.pipeline.contracts.types import ETHER, ProtocolConfig, TaskStatus, Verification
 from stakelearn.pipeline.federation.task import TaskConfig, client_models
@@ -211,8 +212,13 @@ def _proven_accuracy(protocol: Protocol, task_id: int, folder: Path) -> dict:
     (reveal,) = protocol.logs("EvaluationSetRevealed", taskId=task_id)
     if proven:
         a = proven[0]["args"]
+        claimed = (
+            protocol.task_params(task_id).verification == Verification.OPTIMISTIC
+            and protocol.rounds.functions.accuracyClaim(task_id).call()[0] == State.FINAL
+        )
+        how = "claimed (its window passed unchallenged)" if claimed else "proven"
         log.info(
-            f"accuracy proven on chain: {a['correct']} of {a['samples']} correct; "
+            f"accuracy {how} on chain: {a['correct']} of {a['samples']} correct; "
             f"target {'reached' if a['targetReached'] else 'missed'}"
         )
         outcome = {"correct": a["correct"], "samples": a["samples"], "target_reached": a["targetReached"]}
