@@ -286,6 +286,10 @@ def test_a_false_accuracy_claim_is_voided_and_the_proof_window_reopens(game):
     # No proof of another model, or none at all, answers it.
     args = (task_id, watcher.address, bytes(32), b"", [], [], bytes(64))
     assert world.revert_name(proposer, rounds(world), "answerAccuracy", *args) == "RewardManager__WrongModel"
+    # Past the proof window the claimer may still answer (the proof is judged, not the clock), so a
+    # challenger cannot wait out the window to take an honest claimer's bond.
+    world.travel_to(world.protocol.tasks.functions.evaluationDeadline(task_id).call() + 1)
+    assert world.revert_name(proposer, rounds(world), "answerAccuracy", *args) == "RewardManager__WrongModel"
     deadline = rounds(world).functions.accuracyDispute(task_id, nonce, watcher.address).call()
     world.travel_to(deadline + 1)
     receipt = world.send(watcher, rounds(world), "timeoutAccuracy", task_id, nonce, watcher.address)

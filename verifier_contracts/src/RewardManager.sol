@@ -90,6 +90,7 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         Task storage task = _requireStatus(taskId, Status.Evaluating);
         // A pending accuracy claim is settled by its own game (OptimisticRounds).
         if (_accuracyClaimPending(task, taskId)) revert RewardManager__AccuracyClaimPending(taskId);
+        if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
         (uint256 correct, uint256 rangeError) = _provenAccuracy(task, salt, proof, instances, vka, modelCommitment);
         _settleOnAccuracy(task, taskId, correct, rangeError != 0);
     }
@@ -136,8 +137,10 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         }
     }
 
-    /// @dev The count and range flag the accuracy proof(s) prove, within the proof window, on the
-    /// task's final model and exactly the set commitments the requester committed to (and revealed).
+    /// @dev The count and range flag the accuracy proof(s) prove on the task's final model and
+    /// exactly the set commitments the requester committed to (and revealed). No clock here: a
+    /// claim made within the proof window must be answerable after it (a challenger would else
+    /// wait out the window to take an honest claimer's bond); `submitAccuracy` checks the window.
     function _provenAccuracy(
         Task storage task,
         bytes32 salt,
@@ -146,7 +149,6 @@ abstract contract RewardManager is SlashingManager, ReentrancyGuard, IRewardMana
         bytes32[] calldata vka,
         bytes calldata modelCommitment
     ) private returns (uint256 correct, uint256 rangeError) {
-        if (block.timestamp > task.evaluationDeadline) revert RewardManager__DeadlinePassed(task.evaluationDeadline);
         bytes32 model = keccak256(modelCommitment);
         if (model != task.globalModel) revert RewardManager__WrongModel(task.globalModel, model);
         bytes32 setHash;

@@ -87,8 +87,9 @@ interface IRewardManager {
     function burntHeld() external view returns (uint256);
 
     /// @notice The checks `submitAccuracy` makes of accuracy proof(s), without settling: the count
-    /// and range flag they prove on the task's final model and committed set, within the proof
-    /// window. OptimisticRounds answers accuracy disputes through it.
+    /// and range flag they prove on the task's final model and committed set, whatever the time (a
+    /// claim made in the proof window is answered after it). OptimisticRounds answers accuracy
+    /// disputes through it.
     function checkAccuracy(
         uint256 taskId,
         bytes32 salt,
