@@ -61,6 +61,7 @@ class ChainRound:
     event: dict
     submitted: dict | None
     check: RoundCheck | None
+    scores: tuple[int, ...] = ()  # the raw Krum scores: proven (eager) or claimed and final (optimistic)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: 
     rounds = []
     for event in events:
         submitted = check = None
+        scores = ()
         if event["args"]["epoch"] in claims:
             claim = claims[event["args"]["epoch"]]
             event = {
@@ -102,13 +104,15 @@ def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: 
                 "args": {**event["args"], "commitments": claim.commitments, "signatures": claim.signatures},
             }
             submitted = {"previousModel": claim.previous_model, "commitments": claim.commitments}
+            scores = tuple(claim.scores)
         elif batch_parts(event["args"], n) is not None:
             _, call = protocol.tasks.decode_function_input(chain.transaction(event["transactionHash"])["input"])
             submitted = call["round"]
             commitments = bytes(event["args"]["commitments"])
             proof, instances, vka = submitted["proof"], submitted["instances"], submitted["vka"]
             check = check_round(chain, params.verifier, proof, instances, vka, commitments)
-        rounds.append(ChainRound(event, submitted, check))
+            scores = check.scores
+        rounds.append(ChainRound(event, submitted, check, scores))
     posted = {
         (e["args"]["epoch"], clients.index(e["args"]["client"])): bytes(e["args"]["commitment"])
         for e in protocol.logs("CommitmentPosted", taskId=task_id)
@@ -117,16 +121,21 @@ def read_history(protocol: Protocol, task_id: int, params: TaskParams, clients: 
     return TaskHistory(task_id, clients, absent_commitment_hash(chain, params.verifier), posted, slashed, rounds)
 
 
-def final_claims(protocol: Protocol, task_id: int) -> dict[int, Claim]:
-    """An optimistic task's final claims by epoch: the RoundProposed claim whose nonce was finalized."""
+def final_claim_events(protocol: Protocol, task_id: int) -> dict[int, dict]:
+    """An optimistic task's final claims by epoch: the RoundProposed event whose nonce was finalized."""
     rounds = protocol.rounds
     start = protocol.deployment_block
     final = {e["args"]["nonce"] for e in protocol.chain.logs(rounds.events.RoundFinalized, start, taskId=task_id)}
     return {
-        e["args"]["epoch"]: Claim.from_abi(e["args"]["claim"])
+        e["args"]["epoch"]: e
         for e in protocol.chain.logs(rounds.events.RoundProposed, start, taskId=task_id)
         if e["args"]["nonce"] in final
     }
+
+
+def final_claims(protocol: Protocol, task_id: int) -> dict[int, Claim]:
+    """An optimistic task's final claims by epoch."""
+    return {epoch: Claim.from_abi(e["args"]["claim"]) for epoch, e in final_claim_events(protocol, task_id).items()}
 
 
 def batch_parts(args: dict, n: int) -> list[bytes] | None:
@@ -196,8 +205,9 @@ def next_state_root(root: bytes, task_id: int, args: dict, model: bytes) -> byte
     )
 
 
-def round_record(history: TaskHistory, event: dict, parts: list[bytes]) -> dict:
+def round_record(history: TaskHistory, chain_round: ChainRound, parts: list[bytes]) -> dict:
     """A round as the audit rebuilt it from the chain."""
+    event = chain_round.event
     a, epoch, n = event["args"], event["args"]["epoch"], len(history.clients)
     return {
         "epoch": epoch,
@@ -205,6 +215,8 @@ def round_record(history: TaskHistory, event: dict, parts: list[bytes]) -> dict:
         "signatures": bytes(a["signatures"]),
         "selected_mask": a["selectedMask"],
         "tx_hash": to_hex(event["transactionHash"]),
+        "block": event["blockNumber"],
+        "scores": list(chain_round.scores),
         "absent": [i for i in range(n) if a["absentMask"] >> i & 1],
         "flagged": [i for i in range(n) if a["flaggedMask"] >> i & 1],
         "slashed": sorted(
@@ -240,7 +252,7 @@ def check_history(
             problems.append(
                 f"epoch {epoch}: state root {to_hex(a['stateRoot'])} differs from the rebuilt {to_hex(root)}"
             )
-        rounds.append(round_record(history, chain_round.event, parts))
+        rounds.append(round_record(history, chain_round, parts))
     return problems, rounds, model, root
 
 

@@ -71,6 +71,11 @@ COMMANDS: dict[str, Command] = {
         "watch an optimistic task: check each proposed round against its published proofs, challenge a false or "
         "withheld one and follow the dispute",
     ),
+    "explorer": _command(
+        "explorer",
+        "a read-only page on 127.0.0.1 of a protocol's tasks: epochs, Krum scores, stakes, verification states, "
+        "accuracy and payout, from the chain alone",
+    ),
     "chain": _command("chain", "run a local anvil node on 127.0.0.1"),
     "bench": _command("bench", "measure rows, time, memory and gas of the round circuit against a naive baseline"),
     "gas": _command("gas", "gas of every protocol function and of one full epoch"),

@@ -130,6 +130,7 @@ class RoundCheck:
     ok: bool
     selected_mask: int = 0
     absent_mask: int = 0
+    scores: tuple[int, ...] = ()  # the proven raw Krum scores, one per client
     reason: str = ""
 
 
@@ -141,8 +142,8 @@ def check_round(
     result = chain.call(verifier.address, verifier.encode_abi("verifyRound", args=[proof, instances, vka, commitments]))
     if not result.ok:
         return RoundCheck(ok=False, reason=result.reason)
-    selected, absent, _ = decode(["uint256", "uint256", "uint256[]"], result.data)
-    return RoundCheck(ok=True, selected_mask=selected, absent_mask=absent)
+    selected, absent, scores = decode(["uint256", "uint256", "uint256[]"], result.data)
+    return RoundCheck(ok=True, selected_mask=selected, absent_mask=absent, scores=tuple(scores))
 
 
 def absent_commitment_hash(chain: Chain, verifier_address: str) -> bytes:

@@ -333,3 +333,25 @@ def test_checking_alone_refuses_a_tampered_proof_or_another_circuits_key(deploym
     ]
     for function, *args, error in refusals:
         assert d.world.chain.revert_name(d.aggregator, d.verifier, function, *args) == error, function
+
+
+def test_the_explorer_counts_the_staging_the_round_used_in_its_epochs_gas(deployment, rounds):
+    """An epoch's gas in the explorer is the round's transaction and the staging that made its
+    record: someone staging the same chunks again afterwards adds nothing to it."""
+    from stakelearn.pipeline.explorer.view import audited, task_view
+
+    first, world = rounds[0], deployment.world
+    staging = sum(deployment.stage(first.calls, round_session(deployment.task_id, 1)))
+    copier = Deployment(
+        world,
+        deployment.verifier,
+        deployment.task_id,
+        new_account(world.chain, ETHER),
+        *[deployment.chunk_vka, deployment.combine_vka],
+    )
+    assert sum(copier.stage(first.calls, round_session(deployment.task_id, 1))) > 0
+    receipt = deployment.submit(1, first)
+    view = task_view(world.protocol, deployment.task_id, audited(world.protocol, deployment.task_id))
+    (epoch,) = view["epochs"]
+    assert epoch["gas"] == receipt["gasUsed"] + staging
+    assert epoch["flagged"] == [4] and view["problems"] == []
