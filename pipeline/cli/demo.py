@@ -185,6 +185,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report_text(summary), end="")
         print(f"report, plots and summary.json written to {args.out / 'report'}")
+        if args.rpc_url:  # the embedded chain ends with this process; a node's can be explored
+            print(f"explore it in the browser: stakelearn explorer --rpc-url {args.rpc_url} --run {args.out}")
     outcome = summary["outcome"]
     # exit 1 if an honest client was harmed: flagged (its epoch unpaid) or slashed
     honest_slashed = [c for c in outcome["slashed"] if c not in outcome["attackers"]]

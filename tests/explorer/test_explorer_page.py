@@ -71,14 +71,22 @@ def test_the_page_shows_what_the_audit_rebuilds_and_follows_new_epochs(explored,
 
 def test_the_task_list_links_every_task(explored):
     world, task_id = explored
+    open_task = world.create_task()  # nobody enrolled yet: no epoch, no stake to draw
     with (
         RunningServer(Explorer(lambda: world.protocol, "the embedded EVM")) as server,
         browser_page() as (page, errors),
     ):
         page.goto(server.url)
         page.wait_for_selector("#task-list a")
-        assert page.inner_text("#task-list a") == f"task {task_id}"
-        page.click("#task-list a")
+        links = [a.inner_text() for a in page.query_selector_all("#task-list a")]
+        assert links == [f"task {task_id}", f"task {open_task}"]
+        page.click(f"#task-list a[href='?task={open_task}']")
+        page.wait_for_selector("#task:not([hidden])")
+        assert page.inner_text("#task-title") == f"Task {open_task}: open, 0 of 3 epochs"
+        assert "enrollment closes" in page.inner_text("#deadlines")
+        assert page.query_selector("#epochs tr[data-epoch]") is None
+        page.go_back()
+        page.click(f"#task-list a[href='?task={task_id}']")
         page.wait_for_selector("#epochs tr[data-epoch]")
         assert errors == []
 
