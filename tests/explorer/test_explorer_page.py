@@ -141,6 +141,7 @@ def test_only_requests_addressed_to_loopback_are_answered(world):
         (["--run", "no-such-folder"], "no-such-folder is not a run folder"),
         (["--contract", "0x0", "--refresh", "0"], "--refresh must be a positive number of seconds"),
         (["--task-dir", "no-such-folder"], "no-such-folder"),
+        (["--contract", "0x0", "--port", "70000"], "--port must be 0..65535"),
     ],
 )
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, arguments, expected):
@@ -187,3 +188,14 @@ def test_an_optimistic_claim_is_shown_pending_with_its_time_left_then_final(worl
         assert page.query_selector("#epochs tr[data-claimed-epoch]") is None
         assert page.inner_text("#claims [data-field=state]") == "final"
         assert errors == []
+
+
+def test_a_taken_port_is_refused_in_one_line(world):
+    from stakelearn.errors import InputError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"port {port} on 127.0.0.1 is taken.*choose another --port"):
+            RunningServer(Explorer(lambda: world.protocol, "the embedded EVM"), port)
