@@ -55,6 +55,7 @@ class Explorer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     _protocol: Protocol | None = None
     _views: dict = field(default_factory=dict)  # task id -> (block, view)
+    _run_json: dict | None = None
     _run_circuits: tuple | None = None
     _run_figures_at: tuple | None = None  # (epochs, the run folder's figures or why they are not shown)
 
@@ -69,33 +70,36 @@ class Explorer:
         cached = self._views.get(task_id)
         if cached is not None and cached[0] == block:
             return cached[1]
-        ours = self.run_dir is not None and task_id == self._run_task()
+        ours = self.run_dir is not None and task_id == self._run()["task_id"]
         circuits = self._circuits() if ours else None  # the audit then compares the verifiers' code too
         audit = audited(protocol, task_id, circuits)
         view = task_view(protocol, task_id, audit)
         if ours:
-            view["run"] = self._run_figures(protocol, task_id, audit[1])
+            view["run"] = self._run_figures(protocol, audit.rounds)
         self._views[task_id] = (block, view)
         return view
 
-    def _run_task(self) -> int:
-        from stakelearn.pipeline.node.run_folder import load_run
+    def _run(self) -> dict:
+        """The run folder's run.json, read once."""
+        if self._run_json is None:
+            from stakelearn.pipeline.node.run_folder import load_run
 
-        return load_run(self.run_dir)["task_id"]
+            self._run_json = load_run(self.run_dir)
+        return self._run_json
 
     def _circuits(self):
         """The run folder's round and prepared accuracy circuit, made once."""
         if self._run_circuits is None:
-            from stakelearn.pipeline.node.run_folder import load_run, run_round
+            from stakelearn.pipeline.node.run_folder import run_round
 
-            self._run_circuits = run_round(load_run(self.run_dir))
+            self._run_circuits = run_round(self._run())
         return self._run_circuits
 
-    def _run_figures(self, protocol: Protocol, task_id: int, rounds: list[dict]) -> dict:
+    def _run_figures(self, protocol: Protocol, rounds: list[dict]) -> dict:
         """The run folder's test accuracy per epoch, or why it is not shown; redone per new epoch."""
         if self._run_figures_at is None or self._run_figures_at[0] != len(rounds):
             try:
-                accuracy = run_accuracy(self.run_dir, protocol, task_id, self._circuits()[0], rounds)
+                accuracy = run_accuracy(self.run_dir, protocol, self._circuits()[0], rounds)
                 figures = {"folder": str(self.run_dir), "test_accuracy": accuracy}
             except StakeLearnError as error:
                 figures = {"folder": str(self.run_dir), "error": one_line(error)}

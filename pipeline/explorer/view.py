@@ -17,6 +17,7 @@ do the reading.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from eth_utils import keccak, to_hex
@@ -175,41 +176,45 @@ def chain_view(protocol: Protocol) -> dict:
     return {"chain": chain.name, "chain_id": chain.chain_id, "block": chain.w3.eth.block_number, "now": chain.now()}
 
 
-def started(protocol: Protocol, task_id: int) -> bool:
-    """Whether the task exists (else an InputError naming how many do) and has started: only a
-    started task has rounds to audit."""
+class Audit(NamedTuple):
+    """What ``audit_chain`` found for a task, and the block it started in (None: not yet)."""
+
+    problems: list[str]
+    rounds: list[dict]
+    started_at: int | None
+
+
+def audited(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> Audit:
+    """The task's audit (nothing to audit before it starts); an InputError for a task that does
+    not exist."""
     count = protocol.task_count()
     if not 1 <= task_id <= count:
         raise InputError(f"task {task_id} does not exist on the protocol at {protocol.tasks.address} ({count} tasks)")
-    return bool(protocol.logs("TaskStarted", taskId=task_id))
+    started = protocol.logs("TaskStarted", taskId=task_id)
+    if not started:
+        return Audit([], [], None)
+    return Audit(*audit_chain(protocol, task_id, circuits), started[0]["blockNumber"])
 
 
-def audited(protocol: Protocol, task_id: int, circuits: tuple | None = None) -> tuple[list[str], list[dict]]:
-    """``audit_chain``'s problems and rounds for the task (none before it starts); an InputError
-    for a task that does not exist."""
-    return audit_chain(protocol, task_id, circuits) if started(protocol, task_id) else ([], [])
-
-
-def task_view(protocol: Protocol, task_id: int, audit: tuple[list[str], list[dict]]) -> dict:
-    """Everything the page shows of one task, from events and views, around ``audit``: the
-    problems and rounds ``audited`` found for it."""
+def task_view(protocol: Protocol, task_id: int, audit: Audit) -> dict:
+    """Everything the page shows of one task, from events and views, around its ``audit``."""
     functions, chain = protocol.tasks.functions, protocol.chain
     state, params = protocol.task(task_id), protocol.task_params(task_id)
     verification = Verification(params.verification)
     clients = list(functions.clientsOf(task_id).call())
-    problems, rounds = audit
+    problems, rounds, started_at = audit
     now = chain.now()
     optimistic = verification == Verification.OPTIMISTIC
     claims, in_window = optimistic_claims(protocol, task_id, now) if optimistic else ([], [])
-    gas = round_gas(protocol, task_id, params, rounds)
+    receipts = {r["epoch"]: chain.receipt(r["tx_hash"]) for r in rounds}
+    gas = round_gas(protocol, task_id, params, rounds, receipts)
     epochs = [epoch_row(r, params.n, params.f, gas[r["epoch"]], round_verification(r["epoch"], claims)) for r in rounds]
     for event, claim in in_window:  # its epoch's row, marked as claimed: nothing is recorded yet
         slashed = protocol.logs("ClientSlashed", taskId=task_id, epoch=claim["epoch"])
         record = claimed_record(event, params.n, sorted(clients.index(e["args"]["client"]) for e in slashed))
         gas_used = chain.receipt(event["transactionHash"])["gasUsed"]
         epochs.append({**epoch_row(record, params.n, params.f, gas_used, claim), "claimed": True})
-    start = protocol.logs("TaskStarted", taskId=task_id)
-    blocks = ([start[0]["blockNumber"]] if start else []) + [r["block"] for r in rounds]
+    blocks = ([started_at] if started_at is not None else []) + [r["block"] for r in rounds]
     stakes = stake_series(registry_changes(protocol, clients), clients, blocks) if blocks else []
     periods = {
         "enrollment": functions.ENROLLMENT_PERIOD().call(),
@@ -250,7 +255,7 @@ def task_view(protocol: Protocol, task_id: int, audit: tuple[list[str], list[dic
         ),
         "parties": {
             "requester": state.requester,
-            "aggregators": sorted({claim["proposer"] for claim in claims} | round_senders(chain, rounds, verification)),
+            "aggregators": sorted({claim["proposer"] for claim in claims} | round_senders(receipts, verification)),
             "clients": [
                 {"address": c, "stake": str(protocol.stake_of(c)), "credit": str(protocol.credit_of(c))}
                 for c in clients
@@ -321,12 +326,14 @@ def final_accuracy_claims(protocol: Protocol, task_id: int) -> list:
     return protocol.chain.logs(rounds.events.AccuracyFinalized, protocol.deployment_block, taskId=task_id)
 
 
-def round_gas(protocol: Protocol, task_id: int, params: TaskParams, rounds: list[dict]) -> dict[int, int]:
+def round_gas(
+    protocol: Protocol, task_id: int, params: TaskParams, rounds: list[dict], receipts: dict[int, dict]
+) -> dict[int, int]:
     """The gas of the transactions that landed each round: the round's own and, for a chunked
     eager round, those that staged its chunk proofs; for an optimistic round, its final claim's
     and the finalizing one."""
     chain = protocol.chain
-    gas = {r["epoch"]: chain.receipt(r["tx_hash"])["gasUsed"] for r in rounds}
+    gas = {epoch: receipt["gasUsed"] for epoch, receipt in receipts.items()}
     if params.verification == Verification.OPTIMISTIC:
         claims = final_claim_events(protocol, task_id)
         for epoch in gas:
@@ -364,11 +371,11 @@ def staging_gas(protocol: Protocol, verifier, record: dict) -> int:
     return sum(chain.receipt(t)["gasUsed"] for t in transactions)
 
 
-def round_senders(chain, rounds: list[dict], verification: Verification) -> set[str]:
+def round_senders(receipts: dict[int, dict], verification: Verification) -> set[str]:
     """Who sent an eager task's rounds (an optimistic task's aggregators are its proposers)."""
     if verification == Verification.OPTIMISTIC:
         return set()
-    return {chain.transaction(r["tx_hash"])["from"] for r in rounds}
+    return {receipt["from"] for receipt in receipts.values()}
 
 
 def registry_changes(protocol: Protocol, clients: list[str]) -> list[tuple[int, str, int]]:
@@ -390,7 +397,7 @@ def registry_changes(protocol: Protocol, clients: list[str]) -> list[tuple[int, 
     return changes
 
 
-def run_accuracy(run_dir: Path, protocol: Protocol, task_id: int, round_, rounds: list[dict]) -> list[float]:
+def run_accuracy(run_dir: Path, protocol: Protocol, round_, rounds: list[dict]) -> list[float]:
     """The test accuracy of each epoch's global model (epoch 0 the initial one) in a demo run
     folder, once the folder checks against the chain; an InputError naming the first
     inconsistency otherwise."""
