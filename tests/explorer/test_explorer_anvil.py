@@ -24,7 +24,7 @@ from eth_utils import keccak
 from stakelearn.pipeline.chain.anvil import running_anvil
 from stakelearn.pipeline.chain.gateway import Chain
 from stakelearn.pipeline.contracts.protocol import attach_protocol
-from stakelearn.pipeline.node.run_folder import load_run, model_path
+from stakelearn.pipeline.node.run_folder import load_run, model_path, task_dir
 
 from .browser import browser_page
 from .test_explorer_page import audit_epochs, page_epochs
@@ -123,6 +123,19 @@ def test_the_explorer_follows_a_demo_task_on_anvil(tmp_path):
                 page.screenshot(path=tmp_path / "explorer.png", full_page=True)
                 if os.environ.get("STAKELEARN_UPDATE_SCREENSHOT") == "1":
                     shutil.copyfile(tmp_path / "explorer.png", SCREENSHOT)
+
+            # A client or requester opens it from the public task folder it was handed.
+            with (
+                Served("--rpc-url", node.url, "--task-dir", str(task_dir(out))) as served,
+                browser_page() as (
+                    page,
+                    errors,
+                ),
+            ):
+                assert served.url.endswith(f"?task={task_id}")
+                page.goto(served.url)
+                page.wait_for_selector('#epochs tr[data-epoch="3"]', timeout=60_000)
+                assert page.is_hidden("#run-section") and errors == []
 
             wrong = {
                 protocol.registry.address: "is not a StakeLearn protocol",  # code, but not the protocol's
